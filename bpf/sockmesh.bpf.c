@@ -1,0 +1,658 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockmesh data path: outbound capture (connect4/6), original destination
+ * (sockops + getsockopt) and local splice (sockops + sk_msg).
+ *
+ * Only UAPI context structs are read (bpf_sock_addr, bpf_sock_ops,
+ * sk_msg_md, bpf_sockopt); the verifier rewrites those accesses for the
+ * running kernel, so the object needs no vmlinux.h and loads unchanged on
+ * every kernel that has the hooks (see docs/design.md).
+ */
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/in6.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "sockmesh_abi.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define SOL_IP 0
+#define SOL_IPV6 41
+/* The kernel stops copying getsockopt buffers to BPF at one page; an option
+ * longer than that must be handed back untouched (see sm_getsockopt).
+ */
+#define SM_SOCKOPT_BUF_MAX 4096
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SM_DEFAULT_MAX_SCOPES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sm_scope_key);
+	__type(value, struct sm_policy);
+} scope_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SM_DEFAULT_MAX_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sm_cidr_key);
+	__type(value, __u8);
+} cidr_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SM_DEFAULT_MAX_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sm_port_key);
+	__type(value, __u8);
+} port_map SEC(".maps");
+
+/* Between connect() and establishment only. LRU because a connect that fails
+ * before its SYN (no route, no local port) never reaches a sockops callback
+ * that could delete its entry; live entries exist for one handshake, so
+ * eviction only ever takes such leftovers unless the table is far too small
+ * (then origdst_miss counts it).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SM_DEFAULT_MAX_PENDING);
+	__type(key, __u64); /* socket cookie */
+	__type(value, struct sm_pending);
+} pending_map SEC(".maps");
+
+/* Original destinations of established captured connections. Plain hash:
+ * entries leave when the connection closes, never by eviction.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SM_DEFAULT_MAX_CONNS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sm_tuple);
+	__type(value, struct sm_origdst);
+} origdst_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, SM_DEFAULT_MAX_SPLICE_SOCKS);
+	__type(key, struct sm_tuple);
+	__type(value, __u64);
+} splice_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sm_sk_state);
+} sk_state_map SEC(".maps");
+
+/* Per-CPU counters per scope slot; user space creates a slot on enrol. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, SM_DEFAULT_MAX_SCOPES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct sm_stats);
+} stats_map SEC(".maps");
+
+/* Names of enrolled scopes, for status output; never read by programs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SM_DEFAULT_MAX_SCOPES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sm_scope_key);
+	__type(value, struct sm_scope_meta);
+} scope_meta_map SEC(".maps");
+
+static __always_inline void stat_add(__u32 idx, enum sm_stat stat, __u64 n)
+{
+	struct sm_stats *s = bpf_map_lookup_elem(&stats_map, &idx);
+
+	if (s)
+		s->c[stat] += n;
+}
+
+static __always_inline void stat_inc(__u32 idx, enum sm_stat stat)
+{
+	stat_add(idx, stat, 1);
+}
+
+static __always_inline int is_v4_mapped(const __u32 ip6[4])
+{
+	return ip6[0] == 0 && ip6[1] == 0 && ip6[2] == bpf_htonl(0xffff);
+}
+
+/* Fill a 16-byte address the way the ABI stores it. */
+static __always_inline void addr_store(__u8 dst[16], __u32 family, __u32 ip4,
+				       const __u32 ip6[4])
+{
+	__u32 *d = (__u32 *)dst;
+
+	if (family == AF_INET) {
+		d[0] = ip4;
+		d[1] = d[2] = d[3] = 0;
+	} else {
+		d[0] = ip6[0];
+		d[1] = ip6[1];
+		d[2] = ip6[2];
+		d[3] = ip6[3];
+	}
+}
+
+/* The one tuple builder: a socket's view of its connection. IPv4 sockets and
+ * IPv6 sockets talking v4-mapped produce the same key, so an IPv6 app and an
+ * IPv4 proxy still find each other.
+ */
+static __always_inline void tuple_fill(struct sm_tuple *t, __u64 netns,
+				       __u32 family, __u32 l4, const __u32 l6[4],
+				       __u16 lport, __u32 r4,
+				       const __u32 r6[4], __u16 rport)
+{
+	if (family == AF_INET6 && is_v4_mapped(l6) && is_v4_mapped(r6)) {
+		family = AF_INET;
+		l4 = l6[3];
+		r4 = r6[3];
+	}
+	t->netns = netns;
+	t->family = family;
+	t->local_port = lport;
+	t->remote_port = rport;
+	addr_store(t->local, family, l4, l6);
+	addr_store(t->remote, family, r4, r6);
+}
+
+static __always_inline void tuple_reverse(struct sm_tuple *dst,
+					  const struct sm_tuple *src)
+{
+	dst->netns = src->netns;
+	dst->family = src->family;
+	dst->local_port = src->remote_port;
+	dst->remote_port = src->local_port;
+	__builtin_memcpy(dst->local, src->remote, 16);
+	__builtin_memcpy(dst->remote, src->local, 16);
+}
+
+static __always_inline void tuple_from_sockops(struct sm_tuple *t,
+					       struct bpf_sock_ops *skops)
+{
+	__u32 l6[4] = { skops->local_ip6[0], skops->local_ip6[1],
+			skops->local_ip6[2], skops->local_ip6[3] };
+	__u32 r6[4] = { skops->remote_ip6[0], skops->remote_ip6[1],
+			skops->remote_ip6[2], skops->remote_ip6[3] };
+
+	tuple_fill(t, bpf_get_netns_cookie(skops), skops->family,
+		   skops->local_ip4, l6, (__u16)skops->local_port,
+		   skops->remote_ip4, r6,
+		   (__u16)bpf_ntohl(skops->remote_port));
+}
+
+/* ---- outbound capture ---------------------------------------------------- */
+
+/* The scope of the calling socket: its netns (pods) first, then its cgroup
+ * or the nearest enrolled ancestor cgroup (bare hosts).
+ */
+static __always_inline struct sm_policy *scope_lookup(struct bpf_sock_addr *ctx)
+{
+	struct sm_scope_key key = { .kind = SM_SCOPE_NETNS };
+	struct sm_policy *pol, *found = NULL;
+	__u64 id, self;
+	int level;
+
+	key.id = bpf_get_netns_cookie(ctx);
+	pol = bpf_map_lookup_elem(&scope_map, &key);
+	if (pol)
+		return pol;
+
+	key.kind = SM_SCOPE_CGROUP;
+	self = bpf_get_current_cgroup_id();
+	key.id = self;
+	pol = bpf_map_lookup_elem(&scope_map, &key);
+	if (pol)
+		return pol;
+
+	/* Walk down from the root; the deepest enrolled ancestor wins. */
+	for (level = 1; level < SM_MAX_CGROUP_DEPTH; level++) {
+		id = bpf_get_current_ancestor_cgroup_id(level);
+		if (!id || id == self)
+			break;
+		key.id = id;
+		pol = bpf_map_lookup_elem(&scope_map, &key);
+		if (pol)
+			found = pol;
+	}
+	return found;
+}
+
+static __always_inline int rule_port(__u32 rules_id, __u16 port, __u8 list)
+{
+	struct sm_port_key k = { .rules_id = rules_id, .port = port, .list = list };
+
+	return bpf_map_lookup_elem(&port_map, &k) != NULL;
+}
+
+static __always_inline int rule_cidr(__u32 rules_id, const struct sm_addr *a,
+				     __u8 list)
+{
+	struct sm_cidr_key k = {
+		.prefixlen = SM_CIDR_HEAD_BITS + (a->family == AF_INET ? 32 : 128),
+		.rules_id = rules_id,
+		.list = list,
+		.family = (__u8)a->family,
+	};
+
+	__builtin_memcpy(k.addr, a->addr, 16);
+	return bpf_map_lookup_elem(&cidr_map, &k) != NULL;
+}
+
+static __always_inline int is_loopback(const struct sm_addr *a)
+{
+	const __u32 *w = (const __u32 *)a->addr;
+
+	if (a->family == AF_INET)
+		return a->addr[0] == 127;
+	return w[0] == 0 && w[1] == 0 && w[2] == 0 && w[3] == bpf_htonl(1);
+}
+
+/* Decide whether to capture; returns the counter that explains a bypass, or
+ * SM_STAT_CAPTURED. Written once for both families.
+ */
+static __always_inline enum sm_stat capture_verdict(struct bpf_sock_addr *ctx,
+						    const struct sm_policy *pol,
+						    const struct sm_addr *dst)
+{
+	__u64 ugid = bpf_get_current_uid_gid();
+	__u32 flags = pol->flags;
+
+	if (is_loopback(dst))
+		return SM_STAT_BYPASS_LOOPBACK;
+	if ((__u32)ugid == pol->proxy_uid)
+		return SM_STAT_BYPASS_PROXY_UID;
+	if ((flags & SM_POL_PROXY_GID) && (__u32)(ugid >> 32) == pol->proxy_gid)
+		return SM_STAT_BYPASS_PROXY_GID;
+	if (flags & SM_POL_PROXY_MARK) {
+		struct bpf_sock *sk = ctx->sk;
+
+		if (sk && sk->mark == pol->proxy_mark)
+			return SM_STAT_BYPASS_PROXY_MARK;
+	}
+	if ((flags & SM_POL_EXCLUDE_PORTS) &&
+	    rule_port(pol->rules_id, dst->port, SM_LIST_EXCLUDE))
+		return SM_STAT_BYPASS_EXCLUDED_PORT;
+	if ((flags & SM_POL_INCLUDE_PORTS) &&
+	    !rule_port(pol->rules_id, dst->port, SM_LIST_INCLUDE))
+		return SM_STAT_BYPASS_NOT_INCLUDED_PORT;
+	if ((flags & SM_POL_EXCLUDE_CIDRS) &&
+	    rule_cidr(pol->rules_id, dst, SM_LIST_EXCLUDE))
+		return SM_STAT_BYPASS_EXCLUDED_CIDR;
+	if ((flags & (dst->family == AF_INET ? SM_POL_INCLUDE_CIDR4 :
+						SM_POL_INCLUDE_CIDR6)) &&
+	    !rule_cidr(pol->rules_id, dst, SM_LIST_INCLUDE))
+		return SM_STAT_BYPASS_NOT_INCLUDED_CIDR;
+	return SM_STAT_CAPTURED;
+}
+
+/* Remember where the app wanted to go; on success the caller rewrites the
+ * destination to the proxy. Returns the proxy port, or 0 to leave it alone.
+ */
+static __always_inline __u16 capture(struct bpf_sock_addr *ctx,
+				     const struct sm_addr *dst)
+{
+	struct sm_pending p = {};
+	struct sm_policy *pol;
+	enum sm_stat verdict;
+	__u64 cookie;
+
+	pol = scope_lookup(ctx);
+	if (!pol) {
+		stat_inc(SM_SCOPE_IDX_GLOBAL, SM_STAT_BYPASS_NOT_ENROLLED);
+		return 0;
+	}
+	verdict = capture_verdict(ctx, pol, dst);
+	if (verdict != SM_STAT_CAPTURED) {
+		stat_inc(pol->scope_idx, verdict);
+		return 0;
+	}
+	p.orig = *dst;
+	p.scope_idx = pol->scope_idx;
+	p.policy_flags = pol->flags;
+	cookie = bpf_get_socket_cookie(ctx);
+	if (bpf_map_update_elem(&pending_map, &cookie, &p, BPF_ANY)) {
+		stat_inc(pol->scope_idx, SM_STAT_MAP_FULL);
+		return 0;
+	}
+	stat_inc(pol->scope_idx, SM_STAT_CAPTURED);
+	return pol->proxy_port;
+}
+
+SEC("cgroup/connect4")
+int sm_connect4(struct bpf_sock_addr *ctx)
+{
+	struct sm_addr dst = { .family = AF_INET };
+	__u32 ip4 = ctx->user_ip4;
+	__u16 port;
+
+	if (ctx->protocol != IPPROTO_TCP)
+		return 1;
+	dst.port = bpf_ntohs((__u16)ctx->user_port);
+	__builtin_memcpy(dst.addr, &ip4, 4);
+	port = capture(ctx, &dst);
+	if (port) {
+		ctx->user_ip4 = bpf_htonl(0x7f000001);
+		ctx->user_port = bpf_htons(port);
+	}
+	return 1;
+}
+
+SEC("cgroup/connect6")
+int sm_connect6(struct bpf_sock_addr *ctx)
+{
+	struct sm_addr dst = {};
+	__u32 ip6[4];
+	__u32 *a = (__u32 *)dst.addr;
+	int mapped;
+	__u16 port;
+
+	if (ctx->protocol != IPPROTO_TCP)
+		return 1;
+	ip6[0] = ctx->user_ip6[0];
+	ip6[1] = ctx->user_ip6[1];
+	ip6[2] = ctx->user_ip6[2];
+	ip6[3] = ctx->user_ip6[3];
+	mapped = is_v4_mapped(ip6);
+	dst.port = bpf_ntohs((__u16)ctx->user_port);
+	if (mapped) {
+		dst.family = AF_INET;
+		a[0] = ip6[3];
+	} else {
+		dst.family = AF_INET6;
+		a[0] = ip6[0];
+		a[1] = ip6[1];
+		a[2] = ip6[2];
+		a[3] = ip6[3];
+	}
+	port = capture(ctx, &dst);
+	if (port) {
+		/* A dual-stack socket heading for IPv4 stays IPv4: ::ffff:127.0.0.1 */
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = mapped ? bpf_htonl(0xffff) : 0;
+		ctx->user_ip6[3] = mapped ? bpf_htonl(0x7f000001) : bpf_htonl(1);
+		ctx->user_port = bpf_htons(port);
+	}
+	return 1;
+}
+
+/* ---- connection tracking and splice -------------------------------------- */
+
+static __always_inline struct sm_sk_state *sk_state_new(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk = skops->sk;
+
+	if (!sk)
+		return NULL;
+	return bpf_sk_storage_get(&sk_state_map, sk, NULL,
+				  BPF_SK_STORAGE_GET_F_CREATE);
+}
+
+static __always_inline void splice_insert(struct bpf_sock_ops *skops,
+					  struct sm_sk_state *st)
+{
+	struct sm_tuple key;
+
+	tuple_reverse(&key, &st->peer);
+	if (bpf_sock_hash_update(skops, &splice_map, &key, BPF_NOEXIST)) {
+		stat_inc(st->scope_idx, SM_STAT_MAP_FULL);
+		return;
+	}
+	st->flags |= SM_SK_SPLICE;
+	stat_inc(st->scope_idx, SM_STAT_SPLICE_SOCKETS);
+}
+
+static __always_inline void want_close_cb(struct bpf_sock_ops *skops)
+{
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
+						 BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+/* The app's captured connect completed: publish its original destination
+ * under the tuple the proxy will see, and splice the app's end.
+ */
+static __always_inline void on_active_established(struct bpf_sock_ops *skops)
+{
+	struct sm_origdst od = {}, *od_live;
+	struct sm_pending *p;
+	struct sm_sk_state *st;
+	struct sm_tuple self;
+	__u64 cookie;
+	__u32 pflags;
+
+	cookie = bpf_get_socket_cookie(skops);
+	p = bpf_map_lookup_elem(&pending_map, &cookie);
+	if (!p)
+		return;
+	od.orig = p->orig;
+	od.scope_idx = p->scope_idx;
+	pflags = p->policy_flags;
+	bpf_map_delete_elem(&pending_map, &cookie);
+
+	tuple_from_sockops(&self, skops);
+	if (bpf_map_update_elem(&origdst_map, &self, &od, BPF_ANY)) {
+		stat_inc(od.scope_idx, SM_STAT_MAP_FULL);
+		return;
+	}
+	stat_inc(od.scope_idx, SM_STAT_ORIGDST_PUBLISHED);
+
+	st = sk_state_new(skops);
+	if (!st) {
+		/* Without state nobody deletes the entry on close. */
+		bpf_map_delete_elem(&origdst_map, &self);
+		stat_inc(od.scope_idx, SM_STAT_MAP_FULL);
+		return;
+	}
+	st->self = self;
+	st->scope_idx = od.scope_idx;
+	st->flags = SM_SK_APP;
+	want_close_cb(skops);
+	if (pflags & SM_POL_SPLICE) {
+		tuple_reverse(&st->peer, &self);
+		splice_insert(skops, st);
+		if (st->flags & SM_SK_SPLICE) {
+			od_live = bpf_map_lookup_elem(&origdst_map, &self);
+			if (od_live)
+				od_live->flags |= SM_ORIG_SPLICED;
+		}
+	}
+}
+
+/* The proxy accepted a captured connection: it owns the entry from now on
+ * (so a fast app close cannot delete it before the proxy asked), and its end
+ * is spliced to the app's.
+ */
+static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
+{
+	struct sm_sk_state *st;
+	struct sm_origdst *od;
+	struct sm_tuple mine, app;
+
+	tuple_from_sockops(&mine, skops);
+	tuple_reverse(&app, &mine);
+	od = bpf_map_lookup_elem(&origdst_map, &app);
+	if (!od)
+		return;
+	st = sk_state_new(skops);
+	if (!st)
+		return;
+	od->flags |= SM_ORIG_PEER_TRACKED;
+	st->self = app;
+	st->scope_idx = od->scope_idx;
+	st->flags = SM_SK_PROXY;
+	want_close_cb(skops);
+	/* Splice only if the app's end made it into the map. */
+	if (od->flags & SM_ORIG_SPLICED) {
+		st->peer = app;
+		splice_insert(skops, st);
+	}
+}
+
+static __always_inline void on_close(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk = skops->sk;
+	struct sm_sk_state *st;
+	struct sm_origdst *od;
+	__u64 cookie;
+
+	if (!sk)
+		return;
+	st = bpf_sk_storage_get(&sk_state_map, sk, NULL, 0);
+	if (!st) {
+		/* Closed before establishment (refused, timed out). */
+		cookie = bpf_get_socket_cookie(skops);
+		bpf_map_delete_elem(&pending_map, &cookie);
+		return;
+	}
+	if (st->flags & SM_SK_PROXY) {
+		bpf_map_delete_elem(&origdst_map, &st->self);
+	} else if (st->flags & SM_SK_APP) {
+		od = bpf_map_lookup_elem(&origdst_map, &st->self);
+		if (od && !(od->flags & SM_ORIG_PEER_TRACKED))
+			bpf_map_delete_elem(&origdst_map, &st->self);
+	}
+	/* The kernel drops a closing socket from splice_map by itself. */
+	st->flags &= ~SM_SK_SPLICE;
+}
+
+SEC("sockops")
+int sm_sockops(struct bpf_sock_ops *skops)
+{
+	__u64 cookie;
+
+	switch (skops->op) {
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+		/* A captured connect may still fail: ask for its close so the
+		 * pending entry goes with it.
+		 */
+		cookie = bpf_get_socket_cookie(skops);
+		if (bpf_map_lookup_elem(&pending_map, &cookie))
+			want_close_cb(skops);
+		break;
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		on_active_established(skops);
+		break;
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		on_passive_established(skops);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (skops->args[1] == BPF_TCP_CLOSE)
+			on_close(skops);
+		break;
+	}
+	return 1;
+}
+
+SEC("sk_msg")
+int sm_msg(struct sk_msg_md *msg)
+{
+	struct bpf_sock *sk = msg->sk;
+	struct sm_sk_state *st;
+	__u32 size = msg->size;
+
+	if (!sk)
+		return SK_PASS;
+	st = bpf_sk_storage_get(&sk_state_map, sk, NULL, 0);
+	if (!st || (st->flags & (SM_SK_SPLICE | SM_SK_NO_SPLICE)) != SM_SK_SPLICE)
+		return SK_PASS;
+	if (bpf_msg_redirect_hash(msg, &splice_map, &st->peer, BPF_F_INGRESS) ==
+	    SK_PASS) {
+		stat_inc(st->scope_idx, SM_STAT_SPLICE_MSGS);
+		stat_add(st->scope_idx, SM_STAT_SPLICE_BYTES, size);
+		return SK_PASS;
+	}
+	/* The peer is not (or no longer) in the map: this message takes the
+	 * TCP stack. Later ones must too, or the peer could read them before
+	 * this one (its redirected queue is read before its receive queue).
+	 */
+	st->flags |= SM_SK_NO_SPLICE;
+	stat_inc(st->scope_idx, SM_STAT_SPLICE_MISS);
+	return SK_PASS;
+}
+
+/* ---- SO_ORIGINAL_DST ----------------------------------------------------- */
+
+SEC("cgroup/getsockopt")
+int sm_getsockopt(struct bpf_sockopt *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+	struct sm_origdst *od;
+	struct sm_tuple app;
+	__u32 src6[4], dst6[4];
+	void *optval, *end;
+	__u32 *w;
+
+	if (ctx->optname != SM_SO_ORIGINAL_DST ||
+	    (ctx->level != SOL_IP && ctx->level != SOL_IPV6) || !sk ||
+	    sk->protocol != IPPROTO_TCP)
+		goto pass;
+
+	src6[0] = sk->src_ip6[0];
+	src6[1] = sk->src_ip6[1];
+	src6[2] = sk->src_ip6[2];
+	src6[3] = sk->src_ip6[3];
+	dst6[0] = sk->dst_ip6[0];
+	dst6[1] = sk->dst_ip6[1];
+	dst6[2] = sk->dst_ip6[2];
+	dst6[3] = sk->dst_ip6[3];
+	/* The proxy's accepted socket, seen from the app: local <-> remote. */
+	tuple_fill(&app, bpf_get_netns_cookie(ctx), sk->family, sk->dst_ip4,
+		   dst6, bpf_ntohs(sk->dst_port), sk->src_ip4, src6,
+		   (__u16)sk->src_port);
+	od = bpf_map_lookup_elem(&origdst_map, &app);
+	if (!od)
+		goto pass;
+
+	optval = ctx->optval;
+	end = ctx->optval_end;
+	if (ctx->level == SOL_IP) {
+		struct sockaddr_in *sin = optval;
+
+		if (od->orig.family != AF_INET || (void *)(sin + 1) > end)
+			goto pass;
+		sin->sin_family = AF_INET;
+		sin->sin_port = bpf_htons(od->orig.port);
+		__builtin_memcpy(&sin->sin_addr, od->orig.addr, 4);
+		__builtin_memset(sin->__pad, 0, sizeof(sin->__pad));
+		ctx->optlen = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = optval;
+
+		if ((void *)(sin6 + 1) > end)
+			goto pass;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = bpf_htons(od->orig.port);
+		sin6->sin6_flowinfo = 0;
+		sin6->sin6_scope_id = 0;
+		w = (__u32 *)&sin6->sin6_addr;
+		if (od->orig.family == AF_INET) {
+			w[0] = 0;
+			w[1] = 0;
+			w[2] = bpf_htonl(0xffff);
+			__builtin_memcpy(&w[3], od->orig.addr, 4);
+		} else {
+			__builtin_memcpy(w, od->orig.addr, 16);
+		}
+		ctx->optlen = sizeof(*sin6);
+	}
+	ctx->retval = 0;
+	stat_inc(od->scope_idx, SM_STAT_ORIGDST_ANSWERED);
+	return 1;
+pass:
+	/* Not ours: leave the kernel's answer as it is. An optlen beyond the
+	 * page the kernel showed us would make it fail the call with EFAULT
+	 * (iptables-save asks for much more); 0 means "keep the kernel's".
+	 */
+	if (ctx->optlen > SM_SOCKOPT_BUF_MAX)
+		ctx->optlen = 0;
+	return 1;
+}

@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * sockmesh ABI: everything the BPF programs and user space must agree on.
+ * Included by bpf/sockmesh.bpf.c and by libsockmesh. UAPI types only; every
+ * struct is laid out without implicit holes (explicit padding) so the kernel
+ * side and the user side hash and compare identical bytes.
+ */
+#ifndef SOCKMESH_ABI_H
+#define SOCKMESH_ABI_H
+
+#include <linux/types.h>
+
+/* Default sizes. Each is a map's max_entries and can be overridden at load
+ * time (struct sockmesh_open_opts); they are sized for a production node,
+ * not a demo.
+ */
+/* Enrolled scopes (pods or cgroups) per node; also the stats array size. */
+#define SM_DEFAULT_MAX_SCOPES 16384
+/* Concurrent captured connections (original-destination entries). */
+#define SM_DEFAULT_MAX_CONNS 262144
+/* Sockets in the splice SOCKHASH: two per spliced connection. */
+#define SM_DEFAULT_MAX_SPLICE_SOCKS (2 * SM_DEFAULT_MAX_CONNS)
+/* CIDR and port rules over all scopes. */
+#define SM_DEFAULT_MAX_RULES 65536
+/* Connects between connect4/6 and establishment (handshakes in flight). */
+#define SM_DEFAULT_MAX_PENDING 65536
+/* cgroup nesting levels searched for an enrolled ancestor cgroup; deeper
+ * enrolment is refused by user space, so nothing is silently missed.
+ */
+#define SM_MAX_CGROUP_DEPTH 32
+
+/* Stats slot 0 is for events that have no scope (not enrolled). */
+#define SM_SCOPE_IDX_GLOBAL 0
+
+#define SM_DEFAULT_PROXY_PORT 15001
+#define SM_DEFAULT_PROXY_UID 1337
+
+/* getsockopt(SOL_IP, SO_ORIGINAL_DST) and (SOL_IPV6, IP6T_SO_ORIGINAL_DST) */
+#define SM_SO_ORIGINAL_DST 80
+
+enum sm_scope_kind {
+	SM_SCOPE_CGROUP = 1, /* id = cgroup v2 id (inode number) */
+	SM_SCOPE_NETNS = 2, /* id = netns cookie */
+};
+
+struct sm_scope_key {
+	__u32 kind; /* enum sm_scope_kind */
+	__u32 pad;
+	__u64 id;
+};
+
+enum sm_policy_flags {
+	SM_POL_PROXY_GID = 1u << 0, /* proxy_gid is set */
+	SM_POL_PROXY_MARK = 1u << 1, /* proxy_mark is set */
+	SM_POL_INCLUDE_PORTS = 1u << 2, /* include-ports list is not '*' */
+	SM_POL_INCLUDE_CIDR4 = 1u << 3, /* include-cidrs list (v4) is not '*' */
+	SM_POL_INCLUDE_CIDR6 = 1u << 4, /* include-cidrs list (v6) is not '*' */
+	SM_POL_EXCLUDE_PORTS = 1u << 5, /* some excluded port exists */
+	SM_POL_EXCLUDE_CIDRS = 1u << 6, /* some excluded cidr exists */
+	SM_POL_SPLICE = 1u << 7, /* splice captured app<->proxy pairs */
+};
+
+/* Value of scope_map: the policy the BPF side enforces for one scope. */
+struct sm_policy {
+	__u32 scope_idx; /* stats slot, stable for the scope's lifetime */
+	__u32 rules_id; /* key of this policy's rules in cidr/port maps */
+	__u32 flags; /* enum sm_policy_flags */
+	__u16 proxy_port; /* host order */
+	__u16 pad;
+	__u32 proxy_uid;
+	__u32 proxy_gid;
+	__u32 proxy_mark;
+	__u32 pad2;
+	__u64 attach_cgroup_id; /* where this scope's programs attach */
+};
+
+enum sm_rule_list {
+	SM_LIST_INCLUDE = 1,
+	SM_LIST_EXCLUDE = 2,
+};
+
+/* LPM key of cidr_map. prefixlen counts the bits after itself: the fixed
+ * 64-bit head (rules_id, list, family, pad) plus the CIDR's prefix length.
+ */
+struct sm_cidr_key {
+	__u32 prefixlen;
+	__u32 rules_id;
+	__u8 list; /* enum sm_rule_list */
+	__u8 family; /* AF_INET or AF_INET6 */
+	__u8 pad[2];
+	__u8 addr[16]; /* network order; IPv4 in the first 4 bytes */
+};
+#define SM_CIDR_HEAD_BITS 64
+
+struct sm_port_key {
+	__u32 rules_id;
+	__u16 port; /* host order */
+	__u8 list; /* enum sm_rule_list */
+	__u8 pad;
+};
+
+/* An address as the BPF side stores it: network order, IPv4 in addr[0..3]
+ * and the rest zero. v4-mapped IPv6 addresses are stored as IPv4.
+ */
+struct sm_addr {
+	__u32 family; /* AF_INET or AF_INET6 */
+	__u16 port; /* host order */
+	__u16 pad;
+	__u8 addr[16];
+};
+
+/* One TCP connection as seen from one of its sockets, in its netns. Keys of
+ * origdst_map (seen from the app's side) and splice_map (each socket's own
+ * view). The netns cookie keeps identical loopback tuples of two pods apart.
+ */
+struct sm_tuple {
+	__u64 netns;
+	__u32 family;
+	__u16 local_port; /* host order */
+	__u16 remote_port; /* host order */
+	__u8 local[16];
+	__u8 remote[16];
+};
+
+/* pending_map value (key: socket cookie of the app's socket). */
+struct sm_pending {
+	struct sm_addr orig; /* where the app wanted to go */
+	__u32 scope_idx;
+	__u32 policy_flags;
+};
+
+enum sm_origdst_flags {
+	/* the proxy's accepted socket is tracked: it removes the entry on close */
+	SM_ORIG_PEER_TRACKED = 1u << 0,
+	/* the app's socket is in splice_map: splice the proxy's end too */
+	SM_ORIG_SPLICED = 1u << 1,
+};
+
+/* origdst_map value (key: sm_tuple from the app socket's view). */
+struct sm_origdst {
+	struct sm_addr orig;
+	__u32 scope_idx;
+	__u32 flags; /* enum sm_origdst_flags */
+};
+
+enum sm_sk_flags {
+	SM_SK_SPLICE = 1u << 0, /* in splice_map; sk_msg may redirect */
+	SM_SK_NO_SPLICE = 1u << 1, /* a message took the stack: never redirect again */
+	SM_SK_APP = 1u << 2, /* the app's captured socket (owns its origdst entry) */
+	SM_SK_PROXY = 1u << 3, /* the proxy's accepted socket for a captured connect */
+};
+
+/* Per-socket state (BPF_MAP_TYPE_SK_STORAGE), computed once at establish so
+ * the per-message path is one storage read and one redirect.
+ */
+struct sm_sk_state {
+	struct sm_tuple peer; /* the peer socket's splice_map key */
+	struct sm_tuple self; /* this socket's key (for the origdst entry) */
+	__u32 scope_idx;
+	__u32 flags; /* enum sm_sk_flags */
+};
+
+/* scope_meta_map value: user-space bookkeeping only (what to display). */
+struct sm_scope_meta {
+	char name[256];
+};
+
+/* Per-scope counters. Names for user space are in sm_stat_names[]. */
+enum sm_stat {
+	SM_STAT_CAPTURED,
+	SM_STAT_BYPASS_NOT_ENROLLED,
+	SM_STAT_BYPASS_LOOPBACK,
+	SM_STAT_BYPASS_PROXY_UID,
+	SM_STAT_BYPASS_PROXY_GID,
+	SM_STAT_BYPASS_PROXY_MARK,
+	SM_STAT_BYPASS_EXCLUDED_PORT,
+	SM_STAT_BYPASS_NOT_INCLUDED_PORT,
+	SM_STAT_BYPASS_EXCLUDED_CIDR,
+	SM_STAT_BYPASS_NOT_INCLUDED_CIDR,
+	SM_STAT_ORIGDST_PUBLISHED,
+	SM_STAT_ORIGDST_MISS,
+	SM_STAT_ORIGDST_ANSWERED,
+	SM_STAT_SPLICE_SOCKETS,
+	SM_STAT_SPLICE_MSGS,
+	SM_STAT_SPLICE_BYTES,
+	SM_STAT_SPLICE_MISS,
+	SM_STAT_MAP_FULL,
+	SM_STAT_MAX
+};
+
+struct sm_stats {
+	__u64 c[SM_STAT_MAX];
+};
+
+_Static_assert(sizeof(struct sm_scope_key) == 16, "sm_scope_key layout");
+_Static_assert(sizeof(struct sm_policy) == 40, "sm_policy layout");
+_Static_assert(sizeof(struct sm_cidr_key) == 28, "sm_cidr_key layout");
+_Static_assert(sizeof(struct sm_port_key) == 8, "sm_port_key layout");
+_Static_assert(sizeof(struct sm_addr) == 24, "sm_addr layout");
+_Static_assert(sizeof(struct sm_tuple) == 48, "sm_tuple layout");
+_Static_assert(sizeof(struct sm_pending) == 32, "sm_pending layout");
+_Static_assert(sizeof(struct sm_origdst) == 32, "sm_origdst layout");
+_Static_assert(sizeof(struct sm_sk_state) == 104, "sm_sk_state layout");
+
+#endif /* SOCKMESH_ABI_H */

@@ -1,0 +1,386 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#
+# bench.sh - the sockmesh benchmark, one command.
+#
+# Builds a testbed (client pod netns + sidecar, server netns, veth, own
+# cgroup), then measures the modes direct / iptables / capture / sockmesh
+# interleaved in rounds (the order rotates every round, so drift hits all
+# modes alike) and writes report.md, results.json, plot.png and the raw logs
+# to a results directory. Run `bench.sh --help` for the options.
+#
+# Safety: everything lives in our own netns, cgroups and pin dir and is
+# removed on every exit path (scripts/lib/common.sh, sm_cleanup). iptables
+# rules are only ever added inside the iptables pod netns we create.
+
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SM_ROOT=${SM_ROOT:-$(cd "$BENCH_DIR/../.." && pwd)}
+SM_TAG=${SM_TAG:-smb$$}
+# shellcheck source=SCRIPTDIR/../lib/common.sh
+. "$SM_ROOT/scripts/lib/common.sh"
+
+ALL_MODES=(direct iptables capture sockmesh)
+ALL_WORKLOADS=(latency iperf wrk)
+ARGV=("$@")
+
+usage() {
+	cat <<EOF
+usage: scripts/bench/bench.sh [options]
+
+Benchmark sockmesh against no sidecar (direct) and an istio-style iptables
+REDIRECT sidecar, all through the same HAProxy, interleaved in rounds.
+
+modes      direct    client -> server over veth, no sidecar
+           iptables  HAProxy sidecar, nat OUTPUT -> ISTIO_OUTPUT (uid 1337 RETURN,
+                     127.0.0.1 RETURN, REDIRECT --to-ports 15001)
+           capture   HAProxy sidecar, sockmesh enable --no-splice
+           sockmesh  HAProxy sidecar, sockmesh enable (capture + splice)
+workloads  latency   sockperf TCP ping-pong per size: p50, p99, p99.9 RTT
+           iperf     iperf3, 1 and 4 streams
+           wrk       nginx, keep-alive req/s and 'Connection: close' conn/s,
+                     whole-machine CPU (/proc/stat) per request
+
+options
+  -q, --quick            CI smoke test: 1 round, 2 s runs (about 2 minutes);
+                         asserts nothing about speed
+  -r, --rounds N         rounds (default 5, --quick 1)
+  -m, --modes LIST       comma list of modes (default: all four)
+  -w, --workloads LIST   comma list of workloads (default: all three)
+  -o, --out DIR          results directory (default build/bench/<UTC timestamp>)
+  -s, --sizes LIST       sockperf message sizes in bytes (default 64,1024,16384)
+      --latency-time S   seconds per sockperf run (default 5, --quick 2)
+      --iperf-time S     seconds per iperf3 run (default 5, --quick 2)
+      --wrk-time S       seconds per wrk run (default 8, --quick 2)
+      --wrk-conns N      wrk connections (default 16)
+      --proxy-threads N  HAProxy nbthread, same in every mode (default 1)
+      --nginx-workers N  nginx worker_processes (default 1)
+      --build            run meson setup (if needed) + ninja -C build first
+      --publish          also write the results into docs/benchmarks.md
+  -h, --help             this text
+
+The sockmesh modes need the CLI at \$SM_CLI (default build/user/cli/sockmesh).
+Exit status: 0 every mode ran and traffic took the intended path, 1 something
+failed (the report is still written and says what), 2 bad usage.
+EOF
+}
+
+usage_error() {
+	printf 'bench.sh: %s\n' "$*" >&2
+	printf "Try 'bench.sh --help'.\n" >&2
+	exit 2
+}
+
+# need_arg OPT NARGS: the option OPT takes a value
+need_arg() { [ "$2" -ge 2 ] || usage_error "$1 needs a value"; }
+
+pos_int() { # pos_int OPT VALUE [MAX]
+	[[ $2 =~ ^[1-9][0-9]{0,5}$ ]] || usage_error "$1: '$2' is not a positive integer"
+	if [ -n "${3:-}" ] && [ "$2" -gt "$3" ]; then
+		usage_error "$1: '$2' is more than $3"
+	fi
+}
+
+# in_list OPT VALUE ALLOWED...: VALUE is a comma list of ALLOWED words, no repeats
+in_list() {
+	local opt=$1 val=$2 w a ok
+	shift 2
+	[ -n "$val" ] || usage_error "$opt: empty list"
+	local seen=, words=()
+	IFS=, read -r -a words <<<"$val"
+	for w in "${words[@]}"; do
+		ok=0
+		for a in "$@"; do [ "$w" = "$a" ] && ok=1; done
+		[ "$ok" = 1 ] || usage_error "$opt: unknown value '$w' (choose from: $*)"
+		[[ $seen == *",$w,"* ]] && usage_error "$opt: '$w' given twice"
+		seen+="$w,"
+	done
+}
+
+QUICK=0
+ROUNDS=
+MODES=$(IFS=,; echo "${ALL_MODES[*]}")
+WORKLOADS=$(IFS=,; echo "${ALL_WORKLOADS[*]}")
+OUT=
+SIZES=64,1024,16384
+LAT_T=
+IPERF_T=
+WRK_T=
+WRK_CONNS=16
+PROXY_THREADS=1
+NGINX_WORKERS=1
+DO_BUILD=0
+PUBLISH=0
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	-q | --quick) QUICK=1 ;;
+	-r | --rounds) need_arg "$1" $#; pos_int "$1" "$2" 100; ROUNDS=$2; shift ;;
+	-m | --modes) need_arg "$1" $#; in_list "$1" "$2" "${ALL_MODES[@]}"; MODES=$2; shift ;;
+	-w | --workloads) need_arg "$1" $#; in_list "$1" "$2" "${ALL_WORKLOADS[@]}"; WORKLOADS=$2; shift ;;
+	-o | --out) need_arg "$1" $#; [ -n "$2" ] || usage_error "$1: empty path"; OUT=$2; shift ;;
+	-s | --sizes)
+		need_arg "$1" $#
+		[[ $2 =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || usage_error "$1: '$2' is not a comma list of sizes"
+		IFS=, read -r -a _sz <<<"$2"
+		for s in "${_sz[@]}"; do [ "$s" -le 65000 ] || usage_error "$1: size '$s' is more than 65000"; done
+		SIZES=$2; shift ;;
+	--latency-time) need_arg "$1" $#; pos_int "$1" "$2" 600; LAT_T=$2; shift ;;
+	--iperf-time) need_arg "$1" $#; pos_int "$1" "$2" 600; IPERF_T=$2; shift ;;
+	--wrk-time) need_arg "$1" $#; pos_int "$1" "$2" 600; WRK_T=$2; shift ;;
+	--wrk-conns) need_arg "$1" $#; pos_int "$1" "$2" 1000; WRK_CONNS=$2; shift ;;
+	--proxy-threads) need_arg "$1" $#; pos_int "$1" "$2" 64; PROXY_THREADS=$2; shift ;;
+	--nginx-workers) need_arg "$1" $#; pos_int "$1" "$2" 64; NGINX_WORKERS=$2; shift ;;
+	--build) DO_BUILD=1 ;;
+	--publish) PUBLISH=1 ;;
+	-h | --help) usage; exit 0 ;;
+	--*=*) usage_error "write '${1%%=*} ${1#*=}' (a space, not '=')" ;;
+	*) usage_error "unknown option '$1'" ;;
+	esac
+	shift
+done
+
+if [ "$QUICK" = 1 ]; then
+	: "${ROUNDS:=1}" "${LAT_T:=2}" "${IPERF_T:=2}" "${WRK_T:=2}"
+else
+	: "${ROUNDS:=5}" "${LAT_T:=5}" "${IPERF_T:=5}" "${WRK_T:=8}"
+fi
+IFS=, read -r -a MODE_LIST <<<"$MODES"
+IFS=, read -r -a SIZE_LIST <<<"$SIZES"
+has_wl() { [[ ,$WORKLOADS, == *",$1,"* ]]; }
+has_mode() { [[ ,$MODES, == *",$1,"* ]]; }
+
+for t in haproxy nginx sockperf iperf3 wrk gnuplot python3 iptables ip ss timeout; do
+	command -v "$t" >/dev/null || sm_die "$t not found (Debian: see docs/benchmarks.md)"
+done
+
+SM_BUILD=${SM_BUILD:-$SM_ROOT/build}
+if [ "$DO_BUILD" = 1 ]; then
+	[ -f "$SM_ROOT/meson.build" ] || sm_die "--build: no meson.build in $SM_ROOT yet"
+	[ -f "$SM_BUILD/build.ninja" ] || meson setup "$SM_BUILD" "$SM_ROOT" >&2
+	ninja -C "$SM_BUILD" >&2
+fi
+if has_mode capture || has_mode sockmesh; then
+	[ -x "$SM_CLI" ] || sm_die "sockmesh CLI $SM_CLI not built (use --build, or --modes direct,iptables)"
+fi
+
+OUT=${OUT:-$SM_BUILD/bench/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT/raw"
+OUT=$(cd "$OUT" && pwd)
+RAW=$OUT/raw
+RUNS=$RAW/runs.jsonl
+: >"$RUNS"
+
+sm_init
+
+# --- testbed ----------------------------------------------------------------
+# Two identical client pods, so the iptables pod's nat table (and with it
+# conntrack) never runs in the other modes:
+#   pod  10.77.1.1 <-veth-> 10.77.1.2  srv   direct, capture, sockmesh
+#   ipt  10.77.2.1 <-veth-> 10.77.2.2  srv   iptables
+CG=$(sm_cgroup pod)        # client tools + HAProxy, every mode
+SRV_CG=$(sm_cgroup srv)    # servers
+NS_POD=$(sm_netns pod)
+NS_IPT=$(sm_netns ipt)
+NS_SRV=$(sm_netns srv)
+sm_veth "$NS_POD" "$NS_SRV" 10.77.1.1/24 10.77.1.2/24
+sm_veth "$NS_IPT" "$NS_SRV" 10.77.2.1/24 10.77.2.2/24
+PIN=$(sm_pindir pin)
+TMP=$(sm_tmpdir bench)
+PY=(python3 "$BENCH_DIR/report.py")
+
+ipt() { ip netns exec "$NS_IPT" iptables -w 5 -t nat "$@"; }
+ipt -N ISTIO_OUTPUT
+ipt -A OUTPUT -p tcp -j ISTIO_OUTPUT
+ipt -A ISTIO_OUTPUT -m owner --uid-owner 1337 -j RETURN
+ipt -A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN
+ipt -A ISTIO_OUTPUT -p tcp -j REDIRECT --to-ports 15001
+ip netns exec "$NS_IPT" iptables -t nat -S >"$RAW/iptables-rules.txt"
+
+cat >"$TMP/nginx.conf" <<EOF
+worker_processes $NGINX_WORKERS;
+daemon off;
+pid $TMP/nginx.pid;
+error_log $RAW/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	keepalive_requests 1000000;
+	client_body_temp_path $TMP/nginx-body;
+	proxy_temp_path $TMP/nginx-proxy;
+	server {
+		listen 80 backlog=4096;
+		location / { return 200 "ok\n"; }
+	}
+}
+EOF
+
+hap_conf() { # hap_conf FILE STATS_SOCKET
+	cat >"$1" <<EOF
+global
+	uid 1337
+	gid 1337
+	maxconn 4000
+	nbthread $PROXY_THREADS
+	stats socket $2 mode 600 level user
+defaults
+	mode tcp
+	timeout connect 5s
+	timeout client 60s
+	timeout server 60s
+listen out
+	bind 127.0.0.1:15001
+	mode tcp
+	server orig 0.0.0.0:0
+EOF
+}
+
+sm_bg_log "$RAW/sockperf-server.log" "$SRV_CG" "$NS_SRV" sockperf server --tcp -i 0.0.0.0 -p 11111 >/dev/null
+sm_bg_log "$RAW/iperf3-server.log" "$SRV_CG" "$NS_SRV" iperf3 -s -B 0.0.0.0 -p 5201 >/dev/null
+sm_bg_log "$RAW/nginx.log" "$SRV_CG" "$NS_SRV" nginx -e "$RAW/nginx-error.log" -p "$TMP" -c "$TMP/nginx.conf" >/dev/null
+sm_wait_port "$NS_SRV" 0.0.0.0 11111 || sm_die "sockperf server did not start"
+sm_wait_port "$NS_SRV" 0.0.0.0 5201 || sm_die "iperf3 server did not start"
+sm_wait_port "$NS_SRV" 0.0.0.0 80 || sm_die "nginx did not start (see $RAW/nginx-error.log)"
+
+# --- measuring ----------------------------------------------------------------
+cpu_sample() { # busy and total jiffies of the whole machine
+	awk '$1 == "cpu" { print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8+$9; exit }' /proc/stat
+}
+cg_usage() { # CPU microseconds used in our two cgroups
+	awk '$1 == "usage_usec" { s += $2 } END { print s + 0 }' "$CG/cpu.stat" "$SRV_CG/cpu.stat"
+}
+
+# per mode-run state, set by mode_up
+M_NS='' M_SRV='' M_HAP_PID='' M_HAP_SOCK='' M_FAIL=''
+
+# run_wl ROUND MODE WORKLOAD TIMEOUT CMD...: one measurement, appended to runs.jsonl
+run_wl() {
+	local r=$1 mode=$2 wl=$3 tmo=$4
+	shift 4
+	local base="r$r-$mode-$wl" rc=0 c0 c1 g0 g1 t0 t1 sess=null stats=null
+	if [ -n "$M_FAIL" ]; then
+		printf '%s\n' "mode setup failed: $M_FAIL" >"$RAW/$base.log"
+		rc=125
+	else
+		read -r -a c0 < <(cpu_sample)
+		g0=$(cg_usage)
+		t0=$(date +%s%N)
+		sm_run "$CG" "$M_NS" timeout -k 2 "$tmo" "$@" >"$RAW/$base.log" 2>&1 || rc=$?
+		t1=$(date +%s%N)
+		g1=$(cg_usage)
+		read -r -a c1 < <(cpu_sample)
+	fi
+	if [ -n "$M_HAP_SOCK" ]; then
+		sess=$("${PY[@]}" haproxy-sessions "$M_HAP_SOCK" 2>>"$RAW/$base.log") || sess=null
+	fi
+	if [ "$mode" = capture ] || [ "$mode" = sockmesh ]; then
+		if "$SM_CLI" -j --pin-dir "$PIN" stats --cgroup "$CG" >"$RAW/$base.stats.json" 2>>"$RAW/$base.log"; then
+			stats="\"$base.stats.json\""
+		fi
+	fi
+	if [ "$rc" = 125 ]; then
+		printf '{"round":%d,"mode":"%s","workload":"%s","rc":%d,"log":"%s.log"}\n' \
+			"$r" "$mode" "$wl" "$rc" "$base" >>"$RUNS"
+	else
+		printf '{"round":%d,"mode":"%s","workload":"%s","rc":%d,"log":"%s.log","cpu_busy":%d,"cpu_total":%d,"cg_usec":%d,"ns":%d,"proxy_sessions":%s,"stats":%s}\n' \
+			"$r" "$mode" "$wl" "$rc" "$base" "$((c1[0] - c0[0]))" "$((c1[1] - c0[1]))" \
+			"$((g1 - g0))" "$((t1 - t0))" "$sess" "$stats" >>"$RUNS"
+	fi
+	[ "$rc" = 0 ] || sm_log "  $wl: failed (rc $rc), see $RAW/$base.log"
+}
+
+mode_up() { # mode_up ROUND MODE
+	local r=$1 mode=$2 flags=()
+	M_NS=$NS_POD M_SRV=10.77.1.2 M_HAP_PID='' M_HAP_SOCK='' M_FAIL=''
+	case $mode in
+	direct) return 0 ;;
+	iptables) M_NS=$NS_IPT M_SRV=10.77.2.2 ;;
+	capture) flags=(--no-splice) ;;
+	esac
+	if [ "$mode" = capture ] || [ "$mode" = sockmesh ]; then
+		if ! "$SM_CLI" --pin-dir "$PIN" enable --cgroup "$CG" "${flags[@]}" >"$RAW/r$r-$mode-enable.log" 2>&1; then
+			M_FAIL="sockmesh enable failed, see r$r-$mode-enable.log"
+			return 0
+		fi
+	fi
+	M_HAP_SOCK=$TMP/haproxy-r$r-$mode.sock
+	hap_conf "$TMP/haproxy-$mode.cfg" "$M_HAP_SOCK"
+	M_HAP_PID=$(sm_bg_log "$RAW/r$r-$mode-haproxy.log" "$CG" "$M_NS" haproxy -db -f "$TMP/haproxy-$mode.cfg")
+	if ! sm_wait_port "$M_NS" 127.0.0.1 15001 2>>"$RAW/r$r-$mode-haproxy.log"; then
+		M_FAIL="haproxy did not start, see r$r-$mode-haproxy.log"
+	fi
+	local _
+	for _ in $(seq 20); do [ -S "$M_HAP_SOCK" ] && break; sleep 0.1; done
+}
+
+mode_down() { # mode_down ROUND MODE
+	local r=$1 mode=$2
+	[ -n "$M_HAP_PID" ] && sm_stop "$M_HAP_PID"
+	if [ "$mode" = capture ] || [ "$mode" = sockmesh ]; then
+		"$SM_CLI" --pin-dir "$PIN" disable --all >"$RAW/r$r-$mode-disable.log" 2>&1 ||
+			sm_log "  sockmesh disable --all failed, see $RAW/r$r-$mode-disable.log"
+	fi
+	M_HAP_PID='' M_HAP_SOCK=''
+}
+
+run_mode() { # run_mode ROUND MODE
+	local r=$1 mode=$2 s
+	mode_up "$r" "$mode"
+	[ -z "$M_FAIL" ] || sm_log "  $M_FAIL"
+	if has_wl latency; then
+		for s in "${SIZE_LIST[@]}"; do
+			run_wl "$r" "$mode" "sockperf-$s" $((LAT_T + 20)) \
+				sockperf ping-pong --tcp -i "$M_SRV" -p 11111 -m "$s" -t "$LAT_T" --full-rtt
+		done
+	fi
+	if has_wl iperf; then
+		for s in 1 4; do
+			run_wl "$r" "$mode" "iperf3-P$s" $((IPERF_T + 25)) \
+				iperf3 -c "$M_SRV" -p 5201 -t "$IPERF_T" -O 1 -P "$s" -J --connect-timeout 3000
+		done
+	fi
+	if has_wl wrk; then
+		run_wl "$r" "$mode" wrk-keepalive $((WRK_T + 20)) \
+			wrk -t 1 -c "$WRK_CONNS" -d "${WRK_T}s" --latency "http://$M_SRV/"
+		run_wl "$r" "$mode" wrk-close $((WRK_T + 20)) \
+			wrk -t 1 -c "$WRK_CONNS" -d "${WRK_T}s" --latency -H 'Connection: close' "http://$M_SRV/"
+	fi
+	mode_down "$r" "$mode"
+}
+
+START=$(date +%s)
+sm_log "bench: ${#MODE_LIST[@]} modes x $ROUNDS rounds, results in $OUT"
+for ((r = 1; r <= ROUNDS; r++)); do
+	n=${#MODE_LIST[@]}
+	for ((k = 0; k < n; k++)); do
+		mode=${MODE_LIST[$(((k + r - 1) % n))]}
+		sm_log "round $r/$ROUNDS: $mode ($(($(date +%s) - START)) s elapsed)"
+		run_mode "$r" "$mode"
+		sleep 1
+	done
+done
+sm_log "measured in $(($(date +%s) - START)) s"
+
+# --- report -------------------------------------------------------------------
+CMDLINE="scripts/bench/bench.sh"
+[ ${#ARGV[@]} -gt 0 ] && CMDLINE+=$(printf ' %q' "${ARGV[@]}")
+publish=()
+[ "$PUBLISH" = 1 ] && publish=(--publish "$SM_ROOT/docs/benchmarks.md")
+rc=0
+"${PY[@]}" report --out "$OUT" "${publish[@]}" \
+	--meta "command=$CMDLINE" \
+	--meta "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+	--meta "kernel=$(uname -r)" \
+	--meta "cores=$(nproc)" \
+	--meta "cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" \
+	--meta "commit=$(git -C "$SM_ROOT" rev-parse --short HEAD 2>/dev/null || echo none)" \
+	--meta "haproxy=$(haproxy -v | awk 'NR == 1 { print $3 }')" \
+	--meta "rounds=$ROUNDS" --meta "modes=$MODES" --meta "workloads=$WORKLOADS" \
+	--meta "sizes=$SIZES" --meta "latency_time=$LAT_T" --meta "iperf_time=$IPERF_T" \
+	--meta "wrk_time=$WRK_T" --meta "wrk_conns=$WRK_CONNS" \
+	--meta "proxy_threads=$PROXY_THREADS" --meta "nginx_workers=$NGINX_WORKERS" \
+	--meta "quick=$QUICK" --meta "elapsed_s=$(($(date +%s) - START))" || rc=$?
+[ -f "$OUT/report.md" ] && cat "$OUT/report.md"
+sm_log "results: $OUT/report.md $OUT/results.json $OUT/plot.png"
+exit "$rc"

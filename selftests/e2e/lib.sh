@@ -1,0 +1,339 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # globals set here are read by the test files
+# e2e helpers: topology, servers, sidecars, sockmesh stats and assertions.
+# Source it from a test_*.sh after `set -euo pipefail`, then call e2e_init.
+#
+# A test file builds its topology in the main shell and runs each subtest
+# with e2e_subtest, in a subshell with `set -e`, so one failing subtest does
+# not hide the others. Resources made in a subshell are still cleaned up:
+# common.sh records them in files, not only in shell variables.
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../../scripts/lib/common.sh
+. "$E2E_DIR/../../scripts/lib/common.sh"
+
+# The system interpreter: pyenv shims do not work under another uid (setpriv).
+E2E_PY=${E2E_PY:-/usr/bin/python3}
+E2E_TCPTOOL="$E2E_DIR/tcptool.py"
+E2E_PROXY_UID=1337
+E2E_PROXY_GID=1337
+E2E_FAILED=0
+E2E_PASSED=0
+
+# Addresses of the standard topology (inside our own netns only).
+E2E_POD4=10.77.0.1
+E2E_SRV4A=10.77.0.2
+E2E_SRV4B=10.77.0.3
+E2E_POD6=fd77::1
+E2E_SRV6=fd77::2
+
+# e2e_init NAME: common.sh init (cleanup trap) plus a tmp dir in $TMP.
+e2e_init() {
+	E2E_NAME=$1
+	sm_init
+	TMP=$(sm_tmpdir "$E2E_NAME")
+	# the proxies drop to uid 1337 and may open their logs after that
+	chmod 755 "$TMP"
+	export TMP
+	sm_log "== $E2E_NAME (tag $SM_TAG, tmp $TMP)"
+}
+
+# e2e_need_sockmesh: fail (not skip) when the CLI has not been built.
+e2e_need_sockmesh() {
+	[ -x "$SM_CLI" ] || sm_die "sockmesh CLI not built: $SM_CLI (meson setup build && ninja -C build)"
+}
+
+e2e_need_sidecar() {
+	[ -x "$SM_SIDECAR" ] || sm_die "reference sidecar not built: $SM_SIDECAR"
+}
+
+# ---------------------------------------------------------------- assertions
+
+# assert_eq GOT WANT LABEL: print the label, got and want; false on mismatch.
+assert_eq() {
+	if [ "$1" == "$2" ]; then
+		sm_log "    ok   $3: $1"
+		return 0
+	fi
+	sm_log "    FAIL $3: got '$1', want '$2'"
+	return 1
+}
+
+# assert_match GOT ERE LABEL
+assert_match() {
+	if [[ $1 =~ $2 ]]; then
+		sm_log "    ok   $3: $1"
+		return 0
+	fi
+	sm_log "    FAIL $3: got '$1', want a match of /$2/"
+	return 1
+}
+
+# assert_ok LABEL CMD...: CMD must exit 0
+assert_ok() {
+	local label=$1 rc=0
+	shift
+	"$@" || rc=$?
+	assert_eq "$rc" 0 "$label (exit code of: $*)"
+}
+
+# e2e_subtest NAME FUNC [ARGS...]: run FUNC in a subshell with set -e; the
+# first failing command or assertion ends the subtest as FAIL.
+e2e_subtest() {
+	local name=$1 rc=0 t0=$SECONDS
+	shift
+	sm_log "  -- $name"
+	set +e
+	(
+		set -e
+		"$@"
+	)
+	rc=$?
+	set -e
+	if [ "$rc" = 0 ]; then
+		E2E_PASSED=$((E2E_PASSED + 1))
+		sm_log "  PASS $name ($((SECONDS - t0)) s)"
+	else
+		E2E_FAILED=$((E2E_FAILED + 1))
+		sm_log "  FAIL $name ($((SECONDS - t0)) s, rc $rc)"
+	fi
+}
+
+# e2e_finish: summary line; exit status 1 when a subtest failed.
+e2e_finish() {
+	sm_log "== $E2E_NAME: $E2E_PASSED subtests passed, $E2E_FAILED failed"
+	[ "$E2E_FAILED" = 0 ]
+}
+
+# ------------------------------------------------------------------ topology
+
+# e2e_veth_of NETNS: name of the (single) veth in NETNS made by sm_veth
+e2e_veth_of() {
+	ip -n "$1" -o link show type veth | awk -F': ' 'NR == 1 { sub(/@.*/, "", $2); print $2 }'
+}
+
+# e2e_pod_pair POD SRV [NET]: veth POD <-> SRV. NET is the 10.x.0 prefix
+# (default 77): pod 10.NET.0.1, servers 10.NET.0.2 and 10.NET.0.3,
+# IPv6 fdNET::1 / fdNET::2.
+e2e_pod_pair() {
+	local pod=$1 srv=$2 net=${3:-77}
+	sm_veth "$pod" "$srv" "10.$net.0.1/24" "10.$net.0.2/24" "fd$net::1/64" "fd$net::2/64"
+	ip -n "$srv" addr add "10.$net.0.3/24" dev "$(e2e_veth_of "$srv")"
+}
+
+# Inside a pod netns the kernel picks local ports from E2E_EPHEMERAL; clients
+# that must be recognisable bind a port from E2E_CLIENT_PORTS instead. A
+# server seeing a peer port >= 40000 thus talked to the app directly, one in
+# the ephemeral range talked to the proxy's upstream connection.
+E2E_EPHEMERAL="20000 29999"
+E2E_CLIENT_PORT_MIN=40000
+
+# e2e_pod_netns NAME: sm_netns with the pod's ephemeral port range
+e2e_pod_netns() {
+	local ns
+	ns=$(sm_netns "$1")
+	ip netns exec "$ns" sysctl -qw net.ipv4.ip_local_port_range="$E2E_EPHEMERAL"
+	echo "$ns"
+}
+
+# e2e_topology: the standard pod + srv netns pair in $POD and $SRV, with a
+# test cgroup in $CG and a pin dir in $PIN.
+e2e_topology() {
+	CG=$(sm_cgroup app)
+	POD=$(e2e_pod_netns pod)
+	SRV=$(sm_netns srv)
+	PIN=$(sm_pindir pin)
+	e2e_pod_pair "$POD" "$SRV"
+}
+
+# e2e_peer_port "ANY TEXT ADDR:PORT": the port at the end of a server reply
+e2e_peer_port() { echo "${1##*:}"; }
+
+# assert_direct REPLY LABEL / assert_proxied REPLY LABEL: by the peer port the
+# server saw (see E2E_CLIENT_PORT_MIN)
+assert_direct() {
+	local p
+	p=$(e2e_peer_port "$1")
+	[[ $p =~ ^[0-9]+$ ]] && [ "$p" -ge "$E2E_CLIENT_PORT_MIN" ] && { sm_log "    ok   $2: direct ($1)"; return 0; }
+	sm_log "    FAIL $2: server reply '$1' does not show the client's own port (direct connection expected)"
+	return 1
+}
+assert_proxied() {
+	local p
+	p=$(e2e_peer_port "$1")
+	[[ $p =~ ^[0-9]+$ ]] && [ "$p" -lt "$E2E_CLIENT_PORT_MIN" ] && { sm_log "    ok   $2: via proxy ($1)"; return 0; }
+	sm_log "    FAIL $2: server reply '$1' does not show a proxy's upstream port (capture expected)"
+	return 1
+}
+
+# ------------------------------------------------------------------- servers
+
+# e2e_nginx_start NAME NETNS "LISTEN BODY" ...: nginx in NETNS with one
+# server per LISTEN (nginx syntax: 10.77.0.2:80, [fd77::2]:8081) answering
+# "BODY <client ip>:<client port>". Access log: $TMP/NAME/access.log, one line
+# "<server addr>:<port> <client addr>:<port>" per request.
+e2e_nginx_start() {
+	local name=$1 ns=$2 d="$TMP/$1" spec listen body
+	shift 2
+	mkdir -p "$d"
+	{
+		printf 'daemon off;\nworker_processes 1;\npid %s/nginx.pid;\nerror_log %s/error.log;\n' "$d" "$d"
+		printf 'events { worker_connections 512; }\nhttp {\n'
+		# shellcheck disable=SC2016 # nginx variables
+		printf '  log_format e2e "$server_addr:$server_port $remote_addr:$remote_port";\n'
+		printf '  access_log %s/access.log e2e;\n' "$d"
+		local t
+		for t in client_body proxy fastcgi uwsgi scgi; do
+			printf '  %s_temp_path %s/%s;\n' "$t" "$d" "$t"
+		done
+		for spec in "$@"; do
+			listen=${spec%% *}
+			body=${spec#* }
+			printf '  server {\n    listen %s;\n' "$listen"
+			# shellcheck disable=SC2016 # nginx variables
+			printf '    location / { default_type text/plain; return 200 "%s $remote_addr:$remote_port\\n"; }\n  }\n' "$body"
+		done
+		printf '}\n'
+	} >"$d/nginx.conf"
+	: >"$d/access.log"
+	sm_bg_log "$d/stdout.log" - "$ns" nginx -e "$d/error.log" -p "$d" -c "$d/nginx.conf" >/dev/null
+	for spec in "$@"; do
+		listen=${spec%% *}
+		sm_wait_port "$ns" "${listen%:*}" "${listen##*:}" || sm_die "nginx $name: $(cat "$d/error.log")"
+	done
+}
+
+# e2e_access_count NAME SERVERADDR:PORT: requests nginx NAME served there
+e2e_access_count() {
+	grep -cF "$2 " "$TMP/$1/access.log" || true
+}
+
+# e2e_pyserver NAME CGROUP NETNS tcptool-args...: a tcptool.py server, log in
+# $TMP/NAME.log; waits for its port (args: MODE ADDR PORT ...).
+e2e_pyserver() {
+	local name=$1 cg=$2 ns=$3 addr=$5 port=$6
+	shift 3
+	sm_bg_log "$TMP/$name.log" "$cg" "$ns" "$E2E_PY" "$E2E_TCPTOOL" "$@" >/dev/null
+	if [[ $addr == *:* ]]; then addr="[$addr]"; fi
+	sm_wait_port "$ns" "$addr" "$port"
+}
+
+# e2e_tcptool CGROUP NETNS tcptool-args...: run the tcptool client in the
+# foreground inside CGROUP and NETNS.
+e2e_tcptool() {
+	local cg=$1 ns=$2
+	shift 2
+	sm_run "$cg" "$ns" "$E2E_PY" "$E2E_TCPTOOL" "$@"
+}
+
+# e2e_curl CGROUP NETNS curl-args...: curl from inside CGROUP and NETNS,
+# prints the body; fails on HTTP or transport errors.
+e2e_curl() {
+	local cg=$1 ns=$2
+	shift 2
+	sm_run "$cg" "$ns" curl -sS --fail --noproxy '*' --connect-timeout 5 --max-time 15 "$@"
+}
+
+# ------------------------------------------------------------------ sidecars
+
+# e2e_haproxy_start NAME CGROUP NETNS [PORT]: HAProxy 2.6 as transparent
+# sidecar on 127.0.0.1:PORT (15001) forwarding to SO_ORIGINAL_DST, as uid
+# 1337. Files: $TMP/NAME.cfg, .sock (stats), .log, .pid (our pid of it).
+e2e_haproxy_start() {
+	local name=$1 cg=$2 ns=$3 port=${4:-15001} pid
+	cat >"$TMP/$name.cfg" <<-EOF
+		global
+		    uid $E2E_PROXY_UID
+		    gid $E2E_PROXY_GID
+		    maxconn 4000
+		    stats socket $TMP/$name.sock mode 600 level admin
+		defaults
+		    mode tcp
+		    timeout connect 5s
+		    timeout client 30s
+		    timeout server 30s
+		listen out
+		    bind 127.0.0.1:$port
+		    server orig 0.0.0.0:0
+	EOF
+	pid=$(sm_bg_log "$TMP/$name.log" "$cg" "$ns" haproxy -db -f "$TMP/$name.cfg")
+	echo "$pid" >"$TMP/$name.pid"
+	sm_wait_port "$ns" 127.0.0.1 "$port" || sm_die "haproxy $name: $(cat "$TMP/$name.log")"
+}
+
+# e2e_haproxy_sessions NAME: total sessions (stot) of HAProxy NAME's `out`
+# frontend, from its stats socket.
+e2e_haproxy_sessions() {
+	local v
+	v=$(echo "show stat" | socat -t 2 - "UNIX-CONNECT:$TMP/$1.sock" |
+		awk -F, '$1 == "out" && $2 == "FRONTEND" { print $8 }')
+	[ -n "$v" ] || sm_die "no stats from haproxy $1"
+	echo "$v"
+}
+
+# e2e_sidecar_start NAME CGROUP NETNS LISTEN...: the reference sidecar as uid
+# 1337 listening on each LISTEN (127.0.0.1:15001, [::1]:15001). Log
+# $TMP/NAME.log, stderr $TMP/NAME.err.
+e2e_sidecar_start() {
+	local name=$1 cg=$2 ns=$3 l args=() pid
+	shift 3
+	for l in "$@"; do args+=(--listen "$l"); done
+	: >"$TMP/$name.log"
+	chown "$E2E_PROXY_UID:$E2E_PROXY_GID" "$TMP/$name.log"
+	pid=$(sm_bg_log "$TMP/$name.err" "$cg" "$ns" "$SM_SIDECAR" "${args[@]}" \
+		--uid "$E2E_PROXY_UID" --gid "$E2E_PROXY_GID" --log "$TMP/$name.log" --pidfile "$TMP/$name.pidfile")
+	echo "$pid" >"$TMP/$name.pid"
+	for l in "$@"; do
+		sm_wait_port "$ns" "${l%:*}" "${l##*:}" || sm_die "sidecar $name: $(cat "$TMP/$name.err")"
+	done
+}
+
+# ------------------------------------------------------------------ sockmesh
+
+# sm_cli ARGS...: the sockmesh CLI with the test's pin dir
+sm_cli() { "$SM_CLI" --pin-dir "$PIN" "$@"; }
+
+# e2e_stats [--cgroup PATH | --netns NS]: `sockmesh -j stats` JSON
+e2e_stats() { sm_cli -j stats "$@"; }
+
+# e2e_counter JSON KEY: a counter of the first listed scope, or of "global"
+# when KEY is global.NAME; "null" when missing.
+e2e_counter() {
+	case $2 in
+	global.*) jq -r --arg k "${2#global.}" '.global[$k]' <<<"$1" ;;
+	*) jq -r --arg k "$2" '.scopes[0].counters[$k]' <<<"$1" ;;
+	esac
+}
+
+# assert_deltas BEFORE AFTER LABEL KEY=N...: each named counter moved by
+# exactly N (N may be '*' for "any", or '+' for "at least 1"); every other
+# counter of the scope must not have moved. global.KEY names a global one.
+assert_deltas() {
+	local s0=$1 s1=$2 label=$3 kv k want got named=" " ok=0 a b
+	shift 3
+	for kv in "$@"; do
+		k=${kv%%=*}
+		want=${kv#*=}
+		named+="$k "
+		a=$(e2e_counter "$s0" "$k")
+		b=$(e2e_counter "$s1" "$k")
+		if [ "$a" = null ] || [ "$b" = null ]; then
+			assert_eq "$a -> $b" number "$label: counter $k present" || ok=1
+			continue
+		fi
+		got=$((b - a))
+		case $want in
+		'*') ;;
+		+) [ "$got" -ge 1 ] || { assert_eq "$got" ">= 1" "$label: $k delta" || ok=1; } ;;
+		*) assert_eq "$got" "$want" "$label: $k delta" || ok=1 ;;
+		esac
+	done
+	for k in $(jq -r '.scopes[0].counters | keys[]' <<<"$s1"); do
+		[[ $named == *" $k "* ]] && continue
+		a=$(e2e_counter "$s0" "$k")
+		b=$(e2e_counter "$s1" "$k")
+		[ "$a" = "$b" ] || { assert_eq "$((b - a))" 0 "$label: unexpected $k delta" || ok=1; }
+	done
+	return "$ok"
+}

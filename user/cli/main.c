@@ -1,0 +1,706 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockmesh: the bare-host CLI. Thin over libsockmesh: parse, call, print.
+ * Exit codes: 0 ok, 1 failed, 2 bad usage or bad value (nothing changed).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+#include <linux/magic.h>
+
+#include <bpf/libbpf.h>
+#include <json-c/json.h>
+
+#include "internal.h"
+#include "sockmesh.bpf.skel.h"
+
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+
+static bool json_mode;
+static bool verbose;
+static const char *pin_dir = SOCKMESH_DEFAULT_PIN_DIR;
+
+/* ---- output -------------------------------------------------------------- */
+
+static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Report an error: stderr always, {"error": ...} on stdout with -j. */
+static int fail(int code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "sockmesh: %s\n", msg);
+	if (json_mode) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "error", json_object_new_string(msg));
+		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		json_object_put(o);
+	}
+	return code;
+}
+
+/* Library errors: -EINVAL/-ERANGE mean the input was bad (exit 2). */
+static int fail_lib(int err, const char *what)
+{
+	return fail(err == -EINVAL || err == -ERANGE ? EXIT_USAGE : EXIT_FAIL, "%s: %s", what,
+		    sockmesh_errmsg());
+}
+
+static void print_json(json_object *o)
+{
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+							      JSON_C_TO_STRING_SPACED));
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG && !verbose)
+		return 0;
+	if (level == LIBBPF_INFO && !verbose)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+/* ---- option tables ------------------------------------------------------- */
+
+/* One table per command drives both getopt_long and the help text. */
+struct opt_def {
+	const char *name;
+	const char *arg; /* NULL: flag */
+	const char *help;
+};
+
+enum {
+	O_CGROUP,
+	O_NETNS,
+	O_ATTACH_CGROUP,
+	O_ALL,
+	O_PROXY_PORT,
+	O_PROXY_UID,
+	O_PROXY_GID,
+	O_PROXY_MARK,
+	O_INC_CIDRS,
+	O_EXC_CIDRS,
+	O_INC_PORTS,
+	O_EXC_PORTS,
+	O_NO_SPLICE,
+	O_MAX_SCOPES,
+	O_MAX_CONNS,
+	O_MAX_RULES,
+	O_HELP,
+	O_COUNT
+};
+
+static const struct opt_def opt_defs[O_COUNT] = {
+	[O_CGROUP] = { "cgroup", "PATH", "a cgroup v2 directory (bare-host scope)" },
+	[O_NETNS] = { "netns", "NAME|PATH", "a network namespace (pod scope): /run/netns name or path" },
+	[O_ATTACH_CGROUP] = { "attach-cgroup", "PATH",
+			      "netns scopes: cgroup the programs attach to (default: cgroup2 root)" },
+	[O_ALL] = { "all", NULL, "every scope; then detach and unpin everything" },
+	[O_PROXY_PORT] = { "proxy-port", "PORT", "outbound proxy port (default 15001)" },
+	[O_PROXY_UID] = { "proxy-uid", "UID", "the proxy's uid, never captured (default 1337)" },
+	[O_PROXY_GID] = { "proxy-gid", "GID", "the proxy's gid, never captured" },
+	[O_PROXY_MARK] = { "proxy-mark", "MARK", "sockets with this SO_MARK are never captured" },
+	[O_INC_CIDRS] = { "include-outbound-cidrs", "LIST", "captured destinations, '*' = all (default)" },
+	[O_EXC_CIDRS] = { "exclude-outbound-cidrs", "LIST", "destinations never captured" },
+	[O_INC_PORTS] = { "include-outbound-ports", "LIST", "captured ports, '*' = all (default)" },
+	[O_EXC_PORTS] = { "exclude-outbound-ports", "LIST", "ports never captured" },
+	[O_NO_SPLICE] = { "no-splice", NULL, "capture only: do not splice app<->proxy sockets" },
+	[O_MAX_SCOPES] = { "max-scopes", "N", "first load only: scope table size (default 16384)" },
+	[O_MAX_CONNS] = { "max-conns", "N", "first load only: concurrent connections (default 262144)" },
+	[O_MAX_RULES] = { "max-rules", "N", "first load only: CIDR and port rules (default 65536)" },
+	[O_HELP] = { "help", NULL, "show this help" },
+};
+
+struct cmd_args {
+	const char *val[O_COUNT];
+	bool set[O_COUNT];
+};
+
+struct cmd {
+	const char *name;
+	int (*fn)(struct cmd_args *a);
+	const char *summary;
+	const int *opts; /* -1 terminated */
+};
+
+static void usage_cmd(FILE *f, const struct cmd *c)
+{
+	fprintf(f, "Usage: sockmesh [-j] [-v] [--pin-dir DIR] %s [options]\n  %s\n", c->name,
+		c->summary);
+	for (const int *o = c->opts; *o >= 0; o++) {
+		const struct opt_def *d = &opt_defs[*o];
+		char lhs[64];
+
+		snprintf(lhs, sizeof(lhs), "--%s%s%s", d->name, d->arg ? " " : "",
+			 d->arg ? d->arg : "");
+		fprintf(f, "    %-34s %s\n", lhs, d->help);
+	}
+}
+
+static int parse_cmd_args(const struct cmd *c, int argc, char **argv, struct cmd_args *a)
+{
+	struct option lo[O_COUNT + 1];
+	int n = 0, ch;
+
+	memset(a, 0, sizeof(*a));
+	memset(lo, 0, sizeof(lo));
+	for (const int *o = c->opts; *o >= 0; o++, n++) {
+		lo[n].name = opt_defs[*o].name;
+		lo[n].has_arg = opt_defs[*o].arg ? required_argument : no_argument;
+		lo[n].val = 1000 + *o;
+	}
+	optind = 1;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
+		if (ch == 'h' || ch == 1000 + O_HELP) {
+			usage_cmd(stdout, c);
+			exit(0);
+		}
+		if (ch < 1000) {
+			const char *bad = argv[optind - 1];
+
+			if (optopt && optopt >= 1000)
+				return fail(EXIT_USAGE, "%s: option '--%s' needs a value", c->name,
+					    opt_defs[optopt - 1000].name);
+			return fail(EXIT_USAGE, "%s: unknown option '%s' (see 'sockmesh %s -h')",
+				    c->name, bad, c->name);
+		}
+		if (a->set[ch - 1000])
+			return fail(EXIT_USAGE, "%s: option '--%s' given twice", c->name,
+				    opt_defs[ch - 1000].name);
+		a->set[ch - 1000] = true;
+		a->val[ch - 1000] = optarg;
+	}
+	if (optind < argc)
+		return fail(EXIT_USAGE, "%s: unexpected argument '%s'", c->name, argv[optind]);
+	return 0;
+}
+
+static int opt_u32(struct cmd_args *a, int id, __u32 max, __u32 *out)
+{
+	char field[64];
+
+	snprintf(field, sizeof(field), "--%s", opt_defs[id].name);
+	if (sm_parse_u32(field, a->val[id], max, out))
+		return fail(EXIT_USAGE, "%s", sockmesh_errmsg());
+	return 0;
+}
+
+/* Exactly one of --cgroup / --netns (or --all where allowed). */
+static int parse_scope(struct cmd_args *a, const char *cmd, bool allow_all, bool required,
+		       struct sockmesh_scope *s, bool *have)
+{
+	int n = a->set[O_CGROUP] + a->set[O_NETNS] + (allow_all && a->set[O_ALL]);
+	int err;
+
+	*have = false;
+	if (n > 1)
+		return fail(EXIT_USAGE, "%s: give only one of --cgroup, --netns%s", cmd,
+			    allow_all ? ", --all" : "");
+	if (n == 0)
+		return required ? fail(EXIT_USAGE, "%s: --cgroup PATH or --netns NAME%s is required",
+				       cmd, allow_all ? " or --all" : "")
+				: 0;
+	if (a->set[O_CGROUP])
+		err = sockmesh_scope_from_cgroup(a->val[O_CGROUP], s);
+	else if (a->set[O_NETNS])
+		err = sockmesh_scope_from_netns(a->val[O_NETNS], s);
+	else
+		return 0;
+	if (err)
+		return fail_lib(err, cmd);
+	*have = true;
+	return 0;
+}
+
+static const char *kind_name(enum sockmesh_scope_kind k)
+{
+	return k == SOCKMESH_SCOPE_CGROUP ? "cgroup" : k == SOCKMESH_SCOPE_NETNS ? "netns" : "?";
+}
+
+/* ---- commands ------------------------------------------------------------ */
+
+static int cmd_enable(struct cmd_args *a)
+{
+	struct sockmesh_policy pol = { .sz = sizeof(pol) };
+	struct sockmesh_open_opts oo = { .sz = sizeof(oo) };
+	struct sockmesh_scope scope;
+	struct sockmesh *sm;
+	bool have;
+	__u32 v;
+	int err;
+
+	err = parse_scope(a, "enable", false, true, &scope, &have);
+	if (err)
+		return err;
+	if (a->set[O_ATTACH_CGROUP] && scope.kind == SOCKMESH_SCOPE_CGROUP)
+		return fail(EXIT_USAGE, "enable: --attach-cgroup goes with --netns; a --cgroup scope attaches at its own cgroup");
+	if (a->set[O_PROXY_PORT]) {
+		if (opt_u32(a, O_PROXY_PORT, 65535, &v))
+			return EXIT_USAGE;
+		if (v == 0)
+			return fail(EXIT_USAGE, "--proxy-port: '0' is not a port (1-65535)");
+		pol.proxy_port = (__u16)v;
+	}
+	if (a->set[O_PROXY_UID]) {
+		if (opt_u32(a, O_PROXY_UID, 0xffffffffu, &pol.proxy_uid))
+			return EXIT_USAGE;
+		pol.has_proxy_uid = true;
+	}
+	if (a->set[O_PROXY_GID]) {
+		if (opt_u32(a, O_PROXY_GID, 0xffffffffu, &pol.proxy_gid))
+			return EXIT_USAGE;
+		pol.has_proxy_gid = true;
+	}
+	if (a->set[O_PROXY_MARK]) {
+		if (opt_u32(a, O_PROXY_MARK, 0xffffffffu, &pol.proxy_mark))
+			return EXIT_USAGE;
+		pol.has_proxy_mark = true;
+	}
+	if (a->set[O_MAX_SCOPES] && opt_u32(a, O_MAX_SCOPES, 1u << 24, &oo.max_scopes))
+		return EXIT_USAGE;
+	if (a->set[O_MAX_CONNS] && opt_u32(a, O_MAX_CONNS, 1u << 26, &oo.max_conns))
+		return EXIT_USAGE;
+	if (a->set[O_MAX_RULES] && opt_u32(a, O_MAX_RULES, 1u << 24, &oo.max_rules))
+		return EXIT_USAGE;
+	pol.include_outbound_cidrs = a->val[O_INC_CIDRS];
+	pol.exclude_outbound_cidrs = a->val[O_EXC_CIDRS];
+	pol.include_outbound_ports = a->val[O_INC_PORTS];
+	pol.exclude_outbound_ports = a->val[O_EXC_PORTS];
+	pol.no_splice = a->set[O_NO_SPLICE];
+	/* Validate everything before anything is loaded or attached. */
+	err = sockmesh_policy__validate(&pol);
+	if (err)
+		return fail_lib(err, "enable");
+	if (a->set[O_ATTACH_CGROUP]) {
+		struct sockmesh_scope tmp;
+
+		err = sockmesh_scope_from_cgroup(a->val[O_ATTACH_CGROUP], &tmp);
+		if (err)
+			return fail(EXIT_USAGE, "enable: --attach-cgroup: %s", sockmesh_errmsg());
+	}
+
+	oo.pin_dir = pin_dir;
+	oo.create = true;
+	sm = sockmesh__open(&oo);
+	if (!sm)
+		return fail_lib(-errno, "enable");
+	err = sockmesh__enroll(sm, &scope, a->val[O_ATTACH_CGROUP], &pol);
+	if (err) {
+		/* Do not leave a freshly loaded, empty instance behind. */
+		struct sockmesh_scope_info info;
+
+		if (sockmesh__next_scope(sm, NULL, &info) == -ENOENT)
+			sockmesh__destroy(sm);
+		sockmesh__close(sm);
+		return fail_lib(err, "enable");
+	}
+	sockmesh__close(sm);
+	if (json_mode) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "enabled", json_object_new_string(kind_name(scope.kind)));
+		json_object_object_add(o, "name", json_object_new_string(scope.name));
+		json_object_object_add(o, "id", json_object_new_uint64(scope.id));
+		print_json(o);
+		json_object_put(o);
+	} else {
+		printf("enabled %s %s\n", kind_name(scope.kind), scope.name);
+	}
+	return 0;
+}
+
+static int cmd_disable(struct cmd_args *a)
+{
+	struct sockmesh_open_opts oo = { .sz = sizeof(oo), .pin_dir = pin_dir };
+	struct sockmesh_scope scope;
+	struct sockmesh *sm;
+	bool have;
+	int err;
+
+	err = parse_scope(a, "disable", true, true, &scope, &have);
+	if (err)
+		return err;
+	sm = sockmesh__open(&oo);
+	if (!sm) {
+		if (errno == ENOENT && a->set[O_ALL]) {
+			/* Nothing loaded: --all is already true. */
+			if (json_mode)
+				printf("{\"disabled\": \"all\"}\n");
+			return 0;
+		}
+		return fail_lib(-errno, "disable");
+	}
+	if (a->set[O_ALL])
+		err = sockmesh__destroy(sm);
+	else
+		err = sockmesh__withdraw(sm, &scope);
+	sockmesh__close(sm);
+	if (err)
+		return fail(err == -ENOENT ? EXIT_USAGE : EXIT_FAIL, "disable: %s", sockmesh_errmsg());
+	if (json_mode) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "disabled", json_object_new_string(a->set[O_ALL] ? "all" : scope.name));
+		print_json(o);
+		json_object_put(o);
+	} else {
+		printf("disabled %s\n", a->set[O_ALL] ? "all" : scope.name);
+	}
+	return 0;
+}
+
+static json_object *scope_json(struct sockmesh *sm, const struct sockmesh_scope_info *i,
+			       bool with_stats)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "kind", json_object_new_string(kind_name(i->scope.kind)));
+	json_object_object_add(o, "id", json_object_new_uint64(i->scope.id));
+	json_object_object_add(o, "name", json_object_new_string(i->scope.name));
+	if (with_stats) {
+		struct sockmesh_stats st;
+		json_object *c = json_object_new_object();
+
+		if (sockmesh__stats(sm, &i->scope, &st) == 0)
+			for (unsigned int k = 0; k < st.count; k++)
+				json_object_object_add(c, sockmesh_stat_name(k),
+						       json_object_new_uint64(st.v[k]));
+		json_object_object_add(o, "counters", c);
+	} else {
+		json_object_object_add(o, "proxy_port", json_object_new_int(i->proxy_port));
+		json_object_object_add(o, "proxy_uid", json_object_new_uint64(i->proxy_uid));
+		if (i->proxy_gid >= 0)
+			json_object_object_add(o, "proxy_gid", json_object_new_int64(i->proxy_gid));
+		if (i->proxy_mark >= 0)
+			json_object_object_add(o, "proxy_mark", json_object_new_int64(i->proxy_mark));
+		json_object_object_add(o, "splice", json_object_new_boolean(i->splice));
+		json_object_object_add(o, "attach_cgroup_id",
+				       json_object_new_uint64(i->attach_cgroup_id));
+	}
+	return o;
+}
+
+static void print_scope_text(struct sockmesh *sm, const struct sockmesh_scope_info *i,
+			     bool with_stats)
+{
+	printf("%-6s %-40s id %llu\n", kind_name(i->scope.kind), i->scope.name,
+	       (unsigned long long)i->scope.id);
+	if (with_stats) {
+		struct sockmesh_stats st;
+
+		if (sockmesh__stats(sm, &i->scope, &st) == 0)
+			for (unsigned int k = 0; k < st.count; k++)
+				printf("    %-26s %llu\n", sockmesh_stat_name(k),
+				       (unsigned long long)st.v[k]);
+	} else {
+		printf("    proxy port %u, proxy uid %u", i->proxy_port, i->proxy_uid);
+		if (i->proxy_gid >= 0)
+			printf(", proxy gid %lld", (long long)i->proxy_gid);
+		if (i->proxy_mark >= 0)
+			printf(", proxy mark %lld", (long long)i->proxy_mark);
+		printf(", splice %s, attached at cgroup id %llu\n", i->splice ? "on" : "off",
+		       (unsigned long long)i->attach_cgroup_id);
+	}
+}
+
+/* status and stats share the walk; stats adds counters and the global slot. */
+static int list_scopes(struct cmd_args *a, bool with_stats)
+{
+	struct sockmesh_open_opts oo = { .sz = sizeof(oo), .pin_dir = pin_dir };
+	struct sockmesh_scope_info info;
+	struct sockmesh_scope scope;
+	const struct sockmesh_scope *prev = NULL;
+	struct sockmesh *sm;
+	json_object *root = NULL, *arr = NULL;
+	bool have;
+	int err;
+
+	err = parse_scope(a, with_stats ? "stats" : "status", false, false, &scope, &have);
+	if (err)
+		return err;
+	sm = sockmesh__open(&oo);
+	if (!sm) {
+		if (errno != ENOENT)
+			return fail_lib(-errno, with_stats ? "stats" : "status");
+		if (have)
+			return fail(EXIT_USAGE, "'%s' is not enrolled (nothing is loaded)", scope.name);
+		if (json_mode)
+			printf("{\"loaded\": false, \"pin_dir\": \"%s\", \"scopes\": []}\n", pin_dir);
+		else
+			printf("not loaded (pin dir %s)\n", pin_dir);
+		return 0;
+	}
+	if (json_mode) {
+		root = json_object_new_object();
+		arr = json_object_new_array();
+		json_object_object_add(root, "loaded", json_object_new_boolean(1));
+		json_object_object_add(root, "pin_dir", json_object_new_string(pin_dir));
+	} else {
+		printf("loaded (pin dir %s)\n", pin_dir);
+	}
+	if (have) {
+		err = sockmesh__scope_info(sm, &scope, &info);
+		if (err) {
+			json_object_put(root);
+			sockmesh__close(sm);
+			return fail(EXIT_USAGE, "%s", sockmesh_errmsg());
+		}
+		if (json_mode)
+			json_object_array_add(arr, scope_json(sm, &info, with_stats));
+		else
+			print_scope_text(sm, &info, with_stats);
+	} else {
+		while (sockmesh__next_scope(sm, prev, &info) == 0) {
+			if (json_mode)
+				json_object_array_add(arr, scope_json(sm, &info, with_stats));
+			else
+				print_scope_text(sm, &info, with_stats);
+			scope = info.scope;
+			prev = &scope;
+		}
+	}
+	if (with_stats && !have) {
+		struct sockmesh_stats st;
+
+		if (sockmesh__stats(sm, NULL, &st) == 0) {
+			json_object *g = json_mode ? json_object_new_object() : NULL;
+
+			if (!json_mode)
+				printf("global (not enrolled)\n");
+			for (unsigned int k = 0; k < st.count; k++) {
+				if (json_mode)
+					json_object_object_add(g, sockmesh_stat_name(k),
+							       json_object_new_uint64(st.v[k]));
+				else if (st.v[k])
+					printf("    %-26s %llu\n", sockmesh_stat_name(k),
+					       (unsigned long long)st.v[k]);
+			}
+			if (json_mode)
+				json_object_object_add(root, "global", g);
+		}
+	}
+	if (json_mode) {
+		json_object_object_add(root, "scopes", arr);
+		print_json(root);
+		json_object_put(root);
+	}
+	sockmesh__close(sm);
+	return 0;
+}
+
+static int cmd_status(struct cmd_args *a)
+{
+	return list_scopes(a, false);
+}
+
+static int cmd_stats(struct cmd_args *a)
+{
+	return list_scopes(a, true);
+}
+
+struct check {
+	const char *name;
+	bool ok;
+	char detail[256];
+};
+
+static int cmd_doctor(struct cmd_args *a)
+{
+	static const struct {
+		enum bpf_prog_type type;
+		const char *name;
+	} ptypes[] = {
+		{ BPF_PROG_TYPE_CGROUP_SOCK_ADDR, "prog cgroup_sock_addr (connect4/6)" },
+		{ BPF_PROG_TYPE_SOCK_OPS, "prog sock_ops" },
+		{ BPF_PROG_TYPE_SK_MSG, "prog sk_msg" },
+		{ BPF_PROG_TYPE_CGROUP_SOCKOPT, "prog cgroup_sockopt (getsockopt)" },
+	};
+	static const struct {
+		enum bpf_map_type type;
+		const char *name;
+	} mtypes[] = {
+		{ BPF_MAP_TYPE_SOCKHASH, "map sockhash" },
+		{ BPF_MAP_TYPE_SK_STORAGE, "map sk_storage" },
+		{ BPF_MAP_TYPE_LPM_TRIE, "map lpm_trie" },
+		{ BPF_MAP_TYPE_LRU_HASH, "map lru_hash" },
+		{ BPF_MAP_TYPE_PERCPU_HASH, "map percpu_hash" },
+	};
+	struct check checks[32];
+	int n = 0, bad = 0;
+	struct utsname u;
+	struct statfs sfs;
+	char root[4096];
+	struct sockmesh_bpf *skel;
+
+	(void)a;
+	uname(&u);
+	checks[n] = (struct check){ "root", geteuid() == 0, "" };
+	snprintf(checks[n].detail, sizeof(checks[n].detail), "%s",
+		 checks[n].ok ? "running as root" : "run as root (needs CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)");
+	n++;
+	checks[n] = (struct check){ "cgroup2", sm_cgroup2_root(root, sizeof(root)) == 0, "" };
+	snprintf(checks[n].detail, sizeof(checks[n].detail), "%.200s",
+		 checks[n].ok ? root : "mount cgroup2: mount -t cgroup2 none /sys/fs/cgroup/unified");
+	n++;
+	checks[n] = (struct check){ "bpffs", statfs("/sys/fs/bpf", &sfs) == 0 && sfs.f_type == BPF_FS_MAGIC, "" };
+	snprintf(checks[n].detail, sizeof(checks[n].detail), "%s",
+		 checks[n].ok ? "/sys/fs/bpf" : "not mounted; sockmesh enable mounts it, or: mount -t bpf bpf /sys/fs/bpf");
+	n++;
+	for (size_t i = 0; i < sizeof(ptypes) / sizeof(ptypes[0]); i++, n++) {
+		int r = libbpf_probe_bpf_prog_type(ptypes[i].type, NULL);
+
+		checks[n] = (struct check){ ptypes[i].name, r == 1, "" };
+		snprintf(checks[n].detail, sizeof(checks[n].detail), "%s",
+			 r == 1 ? "supported" : "missing: kernel needs CONFIG_CGROUP_BPF / CONFIG_BPF_STREAM_PARSER / CONFIG_NET_SOCK_MSG");
+	}
+	for (size_t i = 0; i < sizeof(mtypes) / sizeof(mtypes[0]); i++, n++) {
+		int r = libbpf_probe_bpf_map_type(mtypes[i].type, NULL);
+
+		checks[n] = (struct check){ mtypes[i].name, r == 1, "" };
+		snprintf(checks[n].detail, sizeof(checks[n].detail), "%s",
+			 r == 1 ? "supported" : "missing: kernel too old or BPF_STREAM_PARSER off");
+	}
+	/* The real test: does the verifier of this kernel take our programs? */
+	skel = sockmesh_bpf__open();
+	if (skel) {
+		int err;
+
+		/* keep the probe cheap: shrink tables */
+		bpf_map__set_max_entries(skel->maps.pending_map, 16);
+		err = sockmesh_bpf__load(skel);
+		checks[n] = (struct check){ "load data path", err == 0, "" };
+		snprintf(checks[n].detail, sizeof(checks[n].detail), "%s%s",
+			 err ? "the verifier rejected a program: rerun with -v for its log: " : "all programs load",
+			 err ? strerror(-err) : "");
+		sockmesh_bpf__destroy(skel);
+	} else {
+		checks[n] = (struct check){ "load data path", false, "cannot open the BPF object" };
+	}
+	n++;
+
+	if (json_mode) {
+		json_object *o = json_object_new_object(), *arr = json_object_new_array();
+
+		json_object_object_add(o, "kernel", json_object_new_string(u.release));
+		for (int i = 0; i < n; i++) {
+			json_object *c = json_object_new_object();
+
+			json_object_object_add(c, "check", json_object_new_string(checks[i].name));
+			json_object_object_add(c, "ok", json_object_new_boolean(checks[i].ok));
+			json_object_object_add(c, "detail", json_object_new_string(checks[i].detail));
+			json_object_array_add(arr, c);
+		}
+		json_object_object_add(o, "checks", arr);
+		print_json(o);
+		json_object_put(o);
+	} else {
+		printf("kernel %s\n", u.release);
+	}
+	for (int i = 0; i < n; i++) {
+		bad += !checks[i].ok;
+		if (!json_mode)
+			printf("  [%s] %-36s %s\n", checks[i].ok ? " ok " : "FAIL", checks[i].name,
+			       checks[i].detail);
+	}
+	return bad ? EXIT_FAIL : 0;
+}
+
+static const int enable_opts[] = { O_CGROUP, O_NETNS, O_ATTACH_CGROUP, O_PROXY_PORT, O_PROXY_UID,
+				   O_PROXY_GID, O_PROXY_MARK, O_INC_CIDRS, O_EXC_CIDRS, O_INC_PORTS,
+				   O_EXC_PORTS, O_NO_SPLICE, O_MAX_SCOPES, O_MAX_CONNS, O_MAX_RULES,
+				   O_HELP, -1 };
+static const int disable_opts[] = { O_CGROUP, O_NETNS, O_ALL, O_HELP, -1 };
+static const int scope_opts[] = { O_CGROUP, O_NETNS, O_HELP, -1 };
+static const int no_opts[] = { O_HELP, -1 };
+
+static const struct cmd cmds[] = {
+	{ "enable", cmd_enable, "capture a cgroup's or a netns' outbound TCP into the local proxy", enable_opts },
+	{ "disable", cmd_disable, "withdraw a scope; the last one out removes everything", disable_opts },
+	{ "status", cmd_status, "show what is loaded and enrolled", scope_opts },
+	{ "stats", cmd_stats, "show counters per scope and global", scope_opts },
+	{ "doctor", cmd_doctor, "check the kernel features sockmesh needs", no_opts },
+};
+#define N_CMDS (sizeof(cmds) / sizeof(cmds[0]))
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: sockmesh [-j|--json] [-v|--verbose] [--pin-dir DIR] COMMAND [options]\n"
+		   "Commands:\n");
+	for (size_t i = 0; i < N_CMDS; i++)
+		fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].summary);
+	fprintf(f, "Run 'sockmesh COMMAND -h' for a command's options. Exit: 0 ok, 1 failed, 2 bad usage.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option gopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "pin-dir", required_argument, NULL, 'P' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const struct cmd *c = NULL;
+	struct cmd_args a;
+	size_t len;
+	int ch, err;
+
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "+jvh", gopts, NULL)) != -1) {
+		switch (ch) {
+		case 'j':
+			json_mode = true;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'P':
+			pin_dir = optarg;
+			if (pin_dir[0] != '/')
+				return fail(EXIT_USAGE, "--pin-dir: '%s' must be an absolute path", pin_dir);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			return fail(EXIT_USAGE, "unknown option '%s' (see 'sockmesh -h')", argv[optind - 1]);
+		}
+	}
+	libbpf_set_print(libbpf_print);
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	/* Unique prefixes select a command, as in bpftool. */
+	len = strlen(argv[optind]);
+	for (size_t i = 0; i < N_CMDS; i++) {
+		if (strncmp(cmds[i].name, argv[optind], len) == 0) {
+			if (c && strcmp(c->name, argv[optind]) != 0 && strcmp(cmds[i].name, argv[optind]) != 0)
+				return fail(EXIT_USAGE, "command '%s' is ambiguous", argv[optind]);
+			if (!c || strcmp(cmds[i].name, argv[optind]) == 0)
+				c = &cmds[i];
+		}
+	}
+	if (!c || len == 0)
+		return fail(EXIT_USAGE, "unknown command '%s' (see 'sockmesh -h')", argv[optind]);
+	argc -= optind;
+	argv += optind;
+	err = parse_cmd_args(c, argc, argv, &a);
+	if (err)
+		return err;
+	return c->fn(&a);
+}

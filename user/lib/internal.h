@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* libsockmesh internals shared by its source files and its unit tests. */
+#ifndef SOCKMESH_INTERNAL_H
+#define SOCKMESH_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/types.h>
+
+#include "sockmesh.h"
+#include "sockmesh_abi.h"
+
+#define SM_HIDDEN __attribute__((visibility("hidden")))
+
+#ifndef offsetofend
+#define offsetofend(T, m) (offsetof(T, m) + sizeof(((T *)0)->m))
+#endif
+
+struct sm_cidr {
+	__u8 family; /* AF_INET or AF_INET6 */
+	__u8 prefix;
+	__u8 addr[16]; /* network order, host bits cleared */
+};
+
+struct sm_list {
+	bool star; /* '*': everything */
+	size_t n;
+	void *v; /* struct sm_cidr[] or __u16[] */
+};
+
+/* A validated policy, ready to be written to the maps. */
+struct sm_compiled {
+	struct sm_policy pol; /* scope_idx and rules_id left 0 */
+	struct sm_list inc_cidrs, exc_cidrs, inc_ports, exc_ports;
+};
+
+SM_HIDDEN void sm_set_err(int err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+SM_HIDDEN int sm_parse_u32(const char *field, const char *s, __u32 max, __u32 *out);
+SM_HIDDEN int sm_parse_cidr(const char *field, const char *s, struct sm_cidr *out);
+SM_HIDDEN int sm_parse_cidr_list(const char *field, const char *s, bool allow_star,
+				 struct sm_list *out);
+SM_HIDDEN int sm_parse_port_list(const char *field, const char *s, bool allow_star,
+				 struct sm_list *out);
+SM_HIDDEN int sm_policy_compile(const struct sockmesh_policy *in, struct sm_compiled *out);
+SM_HIDDEN void sm_list_free(struct sm_list *l);
+SM_HIDDEN void sm_compiled_free(struct sm_compiled *c);
+/* The cgroup2 mount point, read from /proc/mounts. */
+SM_HIDDEN int sm_cgroup2_root(char *buf, size_t len);
+/* opts struct compatibility (libbpf's OPTS_VALID): unknown tail must be 0 */
+SM_HIDDEN bool sm_opts_valid(const void *opts, size_t known_sz, size_t user_sz);
+
+#endif

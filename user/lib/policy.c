@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Policy parsing and validation: istio-style comma lists of CIDRs and ports
+ * turned into what the BPF maps hold. Pure functions, no kernel state, so
+ * they are unit tested and fuzzed on their own.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "internal.h"
+
+static __thread char errbuf[512];
+
+void sm_set_err(int err, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(errbuf, sizeof(errbuf), fmt, ap);
+	va_end(ap);
+	if (err && n >= 0 && (size_t)n < sizeof(errbuf))
+		snprintf(errbuf + n, sizeof(errbuf) - n, ": %s", strerror(err));
+}
+
+const char *sockmesh_errmsg(void)
+{
+	return errbuf[0] ? errbuf : "no error";
+}
+
+bool sm_opts_valid(const void *opts, size_t known_sz, size_t user_sz)
+{
+	const char *p = opts;
+	size_t i;
+
+	if (!opts)
+		return true;
+	if (user_sz < sizeof(size_t))
+		return false;
+	for (i = known_sz; i < user_sz; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* Decimal only, no sign, no spaces, no leading '+', within [0, max]. */
+int sm_parse_u32(const char *field, const char *s, __u32 max, __u32 *out)
+{
+	unsigned long long v = 0;
+	const char *p = s;
+
+	if (!s || !*s) {
+		sm_set_err(0, "%s: empty value", field);
+		return -EINVAL;
+	}
+	for (; *p; p++) {
+		if (!isdigit((unsigned char)*p) || v > 0xffffffffull) {
+			sm_set_err(0, "%s: '%s' is not a number", field, s);
+			return -EINVAL;
+		}
+		v = v * 10 + (unsigned)(*p - '0');
+	}
+	if (v > max) {
+		sm_set_err(0, "%s: '%s' is out of range (max %u)", field, s, max);
+		return -ERANGE;
+	}
+	*out = (__u32)v;
+	return 0;
+}
+
+int sm_parse_cidr(const char *field, const char *s, struct sm_cidr *out)
+{
+	char addr[INET6_ADDRSTRLEN + 1];
+	const char *slash = strchr(s, '/');
+	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+	__u32 plen, max;
+	int i;
+
+	memset(out, 0, sizeof(*out));
+	if (alen == 0 || alen >= sizeof(addr)) {
+		sm_set_err(0, "%s: '%s' is not a CIDR", field, s);
+		return -EINVAL;
+	}
+	memcpy(addr, s, alen);
+	addr[alen] = '\0';
+	if (inet_pton(AF_INET, addr, out->addr) == 1) {
+		out->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, addr, out->addr) == 1) {
+		out->family = AF_INET6;
+		max = 128;
+	} else {
+		sm_set_err(0, "%s: '%s' is not an IPv4 or IPv6 address", field, s);
+		return -EINVAL;
+	}
+	plen = max;
+	if (slash) {
+		if (sm_parse_u32(field, slash + 1, 0xffff, &plen)) {
+			sm_set_err(0, "%s: '%s' has an invalid prefix length", field, s);
+			return -EINVAL;
+		}
+		if (plen > max) {
+			sm_set_err(0, "%s: '%s' has prefix length %u > %u", field, s, plen, max);
+			return -EINVAL;
+		}
+	}
+	out->prefix = (__u8)plen;
+	/* Clear host bits so equal networks compare equal. */
+	for (i = 0; i < 16; i++) {
+		int keep = (int)plen - i * 8;
+
+		if (keep <= 0)
+			out->addr[i] = 0;
+		else if (keep < 8)
+			out->addr[i] &= (__u8)(0xff << (8 - keep));
+	}
+	return 0;
+}
+
+typedef int (*item_parser)(const char *field, const char *item, void *slot);
+
+static int parse_cidr_item(const char *field, const char *item, void *slot)
+{
+	return sm_parse_cidr(field, item, slot);
+}
+
+static int parse_port_item(const char *field, const char *item, void *slot)
+{
+	__u32 v;
+	int err = sm_parse_u32(field, item, 65535, &v);
+
+	if (err) {
+		sm_set_err(0, "%s: '%s' is not a port (1-65535)", field, item);
+		return err;
+	}
+	if (v == 0) {
+		sm_set_err(0, "%s: '%s' is not a port (1-65535)", field, item);
+		return -EINVAL;
+	}
+	*(__u16 *)slot = (__u16)v;
+	return 0;
+}
+
+/* One splitter for every list: comma separated, blanks around items
+ * ignored, empty items rejected, '*' only where allowed.
+ */
+static int parse_list(const char *field, const char *s, bool allow_star, size_t elem,
+		      item_parser parse, struct sm_list *out)
+{
+	char *copy, *item, *save = NULL;
+	size_t cap = 0;
+	int err = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!s)
+		return 0;
+	copy = strdup(s);
+	if (!copy)
+		return -ENOMEM;
+	/* strtok_r would hide empty items like "a,,b": count commas instead. */
+	for (const char *p = s; *p; p++)
+		cap += *p == ',';
+	cap++;
+	out->v = calloc(cap, elem);
+	if (!out->v) {
+		free(copy);
+		return -ENOMEM;
+	}
+	if (strspn(s, " \t") == strlen(s)) {
+		free(copy);
+		return 0;
+	}
+	for (char *p = copy;; p = NULL) {
+		char *end;
+
+		item = strtok_r(p, ",", &save);
+		if (!item)
+			break;
+		while (isspace((unsigned char)*item))
+			item++;
+		end = item + strlen(item);
+		while (end > item && isspace((unsigned char)end[-1]))
+			*--end = '\0';
+		if (!*item)
+			continue;
+		if (strcmp(item, "*") == 0) {
+			if (!allow_star) {
+				sm_set_err(0, "%s: '*' is only allowed in include lists", field);
+				err = -EINVAL;
+				break;
+			}
+			out->star = true;
+			continue;
+		}
+		err = parse(field, item, (char *)out->v + out->n * elem);
+		if (err)
+			break;
+		out->n++;
+	}
+	/* Reject "a,,b" and trailing commas: likely a templating mistake. */
+	if (!err) {
+		for (const char *p = s; *p; p++) {
+			const char *q = p + 1;
+
+			if (*p != ',')
+				continue;
+			while (*q == ' ' || *q == '\t')
+				q++;
+			if (*q == ',' || *q == '\0') {
+				sm_set_err(0, "%s: empty item in '%s'", field, s);
+				err = -EINVAL;
+				break;
+			}
+		}
+	}
+	free(copy);
+	if (err)
+		sm_list_free(out);
+	return err;
+}
+
+int sm_parse_cidr_list(const char *field, const char *s, bool allow_star, struct sm_list *out)
+{
+	return parse_list(field, s, allow_star, sizeof(struct sm_cidr), parse_cidr_item, out);
+}
+
+int sm_parse_port_list(const char *field, const char *s, bool allow_star, struct sm_list *out)
+{
+	return parse_list(field, s, allow_star, sizeof(__u16), parse_port_item, out);
+}
+
+void sm_list_free(struct sm_list *l)
+{
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+void sm_compiled_free(struct sm_compiled *c)
+{
+	sm_list_free(&c->inc_cidrs);
+	sm_list_free(&c->exc_cidrs);
+	sm_list_free(&c->inc_ports);
+	sm_list_free(&c->exc_ports);
+}
+
+int sm_policy_compile(const struct sockmesh_policy *in, struct sm_compiled *out)
+{
+	struct sm_policy *p = &out->pol;
+	const char *inc_cidrs, *inc_ports;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	if (!in) {
+		sm_set_err(0, "policy: missing");
+		return -EINVAL;
+	}
+	if (!sm_opts_valid(in, offsetofend(struct sockmesh_policy, no_splice), in->sz)) {
+		sm_set_err(0, "policy: unknown fields set (struct size %zu)", in->sz);
+		return -EINVAL;
+	}
+	inc_cidrs = in->include_outbound_cidrs ? in->include_outbound_cidrs : "*";
+	inc_ports = in->include_outbound_ports ? in->include_outbound_ports : "*";
+
+	err = sm_parse_cidr_list("include_outbound_cidrs", inc_cidrs, true, &out->inc_cidrs);
+	if (!err)
+		err = sm_parse_cidr_list("exclude_outbound_cidrs", in->exclude_outbound_cidrs,
+					 false, &out->exc_cidrs);
+	if (!err)
+		err = sm_parse_port_list("include_outbound_ports", inc_ports, true, &out->inc_ports);
+	if (!err)
+		err = sm_parse_port_list("exclude_outbound_ports", in->exclude_outbound_ports,
+					 false, &out->exc_ports);
+	if (err) {
+		sm_compiled_free(out);
+		return err;
+	}
+
+	p->proxy_port = in->proxy_port ? in->proxy_port : SM_DEFAULT_PROXY_PORT;
+	p->proxy_uid = in->has_proxy_uid ? in->proxy_uid : SM_DEFAULT_PROXY_UID;
+	if (in->has_proxy_gid) {
+		p->flags |= SM_POL_PROXY_GID;
+		p->proxy_gid = in->proxy_gid;
+	}
+	if (in->has_proxy_mark) {
+		p->flags |= SM_POL_PROXY_MARK;
+		p->proxy_mark = in->proxy_mark;
+	}
+	if (!out->inc_ports.star)
+		p->flags |= SM_POL_INCLUDE_PORTS;
+	if (out->exc_ports.n)
+		p->flags |= SM_POL_EXCLUDE_PORTS;
+	if (!out->inc_cidrs.star) {
+		/* Like istio: a family with no included range is not captured. */
+		p->flags |= SM_POL_INCLUDE_CIDR4 | SM_POL_INCLUDE_CIDR6;
+	}
+	if (out->exc_cidrs.n)
+		p->flags |= SM_POL_EXCLUDE_CIDRS;
+	if (!in->no_splice)
+		p->flags |= SM_POL_SPLICE;
+	return 0;
+}
+
+int sockmesh_policy__validate(const struct sockmesh_policy *pol)
+{
+	struct sm_compiled c;
+	int err = sm_policy_compile(pol, &c);
+
+	if (!err)
+		sm_compiled_free(&c);
+	return err;
+}

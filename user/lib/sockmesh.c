@@ -1,0 +1,1041 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * libsockmesh: load, pin, attach, enrol, stats.
+ *
+ * Layout of an instance's pin directory:
+ *   map_<name>                 every map of the BPF object
+ *   prog_<name>                every program (so later processes can attach
+ *                              more cgroups without loading a second copy)
+ *   link_<cgroup id>_<hook>    one bpf_link per hook and attach cgroup
+ * The sk_msg program is attached to map_splice_map (bpf_prog_attach; libbpf
+ * 1.1 has no sockmap bpf_link) and lives as long as that map.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <netinet/in.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "internal.h"
+#include "sockmesh.bpf.skel.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+enum sm_map_id {
+	MAP_SCOPE,
+	MAP_CIDR,
+	MAP_PORT,
+	MAP_PENDING,
+	MAP_ORIGDST,
+	MAP_SPLICE,
+	MAP_SK_STATE,
+	MAP_STATS,
+	MAP_META,
+	MAP_COUNT
+};
+
+static const char *const map_names[MAP_COUNT] = {
+	[MAP_SCOPE] = "scope_map",	 [MAP_CIDR] = "cidr_map",
+	[MAP_PORT] = "port_map",	 [MAP_PENDING] = "pending_map",
+	[MAP_ORIGDST] = "origdst_map",	 [MAP_SPLICE] = "splice_map",
+	[MAP_SK_STATE] = "sk_state_map", [MAP_STATS] = "stats_map",
+	[MAP_META] = "scope_meta_map",
+};
+
+enum sm_prog_id { PROG_CONNECT4, PROG_CONNECT6, PROG_SOCKOPS, PROG_GETSOCKOPT, PROG_MSG, PROG_COUNT };
+
+/* Cgroup hooks: program, attach type, and the name used in link pins. */
+static const struct {
+	enum sm_prog_id prog;
+	enum bpf_attach_type type;
+	const char *hook;
+} cgroup_hooks[] = {
+	{ PROG_CONNECT4, BPF_CGROUP_INET4_CONNECT, "connect4" },
+	{ PROG_CONNECT6, BPF_CGROUP_INET6_CONNECT, "connect6" },
+	{ PROG_SOCKOPS, BPF_CGROUP_SOCK_OPS, "sockops" },
+	{ PROG_GETSOCKOPT, BPF_CGROUP_GETSOCKOPT, "getsockopt" },
+};
+#define N_CGROUP_HOOKS (sizeof(cgroup_hooks) / sizeof(cgroup_hooks[0]))
+
+static const char *const prog_names[PROG_COUNT] = {
+	[PROG_CONNECT4] = "sm_connect4", [PROG_CONNECT6] = "sm_connect6",
+	[PROG_SOCKOPS] = "sm_sockops",	 [PROG_GETSOCKOPT] = "sm_getsockopt",
+	[PROG_MSG] = "sm_msg",
+};
+
+static const char *const stat_names[SM_STAT_MAX] = {
+	[SM_STAT_CAPTURED] = "captured",
+	[SM_STAT_BYPASS_NOT_ENROLLED] = "bypass_not_enrolled",
+	[SM_STAT_BYPASS_LOOPBACK] = "bypass_loopback",
+	[SM_STAT_BYPASS_PROXY_UID] = "bypass_proxy_uid",
+	[SM_STAT_BYPASS_PROXY_GID] = "bypass_proxy_gid",
+	[SM_STAT_BYPASS_PROXY_MARK] = "bypass_proxy_mark",
+	[SM_STAT_BYPASS_EXCLUDED_PORT] = "bypass_excluded_port",
+	[SM_STAT_BYPASS_NOT_INCLUDED_PORT] = "bypass_not_included_port",
+	[SM_STAT_BYPASS_EXCLUDED_CIDR] = "bypass_excluded_cidr",
+	[SM_STAT_BYPASS_NOT_INCLUDED_CIDR] = "bypass_not_included_cidr",
+	[SM_STAT_ORIGDST_PUBLISHED] = "origdst_published",
+	[SM_STAT_ORIGDST_MISS] = "origdst_miss",
+	[SM_STAT_ORIGDST_ANSWERED] = "origdst_answered",
+	[SM_STAT_SPLICE_SOCKETS] = "splice_sockets",
+	[SM_STAT_SPLICE_MSGS] = "splice_msgs",
+	[SM_STAT_SPLICE_BYTES] = "splice_bytes",
+	[SM_STAT_SPLICE_MISS] = "splice_miss",
+	[SM_STAT_MAP_FULL] = "map_full",
+};
+_Static_assert(SM_STAT_MAX <= SOCKMESH_STATS_MAX, "public stats array too small");
+
+struct sockmesh {
+	char pin_dir[PATH_MAX];
+	int map_fd[MAP_COUNT];
+	int prog_fd[PROG_COUNT];
+	int lock_fd;
+	__u32 max_scopes;
+	bool destroyed;
+};
+
+const char *sockmesh_stat_name(unsigned int i)
+{
+	return i < SM_STAT_MAX ? stat_names[i] : NULL;
+}
+
+static int pin_path(const struct sockmesh *sm, char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int pin_path(const struct sockmesh *sm, char *buf, size_t len, const char *fmt, ...)
+{
+	char name[128];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	vsnprintf(name, sizeof(name), fmt, ap);
+	va_end(ap);
+	n = snprintf(buf, len, "%s/%s", sm->pin_dir, name);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* ---- cgroup2 and netns resolution ---------------------------------------- */
+
+int sm_cgroup2_root(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/mounts", "re");
+	char dev[256], dir[PATH_MAX], type[64];
+	int err = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (fscanf(f, "%255s %4095s %63s %*[^\n]", dev, dir, type) == 3) {
+		if (strcmp(type, "cgroup2") == 0) {
+			snprintf(buf, len, "%s", dir);
+			err = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return err;
+}
+
+/* A cgroup2 directory's id (the kernel's cgroup id is its inode number). */
+static int cgroup_id_of(const char *what, const char *path, __u64 *id, int *depth)
+{
+	char root[PATH_MAX], real[PATH_MAX];
+	struct statfs sfs;
+	struct stat st;
+	size_t rl;
+	int d = 0;
+
+	if (!path || !*path) {
+		sm_set_err(0, "%s: empty cgroup path", what);
+		return -EINVAL;
+	}
+	if (statfs(path, &sfs) || stat(path, &st)) {
+		int err = -errno;
+
+		sm_set_err(-err, "%s: cannot access cgroup '%s'", what, path);
+		return err == -ENOENT ? -EINVAL : err;
+	}
+	if (sfs.f_type != CGROUP2_SUPER_MAGIC || !S_ISDIR(st.st_mode)) {
+		sm_set_err(0, "%s: '%s' is not a cgroup2 directory", what, path);
+		return -EINVAL;
+	}
+	*id = st.st_ino;
+	if (depth && realpath(path, real) && sm_cgroup2_root(root, sizeof(root)) == 0) {
+		rl = strlen(root);
+		for (const char *p = real + rl; *p; p++)
+			d += *p == '/';
+		*depth = d;
+	}
+	return 0;
+}
+
+int sockmesh_scope_from_cgroup(const char *path, struct sockmesh_scope *out)
+{
+	int depth = 0, err;
+
+	memset(out, 0, sizeof(*out));
+	err = cgroup_id_of("cgroup", path, &out->id, &depth);
+	if (err)
+		return err;
+	if (depth >= SM_MAX_CGROUP_DEPTH - 1) {
+		sm_set_err(0, "cgroup: '%s' is %d levels deep; at most %d are searched", path,
+			   depth, SM_MAX_CGROUP_DEPTH - 2);
+		return -EINVAL;
+	}
+	out->kind = SOCKMESH_SCOPE_CGROUP;
+	snprintf(out->name, sizeof(out->name), "%s", path);
+	return 0;
+}
+
+/* The cookie of the netns behind nsfd: a socket opened inside it tells. */
+static int netns_cookie(int nsfd, __u64 *cookie)
+{
+	int self, sock, err = 0;
+	socklen_t len = sizeof(*cookie);
+
+	self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (self < 0)
+		return -errno;
+	if (setns(nsfd, CLONE_NEWNET)) {
+		err = -errno;
+		close(self);
+		return err;
+	}
+	sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (sock < 0)
+		err = -errno;
+	else if (getsockopt(sock, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len))
+		err = -errno;
+	if (sock >= 0)
+		close(sock);
+	if (setns(self, CLONE_NEWNET) && !err)
+		err = -errno;
+	close(self);
+	return err;
+}
+
+int sockmesh_scope_from_netns(const char *name_or_path, struct sockmesh_scope *out)
+{
+	char path[PATH_MAX];
+	int fd, err;
+
+	memset(out, 0, sizeof(*out));
+	if (!name_or_path || !*name_or_path) {
+		sm_set_err(0, "netns: empty name");
+		return -EINVAL;
+	}
+	if (strchr(name_or_path, '/'))
+		snprintf(path, sizeof(path), "%s", name_or_path);
+	else
+		snprintf(path, sizeof(path), "/run/netns/%s", name_or_path);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		err = -errno;
+		sm_set_err(-err, "netns: unknown network namespace '%s'", name_or_path);
+		return err == -ENOENT ? -EINVAL : err;
+	}
+	err = netns_cookie(fd, &out->id);
+	close(fd);
+	if (err) {
+		sm_set_err(err == -EINVAL ? 0 : -err, "netns: '%s' is not a network namespace",
+			   name_or_path);
+		return err == -EINVAL ? -EINVAL : err;
+	}
+	out->kind = SOCKMESH_SCOPE_NETNS;
+	snprintf(out->name, sizeof(out->name), "%s", name_or_path);
+	return 0;
+}
+
+/* ---- open / create ------------------------------------------------------- */
+
+bool sockmesh__exists(const char *pin_dir)
+{
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s/map_scope_map", pin_dir ? pin_dir : SOCKMESH_DEFAULT_PIN_DIR);
+	return access(p, F_OK) == 0;
+}
+
+static void handle_init(struct sockmesh *sm)
+{
+	for (int i = 0; i < MAP_COUNT; i++)
+		sm->map_fd[i] = -1;
+	for (int i = 0; i < PROG_COUNT; i++)
+		sm->prog_fd[i] = -1;
+	sm->lock_fd = -1;
+}
+
+static void handle_close_fds(struct sockmesh *sm)
+{
+	for (int i = 0; i < MAP_COUNT; i++)
+		if (sm->map_fd[i] >= 0)
+			close(sm->map_fd[i]);
+	for (int i = 0; i < PROG_COUNT; i++)
+		if (sm->prog_fd[i] >= 0)
+			close(sm->prog_fd[i]);
+	handle_init(sm);
+}
+
+static int open_pinned(struct sockmesh *sm)
+{
+	struct bpf_map_info info = {};
+	__u32 ilen = sizeof(info);
+	char p[PATH_MAX];
+	int err;
+
+	for (int i = 0; i < MAP_COUNT; i++) {
+		pin_path(sm, p, sizeof(p), "map_%s", map_names[i]);
+		sm->map_fd[i] = bpf_obj_get(p);
+		if (sm->map_fd[i] < 0) {
+			err = -errno;
+			sm_set_err(-err, "pin dir %s: cannot open %s", sm->pin_dir, p);
+			return err;
+		}
+	}
+	for (int i = 0; i < PROG_COUNT; i++) {
+		pin_path(sm, p, sizeof(p), "prog_%s", prog_names[i]);
+		sm->prog_fd[i] = bpf_obj_get(p);
+		if (sm->prog_fd[i] < 0) {
+			err = -errno;
+			sm_set_err(-err, "pin dir %s: cannot open %s", sm->pin_dir, p);
+			return err;
+		}
+	}
+	if (bpf_obj_get_info_by_fd(sm->map_fd[MAP_SCOPE], &info, &ilen) == 0)
+		sm->max_scopes = info.max_entries;
+	return 0;
+}
+
+static int unpin_all(struct sockmesh *sm)
+{
+	DIR *d = opendir(sm->pin_dir);
+	struct dirent *e;
+	char p[PATH_MAX];
+	int err = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	/* Links first: unpinning a link detaches its program. */
+	for (int pass = 0; pass < 2; pass++) {
+		rewinddir(d);
+		while ((e = readdir(d))) {
+			bool link = strncmp(e->d_name, "link_", 5) == 0;
+
+			if (e->d_name[0] == '.' || link != (pass == 0))
+				continue;
+			pin_path(sm, p, sizeof(p), "%s", e->d_name);
+			if (unlink(p) && errno != ENOENT)
+				err = -errno;
+		}
+	}
+	closedir(d);
+	if (rmdir(sm->pin_dir) && errno != ENOENT)
+		err = err ? err : -errno;
+	return err;
+}
+
+static int ensure_bpffs(const char *pin_dir)
+{
+	char parent[PATH_MAX], *slash;
+	struct statfs sfs;
+
+	snprintf(parent, sizeof(parent), "%s", pin_dir);
+	slash = strrchr(parent, '/');
+	if (!slash || slash == parent) {
+		sm_set_err(0, "pin dir: '%s' must be a directory inside a bpffs mount", pin_dir);
+		return -EINVAL;
+	}
+	*slash = '\0';
+	if (statfs(parent, &sfs)) {
+		sm_set_err(errno, "pin dir: cannot access '%s'", parent);
+		return -EINVAL;
+	}
+	if (sfs.f_type == BPF_FS_MAGIC)
+		return 0;
+	/* /sys/fs/bpf exists on every systemd-less box but may be unmounted. */
+	if (strcmp(parent, "/sys/fs/bpf") == 0 && mount("bpf", parent, "bpf", 0, "mode=0700") == 0)
+		return 0;
+	sm_set_err(0, "pin dir: '%s' is not on a bpffs mount", parent);
+	return -EINVAL;
+}
+
+static void set_size(struct bpf_map *m, __u32 v)
+{
+	if (v)
+		bpf_map__set_max_entries(m, v);
+}
+
+static int create_pinned(struct sockmesh *sm, const struct sockmesh_open_opts *o)
+{
+	struct sockmesh_bpf *skel;
+	struct bpf_map *maps[MAP_COUNT];
+	struct bpf_program *progs[PROG_COUNT];
+	struct sm_stats *zero = NULL;
+	char p[PATH_MAX];
+	__u32 idx = SM_SCOPE_IDX_GLOBAL;
+	int err, ncpu;
+
+	err = ensure_bpffs(sm->pin_dir);
+	if (err)
+		return err;
+	skel = sockmesh_bpf__open();
+	if (!skel) {
+		err = -errno;
+		sm_set_err(-err, "cannot open the BPF object");
+		return err;
+	}
+	maps[MAP_SCOPE] = skel->maps.scope_map;
+	maps[MAP_CIDR] = skel->maps.cidr_map;
+	maps[MAP_PORT] = skel->maps.port_map;
+	maps[MAP_PENDING] = skel->maps.pending_map;
+	maps[MAP_ORIGDST] = skel->maps.origdst_map;
+	maps[MAP_SPLICE] = skel->maps.splice_map;
+	maps[MAP_SK_STATE] = skel->maps.sk_state_map;
+	maps[MAP_STATS] = skel->maps.stats_map;
+	maps[MAP_META] = skel->maps.scope_meta_map;
+	progs[PROG_CONNECT4] = skel->progs.sm_connect4;
+	progs[PROG_CONNECT6] = skel->progs.sm_connect6;
+	progs[PROG_SOCKOPS] = skel->progs.sm_sockops;
+	progs[PROG_GETSOCKOPT] = skel->progs.sm_getsockopt;
+	progs[PROG_MSG] = skel->progs.sm_msg;
+
+	if (o) {
+		set_size(maps[MAP_SCOPE], o->max_scopes);
+		set_size(maps[MAP_STATS], o->max_scopes);
+		set_size(maps[MAP_META], o->max_scopes);
+		set_size(maps[MAP_ORIGDST], o->max_conns);
+		set_size(maps[MAP_SPLICE], o->max_splice_socks ? o->max_splice_socks
+							       : (o->max_conns ? 2 * o->max_conns : 0));
+		set_size(maps[MAP_CIDR], o->max_rules);
+		set_size(maps[MAP_PORT], o->max_rules);
+		set_size(maps[MAP_PENDING], o->max_pending);
+	}
+	err = sockmesh_bpf__load(skel);
+	if (err) {
+		sm_set_err(-err, "cannot load the BPF programs (run 'sockmesh doctor')");
+		goto out;
+	}
+	if (mkdir(sm->pin_dir, 0700) && errno != EEXIST) {
+		err = -errno;
+		sm_set_err(-err, "pin dir: cannot create '%s'", sm->pin_dir);
+		goto out;
+	}
+	for (int i = 0; i < MAP_COUNT; i++) {
+		pin_path(sm, p, sizeof(p), "map_%s", map_names[i]);
+		if (bpf_obj_pin(bpf_map__fd(maps[i]), p)) {
+			err = -errno;
+			sm_set_err(-err, "cannot pin %s", p);
+			goto out_unpin;
+		}
+	}
+	for (int i = 0; i < PROG_COUNT; i++) {
+		pin_path(sm, p, sizeof(p), "prog_%s", prog_names[i]);
+		if (bpf_obj_pin(bpf_program__fd(progs[i]), p)) {
+			err = -errno;
+			sm_set_err(-err, "cannot pin %s", p);
+			goto out_unpin;
+		}
+	}
+	if (bpf_prog_attach(bpf_program__fd(progs[PROG_MSG]), bpf_map__fd(maps[MAP_SPLICE]),
+			    BPF_SK_MSG_VERDICT, 0)) {
+		err = -errno;
+		sm_set_err(-err, "cannot attach sk_msg to the splice map");
+		goto out_unpin;
+	}
+	ncpu = libbpf_num_possible_cpus();
+	zero = ncpu > 0 ? calloc((size_t)ncpu, sizeof(*zero)) : NULL;
+	if (!zero || bpf_map_update_elem(bpf_map__fd(maps[MAP_STATS]), &idx, zero, BPF_ANY)) {
+		err = zero ? -errno : -ENOMEM;
+		sm_set_err(-err, "cannot create the global stats slot");
+		goto out_unpin;
+	}
+	err = open_pinned(sm);
+	if (err)
+		goto out_unpin;
+	goto out;
+out_unpin:
+	handle_close_fds(sm);
+	unpin_all(sm);
+out:
+	free(zero);
+	sockmesh_bpf__destroy(skel);
+	return err;
+}
+
+/* Serialise writers of one instance: flock on the pin dir's parent (bpffs
+ * has no regular files to lock).
+ */
+static int lock_instance(struct sockmesh *sm)
+{
+	char parent[PATH_MAX], *slash;
+
+	snprintf(parent, sizeof(parent), "%s", sm->pin_dir);
+	slash = strrchr(parent, '/');
+	if (slash && slash != parent)
+		*slash = '\0';
+	sm->lock_fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sm->lock_fd < 0 || flock(sm->lock_fd, LOCK_EX))
+		return -errno;
+	return 0;
+}
+
+struct sockmesh *sockmesh__open(const struct sockmesh_open_opts *opts)
+{
+	struct sockmesh *sm;
+	const char *dir;
+	int err;
+
+	if (opts && !sm_opts_valid(opts, offsetofend(struct sockmesh_open_opts, max_pending),
+				   opts->sz)) {
+		sm_set_err(0, "open: unknown options set");
+		errno = EINVAL;
+		return NULL;
+	}
+	dir = opts && opts->pin_dir ? opts->pin_dir : SOCKMESH_DEFAULT_PIN_DIR;
+	if (dir[0] != '/' || strlen(dir) >= PATH_MAX - 64) {
+		sm_set_err(0, "pin dir: '%s' must be an absolute path", dir);
+		errno = EINVAL;
+		return NULL;
+	}
+	sm = calloc(1, sizeof(*sm));
+	if (!sm) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	handle_init(sm);
+	snprintf(sm->pin_dir, sizeof(sm->pin_dir), "%s", dir);
+	while (strlen(sm->pin_dir) > 1 && sm->pin_dir[strlen(sm->pin_dir) - 1] == '/')
+		sm->pin_dir[strlen(sm->pin_dir) - 1] = '\0';
+	if (opts && opts->create) {
+		err = ensure_bpffs(sm->pin_dir);
+		if (!err)
+			err = lock_instance(sm);
+		if (err)
+			goto fail;
+	}
+	if (sockmesh__exists(sm->pin_dir)) {
+		err = open_pinned(sm);
+	} else if (opts && opts->create) {
+		err = create_pinned(sm, opts);
+	} else {
+		sm_set_err(0, "nothing is loaded at pin dir '%s'", sm->pin_dir);
+		err = -ENOENT;
+	}
+	if (err)
+		goto fail;
+	return sm;
+fail:
+	sockmesh__close(sm);
+	errno = -err;
+	return NULL;
+}
+
+void sockmesh__close(struct sockmesh *sm)
+{
+	if (!sm)
+		return;
+	handle_close_fds(sm);
+	if (sm->lock_fd >= 0)
+		close(sm->lock_fd);
+	free(sm);
+}
+
+const char *sockmesh__pin_dir(const struct sockmesh *sm)
+{
+	return sm->pin_dir;
+}
+
+/* ---- attach -------------------------------------------------------------- */
+
+static bool attached(struct sockmesh *sm, __u64 cgid)
+{
+	char p[PATH_MAX];
+
+	for (size_t i = 0; i < N_CGROUP_HOOKS; i++) {
+		pin_path(sm, p, sizeof(p), "link_%llu_%s", (unsigned long long)cgid,
+			 cgroup_hooks[i].hook);
+		if (access(p, F_OK))
+			return false;
+	}
+	return true;
+}
+
+static void detach_cgroup(struct sockmesh *sm, __u64 cgid)
+{
+	char p[PATH_MAX];
+
+	for (size_t i = 0; i < N_CGROUP_HOOKS; i++) {
+		pin_path(sm, p, sizeof(p), "link_%llu_%s", (unsigned long long)cgid,
+			 cgroup_hooks[i].hook);
+		unlink(p);
+	}
+}
+
+static int attach_at_cgroup(struct sockmesh *sm, const char *path, __u64 cgid)
+{
+	char p[PATH_MAX];
+	int cg, link, err = 0;
+
+	cg = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cg < 0) {
+		err = -errno;
+		sm_set_err(-err, "attach: cannot open cgroup '%s'", path);
+		return err;
+	}
+	for (size_t i = 0; i < N_CGROUP_HOOKS; i++) {
+		pin_path(sm, p, sizeof(p), "link_%llu_%s", (unsigned long long)cgid,
+			 cgroup_hooks[i].hook);
+		if (access(p, F_OK) == 0)
+			continue;
+		link = bpf_link_create(sm->prog_fd[cgroup_hooks[i].prog], cg, cgroup_hooks[i].type,
+				       NULL);
+		if (link < 0) {
+			err = -errno;
+			sm_set_err(-err, "attach: %s on '%s' failed", cgroup_hooks[i].hook, path);
+			break;
+		}
+		if (bpf_obj_pin(link, p)) {
+			err = -errno;
+			sm_set_err(-err, "attach: cannot pin %s", p);
+			close(link);
+			break;
+		}
+		close(link);
+	}
+	close(cg);
+	if (err)
+		detach_cgroup(sm, cgid);
+	return err;
+}
+
+/* ---- rules --------------------------------------------------------------- */
+
+static int rules_write(struct sockmesh *sm, __u32 rules_id, const struct sm_compiled *c)
+{
+	const struct sm_list *cl[2] = { &c->inc_cidrs, &c->exc_cidrs };
+	const struct sm_list *pl[2] = { &c->inc_ports, &c->exc_ports };
+	__u8 lists[2] = { SM_LIST_INCLUDE, SM_LIST_EXCLUDE };
+	__u8 one = 1;
+
+	for (int l = 0; l < 2; l++) {
+		const struct sm_cidr *cidr = cl[l]->v;
+		const __u16 *port = pl[l]->v;
+
+		for (size_t i = 0; i < cl[l]->n; i++) {
+			struct sm_cidr_key k = {
+				.prefixlen = SM_CIDR_HEAD_BITS + cidr[i].prefix,
+				.rules_id = rules_id,
+				.list = lists[l],
+				.family = cidr[i].family,
+			};
+
+			memcpy(k.addr, cidr[i].addr, 16);
+			if (bpf_map_update_elem(sm->map_fd[MAP_CIDR], &k, &one, BPF_ANY)) {
+				sm_set_err(errno, "rules: cannot store CIDR rule");
+				return -errno;
+			}
+		}
+		for (size_t i = 0; i < pl[l]->n; i++) {
+			struct sm_port_key k = { .rules_id = rules_id, .port = port[i], .list = lists[l] };
+
+			if (bpf_map_update_elem(sm->map_fd[MAP_PORT], &k, &one, BPF_ANY)) {
+				sm_set_err(errno, "rules: cannot store port rule");
+				return -errno;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Delete every rule of rules_id. Keys are collected first: deleting while
+ * iterating would restart the walk.
+ */
+static void rules_delete(struct sockmesh *sm, __u32 rules_id)
+{
+	int fds[2] = { sm->map_fd[MAP_CIDR], sm->map_fd[MAP_PORT] };
+	size_t ksz[2] = { sizeof(struct sm_cidr_key), sizeof(struct sm_port_key) };
+
+	for (int m = 0; m < 2; m++) {
+		char key[sizeof(struct sm_cidr_key)], next[sizeof(struct sm_cidr_key)];
+		char *del = NULL;
+		size_t n = 0, cap = 0;
+		void *prev = NULL;
+
+		while (bpf_map_get_next_key(fds[m], prev, next) == 0) {
+			/* rules_id sits right after prefixlen in cidr keys, first in port keys */
+			__u32 id;
+
+			memcpy(&id, next + (m == 0 ? 4 : 0), sizeof(id));
+			if (id == rules_id) {
+				if (n == cap) {
+					char *nd = realloc(del, (cap = cap ? 2 * cap : 64) * ksz[m]);
+
+					if (!nd)
+						break;
+					del = nd;
+				}
+				memcpy(del + n++ * ksz[m], next, ksz[m]);
+			}
+			memcpy(key, next, ksz[m]);
+			prev = key;
+		}
+		for (size_t i = 0; i < n; i++)
+			bpf_map_delete_elem(fds[m], del + i * ksz[m]);
+		free(del);
+	}
+}
+
+/* ---- enrol / withdraw ---------------------------------------------------- */
+
+static void scope_key(const struct sockmesh_scope *s, struct sm_scope_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->kind = s->kind;
+	k->id = s->id;
+}
+
+static int alloc_scope_idx(struct sockmesh *sm, __u32 *out)
+{
+	struct sm_scope_key k, *prev = NULL;
+	struct sm_policy pol;
+	size_t nbits = sm->max_scopes ? sm->max_scopes : SM_DEFAULT_MAX_SCOPES;
+	unsigned char *used = calloc(nbits, 1);
+	int err = -ENOSPC;
+
+	if (!used)
+		return -ENOMEM;
+	while (bpf_map_get_next_key(sm->map_fd[MAP_SCOPE], prev, &k) == 0) {
+		if (bpf_map_lookup_elem(sm->map_fd[MAP_SCOPE], &k, &pol) == 0 &&
+		    pol.scope_idx < nbits)
+			used[pol.scope_idx] = 1;
+		prev = &k;
+	}
+	for (size_t i = 1; i < nbits; i++) {
+		if (!used[i]) {
+			*out = (__u32)i;
+			err = 0;
+			break;
+		}
+	}
+	free(used);
+	if (err)
+		sm_set_err(0, "enroll: all %zu scope slots are in use (raise --max-scopes)", nbits - 1);
+	return err;
+}
+
+static bool attach_point_used(struct sockmesh *sm, __u64 cgid)
+{
+	struct sm_scope_key k, *prev = NULL;
+	struct sm_policy pol;
+
+	while (bpf_map_get_next_key(sm->map_fd[MAP_SCOPE], prev, &k) == 0) {
+		if (bpf_map_lookup_elem(sm->map_fd[MAP_SCOPE], &k, &pol) == 0 &&
+		    pol.attach_cgroup_id == cgid)
+			return true;
+		prev = &k;
+	}
+	return false;
+}
+
+static int stats_slot_reset(struct sockmesh *sm, __u32 idx)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct sm_stats *zero;
+	int err = 0;
+
+	if (ncpu <= 0)
+		return -EINVAL;
+	zero = calloc((size_t)ncpu, sizeof(*zero));
+	if (!zero)
+		return -ENOMEM;
+	if (bpf_map_update_elem(sm->map_fd[MAP_STATS], &idx, zero, BPF_ANY))
+		err = -errno;
+	free(zero);
+	return err;
+}
+
+int sockmesh__enroll(struct sockmesh *sm, const struct sockmesh_scope *scope,
+		     const char *attach_cgroup, const struct sockmesh_policy *policy)
+{
+	char root[PATH_MAX];
+	struct sm_compiled c;
+	struct sm_policy old;
+	struct sm_scope_meta meta = {};
+	struct sm_scope_key key;
+	bool existed, did_attach = false;
+	__u64 cgid;
+	int err;
+
+	if (!sm || !scope || sm->destroyed)
+		return -EINVAL;
+	err = sm_policy_compile(policy, &c);
+	if (err)
+		return err;
+
+	if (scope->kind == SOCKMESH_SCOPE_CGROUP) {
+		if (attach_cgroup && strcmp(attach_cgroup, scope->name) != 0) {
+			sm_set_err(0, "attach_cgroup: a cgroup scope attaches at its own cgroup, not '%s'",
+				   attach_cgroup);
+			err = -EINVAL;
+			goto out;
+		}
+		attach_cgroup = scope->name;
+	} else if (scope->kind == SOCKMESH_SCOPE_NETNS) {
+		if (!attach_cgroup) {
+			err = sm_cgroup2_root(root, sizeof(root));
+			if (err) {
+				sm_set_err(-err, "attach_cgroup: no cgroup2 mount");
+				goto out;
+			}
+			attach_cgroup = root;
+		}
+	} else {
+		sm_set_err(0, "scope: unknown kind %d", scope->kind);
+		err = -EINVAL;
+		goto out;
+	}
+	err = cgroup_id_of("attach_cgroup", attach_cgroup, &cgid, NULL);
+	if (err)
+		goto out;
+
+	scope_key(scope, &key);
+	existed = bpf_map_lookup_elem(sm->map_fd[MAP_SCOPE], &key, &old) == 0;
+	if (existed) {
+		c.pol.scope_idx = old.scope_idx;
+		/* Two alternating rule sets make the policy switch atomic. */
+		c.pol.rules_id = old.rules_id ^ 0x80000000u;
+	} else {
+		err = alloc_scope_idx(sm, &c.pol.scope_idx);
+		if (err)
+			goto out;
+		c.pol.rules_id = c.pol.scope_idx;
+	}
+	c.pol.attach_cgroup_id = cgid;
+
+	rules_delete(sm, c.pol.rules_id); /* leftovers of a crashed writer */
+	err = rules_write(sm, c.pol.rules_id, &c);
+	if (err)
+		goto undo_rules;
+	if (!existed) {
+		err = stats_slot_reset(sm, c.pol.scope_idx);
+		if (err) {
+			sm_set_err(-err, "enroll: cannot create the stats slot");
+			goto undo_rules;
+		}
+	}
+	if (!attached(sm, cgid)) {
+		err = attach_at_cgroup(sm, attach_cgroup, cgid);
+		if (err)
+			goto undo_stats;
+		did_attach = true;
+	}
+	snprintf(meta.name, sizeof(meta.name), "%s", scope->name);
+	bpf_map_update_elem(sm->map_fd[MAP_META], &key, &meta, BPF_ANY);
+	if (bpf_map_update_elem(sm->map_fd[MAP_SCOPE], &key, &c.pol, BPF_ANY)) {
+		err = -errno;
+		sm_set_err(-err, "enroll: cannot store the scope (raise --max-scopes?)");
+		if (!existed)
+			bpf_map_delete_elem(sm->map_fd[MAP_META], &key);
+		goto undo_attach;
+	}
+	if (existed) {
+		rules_delete(sm, old.rules_id);
+		if (old.attach_cgroup_id != cgid && !attach_point_used(sm, old.attach_cgroup_id))
+			detach_cgroup(sm, old.attach_cgroup_id);
+	}
+	err = 0;
+	goto out;
+
+undo_attach:
+	if (did_attach)
+		detach_cgroup(sm, cgid);
+undo_stats:
+	if (!existed)
+		bpf_map_delete_elem(sm->map_fd[MAP_STATS], &c.pol.scope_idx);
+undo_rules:
+	rules_delete(sm, c.pol.rules_id);
+out:
+	sm_compiled_free(&c);
+	return err;
+}
+
+static bool any_scope(struct sockmesh *sm)
+{
+	struct sm_scope_key k;
+
+	return bpf_map_get_next_key(sm->map_fd[MAP_SCOPE], NULL, &k) == 0;
+}
+
+static int teardown(struct sockmesh *sm)
+{
+	int err;
+
+	bpf_prog_detach2(sm->prog_fd[PROG_MSG], sm->map_fd[MAP_SPLICE], BPF_SK_MSG_VERDICT);
+	handle_close_fds(sm);
+	err = unpin_all(sm);
+	sm->destroyed = true;
+	if (err)
+		sm_set_err(-err, "cannot remove everything from '%s'", sm->pin_dir);
+	return err;
+}
+
+int sockmesh__withdraw(struct sockmesh *sm, const struct sockmesh_scope *scope)
+{
+	struct sm_scope_key key;
+	struct sm_policy pol;
+
+	if (!sm || !scope || sm->destroyed)
+		return -EINVAL;
+	scope_key(scope, &key);
+	if (bpf_map_lookup_elem(sm->map_fd[MAP_SCOPE], &key, &pol)) {
+		sm_set_err(0, "withdraw: '%s' is not enrolled", scope->name);
+		return -ENOENT;
+	}
+	bpf_map_delete_elem(sm->map_fd[MAP_SCOPE], &key);
+	bpf_map_delete_elem(sm->map_fd[MAP_META], &key);
+	rules_delete(sm, pol.rules_id);
+	bpf_map_delete_elem(sm->map_fd[MAP_STATS], &pol.scope_idx);
+	if (!attach_point_used(sm, pol.attach_cgroup_id))
+		detach_cgroup(sm, pol.attach_cgroup_id);
+	if (!any_scope(sm))
+		return teardown(sm);
+	return 0;
+}
+
+int sockmesh__destroy(struct sockmesh *sm)
+{
+	if (!sm)
+		return -EINVAL;
+	if (sm->destroyed)
+		return 0;
+	return teardown(sm);
+}
+
+/* ---- queries ------------------------------------------------------------- */
+
+static void fill_info(struct sockmesh *sm, const struct sm_scope_key *k, const struct sm_policy *p,
+		      struct sockmesh_scope_info *out)
+{
+	struct sm_scope_meta meta = {};
+
+	memset(out, 0, sizeof(*out));
+	out->scope.kind = k->kind;
+	out->scope.id = k->id;
+	if (bpf_map_lookup_elem(sm->map_fd[MAP_META], k, &meta) == 0)
+		snprintf(out->scope.name, sizeof(out->scope.name), "%.*s",
+			 (int)sizeof(meta.name), meta.name);
+	out->scope_idx = p->scope_idx;
+	out->proxy_port = p->proxy_port;
+	out->proxy_uid = p->proxy_uid;
+	out->proxy_gid = p->flags & SM_POL_PROXY_GID ? (__s64)p->proxy_gid : -1;
+	out->proxy_mark = p->flags & SM_POL_PROXY_MARK ? (__s64)p->proxy_mark : -1;
+	out->splice = p->flags & SM_POL_SPLICE;
+	out->attach_cgroup_id = p->attach_cgroup_id;
+}
+
+int sockmesh__next_scope(struct sockmesh *sm, const struct sockmesh_scope *prev,
+			 struct sockmesh_scope_info *out)
+{
+	struct sm_scope_key pk, k;
+	struct sm_policy pol;
+
+	if (!sm || sm->destroyed)
+		return -EINVAL;
+	if (prev)
+		scope_key(prev, &pk);
+	for (;;) {
+		if (bpf_map_get_next_key(sm->map_fd[MAP_SCOPE], prev ? &pk : NULL, &k))
+			return -ENOENT;
+		if (bpf_map_lookup_elem(sm->map_fd[MAP_SCOPE], &k, &pol) == 0)
+			break;
+		pk = k; /* deleted under us: skip it */
+		prev = (const void *)1;
+	}
+	fill_info(sm, &k, &pol, out);
+	return 0;
+}
+
+int sockmesh__scope_info(struct sockmesh *sm, const struct sockmesh_scope *scope,
+			 struct sockmesh_scope_info *out)
+{
+	struct sm_scope_key k;
+	struct sm_policy pol;
+
+	if (!sm || !scope || sm->destroyed)
+		return -EINVAL;
+	scope_key(scope, &k);
+	if (bpf_map_lookup_elem(sm->map_fd[MAP_SCOPE], &k, &pol)) {
+		sm_set_err(0, "'%s' is not enrolled", scope->name);
+		return -ENOENT;
+	}
+	fill_info(sm, &k, &pol, out);
+	return 0;
+}
+
+int sockmesh__stats(struct sockmesh *sm, const struct sockmesh_scope *scope,
+		    struct sockmesh_stats *out)
+{
+	struct sockmesh_scope_info info;
+	__u32 idx = SM_SCOPE_IDX_GLOBAL;
+	int ncpu = libbpf_num_possible_cpus(), err;
+	struct sm_stats *v;
+
+	if (!sm || !out || sm->destroyed || ncpu <= 0)
+		return -EINVAL;
+	if (scope) {
+		err = sockmesh__scope_info(sm, scope, &info);
+		if (err)
+			return err;
+		idx = info.scope_idx;
+	}
+	v = calloc((size_t)ncpu, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	memset(out, 0, sizeof(*out));
+	if (bpf_map_lookup_elem(sm->map_fd[MAP_STATS], &idx, v)) {
+		err = -errno;
+		free(v);
+		sm_set_err(-err, "stats: no slot %u", idx);
+		return err;
+	}
+	out->count = SM_STAT_MAX;
+	for (int c = 0; c < ncpu; c++)
+		for (int i = 0; i < SM_STAT_MAX; i++)
+			out->v[i] += v[c].c[i];
+	free(v);
+	return 0;
+}
+
+int sockmesh_original_dst(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	struct sockaddr_storage local;
+	socklen_t l = sizeof(local);
+
+	if (!addr || !len)
+		return -EINVAL;
+	if (getsockname(fd, (struct sockaddr *)&local, &l))
+		return -errno;
+	if (local.ss_family == AF_INET6) {
+		if (getsockopt(fd, SOL_IPV6, SM_SO_ORIGINAL_DST, addr, len) == 0)
+			return 0;
+	}
+	if (getsockopt(fd, SOL_IP, SM_SO_ORIGINAL_DST, addr, len))
+		return -errno;
+	return 0;
+}

@@ -1,0 +1,1396 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockmesh-sidecar: reference L4 transparent proxy.
+ *
+ * Connections redirected to us (by the sockmesh BPF programs, or by iptables
+ * REDIRECT in the classic istio setup) are accepted, their original
+ * destination is recovered with SO_ORIGINAL_DST, and bytes are copied both
+ * ways between the client and a fresh upstream connection to that
+ * destination. It is the smallest proxy that exercises everything a real
+ * sidecar (Envoy with an original-dst cluster) relies on: original
+ * destination lookup, the proxy's own traffic escaping capture by uid or
+ * mark, half-close and backpressure.
+ *
+ * Single threaded, epoll edge triggered. Each connection owns two bounded
+ * ring buffers, one per direction; a side is not read while its buffer
+ * towards the other side is full, so a slow reader throttles a fast writer
+ * through TCP flow control instead of through our memory.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define PROG "sockmesh-sidecar"
+
+/* linux/netfilter_ipv4.h and linux/netfilter_ipv6/ip6_tables.h clash with
+ * the libc socket headers, so spell the one constant we need from them.
+ */
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80
+#endif
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80
+#endif
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+#define DEFAULT_PORT 15001
+#define DEFAULT_MAX_CONNS 4096
+#define MAX_MAX_CONNS (1u << 20)
+#define BUF_SIZE (64 * 1024)
+/* Rounds of read/write per wakeup before a busy connection yields to the
+ * others; with 64 KiB buffers that is at most ~2 MiB per turn.
+ */
+#define PUMP_ROUNDS 16
+#define ACCEPT_BATCH 64
+#define MAX_EVENTS 256
+/* "[" INET6_ADDRSTRLEN "%" scope "]:" port */
+#define ADDR_STRLEN (INET6_ADDRSTRLEN + 20)
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+
+enum src_kind {
+	SRC_LISTENER,
+	SRC_SIGNAL,
+	SRC_SIDE,
+};
+
+/* What epoll_event.data.ptr points at. */
+struct evsrc {
+	enum src_kind kind;
+};
+
+struct listener {
+	struct evsrc src;
+	int fd;
+	struct sockaddr_storage addr; /* as bound: port 0 is resolved */
+};
+
+struct ring {
+	size_t head; /* first unsent byte */
+	size_t len;
+	unsigned char *data; /* BUF_SIZE bytes in struct conn */
+};
+
+enum { CLIENT = 0, UPSTREAM = 1 };
+
+struct conn;
+
+struct side {
+	struct evsrc src;
+	struct conn *conn;
+	int fd;
+	/* Edge triggered: remember readiness until the kernel says EAGAIN. */
+	bool readable;
+	bool writable;
+	bool rd_eof; /* the peer sent FIN */
+	bool wr_shut; /* we sent FIN */
+};
+
+struct conn {
+	struct side side[2];
+	struct ring buf[2]; /* buf[i]: read from side i, owed to side !i */
+	uint64_t sent[2]; /* bytes delivered to side i */
+	bool connecting;
+	bool dead;
+	bool queued;
+	struct conn *prev, *next; /* all live connections */
+	struct conn *qnext; /* ready queue or dead list */
+	struct sockaddr_storage client;
+	struct sockaddr_storage orig;
+	socklen_t orig_len;
+	/* last, so setup need not touch (or zero) 128 KiB per connection */
+	unsigned char mem[2][BUF_SIZE];
+};
+
+static struct {
+	struct sockaddr_storage *listen;
+	size_t nlisten;
+	bool default_listen;
+	uid_t uid;
+	gid_t gid;
+	bool set_uid;
+	bool set_gid;
+	struct sockaddr_storage source4;
+	struct sockaddr_storage source6;
+	bool has_source4;
+	bool has_source6;
+	uint32_t mark;
+	bool set_mark;
+	const char *log_path;
+	const char *pid_path;
+	unsigned int max_conns;
+} cfg = {
+	.max_conns = DEFAULT_MAX_CONNS,
+};
+
+static int epfd = -1;
+static int sigfd = -1;
+static int log_fd = STDERR_FILENO;
+static int pid_fd = -1;
+/* Kept open so EMFILE can be answered by closing the client instead of
+ * spinning on a level triggered listener that can never be drained.
+ */
+static int reserve_fd = -1;
+static struct listener *listeners;
+static size_t nlisteners;
+static struct conn *conns; /* all live connections */
+static unsigned int nconns;
+static struct conn *ready_head, *ready_tail;
+static struct conn *dead_list;
+static bool quit;
+
+/* ---- logging ---------------------------------------------------------- */
+
+/*
+ * One write(2) per line: nothing to flush, lines from concurrent writers to
+ * an O_APPEND file do not interleave, and a test grepping the file sees
+ * every line as soon as the event happened.
+ */
+__attribute__((format(printf, 1, 2)))
+static void log_line(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	size_t off = 0;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(buf) - 2)
+		n = sizeof(buf) - 2;
+	buf[n++] = '\n';
+	while (off < (size_t)n) {
+		ssize_t w = write(log_fd, buf + off, n - off);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		off += w;
+	}
+}
+
+__attribute__((format(printf, 1, 2), noreturn))
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(PROG ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+__attribute__((format(printf, 1, 2)))
+static void warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(PROG ": warning: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* ---- addresses -------------------------------------------------------- */
+
+static const char *fmt_addr(const struct sockaddr_storage *ss, char *buf,
+			    size_t len)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)ss;
+
+		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+		snprintf(buf, len, "%s:%u", ip, ntohs(sin->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)ss;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+		if (sin6->sin6_scope_id)
+			snprintf(buf, len, "[%s%%%" PRIu32 "]:%u", ip,
+				 sin6->sin6_scope_id, ntohs(sin6->sin6_port));
+		else
+			snprintf(buf, len, "[%s]:%u", ip,
+				 ntohs(sin6->sin6_port));
+	} else {
+		snprintf(buf, len, "<af%u>", ss->ss_family);
+	}
+	return buf;
+}
+
+static socklen_t addr_len(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+					    sizeof(struct sockaddr_in);
+}
+
+static uint16_t addr_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET6)
+		return ((const struct sockaddr_in6 *)ss)->sin6_port;
+	return ((const struct sockaddr_in *)ss)->sin_port;
+}
+
+/* Address part only; port and scope are compared by the caller if needed. */
+static bool addr_ip_eq(const struct sockaddr_storage *a,
+		       const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	return IN6_ARE_ADDR_EQUAL(&((const struct sockaddr_in6 *)a)->sin6_addr,
+				  &((const struct sockaddr_in6 *)b)->sin6_addr);
+}
+
+static bool addr_is_any(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
+		       htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+static bool addr_is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >>
+			24) == 127;
+	return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+/* "1.2.3.4", "::1" or "[::1]"; the port is left 0. */
+static bool parse_ip(const char *s, struct sockaddr_storage *out)
+{
+	char tmp[INET6_ADDRSTRLEN + 2];
+	size_t n = strlen(s);
+
+	memset(out, 0, sizeof(*out));
+	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+		if (n - 2 >= sizeof(tmp))
+			return false;
+		memcpy(tmp, s + 1, n - 2);
+		tmp[n - 2] = '\0';
+		s = tmp;
+	} else if (inet_pton(AF_INET, s, &((struct sockaddr_in *)out)->sin_addr) == 1) {
+		out->ss_family = AF_INET;
+		return true;
+	}
+	if (inet_pton(AF_INET6, s, &((struct sockaddr_in6 *)out)->sin6_addr) == 1) {
+		out->ss_family = AF_INET6;
+		return true;
+	}
+	return false;
+}
+
+/* base 0 only for marks, which are customarily hex; "010" is not a uid 8. */
+static bool parse_ulong(const char *s, int base, unsigned long max,
+			unsigned long *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (!*s || *s == '-' || *s == '+' || *s == ' ')
+		return false;
+	errno = 0;
+	v = strtoul(s, &end, base);
+	if (errno || *end || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* "1.2.3.4:80" or "[::1]:80". IPv6 must be bracketed: "::1:80" is ambiguous. */
+static bool parse_addr_port(const char *s, struct sockaddr_storage *out)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon;
+	unsigned long port;
+	size_t hlen;
+
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (!rb || rb[1] != ':')
+			return false;
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || memchr(s, ':', colon - s))
+			return false;
+	}
+	hlen = colon - s;
+	if (hlen == 0 || hlen >= sizeof(host))
+		return false;
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	if (!parse_ip(host, out))
+		return false;
+	/* A bare IPv6 host here would be "::1" without brackets. */
+	if (out->ss_family == AF_INET6 && s[0] != '[')
+		return false;
+	if (!parse_ulong(colon + 1, 10, 65535, &port))
+		return false;
+	if (out->ss_family == AF_INET)
+		((struct sockaddr_in *)out)->sin_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in6 *)out)->sin6_port = htons((uint16_t)port);
+	return true;
+}
+
+/*
+ * Where the client meant to connect before it was redirected to us.
+ *
+ * This is what Envoy's original-dst listener filter does: conntrack (for
+ * iptables REDIRECT) and the sockmesh BPF getsockopt hook both answer
+ * SO_ORIGINAL_DST on the accepted socket, IPv4 at SOL_IP and IPv6 at
+ * SOL_IPV6 (IP6T_SO_ORIGINAL_DST, same value). libsockmesh's
+ * sockmesh_original_dst() is the library equivalent; this copy only exists
+ * so the sidecar can be tested before the library lands, switch to it then.
+ */
+static int original_dst(int fd, int family, struct sockaddr_storage *out,
+			socklen_t *len)
+{
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (family == AF_INET) {
+		*len = sizeof(struct sockaddr_in);
+		ret = getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, out, len);
+	} else if (family == AF_INET6) {
+		*len = sizeof(struct sockaddr_in6);
+		ret = getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, out, len);
+	} else {
+		errno = EAFNOSUPPORT;
+		return -1;
+	}
+	if (ret)
+		return ret;
+	if (out->ss_family != family) {
+		errno = EAFNOSUPPORT;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Connecting to the original destination would land back on one of our
+ * listeners, either directly or through the capture again (the proxy's own
+ * uid is not excluded); each hop would burn two sockets until EMFILE.
+ */
+static bool is_loop(const struct sockaddr_storage *orig,
+		    const struct sockaddr_storage *local)
+{
+	size_t i;
+
+	if (addr_ip_eq(orig, local) && addr_port(orig) == addr_port(local))
+		return true;
+	for (i = 0; i < nlisteners; i++) {
+		const struct sockaddr_storage *l = &listeners[i].addr;
+
+		if (l->ss_family != orig->ss_family ||
+		    addr_port(l) != addr_port(orig))
+			continue;
+		if (addr_ip_eq(l, orig))
+			return true;
+		if (addr_is_any(l) && addr_is_loopback(orig))
+			return true;
+	}
+	return false;
+}
+
+/* ---- ring buffers ----------------------------------------------------- */
+
+static int ring_space_iov(const struct ring *r, struct iovec iov[2])
+{
+	size_t space = BUF_SIZE - r->len;
+	size_t tail = (r->head + r->len) % BUF_SIZE;
+	size_t first = BUF_SIZE - tail;
+
+	if (!space)
+		return 0;
+	if (first >= space) {
+		iov[0] = (struct iovec){ r->data + tail, space };
+		return 1;
+	}
+	iov[0] = (struct iovec){ r->data + tail, first };
+	iov[1] = (struct iovec){ r->data, space - first };
+	return 2;
+}
+
+static int ring_data_iov(const struct ring *r, struct iovec iov[2])
+{
+	size_t first = BUF_SIZE - r->head;
+
+	if (!r->len)
+		return 0;
+	if (first >= r->len) {
+		iov[0] = (struct iovec){ r->data + r->head, r->len };
+		return 1;
+	}
+	iov[0] = (struct iovec){ r->data + r->head, first };
+	iov[1] = (struct iovec){ r->data, r->len - first };
+	return 2;
+}
+
+static void ring_consume(struct ring *r, size_t n)
+{
+	r->len -= n;
+	/* Rewinding keeps the next read in one contiguous chunk. */
+	r->head = r->len ? (r->head + n) % BUF_SIZE : 0;
+}
+
+/* ---- connections ------------------------------------------------------ */
+
+/* Abortive close: the peer must not mistake a truncated stream for EOF. */
+static void close_rst(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+static void ready_enqueue(struct conn *c)
+{
+	if (c->queued || c->dead)
+		return;
+	c->queued = true;
+	c->qnext = NULL;
+	if (ready_tail)
+		ready_tail->qnext = c;
+	else
+		ready_head = c;
+	ready_tail = c;
+}
+
+/*
+ * Memory is only released after the current batch of epoll events and the
+ * ready queue have been processed, since either may still point at it.
+ */
+static void conn_kill(struct conn *c, bool rst)
+{
+	char obuf[ADDR_STRLEN];
+	int i;
+
+	if (c->dead)
+		return;
+	log_line("close orig=%s up_bytes=%" PRIu64 " down_bytes=%" PRIu64,
+		 fmt_addr(&c->orig, obuf, sizeof(obuf)), c->sent[UPSTREAM],
+		 c->sent[CLIENT]);
+	for (i = 0; i < 2; i++) {
+		if (c->side[i].fd < 0)
+			continue;
+		if (rst)
+			close_rst(c->side[i].fd);
+		else
+			close(c->side[i].fd);
+		c->side[i].fd = -1;
+	}
+	c->dead = true;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	nconns--;
+	/* A queued conn is skipped by the queue and freed after it. */
+	if (!c->queued) {
+		c->qnext = dead_list;
+		dead_list = c;
+	}
+}
+
+static void conn_fail(struct conn *c, const char *what, int err)
+{
+	char obuf[ADDR_STRLEN];
+
+	log_line("error %s orig=%s err=%s", what,
+		 fmt_addr(&c->orig, obuf, sizeof(obuf)), strerror(err));
+	conn_kill(c, true);
+}
+
+static void reap_dead(void)
+{
+	while (dead_list) {
+		struct conn *c = dead_list;
+
+		dead_list = c->qnext;
+		free(c);
+	}
+}
+
+/*
+ * Move bytes from side i to side !i: read into buf[i] while it has room,
+ * write it out while the other side accepts, and pass EOF on as FIN once
+ * everything before it was delivered.
+ */
+static int conn_flow(struct conn *c, int i, bool *progress)
+{
+	struct side *src = &c->side[i], *dst = &c->side[!i];
+	struct ring *b = &c->buf[i];
+	struct iovec iov[2];
+	ssize_t n;
+	int cnt;
+
+	if (!src->rd_eof && src->readable && b->len < BUF_SIZE) {
+		cnt = ring_space_iov(b, iov);
+		n = readv(src->fd, iov, cnt);
+		if (n > 0) {
+			b->len += n;
+			*progress = true;
+		} else if (n == 0) {
+			src->rd_eof = true;
+			*progress = true;
+		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			src->readable = false;
+		} else if (errno != EINTR) {
+			return -errno;
+		}
+	}
+
+	if (b->len && dst->writable) {
+		struct msghdr msg = { .msg_iov = iov };
+
+		msg.msg_iovlen = ring_data_iov(b, iov);
+		n = sendmsg(dst->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			ring_consume(b, n);
+			c->sent[!i] += n;
+			*progress = true;
+		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			dst->writable = false;
+		} else if (n < 0 && errno != EINTR) {
+			return -errno;
+		}
+	}
+
+	if (src->rd_eof && !b->len && !dst->wr_shut &&
+	    !(i == CLIENT && c->connecting)) {
+		/* ENOTCONN: the peer already reset; nothing is owed to it. */
+		if (shutdown(dst->fd, SHUT_WR) && errno != ENOTCONN)
+			return -errno;
+		dst->wr_shut = true;
+		*progress = true;
+	}
+	return 0;
+}
+
+static bool conn_done(const struct conn *c)
+{
+	int i;
+
+	for (i = 0; i < 2; i++)
+		if (!c->side[i].rd_eof || c->buf[i].len || !c->side[!i].wr_shut)
+			return false;
+	return true;
+}
+
+static void conn_pump(struct conn *c)
+{
+	int round, i, err;
+
+	for (round = 0; round < PUMP_ROUNDS; round++) {
+		bool progress = false;
+
+		for (i = 0; i < 2; i++) {
+			err = conn_flow(c, i, &progress);
+			if (err) {
+				conn_fail(c, i == CLIENT ? "client" : "upstream",
+					  -err);
+				return;
+			}
+		}
+		if (conn_done(c)) {
+			conn_kill(c, false);
+			return;
+		}
+		if (!progress)
+			return;
+	}
+	/* Still busy: let the other connections have a turn first. */
+	ready_enqueue(c);
+}
+
+static int sock_error(int fd)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len))
+		return errno;
+	return err;
+}
+
+static void side_event(struct side *s, uint32_t ev)
+{
+	struct conn *c = s->conn;
+	int err;
+
+	if (c->dead)
+		return;
+	if (s == &c->side[UPSTREAM] && c->connecting) {
+		if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return;
+		err = sock_error(s->fd);
+		if (!err && !(ev & EPOLLOUT))
+			err = ECONNREFUSED;
+		if (err) {
+			conn_fail(c, "connect", err);
+			return;
+		}
+		c->connecting = false;
+		s->readable = true;
+		s->writable = true;
+	} else {
+		if (ev & EPOLLERR) {
+			err = sock_error(s->fd);
+			if (err) {
+				conn_fail(c, s == &c->side[CLIENT] ?
+					     "client" : "upstream", err);
+				return;
+			}
+		}
+		if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			s->readable = true;
+		if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+			s->writable = true;
+	}
+	conn_pump(c);
+}
+
+static int epoll_add(int fd, uint32_t events, struct evsrc *src)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = src };
+
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static void set_nodelay(int fd)
+{
+	int one = 1;
+
+	/* We relay what the application wrote; any coalescing was its call. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+static int upstream_socket(int family)
+{
+	const struct sockaddr_storage *src = NULL;
+	int fd, one = 1;
+
+	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (cfg.set_mark &&
+	    setsockopt(fd, SOL_SOCKET, SO_MARK, &cfg.mark, sizeof(cfg.mark)))
+		goto err;
+	if (family == AF_INET && cfg.has_source4)
+		src = &cfg.source4;
+	else if (family == AF_INET6 && cfg.has_source6)
+		src = &cfg.source6;
+	if (src) {
+		/* Defer the port choice to connect() so the 4-tuple, not the
+		 * source address alone, has to be unique.
+		 */
+		setsockopt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+			   sizeof(one));
+		if (bind(fd, (const struct sockaddr *)src, addr_len(src)))
+			goto err;
+	}
+	set_nodelay(fd);
+	return fd;
+err:
+	close(fd);
+	return -1;
+}
+
+static void client_accepted(int fd, const struct sockaddr_storage *client)
+{
+	char cbuf[ADDR_STRLEN], obuf[ADDR_STRLEN];
+	struct sockaddr_storage orig, local;
+	socklen_t olen, llen = sizeof(local);
+	struct conn *c;
+	int ufd, i;
+
+	if (nconns >= cfg.max_conns) {
+		log_line("error max-conns client=%s limit=%u",
+			 fmt_addr(client, cbuf, sizeof(cbuf)), cfg.max_conns);
+		close_rst(fd);
+		return;
+	}
+	if (original_dst(fd, client->ss_family, &orig, &olen)) {
+		log_line("error no-original-dst client=%s err=%s",
+			 fmt_addr(client, cbuf, sizeof(cbuf)), strerror(errno));
+		close_rst(fd);
+		return;
+	}
+	if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0 &&
+	    is_loop(&orig, &local)) {
+		log_line("error loop client=%s orig=%s",
+			 fmt_addr(client, cbuf, sizeof(cbuf)),
+			 fmt_addr(&orig, obuf, sizeof(obuf)));
+		close_rst(fd);
+		return;
+	}
+
+	c = malloc(sizeof(*c));
+	if (!c) {
+		log_line("error no-memory client=%s",
+			 fmt_addr(client, cbuf, sizeof(cbuf)));
+		close_rst(fd);
+		return;
+	}
+	memset(c, 0, offsetof(struct conn, mem));
+	for (i = 0; i < 2; i++) {
+		c->buf[i].data = c->mem[i];
+		c->side[i].src.kind = SRC_SIDE;
+		c->side[i].conn = c;
+		c->side[i].fd = -1;
+	}
+	c->client = *client;
+	c->orig = orig;
+	c->orig_len = olen;
+	c->next = conns;
+	if (conns)
+		conns->prev = c;
+	conns = c;
+	nconns++;
+
+	log_line("accept client=%s orig=%s",
+		 fmt_addr(client, cbuf, sizeof(cbuf)),
+		 fmt_addr(&orig, obuf, sizeof(obuf)));
+
+	c->side[CLIENT].fd = fd;
+	c->side[CLIENT].readable = true;
+	c->side[CLIENT].writable = true;
+	set_nodelay(fd);
+	if (epoll_add(fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+		      &c->side[CLIENT].src)) {
+		conn_fail(c, "epoll", errno);
+		return;
+	}
+
+	ufd = upstream_socket(orig.ss_family);
+	if (ufd < 0) {
+		conn_fail(c, "upstream-socket", errno);
+		return;
+	}
+	c->side[UPSTREAM].fd = ufd;
+	if (connect(ufd, (struct sockaddr *)&orig, olen) == 0) {
+		c->side[UPSTREAM].readable = true;
+		c->side[UPSTREAM].writable = true;
+	} else if (errno == EINPROGRESS) {
+		c->connecting = true;
+	} else {
+		conn_fail(c, "connect", errno);
+		return;
+	}
+	if (epoll_add(ufd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+		      &c->side[UPSTREAM].src)) {
+		conn_fail(c, "epoll", errno);
+		return;
+	}
+	/* Bytes the client sent with its handshake are buffered already. */
+	conn_pump(c);
+}
+
+static void listener_event(struct listener *l)
+{
+	struct sockaddr_storage client;
+	socklen_t clen;
+	int n, fd;
+
+	for (n = 0; n < ACCEPT_BATCH; n++) {
+		clen = sizeof(client);
+		fd = accept4(l->fd, (struct sockaddr *)&client, &clen,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			client_accepted(fd, &client);
+			continue;
+		}
+		switch (errno) {
+		case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+		case EWOULDBLOCK:
+#endif
+			return;
+		case EINTR:
+		case ECONNABORTED:
+		case EPROTO:
+		case EPERM: /* a firewall rule refused it */
+			continue;
+		case EMFILE:
+		case ENFILE:
+			log_line("error accept err=%s", strerror(errno));
+			if (reserve_fd >= 0) {
+				close(reserve_fd);
+				fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+				if (fd >= 0)
+					close_rst(fd);
+				reserve_fd = open("/dev/null",
+						  O_RDONLY | O_CLOEXEC);
+			}
+			return;
+		default:
+			/* ENOBUFS, ENOMEM: try again on the next wakeup. */
+			log_line("error accept err=%s", strerror(errno));
+			return;
+		}
+	}
+}
+
+static void signal_event(void)
+{
+	struct signalfd_siginfo si;
+
+	while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+			quit = true;
+	}
+}
+
+static void run_ready_queue(void)
+{
+	struct conn *c = ready_head;
+
+	ready_head = ready_tail = NULL;
+	while (c) {
+		struct conn *next = c->qnext;
+
+		c->queued = false;
+		if (c->dead) {
+			c->qnext = dead_list;
+			dead_list = c;
+		} else {
+			conn_pump(c);
+		}
+		c = next;
+	}
+}
+
+static int event_loop(void)
+{
+	struct epoll_event evs[MAX_EVENTS];
+	int n, i;
+
+	while (!quit) {
+		n = epoll_wait(epfd, evs, MAX_EVENTS, ready_head ? 0 : -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, PROG ": epoll_wait: %s\n",
+				strerror(errno));
+			return 1;
+		}
+		for (i = 0; i < n; i++) {
+			struct evsrc *src = evs[i].data.ptr;
+
+			switch (src->kind) {
+			case SRC_LISTENER:
+				listener_event(container_of(src, struct listener,
+							    src));
+				break;
+			case SRC_SIGNAL:
+				signal_event();
+				break;
+			case SRC_SIDE:
+				side_event(container_of(src, struct side, src),
+					   evs[i].events);
+				break;
+			}
+		}
+		run_ready_queue();
+		reap_dead();
+	}
+	return 0;
+}
+
+/* ---- setup ------------------------------------------------------------ */
+
+static int open_listener(const struct sockaddr_storage *addr,
+			 struct listener *l)
+{
+	char abuf[ADDR_STRLEN];
+	socklen_t len = sizeof(l->addr);
+	int fd, one = 1, err;
+
+	fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    0);
+	if (fd < 0)
+		goto err;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)))
+		goto err_close;
+	/* Never also take IPv4: 127.0.0.1 gets a listener of its own. */
+	if (addr->ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)))
+		goto err_close;
+	if (bind(fd, (const struct sockaddr *)addr, addr_len(addr)))
+		goto err_close;
+	if (listen(fd, SOMAXCONN))
+		goto err_close;
+	if (getsockname(fd, (struct sockaddr *)&l->addr, &len))
+		goto err_close;
+	l->src.kind = SRC_LISTENER;
+	l->fd = fd;
+	return 0;
+
+err_close:
+	err = errno;
+	close(fd);
+	errno = err;
+err:
+	err = errno;
+	if (cfg.default_listen && addr->ss_family == AF_INET6 &&
+	    (err == EAFNOSUPPORT || err == EADDRNOTAVAIL)) {
+		/* IPv6 disabled in this netns: the default is best effort. */
+		warn("listen %s: %s (skipped)", fmt_addr(addr, abuf, sizeof(abuf)),
+		     strerror(err));
+		return -1;
+	}
+	die("listen %s: %s", fmt_addr(addr, abuf, sizeof(abuf)), strerror(err));
+}
+
+static void open_listeners(void)
+{
+	size_t i;
+
+	listeners = calloc(cfg.nlisten, sizeof(*listeners));
+	if (!listeners)
+		die("out of memory");
+	for (i = 0; i < cfg.nlisten; i++)
+		if (open_listener(&cfg.listen[i], &listeners[nlisteners]) == 0)
+			nlisteners++;
+	if (!nlisteners)
+		die("no listen address could be bound");
+	for (i = 0; i < nlisteners; i++)
+		if (epoll_add(listeners[i].fd, EPOLLIN, &listeners[i].src))
+			die("epoll_ctl: %s", strerror(errno));
+}
+
+static void write_pidfile(void)
+{
+	char buf[32];
+	int n;
+
+	if (!cfg.pid_path)
+		return;
+	/* No O_TRUNC before the lock: a running instance keeps its pid. */
+	pid_fd = open(cfg.pid_path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+		      0644);
+	if (pid_fd < 0)
+		die("pidfile %s: %s", cfg.pid_path, strerror(errno));
+	if (flock(pid_fd, LOCK_EX | LOCK_NB))
+		die("pidfile %s: %s", cfg.pid_path,
+		    errno == EWOULDBLOCK ? "locked by another instance" :
+					   strerror(errno));
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (ftruncate(pid_fd, 0) || write(pid_fd, buf, n) != n)
+		die("pidfile %s: %s", cfg.pid_path, strerror(errno));
+	/* Once unprivileged we must still be allowed to remove it, which a
+	 * sticky directory such as /tmp only grants to the file's owner.
+	 */
+	if ((cfg.set_uid || cfg.set_gid) &&
+	    fchown(pid_fd, cfg.set_uid ? cfg.uid : (uid_t)-1,
+		   cfg.set_gid ? cfg.gid : (gid_t)-1))
+		warn("pidfile %s: chown: %s", cfg.pid_path, strerror(errno));
+}
+
+static void remove_pidfile(void)
+{
+	if (pid_fd < 0)
+		return;
+	if (unlink(cfg.pid_path)) {
+		/* An empty pidfile is at least never mistaken for a live pid. */
+		warn("pidfile %s: %s (left empty)", cfg.pid_path,
+		     strerror(errno));
+		if (ftruncate(pid_fd, 0))
+			warn("pidfile %s: %s", cfg.pid_path, strerror(errno));
+	}
+	close(pid_fd);
+	pid_fd = -1;
+}
+
+/* Reduce the capability sets to CAP_NET_ADMIN, which SO_MARK needs. */
+static int keep_net_admin(void)
+{
+	struct __user_cap_header_struct hdr = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+
+	data[CAP_TO_INDEX(CAP_NET_ADMIN)].permitted = CAP_TO_MASK(CAP_NET_ADMIN);
+	data[CAP_TO_INDEX(CAP_NET_ADMIN)].effective = CAP_TO_MASK(CAP_NET_ADMIN);
+	return (int)syscall(SYS_capset, &hdr, data);
+}
+
+static void drop_privileges(void)
+{
+	bool keep_caps = cfg.set_uid && cfg.uid != 0 && cfg.set_mark;
+
+	if (!cfg.set_uid && !cfg.set_gid)
+		return;
+	if (setgroups(0, NULL))
+		die("setgroups: %s", strerror(errno));
+	if (cfg.set_gid && setgid(cfg.gid))
+		die("setgid %u: %s", (unsigned int)cfg.gid, strerror(errno));
+	if (!cfg.set_uid)
+		return;
+	if (keep_caps && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0))
+		die("prctl(PR_SET_KEEPCAPS): %s", strerror(errno));
+	if (setuid(cfg.uid))
+		die("setuid %u: %s", (unsigned int)cfg.uid, strerror(errno));
+	if (keep_caps) {
+		if (keep_net_admin())
+			die("--mark %" PRIu32 " with --uid %u needs CAP_NET_ADMIN: %s",
+			    cfg.mark, (unsigned int)cfg.uid, strerror(errno));
+		prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+	}
+	if (cfg.uid != 0 && setuid(0) != -1)
+		die("setuid %u: could regain root afterwards",
+		    (unsigned int)cfg.uid);
+}
+
+/* Fail at startup rather than on every connection. */
+static void check_mark(void)
+{
+	int fd;
+
+	if (!cfg.set_mark)
+		return;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		die("socket: %s", strerror(errno));
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &cfg.mark, sizeof(cfg.mark)))
+		die("--mark %" PRIu32 ": SO_MARK: %s", cfg.mark, strerror(errno));
+	close(fd);
+}
+
+static void raise_nofile(void)
+{
+	/* two sockets per connection, plus listeners and housekeeping */
+	rlim_t need = 2 * (rlim_t)cfg.max_conns + cfg.nlisten + 16;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur < need) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ?
+				      need : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < need)
+		warn("--max-conns %u needs %llu file descriptors, RLIMIT_NOFILE is %llu",
+		     cfg.max_conns, (unsigned long long)need,
+		     (unsigned long long)rl.rlim_cur);
+}
+
+static void setup_signals(void)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &set, NULL))
+		die("sigprocmask: %s", strerror(errno));
+	sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sigfd < 0)
+		die("signalfd: %s", strerror(errno));
+}
+
+static void cleanup(void)
+{
+	size_t i;
+
+	/* Connections cut short are reset so no peer takes them as complete. */
+	while (conns)
+		conn_kill(conns, true);
+	run_ready_queue();
+	reap_dead();
+	for (i = 0; i < nlisteners; i++)
+		close(listeners[i].fd);
+	free(listeners);
+	free(cfg.listen);
+	remove_pidfile();
+	if (reserve_fd >= 0)
+		close(reserve_fd);
+	if (sigfd >= 0)
+		close(sigfd);
+	if (epfd >= 0)
+		close(epfd);
+	if (log_fd != STDERR_FILENO)
+		close(log_fd);
+}
+
+/* ---- command line ----------------------------------------------------- */
+
+static const struct opt_desc {
+	const char *name;
+	int val;
+	const char *arg; /* NULL: takes no argument */
+	const char *help;
+} opt_table[] = {
+	{ "listen", 'l', "ADDR:PORT",
+	  "listen there (repeatable; IPv6 as [ADDR]:PORT);\n"
+	  "default 127.0.0.1:15001 and [::1]:15001" },
+	{ "uid", 'u', "N", "after binding, switch to this uid" },
+	{ "gid", 'g', "N", "after binding, switch to this gid" },
+	{ "source", 's', "ADDR",
+	  "bind upstream sockets to ADDR (once per family)" },
+	{ "mark", 'm', "N", "set SO_MARK N on upstream sockets" },
+	{ "log", 'L', "FILE", "connection log (default: stderr)" },
+	{ "pidfile", 'p', "FILE", "write our pid to FILE, remove it on exit" },
+	{ "max-conns", 'c', "N",
+	  "concurrent connections, more are reset (default 4096)" },
+	{ "help", 'h', NULL, "show this help" },
+};
+
+static void usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "Usage: " PROG " [options]\n"
+		   "Transparent L4 proxy: relays each redirected connection to its\n"
+		   "original destination (SO_ORIGINAL_DST).\n\nOptions:\n");
+	for (i = 0; i < ARRAY_SIZE(opt_table); i++) {
+		const struct opt_desc *o = &opt_table[i];
+		char left[48];
+		const char *h = o->help;
+
+		snprintf(left, sizeof(left), "-%c, --%s%s%s", o->val, o->name,
+			 o->arg ? " " : "", o->arg ? o->arg : "");
+		fprintf(f, "  %-26s", left);
+		/* continuation lines of the help text line up under the first */
+		while (*h) {
+			const char *nl = strchr(h, '\n');
+			int n = nl ? (int)(nl - h) : (int)strlen(h);
+
+			fprintf(f, "%.*s\n", n, h);
+			h += n;
+			if (*h == '\n' && *++h)
+				fprintf(f, "  %-26s", "");
+		}
+	}
+}
+
+__attribute__((format(printf, 1, 2), noreturn))
+static void bad_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(PROG ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fputs("Try '" PROG " --help' for more information.\n", stderr);
+	exit(2);
+}
+
+static void add_listen(const struct sockaddr_storage *addr)
+{
+	struct sockaddr_storage *n;
+
+	n = realloc(cfg.listen, (cfg.nlisten + 1) * sizeof(*n));
+	if (!n)
+		die("out of memory");
+	cfg.listen = n;
+	cfg.listen[cfg.nlisten++] = *addr;
+}
+
+static void parse_args(int argc, char **argv)
+{
+	struct option longopts[ARRAY_SIZE(opt_table) + 1];
+	char optstring[2 * ARRAY_SIZE(opt_table) + 2];
+	struct sockaddr_storage ss;
+	unsigned long v;
+	size_t i, k = 0;
+	int opt;
+
+	/* ':' first: getopt stays quiet, bad_usage() names the culprit */
+	optstring[k++] = ':';
+	for (i = 0; i < ARRAY_SIZE(opt_table); i++) {
+		longopts[i] = (struct option){
+			.name = opt_table[i].name,
+			.has_arg = opt_table[i].arg ? required_argument :
+						      no_argument,
+			.val = opt_table[i].val,
+		};
+		optstring[k++] = (char)opt_table[i].val;
+		if (opt_table[i].arg)
+			optstring[k++] = ':';
+	}
+	longopts[i] = (struct option){ 0 };
+	optstring[k] = '\0';
+
+	while ((opt = getopt_long(argc, argv, optstring, longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'l':
+			if (!parse_addr_port(optarg, &ss))
+				bad_usage("invalid --listen '%s' (want IPV4:PORT or [IPV6]:PORT)",
+					  optarg);
+			add_listen(&ss);
+			break;
+		case 'u':
+			if (!parse_ulong(optarg, 10, UINT32_MAX - 1, &v))
+				bad_usage("invalid --uid '%s'", optarg);
+			cfg.uid = (uid_t)v;
+			cfg.set_uid = true;
+			break;
+		case 'g':
+			if (!parse_ulong(optarg, 10, UINT32_MAX - 1, &v))
+				bad_usage("invalid --gid '%s'", optarg);
+			cfg.gid = (gid_t)v;
+			cfg.set_gid = true;
+			break;
+		case 's':
+			if (!parse_ip(optarg, &ss))
+				bad_usage("invalid --source address '%s'", optarg);
+			if (ss.ss_family == AF_INET ? cfg.has_source4 :
+						      cfg.has_source6)
+				bad_usage("invalid --source '%s': one per family",
+					  optarg);
+			if (ss.ss_family == AF_INET) {
+				cfg.source4 = ss;
+				cfg.has_source4 = true;
+			} else {
+				cfg.source6 = ss;
+				cfg.has_source6 = true;
+			}
+			break;
+		case 'm':
+			if (!parse_ulong(optarg, 0, UINT32_MAX, &v))
+				bad_usage("invalid --mark '%s'", optarg);
+			cfg.mark = (uint32_t)v;
+			cfg.set_mark = true;
+			break;
+		case 'L':
+			if (!*optarg)
+				bad_usage("invalid --log ''");
+			cfg.log_path = optarg;
+			break;
+		case 'p':
+			if (!*optarg)
+				bad_usage("invalid --pidfile ''");
+			cfg.pid_path = optarg;
+			break;
+		case 'c':
+			if (!parse_ulong(optarg, 10, MAX_MAX_CONNS, &v) || !v)
+				bad_usage("invalid --max-conns '%s' (1..%u)", optarg,
+					  MAX_MAX_CONNS);
+			cfg.max_conns = (unsigned int)v;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case ':':
+			bad_usage("option '%s' needs an argument",
+				  argv[optind - 1]);
+		default:
+			/* optopt is 0 for an unknown long option */
+			if (optopt)
+				bad_usage("unknown option '-%c'", optopt);
+			bad_usage("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		bad_usage("unexpected argument '%s'", argv[optind]);
+
+	if (!cfg.nlisten) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		cfg.default_listen = true;
+		memset(&ss, 0, sizeof(ss));
+		sin->sin_family = AF_INET;
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sin->sin_port = htons(DEFAULT_PORT);
+		add_listen(&ss);
+		memset(&ss, 0, sizeof(ss));
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_addr = in6addr_loopback;
+		sin6->sin6_port = htons(DEFAULT_PORT);
+		add_listen(&ss);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static struct evsrc sigsrc = { .kind = SRC_SIGNAL };
+	char abuf[ADDR_STRLEN];
+	size_t i;
+	int ret;
+
+	parse_args(argc, argv);
+
+	if (cfg.log_path) {
+		log_fd = open(cfg.log_path,
+			      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (log_fd < 0)
+			die("log %s: %s", cfg.log_path, strerror(errno));
+	}
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (epfd < 0)
+		die("epoll_create1: %s", strerror(errno));
+	setup_signals();
+	if (epoll_add(sigfd, EPOLLIN, &sigsrc))
+		die("epoll_ctl: %s", strerror(errno));
+	raise_nofile();
+	open_listeners();
+	write_pidfile();
+	drop_privileges();
+	check_mark();
+	reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	for (i = 0; i < nlisteners; i++)
+		log_line("listen addr=%s",
+			 fmt_addr(&listeners[i].addr, abuf, sizeof(abuf)));
+
+	ret = event_loop();
+	cleanup();
+	return ret;
+}
