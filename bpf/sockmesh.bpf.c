@@ -126,8 +126,7 @@ static __always_inline int is_v4_mapped(const __u32 ip6[4])
 }
 
 /* Fill a 16-byte address the way the ABI stores it. */
-static __always_inline void addr_store(__u8 dst[16], __u32 family, __u32 ip4,
-				       const __u32 ip6[4])
+static __always_inline void addr_store(__u8 dst[16], __u32 family, __u32 ip4, const __u32 ip6[4])
 {
 	__u32 *d = (__u32 *)dst;
 
@@ -146,10 +145,9 @@ static __always_inline void addr_store(__u8 dst[16], __u32 family, __u32 ip4,
  * IPv6 sockets talking v4-mapped produce the same key, so an IPv6 app and an
  * IPv4 proxy still find each other.
  */
-static __always_inline void tuple_fill(struct sm_tuple *t, __u64 netns,
-				       __u32 family, __u32 l4, const __u32 l6[4],
-				       __u16 lport, __u32 r4,
-				       const __u32 r6[4], __u16 rport)
+static __always_inline void tuple_fill(struct sm_tuple *t, __u64 netns, __u32 family, __u32 l4,
+				       const __u32 l6[4], __u16 lport, __u32 r4, const __u32 r6[4],
+				       __u16 rport)
 {
 	if (family == AF_INET6 && is_v4_mapped(l6) && is_v4_mapped(r6)) {
 		family = AF_INET;
@@ -164,8 +162,7 @@ static __always_inline void tuple_fill(struct sm_tuple *t, __u64 netns,
 	addr_store(t->remote, family, r4, r6);
 }
 
-static __always_inline void tuple_reverse(struct sm_tuple *dst,
-					  const struct sm_tuple *src)
+static __always_inline void tuple_reverse(struct sm_tuple *dst, const struct sm_tuple *src)
 {
 	dst->netns = src->netns;
 	dst->family = src->family;
@@ -175,17 +172,15 @@ static __always_inline void tuple_reverse(struct sm_tuple *dst,
 	__builtin_memcpy(dst->remote, src->local, 16);
 }
 
-static __always_inline void tuple_from_sockops(struct sm_tuple *t,
-					       struct bpf_sock_ops *skops)
+static __always_inline void tuple_from_sockops(struct sm_tuple *t, struct bpf_sock_ops *skops)
 {
-	__u32 l6[4] = { skops->local_ip6[0], skops->local_ip6[1],
-			skops->local_ip6[2], skops->local_ip6[3] };
-	__u32 r6[4] = { skops->remote_ip6[0], skops->remote_ip6[1],
-			skops->remote_ip6[2], skops->remote_ip6[3] };
+	__u32 l6[4] = { skops->local_ip6[0], skops->local_ip6[1], skops->local_ip6[2],
+			skops->local_ip6[3] };
+	__u32 r6[4] = { skops->remote_ip6[0], skops->remote_ip6[1], skops->remote_ip6[2],
+			skops->remote_ip6[3] };
 
-	tuple_fill(t, bpf_get_netns_cookie(skops), skops->family,
-		   skops->local_ip4, l6, (__u16)skops->local_port,
-		   skops->remote_ip4, r6,
+	tuple_fill(t, bpf_get_netns_cookie(skops), skops->family, skops->local_ip4, l6,
+		   (__u16)skops->local_port, skops->remote_ip4, r6,
 		   (__u16)bpf_ntohl(skops->remote_port));
 }
 
@@ -233,8 +228,7 @@ static __always_inline int rule_port(__u32 rules_id, __u16 port, __u8 list)
 	return bpf_map_lookup_elem(&port_map, &k) != NULL;
 }
 
-static __always_inline int rule_cidr(__u32 rules_id, const struct sm_addr *a,
-				     __u8 list)
+static __always_inline int rule_cidr(__u32 rules_id, const struct sm_addr *a, __u8 list)
 {
 	struct sm_cidr_key k = {
 		.prefixlen = SM_CIDR_HEAD_BITS + (a->family == AF_INET ? 32 : 128),
@@ -259,9 +253,8 @@ static __always_inline int is_loopback(const struct sm_addr *a)
 /* Decide whether to capture; returns the counter that explains a bypass, or
  * SM_STAT_CAPTURED. Written once for both families.
  */
-static __always_inline enum sm_stat capture_verdict(struct bpf_sock_addr *ctx,
-						    const struct sm_policy *pol,
-						    const struct sm_addr *dst)
+static __always_inline enum sm_stat
+capture_verdict(struct bpf_sock_addr *ctx, const struct sm_policy *pol, const struct sm_addr *dst)
 {
 	__u64 ugid = bpf_get_current_uid_gid();
 	__u32 flags = pol->flags;
@@ -278,17 +271,13 @@ static __always_inline enum sm_stat capture_verdict(struct bpf_sock_addr *ctx,
 		if (sk && sk->mark == pol->proxy_mark)
 			return SM_STAT_BYPASS_PROXY_MARK;
 	}
-	if ((flags & SM_POL_EXCLUDE_PORTS) &&
-	    rule_port(pol->rules_id, dst->port, SM_LIST_EXCLUDE))
+	if ((flags & SM_POL_EXCLUDE_PORTS) && rule_port(pol->rules_id, dst->port, SM_LIST_EXCLUDE))
 		return SM_STAT_BYPASS_EXCLUDED_PORT;
-	if ((flags & SM_POL_INCLUDE_PORTS) &&
-	    !rule_port(pol->rules_id, dst->port, SM_LIST_INCLUDE))
+	if ((flags & SM_POL_INCLUDE_PORTS) && !rule_port(pol->rules_id, dst->port, SM_LIST_INCLUDE))
 		return SM_STAT_BYPASS_NOT_INCLUDED_PORT;
-	if ((flags & SM_POL_EXCLUDE_CIDRS) &&
-	    rule_cidr(pol->rules_id, dst, SM_LIST_EXCLUDE))
+	if ((flags & SM_POL_EXCLUDE_CIDRS) && rule_cidr(pol->rules_id, dst, SM_LIST_EXCLUDE))
 		return SM_STAT_BYPASS_EXCLUDED_CIDR;
-	if ((flags & (dst->family == AF_INET ? SM_POL_INCLUDE_CIDR4 :
-						SM_POL_INCLUDE_CIDR6)) &&
+	if ((flags & (dst->family == AF_INET ? SM_POL_INCLUDE_CIDR4 : SM_POL_INCLUDE_CIDR6)) &&
 	    !rule_cidr(pol->rules_id, dst, SM_LIST_INCLUDE))
 		return SM_STAT_BYPASS_NOT_INCLUDED_CIDR;
 	return SM_STAT_CAPTURED;
@@ -297,8 +286,7 @@ static __always_inline enum sm_stat capture_verdict(struct bpf_sock_addr *ctx,
 /* Remember where the app wanted to go; on success the caller rewrites the
  * destination to the proxy. Returns the proxy port, or 0 to leave it alone.
  */
-static __always_inline __u16 capture(struct bpf_sock_addr *ctx,
-				     const struct sm_addr *dst)
+static __always_inline __u16 capture(struct bpf_sock_addr *ctx, const struct sm_addr *dst)
 {
 	struct sm_pending p = {};
 	struct sm_policy *pol;
@@ -393,12 +381,10 @@ static __always_inline struct sm_sk_state *sk_state_new(struct bpf_sock_ops *sko
 
 	if (!sk)
 		return NULL;
-	return bpf_sk_storage_get(&sk_state_map, sk, NULL,
-				  BPF_SK_STORAGE_GET_F_CREATE);
+	return bpf_sk_storage_get(&sk_state_map, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 }
 
-static __always_inline void splice_insert(struct bpf_sock_ops *skops,
-					  struct sm_sk_state *st)
+static __always_inline void splice_insert(struct bpf_sock_ops *skops, struct sm_sk_state *st)
 {
 	struct sm_tuple key;
 
@@ -413,8 +399,7 @@ static __always_inline void splice_insert(struct bpf_sock_ops *skops,
 
 static __always_inline void want_close_cb(struct bpf_sock_ops *skops)
 {
-	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
-						 BPF_SOCK_OPS_STATE_CB_FLAG);
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }
 
 /* The app's captured connect completed: publish its original destination
@@ -564,8 +549,7 @@ int sm_msg(struct sk_msg_md *msg)
 	st = bpf_sk_storage_get(&sk_state_map, sk, NULL, 0);
 	if (!st || (st->flags & (SM_SK_SPLICE | SM_SK_NO_SPLICE)) != SM_SK_SPLICE)
 		return SK_PASS;
-	if (bpf_msg_redirect_hash(msg, &splice_map, &st->peer, BPF_F_INGRESS) ==
-	    SK_PASS) {
+	if (bpf_msg_redirect_hash(msg, &splice_map, &st->peer, BPF_F_INGRESS) == SK_PASS) {
 		stat_inc(st->scope_idx, SM_STAT_SPLICE_MSGS);
 		stat_add(st->scope_idx, SM_STAT_SPLICE_BYTES, size);
 		return SK_PASS;
@@ -592,8 +576,7 @@ int sm_getsockopt(struct bpf_sockopt *ctx)
 	__u32 *w;
 
 	if (ctx->optname != SM_SO_ORIGINAL_DST ||
-	    (ctx->level != SOL_IP && ctx->level != SOL_IPV6) || !sk ||
-	    sk->protocol != IPPROTO_TCP)
+	    (ctx->level != SOL_IP && ctx->level != SOL_IPV6) || !sk || sk->protocol != IPPROTO_TCP)
 		goto pass;
 
 	src6[0] = sk->src_ip6[0];
@@ -605,9 +588,8 @@ int sm_getsockopt(struct bpf_sockopt *ctx)
 	dst6[2] = sk->dst_ip6[2];
 	dst6[3] = sk->dst_ip6[3];
 	/* The proxy's accepted socket, seen from the app: local <-> remote. */
-	tuple_fill(&app, bpf_get_netns_cookie(ctx), sk->family, sk->dst_ip4,
-		   dst6, bpf_ntohs(sk->dst_port), sk->src_ip4, src6,
-		   (__u16)sk->src_port);
+	tuple_fill(&app, bpf_get_netns_cookie(ctx), sk->family, sk->dst_ip4, dst6,
+		   bpf_ntohs(sk->dst_port), sk->src_ip4, src6, (__u16)sk->src_port);
 	od = bpf_map_lookup_elem(&origdst_map, &app);
 	if (!od)
 		goto pass;

@@ -42,14 +42,14 @@ struct sockmesh_open_opts {
 	__u32 max_splice_socks;
 	__u32 max_rules;
 	__u32 max_pending;
-	size_t :0;
+	size_t : 0;
 };
 #define sockmesh_open_opts__last_field max_pending
 
-#define SOCKMESH_OPTS(TYPE, NAME, ...)                                        \
-	struct TYPE NAME = ({                                                  \
-		memset(&NAME, 0, sizeof(struct TYPE));                         \
-		(struct TYPE){ .sz = sizeof(struct TYPE), __VA_ARGS__ };       \
+#define SOCKMESH_OPTS(TYPE, NAME, ...)                                   \
+	struct TYPE NAME = ({                                            \
+		memset(&NAME, 0, sizeof(struct TYPE));                   \
+		(struct TYPE){ .sz = sizeof(struct TYPE), __VA_ARGS__ }; \
 	})
 
 /* Open the instance at opts->pin_dir; with opts->create, load and pin it
@@ -95,7 +95,7 @@ struct sockmesh_policy {
 	const char *include_outbound_ports; /* NULL: "*" */
 	const char *exclude_outbound_ports;
 	bool no_splice;
-	size_t :0;
+	size_t : 0;
 };
 #define sockmesh_policy__last_field no_splice
 

@@ -56,6 +56,10 @@ options
       --wrk-conns N      wrk connections (default 16)
       --proxy-threads N  HAProxy nbthread, same in every mode (default 1)
       --nginx-workers N  nginx worker_processes (default 1)
+      --latency-cpu C    run the sockperf client, the sockperf server and the
+                         sidecar on CPU C during the latency runs (default: the
+                         last CPU); 'none' lets the scheduler spread them (then
+                         cross-CPU wake-ups of an idle VM dominate the RTT)
       --build            run meson setup (if needed) + ninja -C build first
       --publish          also write the results into docs/benchmarks.md
   -h, --help             this text
@@ -110,6 +114,7 @@ WRK_T=
 WRK_CONNS=16
 PROXY_THREADS=1
 NGINX_WORKERS=1
+LAT_CPU=
 DO_BUILD=0
 PUBLISH=0
 
@@ -132,6 +137,13 @@ while [ $# -gt 0 ]; do
 	--wrk-conns) need_arg "$1" $#; pos_int "$1" "$2" 1000; WRK_CONNS=$2; shift ;;
 	--proxy-threads) need_arg "$1" $#; pos_int "$1" "$2" 64; PROXY_THREADS=$2; shift ;;
 	--nginx-workers) need_arg "$1" $#; pos_int "$1" "$2" 64; NGINX_WORKERS=$2; shift ;;
+	--latency-cpu)
+		need_arg "$1" $#
+		if [ "$2" != none ]; then
+			[[ $2 =~ ^[0-9]{1,4}$ ]] || usage_error "$1: '$2' is not a CPU number or 'none'"
+			[ "$2" -lt "$(nproc)" ] || usage_error "$1: CPU '$2' is not online (have $(nproc))"
+		fi
+		LAT_CPU=$2; shift ;;
 	--build) DO_BUILD=1 ;;
 	--publish) PUBLISH=1 ;;
 	-h | --help) usage; exit 0 ;;
@@ -146,6 +158,10 @@ if [ "$QUICK" = 1 ]; then
 else
 	: "${ROUNDS:=5}" "${LAT_T:=5}" "${IPERF_T:=5}" "${WRK_T:=8}"
 fi
+: "${LAT_CPU:=$(($(nproc) - 1))}"
+ALL_CPUS=0-$(($(nproc) - 1))
+LAT_PIN=()
+[ "$LAT_CPU" = none ] || LAT_PIN=(taskset -c "$LAT_CPU")
 IFS=, read -r -a MODE_LIST <<<"$MODES"
 IFS=, read -r -a SIZE_LIST <<<"$SIZES"
 has_wl() { [[ ,$WORKLOADS, == *",$1,"* ]]; }
@@ -236,7 +252,7 @@ listen out
 EOF
 }
 
-sm_bg_log "$RAW/sockperf-server.log" "$SRV_CG" "$NS_SRV" sockperf server --tcp -i 0.0.0.0 -p 11111 >/dev/null
+sm_bg_log "$RAW/sockperf-server.log" "$SRV_CG" "$NS_SRV" "${LAT_PIN[@]}" sockperf server --tcp -i 0.0.0.0 -p 11111 >/dev/null
 sm_bg_log "$RAW/iperf3-server.log" "$SRV_CG" "$NS_SRV" iperf3 -s -B 0.0.0.0 -p 5201 >/dev/null
 sm_bg_log "$RAW/nginx.log" "$SRV_CG" "$NS_SRV" nginx -e "$RAW/nginx-error.log" -p "$TMP" -c "$TMP/nginx.conf" >/dev/null
 sm_wait_port "$NS_SRV" 0.0.0.0 11111 || sm_die "sockperf server did not start"
@@ -324,15 +340,22 @@ mode_down() { # mode_down ROUND MODE
 	M_HAP_PID='' M_HAP_SOCK=''
 }
 
+sidecar_cpus() { # sidecar_cpus CPULIST|none: set the running HAProxy's affinity
+	[ -n "$M_HAP_PID" ] && [ "$1" != none ] || return 0
+	taskset -a -p -c "$1" "$M_HAP_PID" >/dev/null 2>&1 || sm_log "  taskset $1 on haproxy failed"
+}
+
 run_mode() { # run_mode ROUND MODE
 	local r=$1 mode=$2 s
 	mode_up "$r" "$mode"
 	[ -z "$M_FAIL" ] || sm_log "  $M_FAIL"
 	if has_wl latency; then
+		sidecar_cpus "$LAT_CPU"
 		for s in "${SIZE_LIST[@]}"; do
-			run_wl "$r" "$mode" "sockperf-$s" $((LAT_T + 20)) \
+			run_wl "$r" "$mode" "sockperf-$s" $((LAT_T + 20)) "${LAT_PIN[@]}" \
 				sockperf ping-pong --tcp -i "$M_SRV" -p 11111 -m "$s" -t "$LAT_T" --full-rtt
 		done
+		sidecar_cpus "$ALL_CPUS"
 	fi
 	if has_wl iperf; then
 		for s in 1 4; do
@@ -380,7 +403,7 @@ rc=0
 	--meta "sizes=$SIZES" --meta "latency_time=$LAT_T" --meta "iperf_time=$IPERF_T" \
 	--meta "wrk_time=$WRK_T" --meta "wrk_conns=$WRK_CONNS" \
 	--meta "proxy_threads=$PROXY_THREADS" --meta "nginx_workers=$NGINX_WORKERS" \
-	--meta "quick=$QUICK" --meta "elapsed_s=$(($(date +%s) - START))" || rc=$?
+	--meta "latency_cpu=$LAT_CPU" --meta "quick=$QUICK" --meta "elapsed_s=$(($(date +%s) - START))" || rc=$?
 [ -f "$OUT/report.md" ] && cat "$OUT/report.md"
 sm_log "results: $OUT/report.md $OUT/results.json $OUT/plot.png"
 exit "$rc"

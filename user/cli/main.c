@@ -61,7 +61,7 @@ static int fail_lib(int err, const char *what)
 static void print_json(json_object *o)
 {
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-							      JSON_C_TO_STRING_SPACED));
+								 JSON_C_TO_STRING_SPACED));
 }
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -105,7 +105,8 @@ enum {
 
 static const struct opt_def opt_defs[O_COUNT] = {
 	[O_CGROUP] = { "cgroup", "PATH", "a cgroup v2 directory (bare-host scope)" },
-	[O_NETNS] = { "netns", "NAME|PATH", "a network namespace (pod scope): /run/netns name or path" },
+	[O_NETNS] = { "netns", "NAME|PATH",
+		      "a network namespace (pod scope): /run/netns name or path" },
 	[O_ATTACH_CGROUP] = { "attach-cgroup", "PATH",
 			      "netns scopes: cgroup the programs attach to (default: cgroup2 root)" },
 	[O_ALL] = { "all", NULL, "every scope; then detach and unpin everything" },
@@ -113,14 +114,17 @@ static const struct opt_def opt_defs[O_COUNT] = {
 	[O_PROXY_UID] = { "proxy-uid", "UID", "the proxy's uid, never captured (default 1337)" },
 	[O_PROXY_GID] = { "proxy-gid", "GID", "the proxy's gid, never captured" },
 	[O_PROXY_MARK] = { "proxy-mark", "MARK", "sockets with this SO_MARK are never captured" },
-	[O_INC_CIDRS] = { "include-outbound-cidrs", "LIST", "captured destinations, '*' = all (default)" },
+	[O_INC_CIDRS] = { "include-outbound-cidrs", "LIST",
+			  "captured destinations, '*' = all (default)" },
 	[O_EXC_CIDRS] = { "exclude-outbound-cidrs", "LIST", "destinations never captured" },
 	[O_INC_PORTS] = { "include-outbound-ports", "LIST", "captured ports, '*' = all (default)" },
 	[O_EXC_PORTS] = { "exclude-outbound-ports", "LIST", "ports never captured" },
 	[O_NO_SPLICE] = { "no-splice", NULL, "capture only: do not splice app<->proxy sockets" },
 	[O_MAX_SCOPES] = { "max-scopes", "N", "first load only: scope table size (default 16384)" },
-	[O_MAX_CONNS] = { "max-conns", "N", "first load only: concurrent connections (default 262144)" },
-	[O_MAX_RULES] = { "max-rules", "N", "first load only: CIDR and port rules (default 65536)" },
+	[O_MAX_CONNS] = { "max-conns", "N",
+			  "first load only: concurrent connections (default 262144)" },
+	[O_MAX_RULES] = { "max-rules", "N",
+			  "first load only: CIDR and port rules (default 65536)" },
 	[O_HELP] = { "help", NULL, "show this help" },
 };
 
@@ -211,9 +215,10 @@ static int parse_scope(struct cmd_args *a, const char *cmd, bool allow_all, bool
 		return fail(EXIT_USAGE, "%s: give only one of --cgroup, --netns%s", cmd,
 			    allow_all ? ", --all" : "");
 	if (n == 0)
-		return required ? fail(EXIT_USAGE, "%s: --cgroup PATH or --netns NAME%s is required",
-				       cmd, allow_all ? " or --all" : "")
-				: 0;
+		return required ?
+			       fail(EXIT_USAGE, "%s: --cgroup PATH or --netns NAME%s is required",
+				    cmd, allow_all ? " or --all" : "") :
+			       0;
 	if (a->set[O_CGROUP])
 		err = sockmesh_scope_from_cgroup(a->val[O_CGROUP], s);
 	else if (a->set[O_NETNS])
@@ -247,7 +252,9 @@ static int cmd_enable(struct cmd_args *a)
 	if (err)
 		return err;
 	if (a->set[O_ATTACH_CGROUP] && scope.kind == SOCKMESH_SCOPE_CGROUP)
-		return fail(EXIT_USAGE, "enable: --attach-cgroup goes with --netns; a --cgroup scope attaches at its own cgroup");
+		return fail(
+			EXIT_USAGE,
+			"enable: --attach-cgroup goes with --netns; a --cgroup scope attaches at its own cgroup");
 	if (a->set[O_PROXY_PORT]) {
 		if (opt_u32(a, O_PROXY_PORT, 65535, &v))
 			return EXIT_USAGE;
@@ -350,11 +357,13 @@ static int cmd_disable(struct cmd_args *a)
 		err = sockmesh__withdraw(sm, &scope);
 	sockmesh__close(sm);
 	if (err)
-		return fail(err == -ENOENT ? EXIT_USAGE : EXIT_FAIL, "disable: %s", sockmesh_errmsg());
+		return fail(err == -ENOENT ? EXIT_USAGE : EXIT_FAIL, "disable: %s",
+			    sockmesh_errmsg());
 	if (json_mode) {
 		json_object *o = json_object_new_object();
 
-		json_object_object_add(o, "disabled", json_object_new_string(a->set[O_ALL] ? "all" : scope.name));
+		json_object_object_add(o, "disabled",
+				       json_object_new_string(a->set[O_ALL] ? "all" : scope.name));
 		print_json(o);
 		json_object_put(o);
 	} else {
@@ -386,7 +395,8 @@ static json_object *scope_json(struct sockmesh *sm, const struct sockmesh_scope_
 		if (i->proxy_gid >= 0)
 			json_object_object_add(o, "proxy_gid", json_object_new_int64(i->proxy_gid));
 		if (i->proxy_mark >= 0)
-			json_object_object_add(o, "proxy_mark", json_object_new_int64(i->proxy_mark));
+			json_object_object_add(o, "proxy_mark",
+					       json_object_new_int64(i->proxy_mark));
 		json_object_object_add(o, "splice", json_object_new_boolean(i->splice));
 		json_object_object_add(o, "attach_cgroup_id",
 				       json_object_new_uint64(i->attach_cgroup_id));
@@ -437,9 +447,11 @@ static int list_scopes(struct cmd_args *a, bool with_stats)
 		if (errno != ENOENT)
 			return fail_lib(-errno, with_stats ? "stats" : "status");
 		if (have)
-			return fail(EXIT_USAGE, "'%s' is not enrolled (nothing is loaded)", scope.name);
+			return fail(EXIT_USAGE, "'%s' is not enrolled (nothing is loaded)",
+				    scope.name);
 		if (json_mode)
-			printf("{\"loaded\": false, \"pin_dir\": \"%s\", \"scopes\": []}\n", pin_dir);
+			printf("{\"loaded\": false, \"pin_dir\": \"%s\", \"scopes\": []}\n",
+			       pin_dir);
 		else
 			printf("not loaded (pin dir %s)\n", pin_dir);
 		return 0;
@@ -550,22 +562,32 @@ static int cmd_doctor(struct cmd_args *a)
 	uname(&u);
 	checks[n] = (struct check){ "root", geteuid() == 0, "" };
 	snprintf(checks[n].detail, sizeof(checks[n].detail), "%s",
-		 checks[n].ok ? "running as root" : "run as root (needs CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)");
+		 checks[n].ok ? "running as root" :
+				"run as root (needs CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)");
 	n++;
 	checks[n] = (struct check){ "cgroup2", sm_cgroup2_root(root, sizeof(root)) == 0, "" };
 	snprintf(checks[n].detail, sizeof(checks[n].detail), "%.200s",
-		 checks[n].ok ? root : "mount cgroup2: mount -t cgroup2 none /sys/fs/cgroup/unified");
+		 checks[n].ok ? root :
+				"mount cgroup2: mount -t cgroup2 none /sys/fs/cgroup/unified");
 	n++;
-	checks[n] = (struct check){ "bpffs", statfs("/sys/fs/bpf", &sfs) == 0 && sfs.f_type == BPF_FS_MAGIC, "" };
-	snprintf(checks[n].detail, sizeof(checks[n].detail), "%s",
-		 checks[n].ok ? "/sys/fs/bpf" : "not mounted; sockmesh enable mounts it, or: mount -t bpf bpf /sys/fs/bpf");
+	checks[n] = (struct check){ "bpffs",
+				    statfs("/sys/fs/bpf", &sfs) == 0 && sfs.f_type == BPF_FS_MAGIC,
+				    "" };
+	snprintf(
+		checks[n].detail, sizeof(checks[n].detail), "%s",
+		checks[n].ok ?
+			"/sys/fs/bpf" :
+			"not mounted; sockmesh enable mounts it, or: mount -t bpf bpf /sys/fs/bpf");
 	n++;
 	for (size_t i = 0; i < sizeof(ptypes) / sizeof(ptypes[0]); i++, n++) {
 		int r = libbpf_probe_bpf_prog_type(ptypes[i].type, NULL);
 
 		checks[n] = (struct check){ ptypes[i].name, r == 1, "" };
-		snprintf(checks[n].detail, sizeof(checks[n].detail), "%s",
-			 r == 1 ? "supported" : "missing: kernel needs CONFIG_CGROUP_BPF / CONFIG_BPF_STREAM_PARSER / CONFIG_NET_SOCK_MSG");
+		snprintf(
+			checks[n].detail, sizeof(checks[n].detail), "%s",
+			r == 1 ?
+				"supported" :
+				"missing: kernel needs CONFIG_CGROUP_BPF / CONFIG_BPF_STREAM_PARSER / CONFIG_NET_SOCK_MSG");
 	}
 	for (size_t i = 0; i < sizeof(mtypes) / sizeof(mtypes[0]); i++, n++) {
 		int r = libbpf_probe_bpf_map_type(mtypes[i].type, NULL);
@@ -584,7 +606,8 @@ static int cmd_doctor(struct cmd_args *a)
 		err = sockmesh_bpf__load(skel);
 		checks[n] = (struct check){ "load data path", err == 0, "" };
 		snprintf(checks[n].detail, sizeof(checks[n].detail), "%s%s",
-			 err ? "the verifier rejected a program: rerun with -v for its log: " : "all programs load",
+			 err ? "the verifier rejected a program: rerun with -v for its log: " :
+			       "all programs load",
 			 err ? strerror(-err) : "");
 		sockmesh_bpf__destroy(skel);
 	} else {
@@ -601,7 +624,8 @@ static int cmd_doctor(struct cmd_args *a)
 
 			json_object_object_add(c, "check", json_object_new_string(checks[i].name));
 			json_object_object_add(c, "ok", json_object_new_boolean(checks[i].ok));
-			json_object_object_add(c, "detail", json_object_new_string(checks[i].detail));
+			json_object_object_add(c, "detail",
+					       json_object_new_string(checks[i].detail));
 			json_object_array_add(arr, c);
 		}
 		json_object_object_add(o, "checks", arr);
@@ -619,17 +643,20 @@ static int cmd_doctor(struct cmd_args *a)
 	return bad ? EXIT_FAIL : 0;
 }
 
-static const int enable_opts[] = { O_CGROUP, O_NETNS, O_ATTACH_CGROUP, O_PROXY_PORT, O_PROXY_UID,
-				   O_PROXY_GID, O_PROXY_MARK, O_INC_CIDRS, O_EXC_CIDRS, O_INC_PORTS,
-				   O_EXC_PORTS, O_NO_SPLICE, O_MAX_SCOPES, O_MAX_CONNS, O_MAX_RULES,
-				   O_HELP, -1 };
+static const int enable_opts[] = {
+	O_CGROUP,     O_NETNS,	   O_ATTACH_CGROUP, O_PROXY_PORT, O_PROXY_UID, O_PROXY_GID,
+	O_PROXY_MARK, O_INC_CIDRS, O_EXC_CIDRS,	    O_INC_PORTS,  O_EXC_PORTS, O_NO_SPLICE,
+	O_MAX_SCOPES, O_MAX_CONNS, O_MAX_RULES,	    O_HELP,	  -1
+};
 static const int disable_opts[] = { O_CGROUP, O_NETNS, O_ALL, O_HELP, -1 };
 static const int scope_opts[] = { O_CGROUP, O_NETNS, O_HELP, -1 };
 static const int no_opts[] = { O_HELP, -1 };
 
 static const struct cmd cmds[] = {
-	{ "enable", cmd_enable, "capture a cgroup's or a netns' outbound TCP into the local proxy", enable_opts },
-	{ "disable", cmd_disable, "withdraw a scope; the last one out removes everything", disable_opts },
+	{ "enable", cmd_enable, "capture a cgroup's or a netns' outbound TCP into the local proxy",
+	  enable_opts },
+	{ "disable", cmd_disable, "withdraw a scope; the last one out removes everything",
+	  disable_opts },
 	{ "status", cmd_status, "show what is loaded and enrolled", scope_opts },
 	{ "stats", cmd_stats, "show counters per scope and global", scope_opts },
 	{ "doctor", cmd_doctor, "check the kernel features sockmesh needs", no_opts },
@@ -642,7 +669,8 @@ static void usage(FILE *f)
 		   "Commands:\n");
 	for (size_t i = 0; i < N_CMDS; i++)
 		fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].summary);
-	fprintf(f, "Run 'sockmesh COMMAND -h' for a command's options. Exit: 0 ok, 1 failed, 2 bad usage.\n");
+	fprintf(f,
+		"Run 'sockmesh COMMAND -h' for a command's options. Exit: 0 ok, 1 failed, 2 bad usage.\n");
 }
 
 int main(int argc, char **argv)
@@ -671,13 +699,15 @@ int main(int argc, char **argv)
 		case 'P':
 			pin_dir = optarg;
 			if (pin_dir[0] != '/')
-				return fail(EXIT_USAGE, "--pin-dir: '%s' must be an absolute path", pin_dir);
+				return fail(EXIT_USAGE, "--pin-dir: '%s' must be an absolute path",
+					    pin_dir);
 			break;
 		case 'h':
 			usage(stdout);
 			return 0;
 		default:
-			return fail(EXIT_USAGE, "unknown option '%s' (see 'sockmesh -h')", argv[optind - 1]);
+			return fail(EXIT_USAGE, "unknown option '%s' (see 'sockmesh -h')",
+				    argv[optind - 1]);
 		}
 	}
 	libbpf_set_print(libbpf_print);
@@ -689,7 +719,8 @@ int main(int argc, char **argv)
 	len = strlen(argv[optind]);
 	for (size_t i = 0; i < N_CMDS; i++) {
 		if (strncmp(cmds[i].name, argv[optind], len) == 0) {
-			if (c && strcmp(c->name, argv[optind]) != 0 && strcmp(cmds[i].name, argv[optind]) != 0)
+			if (c && strcmp(c->name, argv[optind]) != 0 &&
+			    strcmp(cmds[i].name, argv[optind]) != 0)
 				return fail(EXIT_USAGE, "command '%s' is ambiguous", argv[optind]);
 			if (!c || strcmp(cmds[i].name, argv[optind]) == 0)
 				c = &cmds[i];

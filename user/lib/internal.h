@@ -34,8 +34,7 @@ struct sm_compiled {
 	struct sm_list inc_cidrs, exc_cidrs, inc_ports, exc_ports;
 };
 
-SM_HIDDEN void sm_set_err(int err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+SM_HIDDEN void sm_set_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 SM_HIDDEN int sm_parse_u32(const char *field, const char *s, __u32 max, __u32 *out);
 SM_HIDDEN int sm_parse_cidr(const char *field, const char *s, struct sm_cidr *out);

@@ -272,7 +272,8 @@ int sm_policy_compile(const struct sockmesh_policy *in, struct sm_compiled *out)
 		err = sm_parse_cidr_list("exclude_outbound_cidrs", in->exclude_outbound_cidrs,
 					 false, &out->exc_cidrs);
 	if (!err)
-		err = sm_parse_port_list("include_outbound_ports", inc_ports, true, &out->inc_ports);
+		err = sm_parse_port_list("include_outbound_ports", inc_ports, true,
+					 &out->inc_ports);
 	if (!err)
 		err = sm_parse_port_list("exclude_outbound_ports", in->exclude_outbound_ports,
 					 false, &out->exc_ports);

@@ -58,7 +58,14 @@ static const char *const map_names[MAP_COUNT] = {
 	[MAP_META] = "scope_meta_map",
 };
 
-enum sm_prog_id { PROG_CONNECT4, PROG_CONNECT6, PROG_SOCKOPS, PROG_GETSOCKOPT, PROG_MSG, PROG_COUNT };
+enum sm_prog_id {
+	PROG_CONNECT4,
+	PROG_CONNECT6,
+	PROG_SOCKOPS,
+	PROG_GETSOCKOPT,
+	PROG_MSG,
+	PROG_COUNT
+};
 
 /* Cgroup hooks: program, attach type, and the name used in link pins. */
 static const struct {
@@ -105,7 +112,6 @@ struct sockmesh {
 	char pin_dir[PATH_MAX];
 	int map_fd[MAP_COUNT];
 	int prog_fd[PROG_COUNT];
-	int lock_fd;
 	__u32 max_scopes;
 	bool destroyed;
 };
@@ -278,7 +284,6 @@ static void handle_init(struct sockmesh *sm)
 		sm->map_fd[i] = -1;
 	for (int i = 0; i < PROG_COUNT; i++)
 		sm->prog_fd[i] = -1;
-	sm->lock_fd = -1;
 }
 
 static void handle_close_fds(struct sockmesh *sm)
@@ -420,8 +425,9 @@ static int create_pinned(struct sockmesh *sm, const struct sockmesh_open_opts *o
 		set_size(maps[MAP_STATS], o->max_scopes);
 		set_size(maps[MAP_META], o->max_scopes);
 		set_size(maps[MAP_ORIGDST], o->max_conns);
-		set_size(maps[MAP_SPLICE], o->max_splice_socks ? o->max_splice_socks
-							       : (o->max_conns ? 2 * o->max_conns : 0));
+		set_size(maps[MAP_SPLICE], o->max_splice_socks ?
+						   o->max_splice_socks :
+						   (o->max_conns ? 2 * o->max_conns : 0));
 		set_size(maps[MAP_CIDR], o->max_rules);
 		set_size(maps[MAP_PORT], o->max_rules);
 		set_size(maps[MAP_PENDING], o->max_pending);
@@ -479,30 +485,44 @@ out:
 }
 
 /* Serialise writers of one instance: flock on the pin dir's parent (bpffs
- * has no regular files to lock).
+ * has no regular files to lock). Held only for one mutating call, so a
+ * long-lived handle (a sidecar, the daemon) never blocks anyone.
  */
-static int lock_instance(struct sockmesh *sm)
+static int sm_lock(const char *pin_dir)
 {
 	char parent[PATH_MAX], *slash;
+	int fd;
 
-	snprintf(parent, sizeof(parent), "%s", sm->pin_dir);
+	snprintf(parent, sizeof(parent), "%s", pin_dir);
 	slash = strrchr(parent, '/');
 	if (slash && slash != parent)
 		*slash = '\0';
-	sm->lock_fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (sm->lock_fd < 0 || flock(sm->lock_fd, LOCK_EX))
+	fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
 		return -errno;
-	return 0;
+	if (flock(fd, LOCK_EX)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static void sm_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
 }
 
 struct sockmesh *sockmesh__open(const struct sockmesh_open_opts *opts)
 {
 	struct sockmesh *sm;
 	const char *dir;
-	int err;
+	int err, lock = -1;
 
-	if (opts && !sm_opts_valid(opts, offsetofend(struct sockmesh_open_opts, max_pending),
-				   opts->sz)) {
+	if (opts &&
+	    !sm_opts_valid(opts, offsetofend(struct sockmesh_open_opts, max_pending), opts->sz)) {
 		sm_set_err(0, "open: unknown options set");
 		errno = EINVAL;
 		return NULL;
@@ -524,10 +544,13 @@ struct sockmesh *sockmesh__open(const struct sockmesh_open_opts *opts)
 		sm->pin_dir[strlen(sm->pin_dir) - 1] = '\0';
 	if (opts && opts->create) {
 		err = ensure_bpffs(sm->pin_dir);
-		if (!err)
-			err = lock_instance(sm);
 		if (err)
 			goto fail;
+		lock = sm_lock(sm->pin_dir);
+		if (lock < 0) {
+			err = lock;
+			goto fail;
+		}
 	}
 	if (sockmesh__exists(sm->pin_dir)) {
 		err = open_pinned(sm);
@@ -537,10 +560,13 @@ struct sockmesh *sockmesh__open(const struct sockmesh_open_opts *opts)
 		sm_set_err(0, "nothing is loaded at pin dir '%s'", sm->pin_dir);
 		err = -ENOENT;
 	}
+	sm_unlock(lock);
+	lock = -1;
 	if (err)
 		goto fail;
 	return sm;
 fail:
+	sm_unlock(lock);
 	sockmesh__close(sm);
 	errno = -err;
 	return NULL;
@@ -551,8 +577,6 @@ void sockmesh__close(struct sockmesh *sm)
 	if (!sm)
 		return;
 	handle_close_fds(sm);
-	if (sm->lock_fd >= 0)
-		close(sm->lock_fd);
 	free(sm);
 }
 
@@ -652,7 +676,9 @@ static int rules_write(struct sockmesh *sm, __u32 rules_id, const struct sm_comp
 			}
 		}
 		for (size_t i = 0; i < pl[l]->n; i++) {
-			struct sm_port_key k = { .rules_id = rules_id, .port = port[i], .list = lists[l] };
+			struct sm_port_key k = { .rules_id = rules_id,
+						 .port = port[i],
+						 .list = lists[l] };
 
 			if (bpf_map_update_elem(sm->map_fd[MAP_PORT], &k, &one, BPF_ANY)) {
 				sm_set_err(errno, "rules: cannot store port rule");
@@ -684,7 +710,8 @@ static void rules_delete(struct sockmesh *sm, __u32 rules_id)
 			memcpy(&id, next + (m == 0 ? 4 : 0), sizeof(id));
 			if (id == rules_id) {
 				if (n == cap) {
-					char *nd = realloc(del, (cap = cap ? 2 * cap : 64) * ksz[m]);
+					char *nd =
+						realloc(del, (cap = cap ? 2 * cap : 64) * ksz[m]);
 
 					if (!nd)
 						break;
@@ -735,7 +762,8 @@ static int alloc_scope_idx(struct sockmesh *sm, __u32 *out)
 	}
 	free(used);
 	if (err)
-		sm_set_err(0, "enroll: all %zu scope slots are in use (raise --max-scopes)", nbits - 1);
+		sm_set_err(0, "enroll: all %zu scope slots are in use (raise --max-scopes)",
+			   nbits - 1);
 	return err;
 }
 
@@ -770,8 +798,8 @@ static int stats_slot_reset(struct sockmesh *sm, __u32 idx)
 	return err;
 }
 
-int sockmesh__enroll(struct sockmesh *sm, const struct sockmesh_scope *scope,
-		     const char *attach_cgroup, const struct sockmesh_policy *policy)
+static int enroll_locked(struct sockmesh *sm, const struct sockmesh_scope *scope,
+			 const char *attach_cgroup, const struct sockmesh_policy *policy)
 {
 	char root[PATH_MAX];
 	struct sm_compiled c;
@@ -790,8 +818,10 @@ int sockmesh__enroll(struct sockmesh *sm, const struct sockmesh_scope *scope,
 
 	if (scope->kind == SOCKMESH_SCOPE_CGROUP) {
 		if (attach_cgroup && strcmp(attach_cgroup, scope->name) != 0) {
-			sm_set_err(0, "attach_cgroup: a cgroup scope attaches at its own cgroup, not '%s'",
-				   attach_cgroup);
+			sm_set_err(
+				0,
+				"attach_cgroup: a cgroup scope attaches at its own cgroup, not '%s'",
+				attach_cgroup);
 			err = -EINVAL;
 			goto out;
 		}
@@ -895,7 +925,7 @@ static int teardown(struct sockmesh *sm)
 	return err;
 }
 
-int sockmesh__withdraw(struct sockmesh *sm, const struct sockmesh_scope *scope)
+static int withdraw_locked(struct sockmesh *sm, const struct sockmesh_scope *scope)
 {
 	struct sm_scope_key key;
 	struct sm_policy pol;
@@ -918,13 +948,39 @@ int sockmesh__withdraw(struct sockmesh *sm, const struct sockmesh_scope *scope)
 	return 0;
 }
 
+/* Every mutation runs under the instance lock. */
+#define LOCKED(sm, call)                             \
+	({                                           \
+		int _l = sm_lock((sm)->pin_dir), _r; \
+		if (_l < 0)                          \
+			return _l;                   \
+		_r = (call);                         \
+		sm_unlock(_l);                       \
+		_r;                                  \
+	})
+
+int sockmesh__enroll(struct sockmesh *sm, const struct sockmesh_scope *scope,
+		     const char *attach_cgroup, const struct sockmesh_policy *pol)
+{
+	if (!sm || !scope || sm->destroyed)
+		return -EINVAL;
+	return LOCKED(sm, enroll_locked(sm, scope, attach_cgroup, pol));
+}
+
+int sockmesh__withdraw(struct sockmesh *sm, const struct sockmesh_scope *scope)
+{
+	if (!sm || !scope || sm->destroyed)
+		return -EINVAL;
+	return LOCKED(sm, withdraw_locked(sm, scope));
+}
+
 int sockmesh__destroy(struct sockmesh *sm)
 {
 	if (!sm)
 		return -EINVAL;
 	if (sm->destroyed)
 		return 0;
-	return teardown(sm);
+	return LOCKED(sm, teardown(sm));
 }
 
 /* ---- queries ------------------------------------------------------------- */
@@ -938,8 +994,8 @@ static void fill_info(struct sockmesh *sm, const struct sm_scope_key *k, const s
 	out->scope.kind = k->kind;
 	out->scope.id = k->id;
 	if (bpf_map_lookup_elem(sm->map_fd[MAP_META], k, &meta) == 0)
-		snprintf(out->scope.name, sizeof(out->scope.name), "%.*s",
-			 (int)sizeof(meta.name), meta.name);
+		snprintf(out->scope.name, sizeof(out->scope.name), "%.*s", (int)sizeof(meta.name),
+			 meta.name);
 	out->scope_idx = p->scope_idx;
 	out->proxy_port = p->proxy_port;
 	out->proxy_uid = p->proxy_uid;

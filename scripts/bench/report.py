@@ -1,0 +1,474 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+"""Report generator for scripts/bench/bench.sh (python3 stdlib only).
+
+  report.py report --out DIR [--publish DOC.md] [--meta KEY=VALUE]...
+      parse DIR/raw (runs.jsonl + tool logs), write DIR/report.md,
+      DIR/results.json, DIR/plot.png (gnuplot); exit 1 when a run failed or
+      traffic did not take the mode's path, else 0.
+  report.py haproxy-sessions SOCKET
+      print the total sessions of HAProxy's `listen out` (stats socket).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+
+MODES = ["direct", "iptables", "capture", "sockmesh"]
+PROXIED = {"iptables", "capture", "sockmesh"}
+MODE_DOC = {
+    "direct": "no sidecar",
+    "iptables": "HAProxy + nat REDIRECT (ISTIO_OUTPUT-like)",
+    "capture": "HAProxy + sockmesh --no-splice",
+    "sockmesh": "HAProxy + sockmesh (capture + splice)",
+}
+# (metric, target ratio sockmesh/iptables, "<=" or ">=")
+GOALS = [
+    ("lat64_p50", 0.75, "<="),
+    ("lat64_p99", 0.70, "<="),
+    ("iperf_1", 1.5, ">="),
+    ("wrk_close_cps", 1.15, ">="),
+    ("cpu_req_us", 0.8, "<="),
+]
+DOC_BEGIN = "<!-- bench-results:begin -->"
+DOC_END = "<!-- bench-results:end -->"
+
+
+# --- parsers: log text -> {metric: value} ------------------------------------
+
+def parse_sockperf(text, size):
+    pct = {}
+    for m in re.finditer(r"percentile\s+([\d.]+)\s*=\s*([\d.]+)", text):
+        pct[m.group(1)] = float(m.group(2))
+    if not {"50.000", "99.000", "99.900"} <= pct.keys():
+        raise ValueError("no percentiles in sockperf output")
+    return {
+        f"lat{size}_p50": pct["50.000"],
+        f"lat{size}_p99": pct["99.000"],
+        f"lat{size}_p999": pct["99.900"],
+    }
+
+
+def parse_iperf(text, streams):
+    try:
+        j = json.loads(text[text.index("{"):])
+    except ValueError as e:
+        raise ValueError(f"iperf3 JSON unreadable: {e}") from None
+    if j.get("error"):
+        raise ValueError(f"iperf3: {j['error']}")
+    bps = j["end"]["sum_received"]["bits_per_second"]
+    return {f"iperf_{streams}": bps / 1e9}
+
+
+_UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def parse_wrk(text):
+    m = re.search(r"Requests/sec:\s*([\d.]+)", text)
+    n = re.search(r"(\d+) requests in ([\d.]+)(\w+)", text)
+    if not m or not n:
+        raise ValueError("no Requests/sec in wrk output")
+    out = {"rps": float(m.group(1)), "requests": int(n.group(1))}
+    p = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)
+    if p:
+        out["p99_ms"] = float(p.group(1)) * _UNIT[p.group(2)]
+    errs = 0
+    e = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if e:
+        errs += sum(int(x) for x in e.groups())
+    e = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if e:
+        errs += int(e.group(1))
+    out["errors"] = errs
+    return out
+
+
+# --- helpers -----------------------------------------------------------------
+
+def fmt(v):
+    if v is None:
+        return "–"
+    a = abs(v)
+    if a >= 1000:
+        return f"{v:,.0f}".replace(",", " ")
+    if a >= 100:
+        return f"{v:.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def fmt_ratio(v):
+    return "–" if v is None else f"{v:.2f}x"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def haproxy_sessions(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(3)
+    s.connect(path)
+    s.sendall(b"show stat\n")
+    buf = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    s.close()
+    lines = buf.decode(errors="replace").splitlines()
+    if not lines or not lines[0].startswith("# "):
+        raise SystemExit("unexpected stats output")
+    head = lines[0][2:].split(",")
+    i_px, i_sv, i_stot = head.index("pxname"), head.index("svname"), head.index("stot")
+    for ln in lines[1:]:
+        f = ln.split(",")
+        if len(f) > i_stot and f[i_px] == "out" and f[i_sv] == "FRONTEND":
+            return int(f[i_stot] or 0)
+    raise SystemExit("no FRONTEND row for 'out'")
+
+
+def counters(path):
+    with open(path) as f:
+        j = json.load(f)
+    scopes = j.get("scopes") or []
+    if not scopes:
+        raise ValueError("no scope in stats")
+    return scopes[0].get("counters", {})
+
+
+# --- report ------------------------------------------------------------------
+
+def metric_defs(sizes):
+    d = []
+    for s in sizes:
+        for k, lab in (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")):
+            d.append((f"lat{s}_{k}", f"sockperf {s} B {lab} RTT", "µs", "lower"))
+    d += [
+        ("iperf_1", "iperf3 1 stream", "Gbit/s", "higher"),
+        ("iperf_4", "iperf3 4 streams", "Gbit/s", "higher"),
+        ("wrk_ka_rps", "wrk keep-alive", "req/s", "higher"),
+        ("wrk_ka_p99", "wrk keep-alive p99 latency", "ms", "lower"),
+        ("wrk_close_cps", "wrk Connection: close", "conn/s", "higher"),
+        ("wrk_close_p99", "wrk Connection: close p99 latency", "ms", "lower"),
+        ("cpu_req_us", "CPU per request (machine, keep-alive)", "µs", "lower"),
+        ("cpu_conn_us", "CPU per connection (machine, close)", "µs", "lower"),
+        ("cgcpu_req_us", "CPU per request (our cgroups, keep-alive)", "µs", "lower"),
+    ]
+    return d
+
+
+def analyse(raw):
+    runs = []
+    with open(os.path.join(raw, "runs.jsonl")) as f:
+        for ln in f:
+            if ln.strip():
+                runs.append(json.loads(ln))
+    clk = os.sysconf("SC_CLK_TCK")
+    samples = {}  # (mode, metric) -> [(round, value)]
+    failures, warnings = [], []
+    last_sess, last_ctr = {}, {}
+    sizes = set()
+
+    def add(mode, rnd, vals):
+        for k, v in vals.items():
+            samples.setdefault((mode, k), []).append((rnd, v))
+
+    for run in runs:
+        mode, wl, rnd = run["mode"], run["workload"], run["round"]
+        where = f"round {rnd} {mode} {wl}"
+        key = (rnd, mode)
+        if wl.startswith("sockperf-"):
+            sizes.add(int(wl.split("-")[1]))
+        try:
+            with open(os.path.join(raw, run["log"]), errors="replace") as f:
+                text = f.read()
+        except OSError:
+            text = ""
+        if run["rc"] != 0:
+            tail = " | ".join(text.strip().splitlines()[-2:])[:200]
+            failures.append(f"{where}: exit status {run['rc']}: {tail}")
+            continue
+        # did the traffic take the mode's path?
+        if mode in PROXIED:
+            sess = run.get("proxy_sessions")
+            if sess is None:
+                failures.append(f"{where}: HAProxy stats unreadable, path not verified")
+            else:
+                if sess - last_sess.get(key, 0) <= 0:
+                    failures.append(f"{where}: no HAProxy session: traffic bypassed the sidecar")
+                last_sess[key] = sess
+        if mode in ("capture", "sockmesh"):
+            if not run.get("stats"):
+                warnings.append(f"{where}: no `sockmesh -j stats` output")
+            else:
+                try:
+                    c = counters(os.path.join(raw, run["stats"]))
+                except (OSError, ValueError, KeyError) as e:
+                    warnings.append(f"{where}: sockmesh stats unreadable: {e}")
+                    c = None
+                if c is not None:
+                    prev = last_ctr.get(key, {})
+                    d = {k: c.get(k, 0) - prev.get(k, 0) for k in c}
+                    last_ctr[key] = c
+                    if d.get("captured", 0) <= 0:
+                        failures.append(f"{where}: sockmesh counted no captured connection")
+                    if mode == "sockmesh" and d.get("splice_msgs", 0) <= 0:
+                        failures.append(f"{where}: splice on, but splice_msgs did not grow")
+                    if mode == "capture" and d.get("splice_msgs", 0) > 0:
+                        failures.append(f"{where}: --no-splice, but {d['splice_msgs']} messages spliced")
+                    if d.get("origdst_miss", 0) > 0:
+                        warnings.append(f"{where}: origdst_miss grew by {d['origdst_miss']}")
+                    if d.get("map_full", 0) > 0:
+                        warnings.append(f"{where}: map_full grew by {d['map_full']}")
+        try:
+            if wl.startswith("sockperf-"):
+                add(mode, rnd, parse_sockperf(text, int(wl.split("-")[1])))
+            elif wl.startswith("iperf3-P"):
+                add(mode, rnd, parse_iperf(text, int(wl[len("iperf3-P"):])))
+            elif wl.startswith("wrk-"):
+                w = parse_wrk(text)
+                busy_s = run["cpu_busy"] / clk
+                per = 1e6 / w["requests"] if w["requests"] else None
+                if w["errors"]:
+                    warnings.append(f"{where}: wrk reported {w['errors']} socket errors / non-2xx "
+                                    f"of {w['requests']} requests")
+                if wl == "wrk-keepalive":
+                    v = {"wrk_ka_rps": w["rps"]}
+                    if "p99_ms" in w:
+                        v["wrk_ka_p99"] = w["p99_ms"]
+                    if per:
+                        v["cpu_req_us"] = busy_s * per
+                        v["cgcpu_req_us"] = run["cg_usec"] / 1e6 * per
+                else:
+                    v = {"wrk_close_cps": w["rps"]}
+                    if "p99_ms" in w:
+                        v["wrk_close_p99"] = w["p99_ms"]
+                    if per:
+                        v["cpu_conn_us"] = busy_s * per
+                add(mode, rnd, v)
+        except (ValueError, KeyError, TypeError) as e:
+            failures.append(f"{where}: output not understood: {e}")
+    modes_run = [m for m in MODES if any(r["mode"] == m for r in runs)]
+    rounds = sorted({r["round"] for r in runs})
+    return runs, samples, failures, warnings, sorted(sizes), modes_run, rounds
+
+
+def build(out, meta):
+    raw = os.path.join(out, "raw")
+    runs, samples, failures, warnings, sizes, modes, rounds = analyse(raw)
+    defs = [d for d in metric_defs(sizes) if any((m, d[0]) in samples for m in modes)]
+    med = {}
+    metrics = []
+    for key, label, unit, better in defs:
+        entry = {"key": key, "label": label, "unit": unit, "better": better,
+                 "median": {}, "min": {}, "max": {}, "samples": {},
+                 "ratio_to_iptables": {}, "ratio_to_direct": {}}
+        for m in modes:
+            vals = [v for _, v in sorted(samples.get((m, key), []))]
+            med[(m, key)] = statistics.median(vals) if vals else None
+            entry["median"][m] = med[(m, key)]
+            entry["min"][m] = min(vals) if vals else None
+            entry["max"][m] = max(vals) if vals else None
+            entry["samples"][m] = vals
+        for m in modes:
+            entry["ratio_to_iptables"][m] = ratio(med[(m, key)], med.get(("iptables", key)))
+            entry["ratio_to_direct"][m] = ratio(med[(m, key)], med.get(("direct", key)))
+        metrics.append(entry)
+    # each (mode, round) must have produced every metric
+    for m in modes:
+        for key, *_ in defs:
+            n = len(samples.get((m, key), []))
+            if n < len(rounds):
+                failures.append(f"{m}: {key} has {n} of {len(rounds)} samples")
+    goals = []
+    for key, target, op in GOALS:
+        r = ratio(med.get(("sockmesh", key)), med.get(("iptables", key)))
+        met = None if r is None else (r <= target if op == "<=" else r >= target)
+        goals.append({"metric": key, "target": f"{op} {target}x", "ratio": r, "met": met})
+    res = {"meta": meta, "modes": modes, "rounds": len(rounds), "metrics": metrics,
+           "goals": goals, "failures": failures, "warnings": warnings, "ok": False}
+    plot_err = plot(out, res)
+    if plot_err:
+        failures.append(plot_err)
+    res["ok"] = not failures
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(res, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    body = markdown(res)
+    with open(os.path.join(out, "report.md"), "w") as f:
+        f.write("# sockmesh benchmark report\n\n" + body)
+    return res, body, res["ok"]
+
+
+def markdown(res):
+    meta, modes, metrics = res["meta"], res["modes"], res["metrics"]
+    L = []
+    L.append(f"- date: {meta.get('date', '?')}")
+    L.append(f"- command: `{meta.get('command', '?')}`")
+    L.append(f"- machine: {meta.get('cores', '?')} cores ({meta.get('cpu', '?')}), "
+             f"kernel {meta.get('kernel', '?')}; HAProxy {meta.get('haproxy', '?')} "
+             f"(nbthread {meta.get('proxy_threads', '?')}), nginx workers "
+             f"{meta.get('nginx_workers', '?')}; commit {meta.get('commit', '?')}")
+    L.append(f"- {res['rounds']} round(s), modes interleaved in rotating order; medians; "
+             f"sockperf {meta.get('latency_time', '?')} s, iperf3 {meta.get('iperf_time', '?')} s "
+             f"(+1 s omitted), wrk {meta.get('wrk_time', '?')} s x {meta.get('wrk_conns', '?')} "
+             f"connections; took {meta.get('elapsed_s', '?')} s")
+    L.append("- modes: " + "; ".join(f"**{m}** = {MODE_DOC[m]}" for m in modes))
+    L.append("")
+    vs_ipt = [m for m in modes if m != "iptables"] if "iptables" in modes else []
+    vs_dir = [m for m in modes if m != "direct"] if "direct" in modes else []
+    head = ["metric", "unit"] + modes + [f"{m}/ipt" for m in vs_ipt] + [f"{m}/direct" for m in vs_dir]
+    L.append("| " + " | ".join(head) + " |")
+    L.append("|" + "|".join(["---", "---"] + ["--:"] * (len(head) - 2)) + "|")
+    for e in metrics:
+        row = [e["label"] + (" ↓" if e["better"] == "lower" else " ↑"), e["unit"]]
+        row += [fmt(e["median"][m]) for m in modes]
+        row += [fmt_ratio(e["ratio_to_iptables"][m]) for m in vs_ipt]
+        row += [fmt_ratio(e["ratio_to_direct"][m]) for m in vs_dir]
+        L.append("| " + " | ".join(row) + " |")
+    L.append("")
+    L.append("↓ lower is better, ↑ higher is better. RTT = sockperf `--full-rtt` round trip. "
+             "CPU = user+nice+system+irq+softirq of the whole machine from /proc/stat over the wrk run, "
+             "divided by the requests (connections) it completed; the cgroup row counts only the "
+             "client pod and server cgroups (cpu.stat), which is less exposed to other load on the machine.")
+    L.append("")
+    if any(g["ratio"] is not None for g in res["goals"]):
+        names = {e["key"]: e["label"] for e in metrics}
+        L.append("Goals (sockmesh / iptables):")
+        L.append("")
+        L.append("| metric | goal | measured | met |")
+        L.append("|---|--:|--:|:-:|")
+        for g in res["goals"]:
+            met = "–" if g["met"] is None else ("yes" if g["met"] else "**no**")
+            L.append(f"| {names.get(g['metric'], g['metric'])} | {g['target']} | "
+                     f"{fmt_ratio(g['ratio'])} | {met} |")
+        L.append("")
+    if res["failures"]:
+        L.append("Failures (these runs are missing or not trustworthy):")
+        L.append("")
+        L += [f"- {x}" for x in res["failures"]]
+        L.append("")
+    else:
+        L.append("Checks: every run finished and produced its numbers; in every proxied run HAProxy's "
+                 "session count grew (traffic went through the sidecar)"
+                 + ("; sockmesh counted captures in every capture/sockmesh run, spliced messages "
+                    "only with splice on." if {"capture", "sockmesh"} & set(modes) else "."))
+        L.append("")
+    if res["warnings"]:
+        L.append("Warnings:")
+        L.append("")
+        L += [f"- {x}" for x in res["warnings"][:30]]
+        if len(res["warnings"]) > 30:
+            L.append(f"- ... {len(res['warnings']) - 30} more in results.json")
+        L.append("")
+    return "\n".join(L)
+
+
+def plot(out, res):
+    modes, metrics = res["modes"], res["metrics"]
+    ref = "iptables" if "iptables" in modes else ("direct" if "direct" in modes else None)
+    gp = shutil.which("gnuplot")
+    if not gp:
+        return "gnuplot not found: no plot.png"
+    if ref is None or len(modes) < 2:
+        shown = modes
+        ref = None
+    else:
+        shown = [m for m in modes if m != ref]
+    rkey = f"ratio_to_{ref}" if ref else None
+    colors = {"direct": "#7f7f7f", "iptables": "#d62728", "capture": "#ff7f0e", "sockmesh": "#1f77b4"}
+    panels = []
+    for better, title in (("lower", "latency and CPU (lower is better)"),
+                          ("higher", "throughput (higher is better)")):
+        rows = [e for e in metrics if e["better"] == better]
+        if not rows:
+            continue
+        dat = os.path.join(out, f"plot-{better}.dat")
+        with open(dat, "w") as f:
+            f.write("# metric " + " ".join(shown) + "\n")
+            for e in rows:
+                lab = e["label"].replace("sockperf ", "").replace(" RTT", "")
+                lab = lab.replace("CPU per ", "CPU/").replace("wrk ", "").replace('"', "'")
+                vals = [(e[rkey][m] if rkey else e["median"][m]) for m in shown]
+                f.write(f'"{lab}" ' + " ".join("?" if v is None else f"{v:.4f}" for v in vals) + "\n")
+        cols = ", ".join(
+            (f"'{os.path.basename(dat)}' using {i + 2}:xtic(1)" if i == 0 else f"'' using {i + 2}")
+            + f" title '{m}' lc rgb '{colors[m]}'" for i, m in enumerate(shown))
+        if ref:
+            cols += f", 1 with lines dt 2 lw 2 lc rgb '{colors[ref]}' title '{ref} = 1'"
+        panels.append(f"set title '{title}'\nplot {cols}\n")
+    what = f"median ratio to {ref}" if ref else "medians"
+    meta = res["meta"]
+    script = f"""set terminal pngcairo size 1500,620 font ',10'
+set output 'plot.png'
+set datafile missing '?'
+set multiplot layout 1,{len(panels)} title "sockmesh benchmark: {what} ({res['rounds']} rounds, {meta.get('cores', '?')} cores, kernel {meta.get('kernel', '?')}, {meta.get('date', '')})"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set grid ytics
+set yrange [0:*]
+set xtics rotate by -40 scale 0 font ',9'
+set key top left
+set bmargin 9
+""" + "".join(panels) + "unset multiplot\n"
+    with open(os.path.join(out, "plot.gp"), "w") as f:
+        f.write(script)
+    p = subprocess.run([gp, "plot.gp"], cwd=out, capture_output=True, text=True, timeout=60)
+    if p.returncode != 0 or not os.path.exists(os.path.join(out, "plot.png")):
+        return f"gnuplot failed: {p.stderr.strip()[:300]}"
+    return None
+
+
+def publish(doc, body):
+    with open(doc) as f:
+        text = f.read()
+    if DOC_BEGIN not in text or DOC_END not in text:
+        raise SystemExit(f"{doc}: markers {DOC_BEGIN} / {DOC_END} not found")
+    a = text.index(DOC_BEGIN) + len(DOC_BEGIN)
+    b = text.index(DOC_END)
+    text = text[:a] + "\n" + body + "\n" + text[b:]
+    with open(doc + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(doc + ".tmp", doc)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("report")
+    r.add_argument("--out", required=True)
+    r.add_argument("--publish")
+    r.add_argument("--meta", action="append", default=[])
+    h = sub.add_parser("haproxy-sessions")
+    h.add_argument("socket")
+    a = ap.parse_args()
+    if a.cmd == "haproxy-sessions":
+        print(haproxy_sessions(a.socket))
+        return 0
+    meta = {}
+    for kv in a.meta:
+        k, sep, v = kv.partition("=")
+        if not sep:
+            ap.error(f"--meta '{kv}': expected KEY=VALUE")
+        meta[k] = v
+    res, body, ok = build(a.out, meta)
+    if a.publish:
+        publish(a.publish, body)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

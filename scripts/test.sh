@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Run every sockmesh test on this machine (root): unit tests (plain and
+# ASan+UBSan), the CUnit kernel tests, the end-to-end suite, a bounded fuzz
+# run of the parsers, the benchmark smoke run and the lint checks.
+# Bootstraps (apt-get, build) first. Ends with "N passed, N failed".
+#   scripts/test.sh [SUITE...]   suites: unit asan kernel e2e fuzz bench lint vm
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+[ "$(id -u)" = 0 ] || { echo "run as root: the kernel tests load BPF programs" >&2; exit 2; }
+"$ROOT/scripts/bootstrap.sh" || { echo "bootstrap failed" >&2; exit 1; }
+
+ALL=(lint unit asan kernel e2e fuzz bench)
+[ "${SOCKMESH_TEST_VM:-0}" = 1 ] && ALL+=(vm)
+SUITES=("$@")
+[ ${#SUITES[@]} -eq 0 ] && SUITES=("${ALL[@]}")
+LOGDIR=$(mktemp -d /tmp/sockmesh-test.XXXXXX)
+passed=0
+failed=0
+failed_names=()
+
+# count_meson LOG: add meson test's Ok/Fail counts
+count_meson() {
+	local ok fail
+	ok=$(awk '/^Ok:/{print $2}' "$1" | tail -1)
+	fail=$(awk '/^Fail:/{print $2}' "$1" | tail -1)
+	to=$(awk '/^Timeout:/{print $2}' "$1" | tail -1)
+	passed=$((passed + ${ok:-0}))
+	failed=$((failed + ${fail:-0} + ${to:-0}))
+}
+
+# count_plain LOG: add the counts of a runner that ends with "N passed, N failed"
+count_plain() {
+	local line
+	line=$(grep -E '^([A-Za-z]+: )?[0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
+	if [ -z "$line" ]; then
+		failed=$((failed + 1))
+		return
+	fi
+	line=${line#*: }
+	passed=$((passed + $(echo "$line" | awk '{print $1}')))
+	failed=$((failed + $(echo "$line" | awk '{print $3}')))
+}
+
+# one NAME RC: a suite that counts as one test
+one() {
+	if [ "$2" = 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failed_names+=("$1"); fi
+}
+
+run_suite() {
+	local s=$1 log="$LOGDIR/$1.log" rc
+	echo "=== suite $s (log $log)"
+	case $s in
+	lint)
+		rc=0
+		shellcheck -x scripts/*.sh scripts/lib/*.sh selftests/e2e/*.sh scripts/bench/*.sh \
+			.ci/run >"$log" 2>&1 || rc=1
+		if command -v clang-format >/dev/null; then
+			# kernel style: the tree must be formatted as .clang-format says
+			git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror >>"$log" 2>&1 || rc=1
+		fi
+		one lint $rc
+		;;
+	unit)
+		meson test -C build --suite unit --print-errorlogs >"$log" 2>&1
+		rc=$?
+		count_meson "$log"
+		[ $rc = 0 ] || failed_names+=(unit)
+		;;
+	asan)
+		if [ ! -f build-asan/build.ninja ]; then
+			meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false >"$log" 2>&1
+		fi
+		ninja -C build-asan >>"$log" 2>&1
+		meson test -C build-asan --suite unit --print-errorlogs >>"$log" 2>&1
+		rc=$?
+		count_meson "$log"
+		[ $rc = 0 ] || failed_names+=(asan)
+		;;
+	kernel)
+		meson test -C build --suite kernel --print-errorlogs -t 4 >"$log" 2>&1
+		rc=$?
+		count_meson "$log"
+		[ $rc = 0 ] || failed_names+=(kernel)
+		;;
+	e2e)
+		selftests/e2e/run.sh >"$log" 2>&1
+		rc=$?
+		count_plain "$log"
+		[ $rc = 0 ] || failed_names+=(e2e)
+		;;
+	fuzz)
+		selftests/fuzz/run.sh "$ROOT/build/fuzz" "${SOCKMESH_FUZZ_SECONDS:-30}" >"$log" 2>&1
+		one fuzz $?
+		;;
+	bench)
+		scripts/bench/bench.sh --quick --out "$ROOT/build/bench-smoke" >"$log" 2>&1
+		one bench-smoke $?
+		;;
+	vm)
+		scripts/vm-test.sh >"$log" 2>&1
+		rc=$?
+		count_plain "$log"
+		[ $rc = 0 ] || failed_names+=(vm)
+		;;
+	*)
+		echo "unknown suite '$s' (known: ${ALL[*]} vm)" >&2
+		exit 2
+		;;
+	esac
+	grep -E '^(PASS|FAIL|ok|not ok)|^ *[0-9]+/[0-9]+ |passed, [0-9]+ failed' "$log" | tail -40
+}
+
+for s in "${SUITES[@]}"; do
+	run_suite "$s"
+done
+[ ${#failed_names[@]} -gt 0 ] && echo "failing suites: ${failed_names[*]} (logs in $LOGDIR)"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

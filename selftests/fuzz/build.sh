@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Build the policy parser fuzzer (libFuzzer + ASan + UBSan) from
+# selftests/fuzz/fuzz_policy.c and user/lib/policy.c.
+#   selftests/fuzz/build.sh [OUTDIR]    default OUTDIR: build/fuzz
+# CC overrides the compiler (default: clang, else clang-14).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+out=${1:-$root/build/fuzz}
+
+cc=${CC:-}
+if [ -z "$cc" ]; then
+	for c in clang clang-14; do
+		if command -v "$c" >/dev/null; then
+			cc=$c
+			break
+		fi
+	done
+fi
+if [ -z "$cc" ]; then
+	echo "build.sh: clang not found (set CC)" >&2
+	exit 2
+fi
+
+mkdir -p "$out"
+"$cc" -std=gnu11 -g -O1 \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-Wall -Wextra -Werror \
+	-D_GNU_SOURCE -I "$root/headers" -I "$root/user/lib" \
+	"$here/fuzz_policy.c" "$root/user/lib/policy.c" \
+	-o "$out/fuzz_policy"
+echo "built $out/fuzz_policy"

@@ -1,0 +1,844 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Kernel tests: the real programs, loaded through libsockmesh into a pin dir
+ * of their own and attached to a cgroup of their own, with real sockets in
+ * network namespaces of their own. Each test gets a fresh environment from
+ * env_setup() and env_teardown() removes it, also after a failed assertion.
+ * Run as root.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <CUnit/Basic.h>
+
+#include "internal.h"
+
+/* ---- assertions that print what they saw -------------------------------- */
+
+#define ASSERT_TRUE(cond, what)                                                                    \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "  FAIL %s:%d %s: %s (errno %d %s)\n", __func__, __LINE__, \
+				what, #cond, errno, strerror(errno));                              \
+			CU_FAIL_FATAL(what);                                                       \
+		}                                                                                  \
+	} while (0)
+
+#define ASSERT_EQ(got, want, what)                                                                 \
+	do {                                                                                       \
+		long long _g = (long long)(got), _w = (long long)(want);                           \
+		if (_g != _w) {                                                                    \
+			fprintf(stderr, "  FAIL %s:%d %s: got %lld, want %lld\n", __func__,        \
+				__LINE__, what, _g, _w);                                           \
+			CU_FAIL_FATAL(what);                                                       \
+		}                                                                                  \
+	} while (0)
+
+/* ---- environment: cgroup + netns + pin dir per test ---------------------- */
+
+#define MAX_NS 3
+
+static struct env {
+	char cg2[256];
+	char cg[512];
+	char orig_cg[1024];
+	char pin[256];
+	int host_ns; /* netns to return to */
+	int ns[MAX_NS]; /* test namespaces (fds) */
+	int n_ns;
+	struct sockmesh *sm;
+} E;
+
+static int seq;
+
+static int write_file(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ok;
+
+	if (fd < 0)
+		return -errno;
+	ok = write(fd, s, strlen(s)) == (ssize_t)strlen(s);
+	close(fd);
+	return ok ? 0 : -EIO;
+}
+
+static int xsystem(const char *fmt, ...)
+{
+	char cmd[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+/* Make a new netns with lo up and the given extra local addresses, enter
+ * it, and remember it. Returns its index.
+ */
+static int ns_new(void)
+{
+	int i = E.n_ns;
+
+	if (i >= MAX_NS || unshare(CLONE_NEWNET))
+		return -1;
+	E.ns[i] = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	E.n_ns++;
+	if (xsystem("ip link set lo up && ip addr add 10.88.0.2/32 dev lo && "
+		    "ip addr add 10.88.0.3/32 dev lo && ip addr add 10.99.0.1/32 dev lo && "
+		    "ip addr add fd88::2/128 dev lo nodad"))
+		return -1;
+	return i;
+}
+
+static int ns_enter(int i)
+{
+	return setns(i < 0 ? E.host_ns : E.ns[i], CLONE_NEWNET);
+}
+
+static int env_setup_once(void)
+{
+	char line[600];
+	FILE *f;
+
+	memset(&E, 0, sizeof(E));
+	for (int i = 0; i < MAX_NS; i++)
+		E.ns[i] = -1;
+	if (sm_cgroup2_root(E.cg2, sizeof(E.cg2)))
+		return -1;
+	snprintf(E.cg, sizeof(E.cg), "%s/smk-%d-%d", E.cg2, getpid(), ++seq);
+	snprintf(E.pin, sizeof(E.pin), "/sys/fs/bpf/smk-%d-%d", getpid(), seq);
+	if (mkdir(E.cg, 0755))
+		return -1;
+	f = fopen("/proc/self/cgroup", "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "0::", 3) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(E.orig_cg, sizeof(E.orig_cg), "%s%.600s/cgroup.procs", E.cg2, line + 3);
+		}
+	}
+	if (f)
+		fclose(f);
+	snprintf(line, sizeof(line), "%s/cgroup.procs", E.cg);
+	if (write_file(line, "0"))
+		return -1;
+	E.host_ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	return E.host_ns < 0 ? -1 : 0;
+}
+
+static void env_setup(void)
+{
+	if (env_setup_once())
+		fprintf(stderr, "  setup failed: %s\n", strerror(errno));
+}
+
+static void env_teardown(void)
+{
+	if (E.sm) {
+		sockmesh__destroy(E.sm);
+		sockmesh__close(E.sm);
+		E.sm = NULL;
+	}
+	if (E.host_ns >= 0) {
+		setns(E.host_ns, CLONE_NEWNET);
+		close(E.host_ns);
+	}
+	for (int i = 0; i < E.n_ns; i++)
+		close(E.ns[i]);
+	if (E.orig_cg[0])
+		write_file(E.orig_cg, "0");
+	for (int i = 0; i < 20 && rmdir(E.cg) && errno == EBUSY; i++)
+		usleep(50000);
+	xsystem("rm -rf '%s' 2>/dev/null", E.pin);
+}
+
+static struct sockmesh *sm_open(void)
+{
+	struct sockmesh_open_opts o = { .sz = sizeof(o), .pin_dir = E.pin, .create = true };
+
+	E.sm = sockmesh__open(&o);
+	if (!E.sm)
+		fprintf(stderr, "  open: %s\n", sockmesh_errmsg());
+	return E.sm;
+}
+
+static int enroll_cgroup(const struct sockmesh_policy *pol)
+{
+	struct sockmesh_policy def = { .sz = sizeof(def) };
+	struct sockmesh_scope s;
+	int err = sockmesh_scope_from_cgroup(E.cg, &s);
+
+	if (!err)
+		err = sockmesh__enroll(E.sm, &s, NULL, pol ? pol : &def);
+	if (err)
+		fprintf(stderr, "  enroll: %s\n", sockmesh_errmsg());
+	return err;
+}
+
+static __u64 stat_of(const char *name, bool global)
+{
+	struct sockmesh_scope_info info;
+	struct sockmesh_stats st;
+
+	if (global) {
+		if (sockmesh__stats(E.sm, NULL, &st))
+			return ~0ull;
+	} else {
+		if (sockmesh__next_scope(E.sm, NULL, &info) || sockmesh__stats(E.sm, &info.scope, &st))
+			return ~0ull;
+	}
+	for (unsigned int i = 0; i < st.count; i++)
+		if (strcmp(sockmesh_stat_name(i), name) == 0)
+			return st.v[i];
+	return ~0ull;
+}
+
+static __u64 scope_stat(const char *name)
+{
+	return stat_of(name, false);
+}
+
+static long map_entries(const char *map)
+{
+	char p[512];
+	char key[256], next[256];
+	void *prev = NULL;
+	long n = 0;
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/map_%s", E.pin, map);
+	fd = bpf_obj_get(p);
+	if (fd < 0)
+		return -1;
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		memcpy(key, next, sizeof(key));
+		prev = key;
+		n++;
+	}
+	close(fd);
+	return n;
+}
+
+/* ---- sockets ------------------------------------------------------------- */
+
+static int listener(int family, const char *addr, int port)
+{
+	struct sockaddr_storage ss = {};
+	socklen_t len;
+	int one = 1, fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (family == AF_INET) {
+		struct sockaddr_in *s = (void *)&ss;
+
+		s->sin_family = AF_INET;
+		s->sin_port = htons(port);
+		inet_pton(AF_INET, addr, &s->sin_addr);
+		len = sizeof(*s);
+	} else {
+		struct sockaddr_in6 *s = (void *)&ss;
+
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		s->sin6_family = AF_INET6;
+		s->sin6_port = htons(port);
+		inet_pton(AF_INET6, addr, &s->sin6_addr);
+		len = sizeof(*s);
+	}
+	if (bind(fd, (void *)&ss, len) || listen(fd, 64)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Connect to addr:port (optionally from local port lport, with a mark). */
+static int connect_to(int family, const char *addr, int port, int lport, int mark)
+{
+	struct sockaddr_storage ss = {}, ls = {};
+	socklen_t len;
+	int one = 1, fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	if (mark)
+		setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+	if (family == AF_INET) {
+		struct sockaddr_in *s = (void *)&ss, *l = (void *)&ls;
+
+		s->sin_family = AF_INET;
+		s->sin_port = htons(port);
+		inet_pton(AF_INET, addr, &s->sin_addr);
+		len = sizeof(*s);
+		if (lport) {
+			l->sin_family = AF_INET;
+			l->sin_port = htons(lport);
+			l->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+			if (bind(fd, (void *)l, sizeof(*l)))
+				goto fail;
+		}
+	} else {
+		struct sockaddr_in6 *s = (void *)&ss;
+
+		s->sin6_family = AF_INET6;
+		s->sin6_port = htons(port);
+		inet_pton(AF_INET6, addr, &s->sin6_addr);
+		len = sizeof(*s);
+	}
+	if (connect(fd, (void *)&ss, len))
+		goto fail;
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+/* accept with a timeout: -1 if nothing arrives within ms */
+static int accept_within(int lfd, int ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	setsockopt(lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+}
+
+static void addr_str(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s = (const void *)sa;
+
+		inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
+		snprintf(buf, len, "%s:%u", a, ntohs(s->sin_port));
+	} else {
+		const struct sockaddr_in6 *s = (const void *)sa;
+
+		inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
+		snprintf(buf, len, "[%s]:%u", a, ntohs(s->sin6_port));
+	}
+}
+
+static int wait_map_empty(const char *map, int ms)
+{
+	for (int i = 0; i < ms / 20; i++) {
+		if (map_entries(map) == 0)
+			return 0;
+		usleep(20000);
+	}
+	return -1;
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void check_origdst(int family, const char *dst, int port, const char *proxy_addr,
+			  const char *want)
+{
+	struct sockaddr_storage od;
+	socklen_t len = sizeof(od);
+	char got[80];
+	int lfd, cfd, afd;
+
+	ASSERT_TRUE(sm_open(), "open");
+	ASSERT_TRUE(ns_new() >= 0, "netns");
+	ASSERT_EQ(enroll_cgroup(NULL), 0, "enroll");
+	lfd = listener(family, proxy_addr, 15001);
+	ASSERT_TRUE(lfd >= 0, "proxy listener");
+	cfd = connect_to(family, dst, port, 0, 0);
+	ASSERT_TRUE(cfd >= 0, "app connect is captured into the proxy");
+	afd = accept_within(lfd, 2000);
+	ASSERT_TRUE(afd >= 0, "proxy accepts the app's connection");
+	ASSERT_EQ(sockmesh_original_dst(afd, (void *)&od, &len), 0, "sockmesh_original_dst");
+	addr_str((void *)&od, got, sizeof(got));
+	if (strcmp(got, want))
+		fprintf(stderr, "  original dst %s, want %s\n", got, want);
+	ASSERT_TRUE(strcmp(got, want) == 0, "original destination");
+	/* The plain getsockopt a proxy would make answers the same. */
+	len = sizeof(od);
+	memset(&od, 0, sizeof(od));
+	ASSERT_EQ(getsockopt(afd, family == AF_INET ? SOL_IP : SOL_IPV6, SM_SO_ORIGINAL_DST, &od,
+			     &len),
+		  0, "getsockopt SO_ORIGINAL_DST");
+	ASSERT_EQ(len, family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6),
+		  "optlen");
+	addr_str((void *)&od, got, sizeof(got));
+	ASSERT_TRUE(strcmp(got, want) == 0, "getsockopt original destination");
+	ASSERT_EQ(scope_stat("captured"), 1, "captured");
+	ASSERT_EQ(scope_stat("origdst_published"), 1, "origdst_published");
+	ASSERT_EQ(scope_stat("origdst_answered"), 2, "origdst_answered");
+	ASSERT_EQ(map_entries("origdst_map"), 1, "one origdst entry while open");
+	close(cfd);
+	close(afd);
+	close(lfd);
+	/* Entries leave with the connection, not by eviction. */
+	ASSERT_EQ(wait_map_empty("origdst_map", 2000), 0, "origdst entry removed on close");
+	ASSERT_EQ(map_entries("pending_map"), 0, "no pending entry left");
+}
+
+static void test_origdst_v4(void)
+{
+	check_origdst(AF_INET, "10.88.0.2", 8080, "127.0.0.1", "10.88.0.2:8080");
+}
+
+static void test_origdst_v6(void)
+{
+	check_origdst(AF_INET6, "fd88::2", 8443, "::1", "[fd88::2]:8443");
+}
+
+struct xfer {
+	int fd;
+	size_t size;
+	unsigned int seed;
+	int err;
+};
+
+static unsigned char pattern(size_t i, unsigned int seed)
+{
+	return (unsigned char)((i * 2654435761u + seed) >> 13);
+}
+
+static void *writer(void *arg)
+{
+	struct xfer *x = arg;
+	unsigned char buf[65536];
+	size_t off = 0;
+
+	while (off < x->size) {
+		size_t n = x->size - off < sizeof(buf) ? x->size - off : sizeof(buf);
+		ssize_t w;
+
+		for (size_t i = 0; i < n; i++)
+			buf[i] = pattern(off + i, x->seed);
+		w = write(x->fd, buf, n);
+		if (w <= 0) {
+			x->err = errno ? errno : EIO;
+			return NULL;
+		}
+		off += (size_t)w;
+	}
+	return NULL;
+}
+
+/* Read exactly size bytes and compare with the pattern: 0 if identical. */
+static long read_check(int fd, size_t size, unsigned int seed)
+{
+	unsigned char buf[65536];
+	size_t off = 0;
+
+	while (off < size) {
+		ssize_t r = read(fd, buf, sizeof(buf) < size - off ? sizeof(buf) : size - off);
+
+		if (r <= 0)
+			return -1;
+		for (ssize_t i = 0; i < r; i++)
+			if (buf[i] != pattern(off + (size_t)i, seed))
+				return (long)(off + (size_t)i) + 1;
+		off += (size_t)r;
+	}
+	return 0;
+}
+
+static void test_splice_integrity(void)
+{
+	static const size_t sizes[] = { 1, 4096, 65536, 1 << 20, 16 << 20 };
+	int lfd, cfd, afd;
+
+	ASSERT_TRUE(sm_open(), "open");
+	ASSERT_TRUE(ns_new() >= 0, "netns");
+	ASSERT_EQ(enroll_cgroup(NULL), 0, "enroll");
+	lfd = listener(AF_INET, "127.0.0.1", 15001);
+	ASSERT_TRUE(lfd >= 0, "proxy listener");
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		__u64 bytes0 = scope_stat("splice_bytes"), miss0 = scope_stat("splice_miss");
+		struct xfer up = { .size = sizes[k], .seed = 7 }, down = { .size = sizes[k], .seed = 9 };
+		pthread_t t1, t2;
+
+		cfd = connect_to(AF_INET, "10.88.0.2", 80, 0, 0);
+		ASSERT_TRUE(cfd >= 0, "connect");
+		afd = accept_within(lfd, 2000);
+		ASSERT_TRUE(afd >= 0, "accept");
+		up.fd = cfd;
+		down.fd = afd;
+		pthread_create(&t1, NULL, writer, &up);
+		pthread_create(&t2, NULL, writer, &down);
+		ASSERT_EQ(read_check(afd, sizes[k], 7), 0, "app->proxy bytes identical");
+		ASSERT_EQ(read_check(cfd, sizes[k], 9), 0, "proxy->app bytes identical");
+		pthread_join(t1, NULL);
+		pthread_join(t2, NULL);
+		ASSERT_EQ(up.err + down.err, 0, "writes");
+		/* Every byte went through the splice, none through the stack. */
+		ASSERT_EQ(scope_stat("splice_miss") - miss0, 0, "splice misses");
+		ASSERT_EQ(scope_stat("splice_bytes") - bytes0, 2 * sizes[k], "spliced bytes");
+		close(cfd);
+		close(afd);
+	}
+	ASSERT_EQ(scope_stat("splice_sockets"), 10, "both ends of 5 connections spliced");
+	close(lfd);
+}
+
+static void test_half_close(void)
+{
+	char buf[16];
+	int lfd, cfd, afd;
+
+	ASSERT_TRUE(sm_open(), "open");
+	ASSERT_TRUE(ns_new() >= 0, "netns");
+	ASSERT_EQ(enroll_cgroup(NULL), 0, "enroll");
+	lfd = listener(AF_INET, "127.0.0.1", 15001);
+	cfd = connect_to(AF_INET, "10.88.0.2", 80, 0, 0);
+	afd = accept_within(lfd, 2000);
+	ASSERT_TRUE(lfd >= 0 && cfd >= 0 && afd >= 0, "connection");
+	ASSERT_EQ(write(cfd, "ping", 4), 4, "app writes");
+	ASSERT_EQ(shutdown(cfd, SHUT_WR), 0, "app shuts down its write side");
+	ASSERT_EQ(read(afd, buf, sizeof(buf)), 4, "proxy reads the request");
+	ASSERT_TRUE(memcmp(buf, "ping", 4) == 0, "request content");
+	ASSERT_EQ(read(afd, buf, sizeof(buf)), 0, "proxy sees EOF");
+	ASSERT_EQ(write(afd, "pong", 4), 4, "proxy answers after the half-close");
+	close(afd);
+	ASSERT_EQ(read(cfd, buf, sizeof(buf)), 4, "app reads the answer");
+	ASSERT_TRUE(memcmp(buf, "pong", 4) == 0, "answer content");
+	ASSERT_EQ(read(cfd, buf, sizeof(buf)), 0, "app sees EOF");
+	ASSERT_TRUE(scope_stat("splice_msgs") >= 2, "spliced");
+	close(cfd);
+	close(lfd);
+}
+
+/* Two pods whose app<->proxy loopback tuples are byte-identical. */
+static void test_netns_identical_tuples(void)
+{
+	struct sockmesh_policy pol = { .sz = sizeof(pol) };
+	const char *dst[2] = { "10.88.0.2", "10.88.0.3" };
+	const char *msg[2] = { "for-pod-A", "for-pod-B" };
+	char want[2][32], got[80], buf[32];
+	int lfd[2], cfd[2], afd[2], ns[2];
+
+	ASSERT_TRUE(sm_open(), "open");
+	for (int i = 0; i < 2; i++) {
+		struct sockmesh_scope s;
+
+		ns[i] = ns_new();
+		ASSERT_TRUE(ns[i] >= 0, "netns");
+		ASSERT_EQ(sockmesh_scope_from_netns("/proc/thread-self/ns/net", &s), 0, "scope");
+		ASSERT_EQ(sockmesh__enroll(E.sm, &s, E.cg, &pol), 0, "enroll netns");
+		lfd[i] = listener(AF_INET, "127.0.0.1", 15001);
+		ASSERT_TRUE(lfd[i] >= 0, "proxy listener");
+		snprintf(want[i], sizeof(want[i]), "%s:%d", dst[i], 8080 + i);
+	}
+	for (int i = 0; i < 2; i++) {
+		struct sockaddr_storage od, peer;
+		socklen_t len = sizeof(od), plen = sizeof(peer);
+
+		ASSERT_EQ(ns_enter(ns[i]), 0, "setns");
+		cfd[i] = connect_to(AF_INET, dst[i], 8080 + i, 40000, 0);
+		ASSERT_TRUE(cfd[i] >= 0, "connect from 127.0.0.1:40000");
+		afd[i] = accept_within(lfd[i], 2000);
+		ASSERT_TRUE(afd[i] >= 0, "accept");
+		getpeername(afd[i], (void *)&peer, &plen);
+		addr_str((void *)&peer, got, sizeof(got));
+		ASSERT_TRUE(strcmp(got, "127.0.0.1:40000") == 0, "identical app tuple");
+		ASSERT_EQ(sockmesh_original_dst(afd[i], (void *)&od, &len), 0, "original dst");
+		addr_str((void *)&od, got, sizeof(got));
+		if (strcmp(got, want[i]))
+			fprintf(stderr, "  pod %d: original dst %s, want %s\n", i, got, want[i]);
+		ASSERT_TRUE(strcmp(got, want[i]) == 0, "each pod gets its own original dst");
+	}
+	for (int i = 0; i < 2; i++)
+		ASSERT_EQ(write(cfd[i], msg[i], strlen(msg[i])), (long)strlen(msg[i]), "write");
+	for (int i = 0; i < 2; i++) {
+		ssize_t n = read(afd[i], buf, sizeof(buf) - 1);
+
+		ASSERT_EQ(n, (long)strlen(msg[i]), "read");
+		buf[n] = '\0';
+		ASSERT_TRUE(strcmp(buf, msg[i]) == 0, "no cross-talk between pods");
+		close(cfd[i]);
+		close(afd[i]);
+		close(lfd[i]);
+	}
+	ASSERT_EQ(wait_map_empty("origdst_map", 2000), 0, "origdst entries removed");
+}
+
+static int child_connect(uid_t uid, gid_t gid, const char *dst, int port)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0) {
+		int fd;
+
+		if (setresgid(gid, gid, gid) || setresuid(uid, uid, uid))
+			_exit(3);
+		fd = connect_to(AF_INET, dst, port, 0, 0);
+		_exit(fd >= 0 ? 0 : 1);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A bypassed connect goes where the app asked: a listener there gets it. */
+static void expect_direct(int direct_lfd, int proxy_lfd, const char *counter, __u64 before)
+{
+	int fd = accept_within(direct_lfd, 2000);
+
+	ASSERT_TRUE(fd >= 0, counter);
+	close(fd);
+	fd = accept_within(proxy_lfd, 50);
+	ASSERT_TRUE(fd < 0, "the proxy got nothing");
+	ASSERT_EQ(scope_stat(counter) - before, 1, counter);
+}
+
+static void test_bypass_reasons(void)
+{
+	struct sockmesh_policy pol = {
+		.sz = sizeof(pol),
+		.has_proxy_gid = true,
+		.proxy_gid = 4242,
+		.has_proxy_mark = true,
+		.proxy_mark = 77,
+		.exclude_outbound_ports = "9999",
+		.exclude_outbound_cidrs = "10.99.0.0/16",
+	};
+	int plfd, d80, d9999, d99, dlo, fd, other;
+	__u64 b;
+
+	ASSERT_TRUE(sm_open(), "open");
+	ASSERT_TRUE(ns_new() >= 0, "netns");
+	ASSERT_EQ(enroll_cgroup(&pol), 0, "enroll");
+	plfd = listener(AF_INET, "127.0.0.1", 15001);
+	d80 = listener(AF_INET, "10.88.0.2", 80);
+	d9999 = listener(AF_INET, "10.88.0.2", 9999);
+	d99 = listener(AF_INET, "10.99.0.1", 80);
+	dlo = listener(AF_INET, "127.0.0.2", 80);
+	ASSERT_TRUE(plfd >= 0 && d80 >= 0 && d9999 >= 0 && d99 >= 0 && dlo >= 0, "listeners");
+
+	b = scope_stat("bypass_proxy_uid");
+	ASSERT_EQ(child_connect(1337, 1337, "10.88.0.2", 80), 0, "connect as uid 1337");
+	expect_direct(d80, plfd, "bypass_proxy_uid", b);
+
+	b = scope_stat("bypass_proxy_gid");
+	ASSERT_EQ(child_connect(0, 4242, "10.88.0.2", 80), 0, "connect as gid 4242");
+	expect_direct(d80, plfd, "bypass_proxy_gid", b);
+
+	b = scope_stat("bypass_proxy_mark");
+	fd = connect_to(AF_INET, "10.88.0.2", 80, 0, 77);
+	ASSERT_TRUE(fd >= 0, "connect with mark 77");
+	expect_direct(d80, plfd, "bypass_proxy_mark", b);
+	close(fd);
+
+	b = scope_stat("bypass_excluded_port");
+	fd = connect_to(AF_INET, "10.88.0.2", 9999, 0, 0);
+	ASSERT_TRUE(fd >= 0, "connect to excluded port");
+	expect_direct(d9999, plfd, "bypass_excluded_port", b);
+	close(fd);
+
+	b = scope_stat("bypass_excluded_cidr");
+	fd = connect_to(AF_INET, "10.99.0.1", 80, 0, 0);
+	ASSERT_TRUE(fd >= 0, "connect to excluded cidr");
+	expect_direct(d99, plfd, "bypass_excluded_cidr", b);
+	close(fd);
+
+	b = scope_stat("bypass_loopback");
+	fd = connect_to(AF_INET, "127.0.0.2", 80, 0, 0);
+	ASSERT_TRUE(fd >= 0, "connect to loopback");
+	expect_direct(dlo, plfd, "bypass_loopback", b);
+	close(fd);
+
+	ASSERT_EQ(scope_stat("captured"), 0, "nothing captured so far");
+	fd = connect_to(AF_INET, "10.88.0.2", 80, 0, 0);
+	ASSERT_TRUE(fd >= 0, "plain connect");
+	other = accept_within(plfd, 2000);
+	ASSERT_TRUE(other >= 0, "the plain connect is captured");
+	ASSERT_EQ(scope_stat("captured"), 1, "captured");
+	close(other);
+	close(fd);
+
+	/* A netns that is not enrolled, under a netns-scoped attachment. */
+	{
+		struct sockmesh_scope s;
+		struct sockmesh_policy def = { .sz = sizeof(def) };
+		int lone;
+
+		ASSERT_EQ(sockmesh_scope_from_netns("/proc/thread-self/ns/net", &s), 0, "scope");
+		ASSERT_EQ(sockmesh__withdraw(E.sm, &(struct sockmesh_scope){ 0 }), -ENOENT,
+			  "withdrawing an unknown scope fails");
+		struct sockmesh_scope cgs;
+
+		ASSERT_TRUE(ns_new() >= 0, "second netns");
+		ASSERT_EQ(sockmesh__enroll(E.sm, &s, E.cg, &def), 0, "enroll the first netns");
+		/* keep the attachment (the netns scope uses it), drop the cgroup scope */
+		ASSERT_EQ(sockmesh_scope_from_cgroup(E.cg, &cgs), 0, "cgroup scope");
+		ASSERT_EQ(sockmesh__withdraw(E.sm, &cgs), 0, "withdraw the cgroup scope");
+		b = stat_of("bypass_not_enrolled", true);
+		lone = listener(AF_INET, "10.88.0.2", 80);
+		fd = connect_to(AF_INET, "10.88.0.2", 80, 0, 0);
+		ASSERT_TRUE(lone >= 0 && fd >= 0, "connect from a netns nobody enrolled");
+		ASSERT_EQ(stat_of("bypass_not_enrolled", true) - b, 1, "bypass_not_enrolled");
+		close(fd);
+		close(lone);
+	}
+	close(plfd);
+	close(d80);
+	close(d9999);
+	close(d99);
+	close(dlo);
+}
+
+static void test_policy_update(void)
+{
+	struct sockmesh_policy excl = { .sz = sizeof(excl), .exclude_outbound_ports = "9999,9998" };
+	struct sockmesh_policy plain = { .sz = sizeof(plain) };
+	int plfd, d, fd, a;
+
+	ASSERT_TRUE(sm_open(), "open");
+	ASSERT_TRUE(ns_new() >= 0, "netns");
+	ASSERT_EQ(enroll_cgroup(&excl), 0, "enroll");
+	ASSERT_EQ(map_entries("port_map"), 2, "two port rules");
+	plfd = listener(AF_INET, "127.0.0.1", 15001);
+	d = listener(AF_INET, "10.88.0.2", 9999);
+	fd = connect_to(AF_INET, "10.88.0.2", 9999, 0, 0);
+	expect_direct(d, plfd, "bypass_excluded_port", 0);
+	close(fd);
+	fd = connect_to(AF_INET, "10.88.0.2", 80, 0, 0);
+	a = accept_within(plfd, 2000);
+	ASSERT_TRUE(a >= 0, "captured before the update");
+	close(a);
+	close(fd);
+
+	ASSERT_EQ(enroll_cgroup(&plain), 0, "re-enroll with a new policy");
+	ASSERT_EQ(map_entries("port_map"), 0, "old rules removed");
+	fd = connect_to(AF_INET, "10.88.0.2", 9999, 0, 0);
+	a = accept_within(plfd, 2000);
+	ASSERT_TRUE(a >= 0, "port 9999 captured after the update");
+	close(a);
+	close(fd);
+	ASSERT_EQ(scope_stat("captured"), 2, "counters kept across the update");
+	ASSERT_EQ(scope_stat("bypass_excluded_port"), 1, "bypass count kept");
+	close(plfd);
+	close(d);
+}
+
+static void test_lifecycle(void)
+{
+	static const enum bpf_attach_type types[] = { BPF_CGROUP_INET4_CONNECT,
+						      BPF_CGROUP_INET6_CONNECT, BPF_CGROUP_SOCK_OPS,
+						      BPF_CGROUP_GETSOCKOPT };
+	struct sockmesh_open_opts o = { .sz = sizeof(o), .pin_dir = E.pin };
+	struct sockmesh_scope_info info;
+	struct sockmesh_scope s;
+	struct stat st;
+	int cgfd;
+
+	ASSERT_TRUE(sm_open(), "open");
+	ASSERT_EQ(enroll_cgroup(NULL), 0, "enroll");
+	sockmesh__close(E.sm); /* the process that set it up goes away */
+	E.sm = sockmesh__open(&o);
+	ASSERT_TRUE(E.sm, "a later process re-opens the pinned state");
+	ASSERT_EQ(sockmesh__next_scope(E.sm, NULL, &info), 0, "the scope is still enrolled");
+	cgfd = open(E.cg, O_RDONLY | O_DIRECTORY);
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		__u32 cnt = 0;
+
+		ASSERT_EQ(bpf_prog_query(cgfd, types[i], 0, NULL, NULL, &cnt), 0, "query");
+		ASSERT_EQ(cnt, 1, "one program per hook");
+	}
+	ASSERT_EQ(sockmesh_scope_from_cgroup(E.cg, &s), 0, "scope");
+	ASSERT_EQ(sockmesh__withdraw(E.sm, &s), 0, "withdraw the last scope");
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		__u32 cnt = 1;
+
+		ASSERT_EQ(bpf_prog_query(cgfd, types[i], 0, NULL, NULL, &cnt), 0, "query");
+		ASSERT_EQ(cnt, 0, "detached");
+	}
+	close(cgfd);
+	ASSERT_TRUE(stat(E.pin, &st) && errno == ENOENT, "pin dir removed");
+	sockmesh__close(E.sm);
+	E.sm = NULL;
+	errno = 0;
+	ASSERT_TRUE(!sockmesh__open(&o) && errno == ENOENT, "nothing left to open");
+}
+
+static void test_getsockopt_passthrough(void)
+{
+	static char big[3 * 4096];
+	struct tcp_info ti;
+	struct sockaddr_in od;
+	socklen_t len, big_len;
+	int lfd, fd, a, before_errno;
+
+	ASSERT_TRUE(ns_new() >= 0, "netns");
+	lfd = listener(AF_INET, "10.88.0.2", 80);
+	fd = connect_to(AF_INET, "10.88.0.2", 80, 0, 0);
+	a = accept_within(lfd, 2000);
+	ASSERT_TRUE(lfd >= 0 && fd >= 0 && a >= 0, "uncaptured connection");
+	len = sizeof(od);
+	ASSERT_TRUE(getsockopt(a, SOL_IP, SM_SO_ORIGINAL_DST, &od, &len) < 0, "no conntrack answer");
+	before_errno = errno;
+	big_len = sizeof(big);
+	ASSERT_EQ(getsockopt(fd, IPPROTO_TCP, TCP_INFO, big, &big_len), 0, "TCP_INFO before");
+
+	ASSERT_TRUE(sm_open(), "open");
+	ASSERT_EQ(enroll_cgroup(NULL), 0, "enroll");
+	len = sizeof(ti);
+	ASSERT_EQ(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len), 0, "TCP_INFO");
+	ASSERT_EQ(len, sizeof(ti), "TCP_INFO full length");
+	ASSERT_EQ(ti.tcpi_state, 1 /* TCP_ESTABLISHED */, "TCP_INFO content");
+	/* An option buffer larger than a page passes through unclamped. */
+	len = sizeof(big);
+	ASSERT_EQ(getsockopt(fd, IPPROTO_TCP, TCP_INFO, big, &len), 0, "TCP_INFO, 12 KiB buffer");
+	ASSERT_EQ(len, big_len, "kernel's full length kept");
+	len = sizeof(od);
+	errno = 0;
+	ASSERT_TRUE(getsockopt(a, SOL_IP, SM_SO_ORIGINAL_DST, &od, &len) < 0,
+		    "not ours: still no answer");
+	ASSERT_EQ(errno, before_errno, "same errno as without sockmesh");
+	close(a);
+	close(fd);
+	close(lfd);
+}
+
+int main(void)
+{
+	CU_pSuite s;
+	unsigned int failures;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "kernel tests need root\n");
+		return 1;
+	}
+	libbpf_set_print(NULL);
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite_with_setup_and_teardown("datapath", NULL, NULL, env_setup, env_teardown);
+	CU_add_test(s, "original destination, IPv4", test_origdst_v4);
+	CU_add_test(s, "original destination, IPv6", test_origdst_v6);
+	CU_add_test(s, "splice keeps 1 B..16 MiB byte-identical, both ways", test_splice_integrity);
+	CU_add_test(s, "half-close reaches the other end", test_half_close);
+	CU_add_test(s, "two pods with identical loopback tuples", test_netns_identical_tuples);
+	CU_add_test(s, "each bypass reason bypasses and is counted", test_bypass_reasons);
+	CU_add_test(s, "policy update is atomic and keeps counters", test_policy_update);
+	CU_add_test(s, "state outlives the process; last withdraw removes all", test_lifecycle);
+	CU_add_test(s, "other getsockopt calls pass through untouched", test_getsockopt_passthrough);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	CU_cleanup_registry();
+	return failures ? 1 : 0;
+}

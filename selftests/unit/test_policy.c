@@ -1,0 +1,1015 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Unit tests of libsockmesh's pure policy parsers (user/lib/policy.c):
+ * numbers, CIDRs, istio-style comma lists, policy compilation into what the
+ * BPF maps hold, opts .sz handling and error messages. No privileges needed.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <CUnit/Basic.h>
+
+#include "internal.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define HAVE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HAVE_ASAN 1
+#endif
+#endif
+#ifdef HAVE_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#define F_INC_CIDRS "include_outbound_cidrs"
+#define F_EXC_CIDRS "exclude_outbound_cidrs"
+#define F_INC_PORTS "include_outbound_ports"
+#define F_EXC_PORTS "exclude_outbound_ports"
+
+/* Bad input: -EINVAL, or -ERANGE for a well-formed number that is too big
+ * (the CLI maps both to a usage error).
+ */
+#define BAD_INPUT 1
+
+/* ---- assertion helpers ---------------------------------------------------- */
+
+/* A CUnit assertion with a formatted description and the caller's line. */
+static void __attribute__((format(printf, 3, 4))) check_at(int line, bool ok, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	CU_assertImplementation(ok ? CU_TRUE : CU_FALSE, (unsigned int)line, buf, __FILE__, "",
+				CU_FALSE);
+}
+
+#define CHECK(cond, ...) check_at(__LINE__, (cond), __VA_ARGS__)
+
+static bool msg_has(const char *needle)
+{
+	return strstr(sockmesh_errmsg(), needle) != NULL;
+}
+
+/* err is the expected error (BAD_INPUT: -EINVAL or -ERANGE), and the message
+ * names the field and, if given, the offending value.
+ */
+static void check_err_at(int line, const char *in, int err, int want, const char *field,
+			 const char *value)
+{
+	bool code_ok = want == BAD_INPUT ? (err == -EINVAL || err == -ERANGE) : err == want;
+
+	check_at(line, code_ok, "'%s': returned %d, want %d", in, err, want);
+	if (field)
+		check_at(line, msg_has(field), "'%s': errmsg \"%s\" lacks field '%s'", in,
+			 sockmesh_errmsg(), field);
+	if (value)
+		check_at(line, msg_has(value), "'%s': errmsg \"%s\" lacks value '%s'", in,
+			 sockmesh_errmsg(), value);
+}
+
+#define CHECK_ERR(in, err, want, field, value) check_err_at(__LINE__, in, err, want, field, value)
+
+static const char *cidr_str(const struct sm_cidr *c, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if ((c->family != AF_INET && c->family != AF_INET6) ||
+	    !inet_ntop(c->family, c->addr, a, sizeof(a)))
+		snprintf(a, sizeof(a), "<family %u>", c->family);
+	snprintf(buf, len, "%s/%u", a, c->prefix);
+	return buf;
+}
+
+/* ---- sm_parse_u32 ---------------------------------------------------------- */
+
+static void check_u32_at(int line, const char *in, __u32 max, __u32 want)
+{
+	__u32 v = 0xdeadbeef;
+	int err = sm_parse_u32("proxy_uid", in, max, &v);
+
+	check_at(line, err == 0 && v == want, "'%s' (max %u): err %d value %u, want %u (%s)", in,
+		 max, err, v, want, sockmesh_errmsg());
+}
+
+#define CHECK_U32(in, max, want) check_u32_at(__LINE__, in, max, want)
+
+static void check_u32_bad_at(int line, const char *in, __u32 max, int want)
+{
+	const char *shown = in ? in : "(null)";
+	__u32 v = 0xdeadbeef;
+	int err = sm_parse_u32("proxy_uid", in, max, &v);
+
+	check_err_at(line, shown, err, want, "proxy_uid", in && *in ? in : NULL);
+	check_at(line, v == 0xdeadbeef, "'%s': output written on failure (%u)", shown, v);
+}
+
+#define CHECK_U32_BAD(in, max, want) check_u32_bad_at(__LINE__, in, max, want)
+
+static void test_u32_valid(void)
+{
+	CHECK_U32("0", 0xffffffffu, 0);
+	CHECK_U32("1", 0xffffffffu, 1);
+	CHECK_U32("1337", 0xffffffffu, 1337);
+	CHECK_U32("007", 0xffffffffu, 7);
+	CHECK_U32("4294967295", 0xffffffffu, 0xffffffffu);
+	CHECK_U32("65535", 65535, 65535);
+	CHECK_U32("0", 0, 0);
+	CHECK_U32("00000000000000000000000000042", 100, 42);
+}
+
+static void test_u32_bounds(void)
+{
+	CHECK_U32_BAD("65536", 65535, -ERANGE);
+	CHECK_U32_BAD("1", 0, -ERANGE);
+	CHECK_U32_BAD("4294967296", 0xffffffffu, -ERANGE);
+	CHECK_U32_BAD("4294967296", 65535, -ERANGE);
+	CHECK_U32_BAD("42949672950", 0xffffffffu, BAD_INPUT);
+	CHECK_U32_BAD("99999999999999999999", 0xffffffffu, BAD_INPUT);
+	CHECK_U32_BAD("18446744073709551616", 0xffffffffu, BAD_INPUT);
+	CHECK_U32_BAD("184467440737095516150", 0xffffffffu, BAD_INPUT);
+	CHECK_U32_BAD("1000000000000000000000000000000000000000", 0xffffffffu, BAD_INPUT);
+	CHECK(msg_has("out of range") || msg_has("not a number"), "errmsg: %s", sockmesh_errmsg());
+	CHECK_U32_BAD("65536", 65535, -ERANGE);
+	CHECK(msg_has("65535"), "range errmsg should name the max: %s", sockmesh_errmsg());
+}
+
+static void test_u32_malformed(void)
+{
+	/* Signs, blanks, hex, fractions, exponents, a fullwidth '1'. */
+	static const char *const bad[] = { "-1",  "+1",	 " 1",	"1 ", "0x10",
+					   "1.0", "1e3", "abc", "8a", "a8",
+					   "1,2", "\t1", "1\n", "-0", "\xef\xbc\x91" };
+
+	CHECK_U32_BAD(NULL, 0xffffffffu, -EINVAL);
+	CHECK(msg_has("empty"), "NULL: errmsg %s", sockmesh_errmsg());
+	CHECK_U32_BAD("", 0xffffffffu, -EINVAL);
+	CHECK(msg_has("empty"), "'': errmsg %s", sockmesh_errmsg());
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		CHECK_U32_BAD(bad[i], 0xffffffffu, -EINVAL);
+}
+
+/* ---- sm_parse_cidr --------------------------------------------------------- */
+
+/* in must parse to want ("net/prefix" as inet_ntop prints it). */
+static void check_cidr_at(int line, const char *in, int family, const char *want)
+{
+	struct sm_cidr c;
+	char got[INET6_ADDRSTRLEN + 16];
+	int err;
+
+	memset(&c, 0xa5, sizeof(c));
+	err = sm_parse_cidr(F_INC_CIDRS, in, &c);
+	check_at(line, err == 0, "'%s': returned %d (%s)", in, err, sockmesh_errmsg());
+	if (err)
+		return;
+	cidr_str(&c, got, sizeof(got));
+	check_at(line, c.family == family, "'%s': family %u, want %d", in, c.family, family);
+	check_at(line, strcmp(got, want) == 0, "'%s' parsed as %s, want %s", in, got, want);
+	if (family == AF_INET) {
+		static const __u8 zero[12];
+
+		check_at(line, memcmp(c.addr + 4, zero, sizeof(zero)) == 0,
+			 "'%s': IPv4 address bytes 4..15 not zero", in);
+	}
+}
+
+#define CHECK_CIDR(in, family, want) check_cidr_at(__LINE__, in, family, want)
+
+static void check_cidr_bad_at(int line, const char *in)
+{
+	struct sm_cidr c;
+	int err = sm_parse_cidr(F_EXC_CIDRS, in, &c);
+
+	check_err_at(line, in, err, -EINVAL, F_EXC_CIDRS, *in ? in : NULL);
+}
+
+#define CHECK_CIDR_BAD(in) check_cidr_bad_at(__LINE__, in)
+
+static void test_cidr_ipv4(void)
+{
+	CHECK_CIDR("10.0.0.0/8", AF_INET, "10.0.0.0/8");
+	CHECK_CIDR("10.1.2.3/8", AF_INET, "10.0.0.0/8");
+	CHECK_CIDR("172.31.255.255/12", AF_INET, "172.16.0.0/12");
+	CHECK_CIDR("192.168.1.255/25", AF_INET, "192.168.1.128/25");
+	CHECK_CIDR("192.168.1.127/25", AF_INET, "192.168.1.0/25");
+	CHECK_CIDR("10.255.255.255/31", AF_INET, "10.255.255.254/31");
+	CHECK_CIDR("1.2.3.4/32", AF_INET, "1.2.3.4/32");
+	CHECK_CIDR("1.2.3.4", AF_INET, "1.2.3.4/32");
+	CHECK_CIDR("169.254.169.254", AF_INET, "169.254.169.254/32");
+	CHECK_CIDR("0.0.0.0/0", AF_INET, "0.0.0.0/0");
+	CHECK_CIDR("255.255.255.255/0", AF_INET, "0.0.0.0/0");
+	CHECK_CIDR("255.255.255.255/1", AF_INET, "128.0.0.0/1");
+	CHECK_CIDR("255.255.255.255/9", AF_INET, "255.128.0.0/9");
+	CHECK_CIDR("255.255.255.255/32", AF_INET, "255.255.255.255/32");
+	CHECK_CIDR("10.0.0.0/08", AF_INET, "10.0.0.0/8");
+}
+
+static void test_cidr_ipv6(void)
+{
+	CHECK_CIDR("fd00::/8", AF_INET6, "fd00::/8");
+	CHECK_CIDR("fd12:3456::1/8", AF_INET6, "fd00::/8");
+	CHECK_CIDR("2001:db8:ffff:ffff::/33", AF_INET6, "2001:db8:8000::/33");
+	CHECK_CIDR("2001:db8::ff/127", AF_INET6, "2001:db8::fe/127");
+	CHECK_CIDR("2001:db8::1", AF_INET6, "2001:db8::1/128");
+	CHECK_CIDR("::1", AF_INET6, "::1/128");
+	CHECK_CIDR("::1/128", AF_INET6, "::1/128");
+	CHECK_CIDR("::/0", AF_INET6, "::/0");
+	CHECK_CIDR("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/0", AF_INET6, "::/0");
+	CHECK_CIDR("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/1", AF_INET6, "8000::/1");
+	CHECK_CIDR("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/64", AF_INET6,
+		   "ffff:ffff:ffff:ffff::/64");
+	CHECK_CIDR("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/127", AF_INET6,
+		   "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127");
+	CHECK_CIDR("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128", AF_INET6,
+		   "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128");
+	CHECK_CIDR("FD00::ABCD/16", AF_INET6, "fd00::/16");
+	/* The longest textual IPv6 address still fits the parser's buffer. */
+	CHECK_CIDR("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255/96", AF_INET6,
+		   "ffff:ffff:ffff:ffff:ffff:ffff::/96");
+}
+
+static void test_cidr_bad(void)
+{
+	static const char *const bad[] = {
+		"10.0.0.0/33",
+		"1.2.3.4/99",
+		"::/129",
+		"fd00::/200",
+		"1.2.3",
+		"1.2.3.4/",
+		"::/",
+		"/8",
+		"/",
+		"1.2.3.4/-1",
+		"1.2.3.4/+8",
+		"1.2.3.4/ 8",
+		"1.2.3.4/8 ",
+		"1.2.3.4 /8",
+		" 1.2.3.4/8",
+		"1.2.3.4/0x8",
+		"1.2.3.4/8/8",
+		"1.2.3.4/8a",
+		"1.2.3.4/65536",
+		"1.2.3.4/4294967296",
+		"1.2.3.4/99999999999999999999",
+		"1.2.3.256",
+		"1.2.3.4.5",
+		"01.2.3.4",
+		"garbage",
+		"garbage/8",
+		"*",
+		"10.0.0.0/8,10.1.0.0/16",
+		"[::1]/128",
+		"fe80::1%eth0/64",
+		":::/0",
+		"1::2::3/64",
+		"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128",
+		"ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255.1/96",
+	};
+
+	CHECK_CIDR_BAD("");
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		CHECK_CIDR_BAD(bad[i]);
+}
+
+/* ---- lists ---------------------------------------------------------------- */
+
+static void check_cidr_list_at(int line, const char *in, bool allow_star, bool star,
+			       const char *const *want, size_t n)
+{
+	struct sm_list l;
+	int err;
+
+	memset(&l, 0xa5, sizeof(l));
+	err = sm_parse_cidr_list(F_INC_CIDRS, in, allow_star, &l);
+	check_at(line, err == 0, "'%s': returned %d (%s)", in, err, sockmesh_errmsg());
+	if (err)
+		return;
+	check_at(line, l.star == star, "'%s': star %d, want %d", in, l.star, star);
+	check_at(line, l.n == n, "'%s': %zu items, want %zu", in, l.n, n);
+	for (size_t i = 0; i < n && i < l.n; i++) {
+		char got[INET6_ADDRSTRLEN + 16];
+
+		cidr_str((struct sm_cidr *)l.v + i, got, sizeof(got));
+		check_at(line, strcmp(got, want[i]) == 0, "'%s': item %zu is %s, want %s", in, i,
+			 got, want[i]);
+	}
+	sm_list_free(&l);
+	check_at(line, !l.v && !l.n && !l.star, "sm_list_free left state behind");
+}
+
+#define CHECK_CIDR_LIST(in, allow_star, star, ...)                                               \
+	check_cidr_list_at(__LINE__, in, allow_star, star, (const char *const[]){ __VA_ARGS__ }, \
+			   ARRAY_SIZE(((const char *const[]){ __VA_ARGS__ })))
+#define CHECK_CIDR_LIST_EMPTY(in, allow_star, star) \
+	check_cidr_list_at(__LINE__, in, allow_star, star, NULL, 0)
+
+static void check_port_list_at(int line, const char *field, const char *in, bool allow_star,
+			       bool star, const __u16 *want, size_t n)
+{
+	struct sm_list l;
+	int err;
+
+	memset(&l, 0xa5, sizeof(l));
+	err = sm_parse_port_list(field, in, allow_star, &l);
+	check_at(line, err == 0, "'%s': returned %d (%s)", in, err, sockmesh_errmsg());
+	if (err)
+		return;
+	check_at(line, l.star == star, "'%s': star %d, want %d", in, l.star, star);
+	check_at(line, l.n == n, "'%s': %zu items, want %zu", in, l.n, n);
+	for (size_t i = 0; i < n && i < l.n; i++)
+		check_at(line, ((__u16 *)l.v)[i] == want[i], "'%s': item %zu is %u, want %u", in, i,
+			 ((__u16 *)l.v)[i], want[i]);
+	sm_list_free(&l);
+}
+
+#define CHECK_PORTS(in, allow_star, star, ...)                                                     \
+	check_port_list_at(__LINE__, allow_star ? F_INC_PORTS : F_EXC_PORTS, in, allow_star, star, \
+			   (const __u16[]){ __VA_ARGS__ },                                         \
+			   ARRAY_SIZE(((const __u16[]){ __VA_ARGS__ })))
+#define CHECK_PORTS_EMPTY(in, allow_star, star)                                                    \
+	check_port_list_at(__LINE__, allow_star ? F_INC_PORTS : F_EXC_PORTS, in, allow_star, star, \
+			   NULL, 0)
+
+/* A failed list parse returns the error, names field and value, and leaves
+ * an empty list with nothing to free.
+ */
+static void check_list_bad_at(int line, bool ports, bool allow_star, const char *in, int want,
+			      const char *value)
+{
+	const char *field = ports ? (allow_star ? F_INC_PORTS : F_EXC_PORTS) :
+				    (allow_star ? F_INC_CIDRS : F_EXC_CIDRS);
+	struct sm_list l;
+	int err;
+
+	memset(&l, 0xa5, sizeof(l));
+	if (ports)
+		err = sm_parse_port_list(field, in, allow_star, &l);
+	else
+		err = sm_parse_cidr_list(field, in, allow_star, &l);
+	check_err_at(line, in, err, want, field, value);
+	check_at(line, !l.v && !l.n && !l.star, "'%s': list not empty after failure", in);
+	if (!err)
+		sm_list_free(&l);
+}
+
+#define CHECK_PORTS_BAD(in, allow_star, want, value) \
+	check_list_bad_at(__LINE__, true, allow_star, in, want, value)
+#define CHECK_CIDRS_BAD(in, allow_star, want, value) \
+	check_list_bad_at(__LINE__, false, allow_star, in, want, value)
+
+static void test_cidr_list(void)
+{
+	CHECK_CIDR_LIST("10.0.0.0/8", false, false, "10.0.0.0/8");
+	CHECK_CIDR_LIST("10.0.0.0/8,fd00::/8", false, false, "10.0.0.0/8", "fd00::/8");
+	CHECK_CIDR_LIST(" 10.1.2.3/8 , 192.168.0.1/16 ", false, false, "10.0.0.0/8",
+			"192.168.0.0/16");
+	CHECK_CIDR_LIST("\t169.254.169.254\t,\t::1\t", false, false, "169.254.169.254/32",
+			"::1/128");
+	CHECK_CIDR_LIST("10.0.0.0/8,10.0.0.0/8", false, false, "10.0.0.0/8", "10.0.0.0/8");
+	CHECK_CIDR_LIST_EMPTY(NULL, false, false);
+	CHECK_CIDR_LIST_EMPTY("", false, false);
+	CHECK_CIDR_LIST_EMPTY("  \t ", false, false);
+	CHECK_CIDR_LIST_EMPTY("*", true, true);
+	CHECK_CIDR_LIST_EMPTY(" * ", true, true);
+
+	CHECK_CIDRS_BAD("*", false, -EINVAL, "'*'");
+	CHECK(msg_has("include"), "'*' in exclude: errmsg %s", sockmesh_errmsg());
+	CHECK_CIDRS_BAD("10.0.0.0/8,*", false, -EINVAL, "'*'");
+	CHECK_CIDRS_BAD("10.0.0.0/8,bogus", true, -EINVAL, "bogus");
+	CHECK_CIDRS_BAD("10.0.0.0/8,10.0.0.0/33", false, -EINVAL, "10.0.0.0/33");
+	CHECK_CIDRS_BAD("10.0.0.0/8,,fd00::/8", false, -EINVAL, "10.0.0.0/8,,fd00::/8");
+	CHECK(msg_has("empty item"), "errmsg %s", sockmesh_errmsg());
+	CHECK_CIDRS_BAD("10.0.0.0/8,", true, -EINVAL, "10.0.0.0/8,");
+	CHECK_CIDRS_BAD("10.0.0.0/8, ", true, -EINVAL, "10.0.0.0/8, ");
+	CHECK_CIDRS_BAD("10.0.0.0/8, ,::/0", true, -EINVAL, "10.0.0.0/8, ,::/0");
+	CHECK_CIDRS_BAD(",", true, -EINVAL, "','");
+	CHECK_CIDRS_BAD(" , ", false, -EINVAL, "' , '");
+	CHECK_CIDRS_BAD("*,", true, -EINVAL, "'*,'");
+	CHECK_CIDRS_BAD("10.0.0.0/8;fd00::/8", false, -EINVAL, "10.0.0.0/8;fd00::/8");
+	CHECK_CIDRS_BAD("10.0.0.0/8 fd00::/8", false, -EINVAL, "10.0.0.0/8 fd00::/8");
+}
+
+static void test_port_list(void)
+{
+	CHECK_PORTS("80", false, false, 80);
+	CHECK_PORTS("80,443", false, false, 80, 443);
+	CHECK_PORTS(" 80 , 443 ", true, false, 80, 443);
+	CHECK_PORTS("\t80\t,\t443\t", true, false, 80, 443);
+	CHECK_PORTS("1,65535", false, false, 1, 65535);
+	CHECK_PORTS("0080", false, false, 80);
+	CHECK_PORTS("15090,15021,15020", false, false, 15090, 15021, 15020);
+	CHECK_PORTS_EMPTY(NULL, false, false);
+	CHECK_PORTS_EMPTY(NULL, true, false);
+	CHECK_PORTS_EMPTY("", false, false);
+	CHECK_PORTS_EMPTY("   ", false, false);
+	CHECK_PORTS_EMPTY("*", true, true);
+	CHECK_PORTS_EMPTY("  *\t", true, true);
+
+	CHECK_PORTS_BAD("0", true, -EINVAL, "'0'");
+	CHECK(msg_has("1-65535"), "errmsg %s", sockmesh_errmsg());
+	CHECK_PORTS_BAD("80,0", false, -EINVAL, "'0'");
+	CHECK_PORTS_BAD("65536", true, BAD_INPUT, "65536");
+	CHECK_PORTS_BAD("70000", false, BAD_INPUT, "70000");
+	CHECK_PORTS_BAD("80,70000", true, BAD_INPUT, "70000");
+	CHECK_PORTS_BAD("4294967296", true, BAD_INPUT, "4294967296");
+	CHECK_PORTS_BAD("99999999999999999999", false, BAD_INPUT, "99999999999999999999");
+	CHECK_PORTS_BAD("8a", true, -EINVAL, "8a");
+	CHECK_PORTS_BAD("-1", true, -EINVAL, "-1");
+	CHECK_PORTS_BAD("+80", true, -EINVAL, "+80");
+	CHECK_PORTS_BAD("0x50", true, -EINVAL, "0x50");
+	CHECK_PORTS_BAD("80 443", true, -EINVAL, "80 443");
+	CHECK_PORTS_BAD("80;443", true, -EINVAL, "80;443");
+	CHECK_PORTS_BAD("80-90", true, -EINVAL, "80-90");
+	CHECK_PORTS_BAD("http", false, -EINVAL, "http");
+	CHECK_PORTS_BAD("a,,b", true, -EINVAL, NULL);
+	CHECK_PORTS_BAD("80,,443", false, -EINVAL, "80,,443");
+	CHECK(msg_has("empty item"), "errmsg %s", sockmesh_errmsg());
+	CHECK_PORTS_BAD("80,", true, -EINVAL, "'80,'");
+	CHECK(msg_has("empty item"), "errmsg %s", sockmesh_errmsg());
+	CHECK_PORTS_BAD("80,\t", false, -EINVAL, "80,\t");
+	CHECK_PORTS_BAD("80, ,443", false, -EINVAL, "80, ,443");
+	CHECK_PORTS_BAD(",", false, -EINVAL, "','");
+	CHECK_PORTS_BAD(",,", true, -EINVAL, "',,'");
+
+	/* '*' is only for include lists. */
+	CHECK_PORTS_BAD("*", false, -EINVAL, "'*'");
+	CHECK(msg_has("only allowed in include"), "errmsg %s", sockmesh_errmsg());
+	CHECK_PORTS_BAD("80,*", false, -EINVAL, "'*'");
+	CHECK_PORTS_BAD(" * ", false, -EINVAL, "'*'");
+	CHECK_PORTS_BAD("**", true, -EINVAL, "**");
+}
+
+/* Every port, in one list: no truncation, order kept. */
+static void test_port_list_all(void)
+{
+	size_t len = 65535 * 6 + 1, off = 0, bad = 0;
+	char *s = malloc(len);
+	struct sm_list l;
+	int err;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	for (unsigned int p = 1; p <= 65535; p++)
+		off += (size_t)snprintf(s + off, len - off, "%s%u", p > 1 ? "," : "", p);
+	err = sm_parse_port_list(F_INC_PORTS, s, false, &l);
+	CU_ASSERT_EQUAL(err, 0);
+	if (!err) {
+		CU_ASSERT_EQUAL(l.n, 65535);
+		for (size_t i = 0; i < l.n; i++)
+			bad += ((__u16 *)l.v)[i] != i + 1;
+		CU_ASSERT_EQUAL(bad, 0);
+		sm_list_free(&l);
+	}
+
+	/* A trailing empty item in a long list is still caught and named. */
+	strcat(s, ",");
+	err = sm_parse_port_list(F_EXC_PORTS, s, false, &l);
+	CU_ASSERT_EQUAL(err, -EINVAL);
+	CHECK(strncmp(sockmesh_errmsg(), F_EXC_PORTS, strlen(F_EXC_PORTS)) == 0, "errmsg %.80s",
+	      sockmesh_errmsg());
+	CU_ASSERT_PTR_NULL(l.v);
+	free(s);
+}
+
+/* ---- sm_policy_compile ------------------------------------------------------ */
+
+static int compile(const struct sockmesh_policy *pol, struct sm_compiled *c)
+{
+	memset(c, 0xa5, sizeof(*c));
+	return sm_policy_compile(pol, c);
+}
+
+static void test_compile_defaults(void)
+{
+	SOCKMESH_OPTS(sockmesh_policy, pol);
+	struct sm_compiled c;
+
+	CU_ASSERT_EQUAL(SM_DEFAULT_PROXY_PORT, 15001);
+	CU_ASSERT_EQUAL(SM_DEFAULT_PROXY_UID, 1337);
+	CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
+	CU_ASSERT_EQUAL(c.pol.proxy_port, 15001);
+	CU_ASSERT_EQUAL(c.pol.proxy_uid, 1337);
+	CU_ASSERT_EQUAL(c.pol.proxy_gid, 0);
+	CU_ASSERT_EQUAL(c.pol.proxy_mark, 0);
+	CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE);
+	/* Left for enrol to fill; padding is zero (the map value is hashed). */
+	CU_ASSERT_EQUAL(c.pol.scope_idx, 0);
+	CU_ASSERT_EQUAL(c.pol.rules_id, 0);
+	CU_ASSERT_EQUAL(c.pol.attach_cgroup_id, 0);
+	CU_ASSERT_EQUAL(c.pol.pad, 0);
+	CU_ASSERT_EQUAL(c.pol.pad2, 0);
+	/* NULL include lists mean '*'; NULL exclude lists are empty. */
+	CU_ASSERT_TRUE(c.inc_cidrs.star);
+	CU_ASSERT_EQUAL(c.inc_cidrs.n, 0);
+	CU_ASSERT_TRUE(c.inc_ports.star);
+	CU_ASSERT_EQUAL(c.inc_ports.n, 0);
+	CU_ASSERT_FALSE(c.exc_cidrs.star);
+	CU_ASSERT_EQUAL(c.exc_cidrs.n, 0);
+	CU_ASSERT_FALSE(c.exc_ports.star);
+	CU_ASSERT_EQUAL(c.exc_ports.n, 0);
+	sm_compiled_free(&c);
+	CU_ASSERT_PTR_NULL(c.inc_cidrs.v);
+	CU_ASSERT_PTR_NULL(c.exc_cidrs.v);
+	CU_ASSERT_PTR_NULL(c.inc_ports.v);
+	CU_ASSERT_PTR_NULL(c.exc_ports.v);
+}
+
+static void test_compile_proxy(void)
+{
+	struct sm_compiled c;
+
+	{
+		SOCKMESH_OPTS(sockmesh_policy, pol, .proxy_port = 15006, .has_proxy_uid = true,
+			      .proxy_uid = 0);
+
+		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
+		CU_ASSERT_EQUAL(c.pol.proxy_port, 15006);
+		CU_ASSERT_EQUAL(c.pol.proxy_uid, 0); /* uid 0 is a valid explicit choice */
+		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE);
+		sm_compiled_free(&c);
+	}
+	{
+		/* Values without their has_ flag are ignored. */
+		SOCKMESH_OPTS(sockmesh_policy, pol, .proxy_uid = 42, .proxy_gid = 43,
+			      .proxy_mark = 44);
+
+		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
+		CU_ASSERT_EQUAL(c.pol.proxy_uid, 1337);
+		CU_ASSERT_EQUAL(c.pol.proxy_gid, 0);
+		CU_ASSERT_EQUAL(c.pol.proxy_mark, 0);
+		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE);
+		sm_compiled_free(&c);
+	}
+	{
+		SOCKMESH_OPTS(sockmesh_policy, pol, .has_proxy_gid = true, .proxy_gid = 0);
+
+		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
+		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE | SM_POL_PROXY_GID);
+		CU_ASSERT_EQUAL(c.pol.proxy_gid, 0);
+		sm_compiled_free(&c);
+	}
+	{
+		SOCKMESH_OPTS(sockmesh_policy, pol, .has_proxy_gid = true, .proxy_gid = 1337,
+			      .has_proxy_mark = true, .proxy_mark = 0x539);
+
+		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
+		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE | SM_POL_PROXY_GID | SM_POL_PROXY_MARK);
+		CU_ASSERT_EQUAL(c.pol.proxy_gid, 1337);
+		CU_ASSERT_EQUAL(c.pol.proxy_mark, 0x539);
+		CU_ASSERT_EQUAL(c.pol.proxy_uid, 1337);
+		sm_compiled_free(&c);
+	}
+	{
+		SOCKMESH_OPTS(sockmesh_policy, pol, .has_proxy_mark = true,
+			      .proxy_mark = 0xffffffffu, .has_proxy_uid = true,
+			      .proxy_uid = 0xfffffffeu, .proxy_port = 65535);
+
+		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
+		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE | SM_POL_PROXY_MARK);
+		CU_ASSERT_EQUAL(c.pol.proxy_mark, 0xffffffffu);
+		CU_ASSERT_EQUAL(c.pol.proxy_uid, 0xfffffffeu);
+		CU_ASSERT_EQUAL(c.pol.proxy_port, 65535);
+		sm_compiled_free(&c);
+	}
+}
+
+static void test_compile_include(void)
+{
+	const __u32 inc_cidr = SM_POL_INCLUDE_CIDR4 | SM_POL_INCLUDE_CIDR6;
+	struct sm_compiled c;
+
+	{
+		SOCKMESH_OPTS(sockmesh_policy, pol, .include_outbound_cidrs = "*",
+			      .include_outbound_ports = "*");
+
+		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
+		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE);
+		CU_ASSERT_TRUE(c.inc_cidrs.star);
+		CU_ASSERT_TRUE(c.inc_ports.star);
+		sm_compiled_free(&c);
+	}
+	{
+		SOCKMESH_OPTS(sockmesh_policy, pol,
+			      .include_outbound_cidrs = "10.0.0.0/8, fd00::/8");
+
+		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
+		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE | inc_cidr);
+		CU_ASSERT_FALSE(c.inc_cidrs.star);
+		CU_ASSERT_EQUAL(c.inc_cidrs.n, 2);
+		CU_ASSERT_TRUE(c.inc_ports.star);
+		sm_compiled_free(&c);
+	}
+	{
+		/* As istio: an IPv4-only include list captures no IPv6, so both
+		 * families are restricted.
+		 */
+		SOCKMESH_OPTS(sockmesh_policy, pol, .include_outbound_cidrs = "10.1.2.3/8");
+
+		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
+		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE | inc_cidr);
+		CU_ASSERT_EQUAL_FATAL(c.inc_cidrs.n, 1);
+		CU_ASSERT_EQUAL(((struct sm_cidr *)c.inc_cidrs.v)[0].family, AF_INET);
+		CU_ASSERT_EQUAL(((struct sm_cidr *)c.inc_cidrs.v)[0].addr[1], 0);
+		sm_compiled_free(&c);
+	}
+	{
+		/* "" is an empty list (not '*'): nothing is included. */
+		SOCKMESH_OPTS(sockmesh_policy, pol, .include_outbound_cidrs = "",
+			      .include_outbound_ports = "");
+
+		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
+		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE | inc_cidr | SM_POL_INCLUDE_PORTS);
+		CU_ASSERT_FALSE(c.inc_cidrs.star);
+		CU_ASSERT_EQUAL(c.inc_cidrs.n, 0);
+		CU_ASSERT_FALSE(c.inc_ports.star);
+		CU_ASSERT_EQUAL(c.inc_ports.n, 0);
+		sm_compiled_free(&c);
+	}
+	{
+		SOCKMESH_OPTS(sockmesh_policy, pol, .include_outbound_ports = "80,443");
+
+		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
+		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE | SM_POL_INCLUDE_PORTS);
+		CU_ASSERT_TRUE(c.inc_cidrs.star);
+		CU_ASSERT_EQUAL_FATAL(c.inc_ports.n, 2);
+		CU_ASSERT_EQUAL(((__u16 *)c.inc_ports.v)[0], 80);
+		CU_ASSERT_EQUAL(((__u16 *)c.inc_ports.v)[1], 443);
+		sm_compiled_free(&c);
+	}
+}
+
+static void test_compile_exclude(void)
+{
+	struct sm_compiled c;
+
+	{
+		SOCKMESH_OPTS(sockmesh_policy, pol,
+			      .exclude_outbound_cidrs = "169.254.169.254/32,fe80::/10");
+
+		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
+		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE | SM_POL_EXCLUDE_CIDRS);
+		CU_ASSERT_EQUAL(c.exc_cidrs.n, 2);
+		CU_ASSERT_FALSE(c.exc_cidrs.star);
+		sm_compiled_free(&c);
+	}
+	{
+		SOCKMESH_OPTS(sockmesh_policy, pol, .exclude_outbound_ports = "15090, 15021");
+
+		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
+		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE | SM_POL_EXCLUDE_PORTS);
+		CU_ASSERT_EQUAL_FATAL(c.exc_ports.n, 2);
+		CU_ASSERT_EQUAL(((__u16 *)c.exc_ports.v)[0], 15090);
+		CU_ASSERT_EQUAL(((__u16 *)c.exc_ports.v)[1], 15021);
+		sm_compiled_free(&c);
+	}
+	{
+		/* Empty exclude lists set no flag. */
+		SOCKMESH_OPTS(sockmesh_policy, pol, .exclude_outbound_cidrs = "",
+			      .exclude_outbound_ports = " \t ");
+
+		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
+		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE);
+		sm_compiled_free(&c);
+	}
+	{
+		/* Everything at once, and no_splice. */
+		SOCKMESH_OPTS(sockmesh_policy, pol, .include_outbound_cidrs = "0.0.0.0/0,::/0",
+			      .exclude_outbound_cidrs = "10.0.0.1", .include_outbound_ports = "1",
+			      .exclude_outbound_ports = "2", .has_proxy_gid = true,
+			      .has_proxy_mark = true, .no_splice = true);
+
+		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
+		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_PROXY_GID | SM_POL_PROXY_MARK |
+						     SM_POL_INCLUDE_PORTS | SM_POL_INCLUDE_CIDR4 |
+						     SM_POL_INCLUDE_CIDR6 | SM_POL_EXCLUDE_PORTS |
+						     SM_POL_EXCLUDE_CIDRS);
+		sm_compiled_free(&c);
+	}
+}
+
+static void test_compile_no_splice(void)
+{
+	struct sm_compiled c;
+	SOCKMESH_OPTS(sockmesh_policy, pol, .no_splice = true);
+
+	CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
+	CU_ASSERT_EQUAL(c.pol.flags & SM_POL_SPLICE, 0);
+	CU_ASSERT_EQUAL(c.pol.flags, 0);
+	CU_ASSERT_EQUAL(c.pol.proxy_port, 15001);
+	sm_compiled_free(&c);
+}
+
+struct bad_policy {
+	int field; /* 0..3: which list holds the bad value */
+	const char *value;
+	int want;
+	const char *named; /* must appear in the message */
+};
+
+static const char *const field_names[] = { F_INC_CIDRS, F_EXC_CIDRS, F_INC_PORTS, F_EXC_PORTS };
+
+static const struct bad_policy bad_policies[] = {
+	{ 0, "10.0.0.0/33", -EINVAL, "10.0.0.0/33" },
+	{ 0, "10.0.0.0/8,,fd00::/8", -EINVAL, "10.0.0.0/8,,fd00::/8" },
+	{ 0, "garbage", -EINVAL, "garbage" },
+	{ 1, "::/129", -EINVAL, "::/129" },
+	{ 1, "*", -EINVAL, "'*'" },
+	{ 1, "10.0.0.0/8,", -EINVAL, "10.0.0.0/8," },
+	{ 2, "0", -EINVAL, "'0'" },
+	{ 2, "65536", BAD_INPUT, "65536" },
+	{ 2, "80,", -EINVAL, "80," },
+	{ 3, "*", -EINVAL, "'*'" },
+	{ 3, "8a", -EINVAL, "8a" },
+	{ 3, "70000", BAD_INPUT, "70000" },
+	{ 3, "a,,b", -EINVAL, NULL },
+};
+
+/* Fill every list with a valid value, then break one of them. */
+static void set_lists(struct sockmesh_policy *pol, int bad_field, const char *bad)
+{
+	const char *v[4] = { "10.0.0.0/8,fd00::/8", "10.1.0.0/16", "80,443", "8080" };
+
+	if (bad_field >= 0)
+		v[bad_field] = bad;
+	pol->include_outbound_cidrs = v[0];
+	pol->exclude_outbound_cidrs = v[1];
+	pol->include_outbound_ports = v[2];
+	pol->exclude_outbound_ports = v[3];
+}
+
+static void test_compile_errors(void)
+{
+	struct sm_compiled c;
+	int err;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad_policies); i++) {
+		const struct bad_policy *b = &bad_policies[i];
+		SOCKMESH_OPTS(sockmesh_policy, pol);
+
+		set_lists(&pol, b->field, b->value);
+		err = compile(&pol, &c);
+		CHECK_ERR(b->value, err, b->want, field_names[b->field], b->named);
+		/* Lists parsed before the bad one were freed. */
+		CHECK(!c.inc_cidrs.v && !c.exc_cidrs.v && !c.inc_ports.v && !c.exc_ports.v,
+		      "'%s': lists left allocated after failure", b->value);
+		CHECK(!c.inc_cidrs.n && !c.exc_cidrs.n && !c.inc_ports.n && !c.exc_ports.n,
+		      "'%s': list counts left after failure", b->value);
+		if (!err)
+			sm_compiled_free(&c);
+
+		err = sockmesh_policy__validate(&pol);
+		CHECK_ERR(b->value, err, b->want, field_names[b->field], b->named);
+	}
+
+	err = compile(NULL, &c);
+	CU_ASSERT_EQUAL(err, -EINVAL);
+	CHECK(msg_has("policy"), "errmsg %s", sockmesh_errmsg());
+	CU_ASSERT_EQUAL(sockmesh_policy__validate(NULL), -EINVAL);
+}
+
+static void test_validate(void)
+{
+	SOCKMESH_OPTS(sockmesh_policy, pol);
+
+	CU_ASSERT_EQUAL(sockmesh_policy__validate(&pol), 0);
+	set_lists(&pol, -1, NULL);
+	CU_ASSERT_EQUAL(sockmesh_policy__validate(&pol), 0);
+	pol.exclude_outbound_ports = "80,*";
+	CU_ASSERT_EQUAL(sockmesh_policy__validate(&pol), -EINVAL);
+	CHECK(msg_has(F_EXC_PORTS), "errmsg %s", sockmesh_errmsg());
+}
+
+/* ---- opts .sz ------------------------------------------------------------- */
+
+static void test_opts_sz(void)
+{
+	struct {
+		struct sockmesh_policy pol;
+		unsigned char tail[32];
+	} big;
+	const size_t known = offsetofend(struct sockmesh_policy, no_splice);
+	struct sm_compiled c;
+	int err;
+
+	/* sz is required. */
+	memset(&big, 0, sizeof(big));
+	err = compile(&big.pol, &c);
+	CU_ASSERT_EQUAL(err, -EINVAL);
+	CHECK(msg_has("policy"), "errmsg %s", sockmesh_errmsg());
+	CU_ASSERT_PTR_NULL(c.inc_cidrs.v);
+
+	/* Exactly the known fields, or the whole struct. */
+	big.pol.sz = known;
+	CU_ASSERT_EQUAL(sockmesh_policy__validate(&big.pol), 0);
+	big.pol.sz = sizeof(big.pol);
+	CU_ASSERT_EQUAL(sockmesh_policy__validate(&big.pol), 0);
+
+	/* A newer caller's larger struct: a zero tail is accepted... */
+	big.pol.sz = sizeof(big);
+	big.pol.include_outbound_ports = "80";
+	err = compile(&big.pol, &c);
+	CU_ASSERT_EQUAL(err, 0);
+	if (!err) {
+		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE | SM_POL_INCLUDE_PORTS);
+		sm_compiled_free(&c);
+	}
+
+	/* ...a non-zero byte anywhere past the known fields is not. */
+	for (size_t off = known; off < sizeof(big); off++) {
+		unsigned char *p = (unsigned char *)&big + off;
+
+		*p = 0x01;
+		err = compile(&big.pol, &c);
+		CHECK(err == -EINVAL, "non-zero byte at offset %zu (sz %zu): returned %d", off,
+		      sizeof(big), err);
+		CHECK(msg_has("unknown fields"), "offset %zu: errmsg %s", off, sockmesh_errmsg());
+		CHECK(!c.inc_ports.v, "offset %zu: list left allocated", off);
+		if (!err)
+			sm_compiled_free(&c);
+		*p = 0;
+	}
+
+	/* Bytes past sz are not looked at. */
+	big.pol.sz = sizeof(big.pol);
+	memset(big.tail, 0xff, sizeof(big.tail));
+	CU_ASSERT_EQUAL(sockmesh_policy__validate(&big.pol), 0);
+}
+
+/* ---- sockmesh_errmsg ------------------------------------------------------ */
+
+static void *errmsg_thread(void *arg)
+{
+	char *out = arg;
+	struct sm_list l;
+
+	/* A fresh thread has no error, whatever other threads did. */
+	snprintf(out, 256, "%s", sockmesh_errmsg());
+	if (sm_parse_port_list("thread_field", "0", false, &l) == 0)
+		sm_list_free(&l);
+	return NULL;
+}
+
+static void test_errmsg(void)
+{
+	char fresh[256] = "";
+	struct sm_list l;
+	pthread_t t;
+
+	CU_ASSERT_PTR_NOT_NULL(sockmesh_errmsg());
+	CU_ASSERT_EQUAL(sm_parse_port_list(F_EXC_PORTS, "*", false, &l), -EINVAL);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, errmsg_thread, fresh), 0);
+	CU_ASSERT_EQUAL(pthread_join(t, NULL), 0);
+	CU_ASSERT_STRING_EQUAL(fresh, "no error");
+	/* The other thread's failure did not overwrite this thread's message. */
+	CHECK(msg_has(F_EXC_PORTS) && !msg_has("thread_field"), "errmsg %s", sockmesh_errmsg());
+
+	/* Long values are truncated, not overflowed, and still name the field. */
+	{
+		char s[2048];
+
+		memset(s, '1', sizeof(s) - 1);
+		s[sizeof(s) - 1] = '\0';
+		CU_ASSERT_NOT_EQUAL(sm_parse_port_list(F_INC_PORTS, s, true, &l), 0);
+		CHECK(strncmp(sockmesh_errmsg(), F_INC_PORTS, strlen(F_INC_PORTS)) == 0,
+		      "errmsg %.80s", sockmesh_errmsg());
+		CU_ASSERT(strlen(sockmesh_errmsg()) < 512);
+	}
+}
+
+/* ---- leaks ------------------------------------------------------------------ */
+
+/* Every failure path, many times: nothing may stay allocated. Under ASan,
+ * LeakSanitizer checks right here; otherwise the heap in use must not grow.
+ */
+static int fail_everything(void)
+{
+	static const char *const list_bad[] = {
+		"10.0.0.0/8,bogus", "80,,443", "1,2,3,0", "*", "1,2,3,", "8a",
+	};
+	struct sm_compiled c;
+	struct sm_list l;
+	int unexpected = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad_policies); i++) {
+		SOCKMESH_OPTS(sockmesh_policy, pol);
+
+		set_lists(&pol, bad_policies[i].field, bad_policies[i].value);
+		unexpected += sm_policy_compile(&pol, &c) == 0;
+		unexpected += sockmesh_policy__validate(&pol) == 0;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(list_bad); i++) {
+		unexpected += sm_parse_cidr_list(F_EXC_CIDRS, list_bad[i], false, &l) == 0;
+		unexpected += sm_parse_port_list(F_EXC_PORTS, list_bad[i], false, &l) == 0;
+	}
+	{
+		struct {
+			struct sockmesh_policy pol;
+			char tail[8];
+		} big = { .pol.sz = sizeof(big),
+			  .pol.include_outbound_cidrs = "10.0.0.0/8",
+			  .tail[7] = 1 };
+
+		unexpected += sm_policy_compile(&big.pol, &c) == 0;
+	}
+	return unexpected;
+}
+
+static void test_no_leaks(void)
+{
+	size_t before, after;
+	int unexpected = 0;
+
+	/* Warm up: fill malloc's per-thread caches, which mallinfo2 counts as in use. */
+	for (int i = 0; i < 20; i++)
+		unexpected += fail_everything();
+	before = mallinfo2().uordblks;
+	for (int i = 0; i < 200; i++)
+		unexpected += fail_everything();
+	after = mallinfo2().uordblks;
+	CU_ASSERT_EQUAL(unexpected, 0);
+	CHECK(after == before, "heap in use grew from %zu to %zu bytes", before, after);
+#ifdef HAVE_ASAN
+	CU_ASSERT_EQUAL(__lsan_do_recoverable_leak_check(), 0);
+#endif
+}
+
+/* ---- main ----------------------------------------------------------------- */
+
+static CU_TestInfo u32_tests[] = {
+	{ "valid", test_u32_valid },
+	{ "bounds and overflow", test_u32_bounds },
+	{ "malformed", test_u32_malformed },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_TestInfo cidr_tests[] = {
+	{ "ipv4", test_cidr_ipv4 },
+	{ "ipv6", test_cidr_ipv6 },
+	{ "bad values", test_cidr_bad },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_TestInfo list_tests[] = {
+	{ "cidr lists", test_cidr_list },
+	{ "port lists", test_port_list },
+	{ "all 65535 ports", test_port_list_all },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_TestInfo compile_tests[] = {
+	{ "defaults", test_compile_defaults },
+	{ "proxy uid/gid/mark", test_compile_proxy },
+	{ "include lists", test_compile_include },
+	{ "exclude lists", test_compile_exclude },
+	{ "no_splice", test_compile_no_splice },
+	{ "errors", test_compile_errors },
+	{ "validate", test_validate },
+	{ "opts sz", test_opts_sz },
+	{ "errmsg", test_errmsg },
+	{ "no leaks on failure", test_no_leaks },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+	{ .pName = "sm_parse_u32", .pTests = u32_tests },
+	{ .pName = "sm_parse_cidr", .pTests = cidr_tests },
+	{ .pName = "lists", .pTests = list_tests },
+	{ .pName = "sm_policy_compile", .pTests = compile_tests },
+	CU_SUITE_INFO_NULL,
+};
+
+int main(void)
+{
+	unsigned int failures;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	if (CU_register_suites(suites) != CUE_SUCCESS) {
+		fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
+		CU_cleanup_registry();
+		return 1;
+	}
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	if (CU_basic_run_tests() != CUE_SUCCESS) {
+		fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
+		CU_cleanup_registry();
+		return 1;
+	}
+	failures = CU_get_number_of_failures();
+	CU_cleanup_registry();
+	return failures ? 1 : 0;
+}
