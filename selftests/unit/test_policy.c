@@ -240,6 +240,11 @@ static void test_cidr_ipv6(void)
 	/* The longest textual IPv6 address still fits the parser's buffer. */
 	CHECK_CIDR("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255/96", AF_INET6,
 		   "ffff:ffff:ffff:ffff:ffff:ffff::/96");
+	/* v4-mapped networks are IPv4 networks: the data path keys them so */
+	CHECK_CIDR("::ffff:10.1.0.0/112", AF_INET, "10.1.0.0/16");
+	CHECK_CIDR("::ffff:10.1.2.3", AF_INET, "10.1.2.3/32");
+	CHECK_CIDR("::ffff:0.0.0.0/96", AF_INET, "0.0.0.0/0");
+	CHECK_CIDR("::ffff:0:0/95", AF_INET6, "::fffe:0:0/95");
 }
 
 static void test_cidr_bad(void)
@@ -444,6 +449,12 @@ static void test_port_list(void)
 	CHECK_PORTS_BAD("80,\t", false, -EINVAL, "80,\t");
 	CHECK_PORTS_BAD("80, ,443", false, -EINVAL, "80, ,443");
 	CHECK_PORTS_BAD(",", false, -EINVAL, "','");
+	/* a leading empty item is as wrong as a trailing one */
+	CHECK_PORTS_BAD(",80", true, -EINVAL, "',80'");
+	CHECK_PORTS_BAD(" ,80", false, -EINVAL, "' ,80'");
+	/* every blank counts as blank, newline and CR too */
+	CHECK_PORTS_BAD("80,\n", true, -EINVAL, NULL);
+	CHECK_PORTS_BAD("80,\r", false, -EINVAL, NULL);
 	CHECK_PORTS_BAD(",,", true, -EINVAL, "',,'");
 
 	/* '*' is only for include lists. */
@@ -847,6 +858,27 @@ static void test_opts_sz(void)
 	big.pol.sz = sizeof(big.pol);
 	memset(big.tail, 0xff, sizeof(big.tail));
 	CU_ASSERT_EQUAL(sockmesh_policy__validate(&big.pol), 0);
+
+	/* An older caller's shorter struct: only sz bytes are read (ASan
+	 * checks the heap copy), the missing fields count as zero.
+	 */
+	{
+		size_t short_sz = offsetof(struct sockmesh_policy, proxy_uid);
+		struct sockmesh_policy full = { .sz = short_sz, .proxy_port = 15002 };
+		unsigned char *old = calloc(1, short_sz);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(old);
+		memcpy(old, &full, short_sz);
+		err = compile((const struct sockmesh_policy *)(void *)old, &c);
+		CU_ASSERT_EQUAL(err, 0);
+		if (!err) {
+			CU_ASSERT_EQUAL(c.pol.proxy_port, 15002);
+			CU_ASSERT_EQUAL(c.pol.proxy_uid, SM_DEFAULT_PROXY_UID);
+			CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE);
+			sm_compiled_free(&c);
+		}
+		free(old);
+	}
 }
 
 /* ---- sockmesh_errmsg ------------------------------------------------------ */

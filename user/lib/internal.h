@@ -48,6 +48,8 @@ SM_HIDDEN void sm_compiled_free(struct sm_compiled *c);
 /* The cgroup2 mount point, read from /proc/mounts. */
 SM_HIDDEN int sm_cgroup2_root(char *buf, size_t len);
 /* opts struct compatibility (libbpf's OPTS_VALID): unknown tail must be 0 */
+/* copy a caller's opts struct of size src_sz into a zeroed full-size one */
+SM_HIDDEN void sm_opts_copy(void *dst, size_t dst_sz, const void *src, size_t src_sz);
 SM_HIDDEN bool sm_opts_valid(const void *opts, size_t known_sz, size_t user_sz);
 
 #endif

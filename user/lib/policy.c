@@ -34,6 +34,12 @@ const char *sockmesh_errmsg(void)
 	return errbuf[0] ? errbuf : "no error";
 }
 
+void sm_opts_copy(void *dst, size_t dst_sz, const void *src, size_t src_sz)
+{
+	memset(dst, 0, dst_sz);
+	memcpy(dst, src, src_sz < dst_sz ? src_sz : dst_sz);
+}
+
 bool sm_opts_valid(const void *opts, size_t known_sz, size_t user_sz)
 {
 	const char *p = opts;
@@ -110,6 +116,16 @@ int sm_parse_cidr(const char *field, const char *s, struct sm_cidr *out)
 			return -EINVAL;
 		}
 	}
+	/* ::ffff:a.b.c.d/len is an IPv4 network: the data path keys
+	 * v4-mapped destinations as IPv4, so store it that way.
+	 */
+	if (out->family == AF_INET6 && plen >= 96 &&
+	    memcmp(out->addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0) {
+		memmove(out->addr, out->addr + 12, 4);
+		memset(out->addr + 4, 0, 12);
+		out->family = AF_INET;
+		plen -= 96;
+	}
 	out->prefix = (__u8)plen;
 	/* Clear host bits so equal networks compare equal. */
 	for (i = 0; i < 16; i++) {
@@ -148,47 +164,51 @@ static int parse_port_item(const char *field, const char *item, void *slot)
 }
 
 /* One splitter for every list: comma separated, blanks around items
- * ignored, empty items rejected, '*' only where allowed.
+ * ignored, empty items rejected (",80", "80,,443", "80," are templating
+ * mistakes), '*' only where allowed. An all-blank list is empty.
  */
 static int parse_list(const char *field, const char *s, bool allow_star, size_t elem,
 		      item_parser parse, struct sm_list *out)
 {
-	char *copy, *item, *save = NULL;
-	size_t cap = 0;
+	size_t cap = 1;
+	const char *p;
 	int err = 0;
 
 	memset(out, 0, sizeof(*out));
 	if (!s)
 		return 0;
-	copy = strdup(s);
-	if (!copy)
-		return -ENOMEM;
-	/* strtok_r would hide empty items like "a,,b": count commas instead. */
-	for (const char *p = s; *p; p++)
+	for (p = s; *p; p++)
 		cap += *p == ',';
-	cap++;
 	out->v = calloc(cap, elem);
-	if (!out->v) {
-		free(copy);
+	if (!out->v)
 		return -ENOMEM;
-	}
-	if (strspn(s, " \t") == strlen(s)) {
-		free(copy);
+	for (p = s; isspace((unsigned char)*p); p++)
+		;
+	if (!*p)
 		return 0;
-	}
-	for (char *p = copy;; p = NULL) {
-		char *end;
+	for (p = s;;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		char item[256];
 
-		item = strtok_r(p, ",", &save);
-		if (!item)
+		while (len && isspace((unsigned char)*p)) {
+			p++;
+			len--;
+		}
+		while (len && isspace((unsigned char)p[len - 1]))
+			len--;
+		if (len == 0) {
+			sm_set_err(0, "%s: empty item in '%s'", field, s);
+			err = -EINVAL;
 			break;
-		while (isspace((unsigned char)*item))
-			item++;
-		end = item + strlen(item);
-		while (end > item && isspace((unsigned char)end[-1]))
-			*--end = '\0';
-		if (!*item)
-			continue;
+		}
+		if (len >= sizeof(item)) {
+			sm_set_err(0, "%s: item '%.32s...' is too long", field, p);
+			err = -EINVAL;
+			break;
+		}
+		memcpy(item, p, len);
+		item[len] = '\0';
 		if (strcmp(item, "*") == 0) {
 			if (!allow_star) {
 				sm_set_err(0, "%s: '*' is only allowed in include lists", field);
@@ -196,30 +216,16 @@ static int parse_list(const char *field, const char *s, bool allow_star, size_t 
 				break;
 			}
 			out->star = true;
-			continue;
-		}
-		err = parse(field, item, (char *)out->v + out->n * elem);
-		if (err)
-			break;
-		out->n++;
-	}
-	/* Reject "a,,b" and trailing commas: likely a templating mistake. */
-	if (!err) {
-		for (const char *p = s; *p; p++) {
-			const char *q = p + 1;
-
-			if (*p != ',')
-				continue;
-			while (*q == ' ' || *q == '\t')
-				q++;
-			if (*q == ',' || *q == '\0') {
-				sm_set_err(0, "%s: empty item in '%s'", field, s);
-				err = -EINVAL;
+		} else {
+			err = parse(field, item, (char *)out->v + out->n * elem);
+			if (err)
 				break;
-			}
+			out->n++;
 		}
+		if (!end)
+			break;
+		p = end + 1;
 	}
-	free(copy);
 	if (err)
 		sm_list_free(out);
 	return err;
@@ -249,21 +255,24 @@ void sm_compiled_free(struct sm_compiled *c)
 	sm_list_free(&c->exc_ports);
 }
 
-int sm_policy_compile(const struct sockmesh_policy *in, struct sm_compiled *out)
+int sm_policy_compile(const struct sockmesh_policy *user, struct sm_compiled *out)
 {
 	struct sm_policy *p = &out->pol;
+	struct sockmesh_policy pol, *in = &pol;
 	const char *inc_cidrs, *inc_ports;
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	if (!in) {
+	if (!user) {
 		sm_set_err(0, "policy: missing");
 		return -EINVAL;
 	}
-	if (!sm_opts_valid(in, offsetofend(struct sockmesh_policy, no_splice), in->sz)) {
-		sm_set_err(0, "policy: unknown fields set (struct size %zu)", in->sz);
+	if (!sm_opts_valid(user, offsetofend(struct sockmesh_policy, no_splice), user->sz)) {
+		sm_set_err(0, "policy: unknown fields set (struct size %zu)", user->sz);
 		return -EINVAL;
 	}
+	/* An older caller's shorter struct: the fields it lacks are zero. */
+	sm_opts_copy(&pol, sizeof(pol), user, user->sz);
 	inc_cidrs = in->include_outbound_cidrs ? in->include_outbound_cidrs : "*";
 	inc_ports = in->include_outbound_ports ? in->include_outbound_ports : "*";
 

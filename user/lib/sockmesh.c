@@ -515,17 +515,23 @@ static void sm_unlock(int fd)
 		close(fd);
 }
 
-struct sockmesh *sockmesh__open(const struct sockmesh_open_opts *opts)
+struct sockmesh *sockmesh__open(const struct sockmesh_open_opts *user_opts)
 {
+	struct sockmesh_open_opts copy, *opts = NULL;
 	struct sockmesh *sm;
 	const char *dir;
 	int err, lock = -1;
 
-	if (opts &&
-	    !sm_opts_valid(opts, offsetofend(struct sockmesh_open_opts, max_pending), opts->sz)) {
-		sm_set_err(0, "open: unknown options set");
-		errno = EINVAL;
-		return NULL;
+	if (user_opts) {
+		if (!sm_opts_valid(user_opts, offsetofend(struct sockmesh_open_opts, max_pending),
+				   user_opts->sz)) {
+			sm_set_err(0, "open: unknown options set");
+			errno = EINVAL;
+			return NULL;
+		}
+		/* An older caller's shorter struct: the fields it lacks are zero. */
+		sm_opts_copy(&copy, sizeof(copy), user_opts, user_opts->sz);
+		opts = &copy;
 	}
 	dir = opts && opts->pin_dir ? opts->pin_dir : SOCKMESH_DEFAULT_PIN_DIR;
 	if (dir[0] != '/' || strlen(dir) >= PATH_MAX - 64) {
