@@ -7,9 +7,9 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 "$ROOT/scripts/bootstrap.sh"
-# shellcheck source=lib/common.sh
+# shellcheck source=scripts/lib/common.sh
 source "$ROOT/scripts/lib/common.sh"
-SM_TAG=smdemo$$
+export SM_TAG=smdemo$$
 sm_init
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }

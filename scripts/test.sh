@@ -7,7 +7,7 @@
 #   scripts/test.sh [SUITE...]   suites: unit asan kernel e2e fuzz bench lint vm
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
+cd "$ROOT" || exit 1
 [ "$(id -u)" = 0 ] || { echo "run as root: the kernel tests load BPF programs" >&2; exit 2; }
 "$ROOT/scripts/bootstrap.sh" || { echo "bootstrap failed" >&2; exit 1; }
 
@@ -20,14 +20,17 @@ passed=0
 failed=0
 failed_names=()
 
-# count_meson LOG: add meson test's Ok/Fail counts
+# count_meson BUILDDIR LOG: add the CUnit test counts of the meson run just
+# made (each CUnit binary prints "tests TOTAL RAN PASSED FAILED"); a binary
+# that died before its summary counts as one failure.
 count_meson() {
-	local ok fail
-	ok=$(awk '/^Ok:/{print $2}' "$1" | tail -1)
-	fail=$(awk '/^Fail:/{print $2}' "$1" | tail -1)
-	to=$(awk '/^Timeout:/{print $2}' "$1" | tail -1)
-	passed=$((passed + ${ok:-0}))
-	failed=$((failed + ${fail:-0} + ${to:-0}))
+	local p f bad
+	read -r p f < <(awk '$1=="tests" && NF>=5 {p+=$4; f+=$5} END {print p+0, f+0}' \
+		"$1/meson-logs/testlog.txt")
+	bad=$(awk '/^(Fail|Timeout):/{n+=$2} END {print n+0}' "$2")
+	passed=$((passed + p))
+	if [ "$f" = 0 ] && [ "$bad" != 0 ]; then f=$bad; fi
+	failed=$((failed + f))
 }
 
 # count_plain LOG: add the counts of a runner that ends with "N passed, N failed"
@@ -65,7 +68,7 @@ run_suite() {
 	unit)
 		meson test -C build --suite unit --print-errorlogs >"$log" 2>&1
 		rc=$?
-		count_meson "$log"
+		count_meson build "$log"
 		[ $rc = 0 ] || failed_names+=(unit)
 		;;
 	asan)
@@ -75,13 +78,13 @@ run_suite() {
 		ninja -C build-asan >>"$log" 2>&1
 		meson test -C build-asan --suite unit --print-errorlogs >>"$log" 2>&1
 		rc=$?
-		count_meson "$log"
+		count_meson build-asan "$log"
 		[ $rc = 0 ] || failed_names+=(asan)
 		;;
 	kernel)
 		meson test -C build --suite kernel --print-errorlogs -t 4 >"$log" 2>&1
 		rc=$?
-		count_meson "$log"
+		count_meson build "$log"
 		[ $rc = 0 ] || failed_names+=(kernel)
 		;;
 	e2e)
@@ -109,7 +112,7 @@ run_suite() {
 		exit 2
 		;;
 	esac
-	grep -E '^(PASS|FAIL|ok|not ok)|^ *[0-9]+/[0-9]+ |passed, [0-9]+ failed' "$log" | tail -40
+	grep -E '^(PASS|FAIL|ok|not ok)|^ *[0-9]+/[0-9]+ |passed, [0-9]+ failed|Test: .*(passed|FAILED)' "$log" | tail -60
 }
 
 for s in "${SUITES[@]}"; do

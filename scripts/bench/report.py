@@ -36,6 +36,12 @@ GOALS = [
     ("wrk_close_cps", 1.15, ">="),
     ("cpu_req_us", 0.8, "<="),
 ]
+SHORT = {
+    "iperf_1": "iperf3 1 stream", "iperf_4": "iperf3 4 streams",
+    "wrk_ka_rps": "keep-alive req/s", "wrk_close_cps": "close conn/s",
+    "wrk_ka_p99": "keep-alive p99", "wrk_ka_max": "keep-alive max", "wrk_close_p99": "close p99",
+    "cpu_req_us": "CPU/req", "cpu_conn_us": "CPU/conn", "cgcpu_req_us": "CPU/req (cgroups)",
+}
 DOC_BEGIN = "<!-- bench-results:begin -->"
 DOC_END = "<!-- bench-results:end -->"
 
@@ -47,7 +53,7 @@ def parse_sockperf(text, size):
     for m in re.finditer(r"percentile\s+([\d.]+)\s*=\s*([\d.]+)", text):
         pct[m.group(1)] = float(m.group(2))
     if not {"50.000", "99.000", "99.900"} <= pct.keys():
-        raise ValueError("no percentiles in sockperf output")
+        raise ValueError("sockperf output has no percentiles")
     return {
         f"lat{size}_p50": pct["50.000"],
         f"lat{size}_p99": pct["99.000"],
@@ -73,11 +79,14 @@ def parse_wrk(text):
     m = re.search(r"Requests/sec:\s*([\d.]+)", text)
     n = re.search(r"(\d+) requests in ([\d.]+)(\w+)", text)
     if not m or not n:
-        raise ValueError("no Requests/sec in wrk output")
+        raise ValueError("wrk output has no Requests/sec")
     out = {"rps": float(m.group(1)), "requests": int(n.group(1))}
     p = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)
     if p:
         out["p99_ms"] = float(p.group(1)) * _UNIT[p.group(2)]
+    p = re.search(r"^\s*Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s|m)\s", text, re.M)
+    if p:
+        out["max_ms"] = float(p.group(1)) * _UNIT[p.group(2)]
     errs = 0
     e = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     if e:
@@ -159,6 +168,7 @@ def metric_defs(sizes):
         ("iperf_4", "iperf3 4 streams", "Gbit/s", "higher"),
         ("wrk_ka_rps", "wrk keep-alive", "req/s", "higher"),
         ("wrk_ka_p99", "wrk keep-alive p99 latency", "ms", "lower"),
+        ("wrk_ka_max", "wrk keep-alive max latency", "ms", "lower"),
         ("wrk_close_cps", "wrk Connection: close", "conn/s", "higher"),
         ("wrk_close_p99", "wrk Connection: close p99 latency", "ms", "lower"),
         ("cpu_req_us", "CPU per request (machine, keep-alive)", "µs", "lower"),
@@ -247,6 +257,8 @@ def analyse(raw):
                     v = {"wrk_ka_rps": w["rps"]}
                     if "p99_ms" in w:
                         v["wrk_ka_p99"] = w["p99_ms"]
+                    if "max_ms" in w:
+                        v["wrk_ka_max"] = w["max_ms"]
                     if per:
                         v["cpu_req_us"] = busy_s * per
                         v["cgcpu_req_us"] = run["cg_usec"] / 1e6 * per
@@ -258,7 +270,7 @@ def analyse(raw):
                         v["cpu_conn_us"] = busy_s * per
                 add(mode, rnd, v)
         except (ValueError, KeyError, TypeError) as e:
-            failures.append(f"{where}: output not understood: {e}")
+            failures.append(f"{where}: {e}")
     modes_run = [m for m in MODES if any(r["mode"] == m for r in runs)]
     rounds = sorted({r["round"] for r in runs})
     return runs, samples, failures, warnings, sorted(sizes), modes_run, rounds
@@ -320,7 +332,7 @@ def markdown(res):
              f"kernel {meta.get('kernel', '?')}; HAProxy {meta.get('haproxy', '?')} "
              f"(nbthread {meta.get('proxy_threads', '?')}), nginx workers "
              f"{meta.get('nginx_workers', '?')}; commit {meta.get('commit', '?')}")
-    L.append(f"- {res['rounds']} round(s), modes interleaved in rotating order; medians; "
+    L.append(f"- {res['rounds']} round{'s' if res['rounds'] != 1 else ''}, modes interleaved in rotating order; medians; "
              f"sockperf {meta.get('latency_time', '?')} s, iperf3 {meta.get('iperf_time', '?')} s "
              f"(+1 s omitted), wrk {meta.get('wrk_time', '?')} s x {meta.get('wrk_conns', '?')} "
              f"connections; took {meta.get('elapsed_s', '?')} s")
@@ -344,7 +356,7 @@ def markdown(res):
              "client pod and server cgroups (cpu.stat), which is less exposed to other load on the machine.")
     L.append("")
     if any(g["ratio"] is not None for g in res["goals"]):
-        names = {e["key"]: e["label"] for e in metrics}
+        names = {d[0]: d[1] for d in metric_defs([64])}
         L.append("Goals (sockmesh / iptables):")
         L.append("")
         L.append("| metric | goal | measured | met |")
@@ -398,8 +410,7 @@ def plot(out, res):
         with open(dat, "w") as f:
             f.write("# metric " + " ".join(shown) + "\n")
             for e in rows:
-                lab = e["label"].replace("sockperf ", "").replace(" RTT", "")
-                lab = lab.replace("CPU per ", "CPU/").replace("wrk ", "").replace('"', "'")
+                lab = SHORT.get(e["key"]) or e["label"].replace("sockperf ", "").replace(" RTT", "")
                 vals = [(e[rkey][m] if rkey else e["median"][m]) for m in shown]
                 f.write(f'"{lab}" ' + " ".join("?" if v is None else f"{v:.4f}" for v in vals) + "\n")
         cols = ", ".join(
@@ -408,21 +419,23 @@ def plot(out, res):
         if ref:
             cols += f", 1 with lines dt 2 lw 2 lc rgb '{colors[ref]}' title '{ref} = 1'"
         panels.append(f"set title '{title}'\nplot {cols}\n")
-    what = f"median ratio to {ref}" if ref else "medians"
+    what = f"median ratio to {ref}, log scale" if ref else "medians"
+    yaxis = ("set logscale y 2\nset yrange [0.125:16]\n"
+             "set ytics ('1/8' 0.125, '1/4' 0.25, '1/2' 0.5, '1' 1, '2' 2, '4' 4, '8' 8, '16' 16)\n"
+             if ref else "set yrange [0:*]\n")
     meta = res["meta"]
     script = f"""set terminal pngcairo size 1500,620 font ',10'
 set output 'plot.png'
 set datafile missing '?'
-set multiplot layout 1,{len(panels)} title "sockmesh benchmark: {what} ({res['rounds']} rounds, {meta.get('cores', '?')} cores, kernel {meta.get('kernel', '?')}, {meta.get('date', '')})"
+set multiplot layout 1,{len(panels)} title "sockmesh benchmark: {what} ({res['rounds']} round{'s' if res['rounds'] != 1 else ''}, {meta.get('cores', '?')} cores, kernel {meta.get('kernel', '?')}, {meta.get('date', '')})"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
 set grid ytics
-set yrange [0:*]
-set xtics rotate by -40 scale 0 font ',9'
+{yaxis}set xtics rotate by -40 scale 0 font ',9'
 set key top left
-set bmargin 9
+set bmargin 7
 """ + "".join(panels) + "unset multiplot\n"
     with open(os.path.join(out, "plot.gp"), "w") as f:
         f.write(script)

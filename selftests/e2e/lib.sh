@@ -294,8 +294,24 @@ e2e_sidecar_start() {
 # sm_cli ARGS...: the sockmesh CLI with the test's pin dir
 sm_cli() { "$SM_CLI" --pin-dir "$PIN" "$@"; }
 
-# e2e_stats [--cgroup PATH | --netns NS]: `sockmesh -j stats` JSON
-e2e_stats() { sm_cli -j stats "$@"; }
+# e2e_stats [--cgroup PATH | --netns NS]: `sockmesh -j stats` JSON of that
+# scope; "global" taken from the unfiltered stats when the filtered ones
+# leave it out
+e2e_stats() {
+	local s
+	s=$(sm_cli -j stats "$@")
+	if jq -e 'has("global")' <<<"$s" >/dev/null; then
+		echo "$s"
+	else
+		jq -c --argjson g "$(sm_cli -j stats | jq -c .global)" '. + {global: $g}' <<<"$s"
+	fi
+}
+
+# e2e_cgroup_progs CGROUP: number of programs attached at CGROUP (bpftool
+# prints nothing at all when there are none)
+e2e_cgroup_progs() {
+	bpftool -j cgroup show "$1" | jq -s '.[0] // [] | length'
+}
 
 # e2e_counter JSON KEY: a counter of the first listed scope, or of "global"
 # when KEY is global.NAME; "null" when missing.

@@ -61,7 +61,7 @@ foreign_calls() {
 
 # foreign_attached: how many foreign programs are attached at $CG
 foreign_attached() {
-	bpftool -j cgroup show "$CG" | jq '[.[] | select(.name == "foreign_connect4")] | length'
+	bpftool -j cgroup show "$CG" | jq -s '[.[0] // [] | .[] | select(.name == "foreign_connect4")] | length'
 }
 
 FA=$(foreign_attach first)
@@ -89,7 +89,7 @@ disable_leaves_foreign_programs() {
 	local a0 body
 	sm_cli disable --all
 	assert_eq "$(foreign_attached)" 2 "foreign programs attached after disable --all"
-	assert_eq "$(bpftool -j cgroup show "$CG" | jq length)" 2 "programs attached at the cgroup"
+	assert_eq "$(e2e_cgroup_progs "$CG")" 2 "programs attached at the cgroup"
 	a0=$(foreign_calls "$FA")
 	body=$(e2e_curl "$CG" "$POD" --local-port 40200-40299 "http://$E2E_SRV4A/")
 	assert_match "$body" "^srv-a $E2E_POD4:402[0-9][0-9]\$" "body, direct"

@@ -13,7 +13,8 @@ e2e_init getsockopt_neutral
 e2e_need_sockmesh
 e2e_topology
 e2e_nginx_start web "$SRV" "$E2E_SRV4A:80 srv-a"
-e2e_pyserver idlo - "$POD" echo-id-server 127.0.0.1 7002 id-lo
+# a server on the pod's loopback that keeps connections open until EOF
+e2e_pyserver lo - "$POD" hash-server 127.0.0.1 7002
 e2e_haproxy_start hap "$CG" "$POD"
 
 # Rules in the pod netns only (ours): enough of them that the legacy tables
@@ -37,10 +38,11 @@ e2e_haproxy_start hap "$CG" "$POD"
 } | ip netns exec "$POD" ip6tables-legacy-restore
 ip netns exec "$POD" iptables-nft -A OUTPUT -d 203.0.113.1/32 -p tcp -j DROP
 
-# dump_rules: every ruleset of the pod, dumped from inside the test cgroup
-# (comment lines carry timestamps)
+# dump_rules: every ruleset of the pod, dumped from inside the test cgroup;
+# comment lines (timestamps) and packet counters (traffic) left out
 dump_rules() {
-	sm_run "$CG" "$POD" bash -c 'iptables-legacy-save && ip6tables-legacy-save && iptables-nft-save' | grep -v '^#'
+	sm_run "$CG" "$POD" bash -c 'iptables-legacy-save && ip6tables-legacy-save && iptables-nft-save' |
+		grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]$/[counters]/'
 }
 
 # sockopts of a connection to the pod's loopback server (never captured)

@@ -21,7 +21,7 @@ CGID=$(stat -c %i "$CG")
 # uses this cgroup
 our_objects() {
 	local progs
-	progs=$(bpftool -j cgroup show "$CG" | jq -c '[.[].id]')
+	progs=$(bpftool -j cgroup show "$CG" | jq -sc '[.[0] // [] | .[].id]')
 	bpftool -j link show | jq -r --argjson p "$progs" --argjson cg "$CGID" \
 		'.[] | select((.cgroup_id // -1) == $cg or (.prog_id as $i | $p | index($i))) | "link:\(.id)"'
 	bpftool -j prog show | jq -r --argjson p "$progs" '.[] | select(.id as $i | $p | index($i)) |
@@ -45,7 +45,7 @@ still_there() {
 # freed after an RCU grace period: wait up to 5 s)
 check_all_gone() {
 	local left _
-	assert_eq "$(bpftool -j cgroup show "$CG" | jq length)" 0 "programs attached at the cgroup"
+	assert_eq "$(e2e_cgroup_progs "$CG")" 0 "programs attached at the cgroup"
 	assert_eq "$([ -e "$PIN" ] && echo exists || echo gone)" gone "pin dir $PIN"
 	for _ in $(seq 50); do
 		left=$(still_there "$1")

@@ -51,11 +51,32 @@ static int fail(int code, const char *fmt, ...)
 	return code;
 }
 
-/* Library errors: -EINVAL/-ERANGE mean the input was bad (exit 2). */
+/* Library errors: -EINVAL/-ERANGE mean the input was bad (exit 2). The
+ * library names policy fields as in struct sockmesh_policy; say the option
+ * the user typed instead.
+ */
 static int fail_lib(int err, const char *what)
 {
-	return fail(err == -EINVAL || err == -ERANGE ? EXIT_USAGE : EXIT_FAIL, "%s: %s", what,
-		    sockmesh_errmsg());
+	static const char *const fields[][2] = {
+		{ "include_outbound_cidrs", "--include-outbound-cidrs" },
+		{ "exclude_outbound_cidrs", "--exclude-outbound-cidrs" },
+		{ "include_outbound_ports", "--include-outbound-ports" },
+		{ "exclude_outbound_ports", "--exclude-outbound-ports" },
+		{ "attach_cgroup", "--attach-cgroup" },
+		{ "cgroup", "--cgroup" },
+		{ "netns", "--netns" },
+		{ "pin dir", "--pin-dir" },
+	};
+	const char *msg = sockmesh_errmsg();
+	int code = err == -EINVAL || err == -ERANGE ? EXIT_USAGE : EXIT_FAIL;
+
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		size_t n = strlen(fields[i][0]);
+
+		if (strncmp(msg, fields[i][0], n) == 0 && msg[n] == ':')
+			return fail(code, "%s: %s%s", what, fields[i][1], msg + n);
+	}
+	return fail(code, "%s: %s", what, msg);
 }
 
 static void print_json(json_object *o)

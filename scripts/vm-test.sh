@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Run test suites inside a Debian 6.1 kernel guest (qemu, software
+# emulation) through ../shared/tools/vm-run.sh: the second kernel of the
+# test matrix. The guest sees this machine's / read-only and the project
+# read-write, so it uses the host's build/ and packages.
+#   scripts/vm-test.sh [SUITE...]     default: kernel e2e
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VMRUN=${VMRUN:-$ROOT/../shared/tools/vm-run.sh}
+[ -x "$VMRUN" ] || [ -f "$VMRUN" ] || { echo "vm-test: no $VMRUN" >&2; exit 1; }
+suites=("$@")
+[ ${#suites[@]} -gt 0 ] || suites=(kernel e2e)
+"$ROOT/scripts/bootstrap.sh"
+
+# Inside the guest: mount what a booted Debian would have, then run the suites.
+inner="set -e
+mkdir -p /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup
+mount -t bpf bpf /sys/fs/bpf
+ip link set lo up
+echo \"guest kernel: \$(uname -r)\"
+SOCKMESH_IN_VM=1 ./scripts/test.sh ${suites[*]}"
+out=$(mktemp /tmp/sockmesh-vm.XXXXXX)
+trap 'rm -f "$out"' EXIT
+rc=0
+VM_SHARE=$ROOT VM_MEM=${VM_MEM:-2G} VM_TIMEOUT=${VM_TIMEOUT:-2400} bash "$VMRUN" "$inner" 2>&1 |
+	sed -u 's/^/[6.1] /' | tee "$out" || rc=$?
+# the guest's closing line, said again unprefixed for the outer runner
+line=$(sed -n 's/^\[6\.1\] \([0-9]* passed, [0-9]* failed\)$/\1/p' "$out" | tail -1)
+echo "6.1: ${line:-0 passed, 1 failed}"
+[ -n "$line" ] && [ "$rc" = 0 ] && [ "${line#*passed, }" = "0 failed" ]
