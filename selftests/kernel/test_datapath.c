@@ -40,14 +40,14 @@
 		}                                                                                  \
 	} while (0)
 
-#define ASSERT_EQ(got, want, what)                                                                 \
-	do {                                                                                       \
-		long long _g = (long long)(got), _w = (long long)(want);                           \
-		if (_g != _w) {                                                                    \
-			fprintf(stderr, "  FAIL %s:%d %s: got %lld, want %lld\n", __func__,        \
-				__LINE__, what, _g, _w);                                           \
-			CU_FAIL_FATAL(what);                                                       \
-		}                                                                                  \
+#define ASSERT_EQ(got, want, what)                                                          \
+	do {                                                                                \
+		long long _g = (long long)(got), _w = (long long)(want);                    \
+		if (_g != _w) {                                                             \
+			fprintf(stderr, "  FAIL %s:%d %s: got %lld, want %lld\n", __func__, \
+				__LINE__, what, _g, _w);                                    \
+			CU_FAIL_FATAL(what);                                                \
+		}                                                                           \
 	} while (0)
 
 /* ---- environment: cgroup + netns + pin dir per test ---------------------- */
@@ -130,7 +130,8 @@ static int env_setup_once(void)
 	while (f && fgets(line, sizeof(line), f)) {
 		if (strncmp(line, "0::", 3) == 0) {
 			line[strcspn(line, "\n")] = '\0';
-			snprintf(E.orig_cg, sizeof(E.orig_cg), "%s%.600s/cgroup.procs", E.cg2, line + 3);
+			snprintf(E.orig_cg, sizeof(E.orig_cg), "%s%.600s/cgroup.procs", E.cg2,
+				 line + 3);
 		}
 	}
 	if (f)
@@ -200,7 +201,8 @@ static __u64 stat_of(const char *name, bool global)
 		if (sockmesh__stats(E.sm, NULL, &st))
 			return ~0ull;
 	} else {
-		if (sockmesh__next_scope(E.sm, NULL, &info) || sockmesh__stats(E.sm, &info.scope, &st))
+		if (sockmesh__next_scope(E.sm, NULL, &info) ||
+		    sockmesh__stats(E.sm, &info.scope, &st))
 			return ~0ull;
 	}
 	for (unsigned int i = 0; i < st.count; i++)
@@ -468,7 +470,8 @@ static void test_splice_integrity(void)
 	ASSERT_TRUE(lfd >= 0, "proxy listener");
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		__u64 bytes0 = scope_stat("splice_bytes"), miss0 = scope_stat("splice_miss");
-		struct xfer up = { .size = sizes[k], .seed = 7 }, down = { .size = sizes[k], .seed = 9 };
+		struct xfer up = { .size = sizes[k], .seed = 7 },
+			    down = { .size = sizes[k], .seed = 9 };
 		pthread_t t1, t2;
 
 		cfd = connect_to(AF_INET, "10.88.0.2", 80, 0, 0);
@@ -775,6 +778,41 @@ static void test_lifecycle(void)
 	ASSERT_TRUE(!sockmesh__open(&o) && errno == ENOENT, "nothing left to open");
 }
 
+/* Disabling while spliced bytes wait unread loses nothing: they are still
+ * read in order, then the connection goes on over the TCP stack.
+ */
+static void test_disable_inflight(void)
+{
+	struct xfer later = { .size = 1000, .seed = 7 };
+	unsigned char buf[100000];
+	int lfd, cfd, afd;
+
+	ASSERT_TRUE(sm_open(), "open");
+	ASSERT_TRUE(ns_new() >= 0, "netns");
+	ASSERT_EQ(enroll_cgroup(NULL), 0, "enroll");
+	lfd = listener(AF_INET, "127.0.0.1", 15001);
+	cfd = connect_to(AF_INET, "10.88.0.2", 80, 0, 0);
+	afd = accept_within(lfd, 2000);
+	ASSERT_TRUE(lfd >= 0 && cfd >= 0 && afd >= 0, "connection");
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = pattern(i, 7);
+	ASSERT_EQ(write(cfd, buf, sizeof(buf)), (long)sizeof(buf), "write before disable");
+	ASSERT_EQ(scope_stat("splice_bytes"), sizeof(buf), "spliced, not yet read");
+	ASSERT_EQ(sockmesh__destroy(E.sm), 0, "disable everything");
+	sockmesh__close(E.sm);
+	E.sm = NULL;
+	/* continue the pattern where the first write stopped */
+	for (size_t i = 0; i < later.size; i++)
+		buf[i] = pattern(sizeof(buf) + i, 7);
+	ASSERT_EQ(write(cfd, buf, later.size), (long)later.size, "write after disable");
+	ASSERT_EQ(read_check(afd, sizeof(buf) + later.size, 7), 0, "every byte, in order");
+	ASSERT_EQ(write(afd, "ok", 2), 2, "proxy answers");
+	ASSERT_EQ(read(cfd, buf, sizeof(buf)), 2, "app reads the answer");
+	close(cfd);
+	close(afd);
+	close(lfd);
+}
+
 static void test_getsockopt_passthrough(void)
 {
 	static char big[3 * 4096];
@@ -789,7 +827,8 @@ static void test_getsockopt_passthrough(void)
 	a = accept_within(lfd, 2000);
 	ASSERT_TRUE(lfd >= 0 && fd >= 0 && a >= 0, "uncaptured connection");
 	len = sizeof(od);
-	ASSERT_TRUE(getsockopt(a, SOL_IP, SM_SO_ORIGINAL_DST, &od, &len) < 0, "no conntrack answer");
+	ASSERT_TRUE(getsockopt(a, SOL_IP, SM_SO_ORIGINAL_DST, &od, &len) < 0,
+		    "no conntrack answer");
 	before_errno = errno;
 	big_len = sizeof(big);
 	ASSERT_EQ(getsockopt(fd, IPPROTO_TCP, TCP_INFO, big, &big_len), 0, "TCP_INFO before");
@@ -835,7 +874,9 @@ int main(void)
 	CU_add_test(s, "each bypass reason bypasses and is counted", test_bypass_reasons);
 	CU_add_test(s, "policy update is atomic and keeps counters", test_policy_update);
 	CU_add_test(s, "state outlives the process; last withdraw removes all", test_lifecycle);
-	CU_add_test(s, "other getsockopt calls pass through untouched", test_getsockopt_passthrough);
+	CU_add_test(s, "other getsockopt calls pass through untouched",
+		    test_getsockopt_passthrough);
+	CU_add_test(s, "disable with bytes in flight loses nothing", test_disable_inflight);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
