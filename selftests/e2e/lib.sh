@@ -70,14 +70,6 @@ assert_match() {
 	return 1
 }
 
-# assert_ok LABEL CMD...: CMD must exit 0
-assert_ok() {
-	local label=$1 rc=0
-	shift
-	"$@" || rc=$?
-	assert_eq "$rc" 0 "$label (exit code of: $*)"
-}
-
 # e2e_subtest NAME FUNC [ARGS...]: run FUNC in a subshell with set -e; the
 # first failing command or assertion ends the subtest as FAIL.
 e2e_subtest() {
@@ -266,7 +258,7 @@ e2e_haproxy_start() {
 # frontend, from its stats socket.
 e2e_haproxy_sessions() {
 	local v
-	v=$(echo "show stat" | socat -t 2 - "UNIX-CONNECT:$TMP/$1.sock" |
+	v=$(echo "show stat" | timeout 5 socat -t 2 - "UNIX-CONNECT:$TMP/$1.sock" |
 		awk -F, '$1 == "out" && $2 == "FRONTEND" { print $8 }')
 	[ -n "$v" ] || sm_die "no stats from haproxy $1"
 	echo "$v"
@@ -291,8 +283,9 @@ e2e_sidecar_start() {
 
 # ------------------------------------------------------------------ sockmesh
 
-# sm_cli ARGS...: the sockmesh CLI with the test's pin dir
-sm_cli() { "$SM_CLI" --pin-dir "$PIN" "$@"; }
+# sm_cli ARGS...: the sockmesh CLI with the test's pin dir (bounded: a hung
+# CLI fails its subtest instead of eating the whole test's time)
+sm_cli() { timeout 30 "$SM_CLI" --pin-dir "$PIN" "$@"; }
 
 # e2e_stats [--cgroup PATH | --netns NS]: `sockmesh -j stats` JSON of that
 # scope; "global" taken from the unfiltered stats when the filtered ones

@@ -16,7 +16,7 @@ NOTCG=$(sm_tmpdir notcg)
 
 # state: what must not change
 state() {
-	sm_cli -j status
+	sm_cli -j status | jq -c .
 	bpftool -j cgroup show "$CG"
 	sm_cli -j stats --cgroup "$CG" | jq -c '.scopes[] | {kind, id, name}'
 }

@@ -17,15 +17,22 @@ e2e_haproxy_start hap "$CG" "$POD"
 CGID=$(stat -c %i "$CG")
 
 # our_objects: "link:ID" / "prog:ID" / "map:ID" lines for every BPF object
-# attached at $CG (programs, their links, their maps): ours, as no one else
-# uses this cgroup
+# pinned under $PIN or attached at $CG (links, programs, their maps): ours,
+# as no one else uses this cgroup or pin dir
 our_objects() {
-	local progs
+	local progs f
 	progs=$(bpftool -j cgroup show "$CG" | jq -sc '[.[0] // [] | .[].id]')
-	bpftool -j link show | jq -r --argjson p "$progs" --argjson cg "$CGID" \
-		'.[] | select((.cgroup_id // -1) == $cg or (.prog_id as $i | $p | index($i))) | "link:\(.id)"'
-	bpftool -j prog show | jq -r --argjson p "$progs" '.[] | select(.id as $i | $p | index($i)) |
-		"prog:\(.id)", (.map_ids // [] | .[] | "map:\(.)")' | sort -u
+	{
+		bpftool -j link show | jq -r --argjson p "$progs" --argjson cg "$CGID" \
+			'.[] | select((.cgroup_id // -1) == $cg or (.prog_id as $i | $p | index($i))) | "link:\(.id)"'
+		bpftool -j prog show | jq -r --argjson p "$progs" '.[] | select(.id as $i | $p | index($i)) |
+			"prog:\(.id)", (.map_ids // [] | .[] | "map:\(.)")'
+		while IFS= read -r f; do
+			bpftool -j link show pinned "$f" 2>/dev/null | jq -r '"link:\(.id)"' && continue
+			bpftool -j prog show pinned "$f" 2>/dev/null | jq -r '"prog:\(.id)", (.map_ids // [] | .[] | "map:\(.)")' && continue
+			bpftool -j map show pinned "$f" 2>/dev/null | jq -r '"map:\(.id)"' && continue
+		done < <(find "$PIN" -type f 2>/dev/null)
+	} | sort -u
 }
 
 # still_there OBJECTS: the ones of OBJECTS that still exist
@@ -64,7 +71,11 @@ OURS=$(our_objects)
 capture_survives_cli_exit() {
 	local h0 body
 	assert_eq "$(pgrep -fc -- "$PIN" || true)" 0 "sockmesh processes running for our pin dir"
-	assert_match "$(grep -c . <<<"$OURS")" '^[1-9]' "BPF objects attached at the cgroup"
+	assert_eq "$(bpftool -j cgroup show "$CG" | jq -r '.[].attach_type' | sort -u | xargs)" \
+		"cgroup_getsockopt cgroup_inet4_connect cgroup_inet6_connect cgroup_sock_ops" "hooks attached at the cgroup"
+	assert_match "$(grep -c '^link:' <<<"$OURS")" '^[1-9]' "links of ours (bpf_link attachment)"
+	assert_match "$(grep -c '^prog:' <<<"$OURS")" '^[1-9]' "programs of ours"
+	assert_match "$(grep -c '^map:' <<<"$OURS")" '^[1-9]' "maps of ours"
 	h0=$(e2e_haproxy_sessions hap)
 	body=$(curl_once 40100-40199)
 	assert_proxied "$body" "request captured after the CLI exited"
