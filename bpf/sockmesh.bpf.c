@@ -24,6 +24,8 @@
  * longer than that must be handed back untouched (see sm_getsockopt).
  */
 #define SM_SOCKOPT_BUF_MAX 4096
+/* Every netns' loopback device is ifindex 1. */
+#define SM_LOOPBACK_IFINDEX 1
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -88,6 +90,35 @@ struct {
 	__type(key, int);
 	__type(value, struct sm_sk_state);
 } sk_state_map SEC(".maps");
+
+/* Addresses of enrolled pods -> their netns cookie (written by user space). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SM_DEFAULT_MAX_POD_ADDRS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sm_pod_addr_key);
+	__type(value, __u64);
+} pod_addr_map SEC(".maps");
+
+/* Each pod's inbound listener, registered at listen() by sockops (or by
+ * user space for a proxy that was listening before its pod was enrolled).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 2 * SM_DEFAULT_MAX_SCOPES);
+	__type(key, struct sm_listener_key);
+	__type(value, __u64);
+} listener_map SEC(".maps");
+
+/* SYNs sk_lookup steered, until the connection is established (LRU for the
+ * same reason as pending_map: a SYN that never completes leaves no callback).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SM_DEFAULT_MAX_PENDING);
+	__type(key, struct sm_tuple);
+	__type(value, __u32); /* scope_idx */
+} steered_map SEC(".maps");
 
 /* Per-CPU counters per scope slot; user space creates a slot on enrol. */
 struct {
@@ -241,13 +272,57 @@ static __always_inline int rule_cidr(__u32 rules_id, const struct sm_addr *a, __
 	return bpf_map_lookup_elem(&cidr_map, &k) != NULL;
 }
 
+static __always_inline struct sm_policy *netns_policy(__u64 netns)
+{
+	struct sm_scope_key key = { .kind = SM_SCOPE_NETNS, .id = netns };
+
+	return bpf_map_lookup_elem(&scope_map, &key);
+}
+
+/* The netns of a local pod that owns addr, or NULL. */
+static __always_inline __u64 *pod_netns(__u32 family, const __u8 addr[16])
+{
+	struct sm_pod_addr_key k = { .family = family };
+
+	__builtin_memcpy(k.addr, addr, 16);
+	return bpf_map_lookup_elem(&pod_addr_map, &k);
+}
+
+/* Inbound policy, written once for sk_lookup and sockops: is a connection to
+ * this local port steered to the pod's proxy? The proxy's own ports never are.
+ */
+static __always_inline enum sm_stat inbound_verdict(const struct sm_policy *pol, __u16 port)
+{
+	if (!(pol->flags & SM_POL_INBOUND))
+		return SM_STAT_INBOUND_BYPASS_NOT_INCLUDED_PORT;
+	if (port == pol->inbound_port || port == pol->proxy_port)
+		return SM_STAT_INBOUND_BYPASS_EXCLUDED_PORT;
+	if ((pol->flags & SM_POL_INBOUND_EXCLUDE_PORTS) &&
+	    rule_port(pol->rules_id, port, SM_LIST_INBOUND_EXCLUDE))
+		return SM_STAT_INBOUND_BYPASS_EXCLUDED_PORT;
+	if ((pol->flags & SM_POL_INBOUND_INCLUDE_PORTS) &&
+	    !rule_port(pol->rules_id, port, SM_LIST_INBOUND_INCLUDE))
+		return SM_STAT_INBOUND_BYPASS_NOT_INCLUDED_PORT;
+	return SM_STAT_INBOUND_CAPTURED;
+}
+
+static __always_inline int addr_is_loopback(__u32 family, const __u8 addr[16])
+{
+	const __u32 *w = (const __u32 *)addr;
+
+	if (family == AF_INET)
+		return addr[0] == 127;
+	return w[0] == 0 && w[1] == 0 && w[2] == 0 && w[3] == bpf_htonl(1);
+}
+
 static __always_inline int is_loopback(const struct sm_addr *a)
 {
-	const __u32 *w = (const __u32 *)a->addr;
+	return addr_is_loopback(a->family, a->addr);
+}
 
-	if (a->family == AF_INET)
-		return a->addr[0] == 127;
-	return w[0] == 0 && w[1] == 0 && w[2] == 0 && w[3] == bpf_htonl(1);
+static __always_inline int tuple_remote_is_loopback(const struct sm_tuple *t)
+{
+	return addr_is_loopback(t->family, t->remote);
 }
 
 /* Decide whether to capture; returns the counter that explains a bypass, or
@@ -384,12 +459,10 @@ static __always_inline struct sm_sk_state *sk_state_new(struct bpf_sock_ops *sko
 	return bpf_sk_storage_get(&sk_state_map, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 }
 
-static __always_inline void splice_insert(struct bpf_sock_ops *skops, struct sm_sk_state *st)
+static __always_inline void splice_insert(struct bpf_sock_ops *skops, struct sm_sk_state *st,
+					  struct sm_tuple *key)
 {
-	struct sm_tuple key;
-
-	tuple_reverse(&key, &st->peer);
-	if (bpf_sock_hash_update(skops, &splice_map, &key, BPF_NOEXIST)) {
+	if (bpf_sock_hash_update(skops, &splice_map, key, BPF_NOEXIST)) {
 		stat_inc(st->scope_idx, SM_STAT_MAP_FULL);
 		return;
 	}
@@ -400,6 +473,38 @@ static __always_inline void splice_insert(struct bpf_sock_ops *skops, struct sm_
 static __always_inline void want_close_cb(struct bpf_sock_ops *skops)
 {
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+/* A connection to another local pod that will steer it to its proxy (a
+ * sidecar's upstream leg): splice it with the peer pod's accepted socket,
+ * whose key carries the peer's netns.
+ */
+static __always_inline void on_active_pod_peer(struct bpf_sock_ops *skops)
+{
+	struct sm_policy *mine, *theirs;
+	struct sm_sk_state *st;
+	struct sm_tuple self;
+	__u64 *peer_netns;
+
+	tuple_from_sockops(&self, skops);
+	peer_netns = pod_netns(self.family, self.remote);
+	if (!peer_netns || *peer_netns == self.netns)
+		return;
+	mine = netns_policy(self.netns);
+	if (!mine || !(mine->flags & SM_POL_SPLICE))
+		return;
+	theirs = netns_policy(*peer_netns);
+	if (!theirs || inbound_verdict(theirs, self.remote_port) != SM_STAT_INBOUND_CAPTURED)
+		return;
+	st = sk_state_new(skops);
+	if (!st)
+		return;
+	st->self = self;
+	st->scope_idx = mine->scope_idx;
+	st->flags = 0;
+	tuple_reverse(&st->peer, &self);
+	st->peer.netns = *peer_netns;
+	splice_insert(skops, st, &self);
 }
 
 /* The app's captured connect completed: publish its original destination
@@ -416,8 +521,10 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 
 	cookie = bpf_get_socket_cookie(skops);
 	p = bpf_map_lookup_elem(&pending_map, &cookie);
-	if (!p)
+	if (!p) {
+		on_active_pod_peer(skops);
 		return;
+	}
 	od.orig = p->orig;
 	od.scope_idx = p->scope_idx;
 	pflags = p->policy_flags;
@@ -443,13 +550,65 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 	want_close_cb(skops);
 	if (pflags & SM_POL_SPLICE) {
 		tuple_reverse(&st->peer, &self);
-		splice_insert(skops, st);
+		splice_insert(skops, st, &self);
 		if (st->flags & SM_SK_SPLICE) {
 			od_live = bpf_map_lookup_elem(&origdst_map, &self);
 			if (od_live)
 				od_live->flags |= SM_ORIG_SPLICED;
 		}
 	}
+}
+
+/* The proxy accepted a connection sk_lookup steered to it: remember that
+ * its original destination is its own local address, and splice it with a
+ * client that is a local pod's sidecar.
+ */
+static __always_inline void on_passive_inbound(struct bpf_sock_ops *skops, struct sm_tuple *mine)
+{
+	struct sm_policy *pol;
+	struct sm_sk_state *st;
+	__u32 *steered, idx;
+	__u64 *peer_netns;
+
+	steered = bpf_map_lookup_elem(&steered_map, mine);
+	if (!steered)
+		return;
+	idx = *steered;
+	bpf_map_delete_elem(&steered_map, mine);
+	stat_inc(idx, SM_STAT_INBOUND_CAPTURED);
+	st = sk_state_new(skops);
+	if (!st)
+		return;
+	st->self = *mine;
+	st->scope_idx = idx;
+	st->flags = SM_SK_INBOUND;
+	pol = netns_policy(mine->netns);
+	peer_netns = pod_netns(mine->family, mine->remote);
+	if (pol && (pol->flags & SM_POL_SPLICE) && peer_netns && *peer_netns != mine->netns) {
+		tuple_reverse(&st->peer, mine);
+		st->peer.netns = *peer_netns;
+		splice_insert(skops, st, mine);
+	}
+}
+
+/* The proxy started listening: if it is a pod's inbound listener, it is
+ * where sk_lookup steers that pod's inbound connections.
+ */
+static __always_inline void on_listen(struct bpf_sock_ops *skops)
+{
+	struct sm_listener_key lk = {};
+	struct sm_policy *pol;
+
+	lk.netns = bpf_get_netns_cookie(skops);
+	pol = netns_policy(lk.netns);
+	if (!pol || !(pol->flags & SM_POL_INBOUND) || skops->local_port != pol->inbound_port)
+		return;
+	lk.family = skops->family;
+	if (bpf_sock_hash_update(skops, &listener_map, &lk, BPF_ANY)) {
+		stat_inc(pol->scope_idx, SM_STAT_MAP_FULL);
+		return;
+	}
+	stat_inc(pol->scope_idx, SM_STAT_INBOUND_LISTENERS);
 }
 
 /* The proxy accepted a captured connection: it owns the entry from now on
@@ -465,8 +624,10 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 	tuple_from_sockops(&mine, skops);
 	tuple_reverse(&app, &mine);
 	od = bpf_map_lookup_elem(&origdst_map, &app);
-	if (!od)
+	if (!od) {
+		on_passive_inbound(skops, &mine);
 		return;
+	}
 	st = sk_state_new(skops);
 	if (!st)
 		return;
@@ -478,7 +639,7 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 	/* Splice only if the app's end made it into the map. */
 	if (od->flags & SM_ORIG_SPLICED) {
 		st->peer = app;
-		splice_insert(skops, st);
+		splice_insert(skops, st, &mine);
 	}
 }
 
@@ -529,6 +690,9 @@ int sm_sockops(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		on_passive_established(skops);
 		break;
+	case BPF_SOCK_OPS_TCP_LISTEN_CB:
+		on_listen(skops);
+		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		if (skops->args[1] == BPF_TCP_CLOSE)
 			on_close(skops);
@@ -563,14 +727,91 @@ int sm_msg(struct sk_msg_md *msg)
 	return SK_PASS;
 }
 
+/* ---- inbound capture ----------------------------------------------------- */
+
+/* Runs in each enrolled pod's netns for every connection looking for a
+ * listener: a SYN from outside the pod to a captured port goes to the pod's
+ * inbound proxy listener. No NAT: the accepted socket keeps podIP:port as
+ * its local address (like TPROXY).
+ */
+SEC("sk_lookup")
+int sm_lookup(struct bpf_sk_lookup *ctx)
+{
+	struct sm_listener_key lk = {};
+	struct sm_policy *pol;
+	struct bpf_sock *sk;
+	struct sm_tuple t;
+	enum sm_stat v;
+	__u32 l6[4], r6[4];
+	__u64 *netns, *src_netns;
+	int err;
+
+	/* From inside the pod (lo): the proxy forwarding to its app. Never again. */
+	if (ctx->protocol != IPPROTO_TCP || ctx->ingress_ifindex == SM_LOOPBACK_IFINDEX)
+		return SK_PASS;
+	l6[0] = ctx->local_ip6[0];
+	l6[1] = ctx->local_ip6[1];
+	l6[2] = ctx->local_ip6[2];
+	l6[3] = ctx->local_ip6[3];
+	r6[0] = ctx->remote_ip6[0];
+	r6[1] = ctx->remote_ip6[1];
+	r6[2] = ctx->remote_ip6[2];
+	r6[3] = ctx->remote_ip6[3];
+	tuple_fill(&t, 0, ctx->family, ctx->local_ip4, l6, (__u16)ctx->local_port, ctx->remote_ip4,
+		   r6, bpf_ntohs(ctx->remote_port));
+	netns = pod_netns(t.family, t.local);
+	if (!netns)
+		return SK_PASS;
+	/* Also from inside: a source that is the pod's own address or loopback
+	 * (locally sent packets to a pod address do not report lo as their
+	 * ingress device).
+	 */
+	if (tuple_remote_is_loopback(&t))
+		return SK_PASS;
+	src_netns = pod_netns(t.family, t.remote);
+	if (src_netns && *src_netns == *netns)
+		return SK_PASS;
+	pol = netns_policy(*netns);
+	if (!pol || !(pol->flags & SM_POL_INBOUND))
+		return SK_PASS;
+	v = inbound_verdict(pol, t.local_port);
+	if (v != SM_STAT_INBOUND_CAPTURED) {
+		stat_inc(pol->scope_idx, v);
+		return SK_PASS;
+	}
+	lk.netns = *netns;
+	lk.family = ctx->family;
+	sk = bpf_map_lookup_elem(&listener_map, &lk);
+	if (!sk && ctx->family == AF_INET) {
+		lk.family = AF_INET6; /* a dual-stack listener takes IPv4 too */
+		sk = bpf_map_lookup_elem(&listener_map, &lk);
+	}
+	if (!sk) {
+		stat_inc(pol->scope_idx, SM_STAT_INBOUND_NO_LISTENER);
+		return SK_PASS;
+	}
+	err = bpf_sk_assign(ctx, sk, 0);
+	bpf_sk_release(sk);
+	if (err) {
+		stat_inc(pol->scope_idx, SM_STAT_INBOUND_NO_LISTENER);
+		return SK_PASS;
+	}
+	t.netns = *netns;
+	bpf_map_update_elem(&steered_map, &t, &pol->scope_idx, BPF_ANY);
+	return SK_PASS;
+}
+
 /* ---- SO_ORIGINAL_DST ----------------------------------------------------- */
 
 SEC("cgroup/getsockopt")
 int sm_getsockopt(struct bpf_sockopt *ctx)
 {
 	struct bpf_sock *sk = ctx->sk;
+	struct sm_sk_state *st;
 	struct sm_origdst *od;
+	struct sm_addr orig;
 	struct sm_tuple app;
+	__u32 scope_idx;
 	__u32 src6[4], dst6[4];
 	void *optval, *end;
 	__u32 *w;
@@ -591,19 +832,32 @@ int sm_getsockopt(struct bpf_sockopt *ctx)
 	tuple_fill(&app, bpf_get_netns_cookie(ctx), sk->family, sk->dst_ip4, dst6,
 		   bpf_ntohs(sk->dst_port), sk->src_ip4, src6, (__u16)sk->src_port);
 	od = bpf_map_lookup_elem(&origdst_map, &app);
-	if (!od)
-		goto pass;
+	if (od) {
+		orig = od->orig;
+		scope_idx = od->scope_idx;
+	} else {
+		/* Steered inbound: the original destination is the socket's
+		 * own local address, as with TPROXY.
+		 */
+		st = bpf_sk_storage_get(&sk_state_map, sk, NULL, 0);
+		if (!st || !(st->flags & SM_SK_INBOUND))
+			goto pass;
+		orig.family = app.family;
+		orig.port = app.remote_port;
+		__builtin_memcpy(orig.addr, app.remote, 16);
+		scope_idx = st->scope_idx;
+	}
 
 	optval = ctx->optval;
 	end = ctx->optval_end;
 	if (ctx->level == SOL_IP) {
 		struct sockaddr_in *sin = optval;
 
-		if (od->orig.family != AF_INET || (void *)(sin + 1) > end)
+		if (orig.family != AF_INET || (void *)(sin + 1) > end)
 			goto pass;
 		sin->sin_family = AF_INET;
-		sin->sin_port = bpf_htons(od->orig.port);
-		__builtin_memcpy(&sin->sin_addr, od->orig.addr, 4);
+		sin->sin_port = bpf_htons(orig.port);
+		__builtin_memcpy(&sin->sin_addr, orig.addr, 4);
 		__builtin_memset(sin->__pad, 0, sizeof(sin->__pad));
 		ctx->optlen = sizeof(*sin);
 	} else {
@@ -612,22 +866,22 @@ int sm_getsockopt(struct bpf_sockopt *ctx)
 		if ((void *)(sin6 + 1) > end)
 			goto pass;
 		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = bpf_htons(od->orig.port);
+		sin6->sin6_port = bpf_htons(orig.port);
 		sin6->sin6_flowinfo = 0;
 		sin6->sin6_scope_id = 0;
 		w = (__u32 *)&sin6->sin6_addr;
-		if (od->orig.family == AF_INET) {
+		if (orig.family == AF_INET) {
 			w[0] = 0;
 			w[1] = 0;
 			w[2] = bpf_htonl(0xffff);
-			__builtin_memcpy(&w[3], od->orig.addr, 4);
+			__builtin_memcpy(&w[3], orig.addr, 4);
 		} else {
-			__builtin_memcpy(w, od->orig.addr, 16);
+			__builtin_memcpy(w, orig.addr, 16);
 		}
 		ctx->optlen = sizeof(*sin6);
 	}
 	ctx->retval = 0;
-	stat_inc(od->scope_idx, SM_STAT_ORIGDST_ANSWERED);
+	stat_inc(scope_idx, SM_STAT_ORIGDST_ANSWERED);
 	return 1;
 pass:
 	/* Not ours: leave the kernel's answer as it is. An optlen beyond the

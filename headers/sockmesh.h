@@ -95,9 +95,21 @@ struct sockmesh_policy {
 	const char *include_outbound_ports; /* NULL: "*" */
 	const char *exclude_outbound_ports;
 	bool no_splice;
+	/* Inbound capture (netns scopes): TCP connects from outside the pod to
+	 * an included port are steered (sk_lookup, no NAT) to the proxy's
+	 * listener on inbound_port, registered when the proxy calls listen().
+	 * The proxy's own ports are never steered.
+	 */
+	__u16 inbound_port; /* 0: 15006 */
+	const char *include_inbound_ports; /* NULL: "*" (all); "": none */
+	const char *exclude_inbound_ports;
+	/* The pod's addresses (comma list) for inbound steering and cross-pod
+	 * splice; NULL: every global address of the netns at enrol time.
+	 */
+	const char *pod_ips;
 	size_t : 0;
 };
-#define sockmesh_policy__last_field no_splice
+#define sockmesh_policy__last_field pod_ips
 
 /* Check a policy without touching any state. */
 SOCKMESH_API int sockmesh_policy__validate(const struct sockmesh_policy *pol);
@@ -110,6 +122,13 @@ SOCKMESH_API int sockmesh_policy__validate(const struct sockmesh_policy *pol);
  */
 SOCKMESH_API int sockmesh__enroll(struct sockmesh *sm, const struct sockmesh_scope *scope,
 				  const char *attach_cgroup, const struct sockmesh_policy *pol);
+/* Register fd (a listening TCP socket in the scope's netns) as the scope's
+ * inbound listener, for a proxy that was listening before its pod was
+ * enrolled; later listen() calls on the inbound port register themselves.
+ */
+SOCKMESH_API int sockmesh__register_inbound_listener(struct sockmesh *sm,
+						     const struct sockmesh_scope *scope, int fd);
+
 /* Withdraw a scope (-ENOENT if not enrolled). The last one out detaches and
  * unpins everything: the handle is then only good for sockmesh__close().
  */

@@ -33,6 +33,9 @@
 #define SM_SCOPE_IDX_GLOBAL 0
 
 #define SM_DEFAULT_PROXY_PORT 15001
+#define SM_DEFAULT_INBOUND_PORT 15006
+/* Local pod addresses (inbound steering and cross-pod splice), all pods. */
+#define SM_DEFAULT_MAX_POD_ADDRS (4 * SM_DEFAULT_MAX_SCOPES)
 #define SM_DEFAULT_PROXY_UID 1337
 
 /* getsockopt(SOL_IP, SO_ORIGINAL_DST) and (SOL_IPV6, IP6T_SO_ORIGINAL_DST) */
@@ -58,6 +61,9 @@ enum sm_policy_flags {
 	SM_POL_EXCLUDE_PORTS = 1u << 5, /* some excluded port exists */
 	SM_POL_EXCLUDE_CIDRS = 1u << 6, /* some excluded cidr exists */
 	SM_POL_SPLICE = 1u << 7, /* splice captured app<->proxy pairs */
+	SM_POL_INBOUND = 1u << 8, /* steer inbound connects to the proxy (netns scopes) */
+	SM_POL_INBOUND_INCLUDE_PORTS = 1u << 9, /* inbound include list is not '*' */
+	SM_POL_INBOUND_EXCLUDE_PORTS = 1u << 10, /* some inbound port is excluded */
 };
 
 /* Value of scope_map: the policy the BPF side enforces for one scope. */
@@ -66,7 +72,7 @@ struct sm_policy {
 	__u32 rules_id; /* key of this policy's rules in cidr/port maps */
 	__u32 flags; /* enum sm_policy_flags */
 	__u16 proxy_port; /* host order */
-	__u16 pad;
+	__u16 inbound_port; /* host order: the proxy's inbound listener */
 	__u32 proxy_uid;
 	__u32 proxy_gid;
 	__u32 proxy_mark;
@@ -75,8 +81,10 @@ struct sm_policy {
 };
 
 enum sm_rule_list {
-	SM_LIST_INCLUDE = 1,
-	SM_LIST_EXCLUDE = 2,
+	SM_LIST_INCLUDE = 1, /* outbound */
+	SM_LIST_EXCLUDE = 2, /* outbound */
+	SM_LIST_INBOUND_INCLUDE = 3,
+	SM_LIST_INBOUND_EXCLUDE = 4,
 };
 
 /* LPM key of cidr_map. prefixlen counts the bits after itself: the fixed
@@ -122,6 +130,25 @@ struct sm_tuple {
 	__u8 remote[16];
 };
 
+/* pod_addr_map key: an address of an enrolled pod. sk_lookup programs have
+ * no netns cookie helper, so the destination address tells which pod (and
+ * so which policy and listener) a SYN is for; sockops uses it to find the
+ * netns of a local peer pod for cross-pod splice.
+ */
+struct sm_pod_addr_key {
+	__u32 family;
+	__u8 addr[16];
+};
+
+/* listener_map (SOCKHASH) key: a pod's inbound listener, registered by
+ * sockops when the proxy calls listen() on the inbound port.
+ */
+struct sm_listener_key {
+	__u64 netns;
+	__u32 family;
+	__u32 pad;
+};
+
 /* pending_map value (key: socket cookie of the app's socket). */
 struct sm_pending {
 	struct sm_addr orig; /* where the app wanted to go */
@@ -148,6 +175,7 @@ enum sm_sk_flags {
 	SM_SK_NO_SPLICE = 1u << 1, /* a message took the stack: never redirect again */
 	SM_SK_APP = 1u << 2, /* the app's captured socket (owns its origdst entry) */
 	SM_SK_PROXY = 1u << 3, /* the proxy's accepted socket for a captured connect */
+	SM_SK_INBOUND = 1u << 4, /* accepted after sk_lookup steering: orig dst = local addr */
 };
 
 /* Per-socket state (BPF_MAP_TYPE_SK_STORAGE), computed once at establish so
@@ -185,6 +213,11 @@ enum sm_stat {
 	SM_STAT_SPLICE_BYTES,
 	SM_STAT_SPLICE_MISS,
 	SM_STAT_MAP_FULL,
+	SM_STAT_INBOUND_CAPTURED,
+	SM_STAT_INBOUND_BYPASS_EXCLUDED_PORT,
+	SM_STAT_INBOUND_BYPASS_NOT_INCLUDED_PORT,
+	SM_STAT_INBOUND_NO_LISTENER,
+	SM_STAT_INBOUND_LISTENERS,
 	SM_STAT_MAX
 };
 
@@ -201,5 +234,7 @@ _Static_assert(sizeof(struct sm_tuple) == 48, "sm_tuple layout");
 _Static_assert(sizeof(struct sm_pending) == 32, "sm_pending layout");
 _Static_assert(sizeof(struct sm_origdst) == 32, "sm_origdst layout");
 _Static_assert(sizeof(struct sm_sk_state) == 104, "sm_sk_state layout");
+_Static_assert(sizeof(struct sm_pod_addr_key) == 20, "sm_pod_addr_key layout");
+_Static_assert(sizeof(struct sm_listener_key) == 16, "sm_listener_key layout");
 
 #endif /* SOCKMESH_ABI_H */

@@ -70,6 +70,16 @@ assert_match() {
 	return 1
 }
 
+# assert_ge GOT MIN LABEL: integers, GOT >= MIN
+assert_ge() {
+	if [[ $1 =~ ^-?[0-9]+$ ]] && [ "$1" -ge "$2" ]; then
+		sm_log "    ok   $3: $1 (>= $2)"
+		return 0
+	fi
+	sm_log "    FAIL $3: got '$1', want >= $2"
+	return 1
+}
+
 # e2e_subtest NAME FUNC [ARGS...]: run FUNC in a subshell with set -e; the
 # first failing command or assertion ends the subtest as FAIL.
 e2e_subtest() {

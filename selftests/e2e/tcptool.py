@@ -11,6 +11,8 @@
   client ADDR PORT [options]       connect, optionally send a file, half-close,
                                    read to EOF; output goes to --out or stdout
   sockopts ADDR PORT               connect and print getsockopt results as JSON
+  hold ADDR PORT --count N         open N connections, print "ready N", close
+                                   them all on SIGTERM
 
 ADDR may be IPv4 or IPv6 (no brackets). Every blocking call has a timeout so a
 broken data path fails the test instead of hanging it.
@@ -18,6 +20,7 @@ broken data path fails the test instead of hanging it.
 import argparse
 import hashlib
 import json
+import signal
 import socket
 import struct
 import sys
@@ -127,6 +130,17 @@ def cmd_client(args):
     s.close()
 
 
+def cmd_hold(args):
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM, signal.SIGINT])
+    socks = [connect(args) for _ in range(args.count)]
+    print(f"ready {len(socks)}", flush=True)
+    try:
+        signal.sigwait([signal.SIGTERM, signal.SIGINT])
+    finally:
+        for s in socks:
+            s.close()
+
+
 def cmd_sockopts(args):
     s = connect(args)
     res = {}
@@ -173,7 +187,7 @@ def main():
     addr_port(sp)
     sp.add_argument("text")
     sp.set_defaults(fn=cmd_echo_id_server)
-    for name, fn in (("client", cmd_client), ("sockopts", cmd_sockopts)):
+    for name, fn in (("client", cmd_client), ("sockopts", cmd_sockopts), ("hold", cmd_hold)):
         sp = sub.add_parser(name)
         addr_port(sp)
         sp.add_argument("--mark", type=lambda v: int(v, 0))
@@ -184,6 +198,8 @@ def main():
             sp.add_argument("--shut-wr", action="store_true")
             sp.add_argument("--out")
             sp.add_argument("--print-local", action="store_true")
+        if name == "hold":
+            sp.add_argument("--count", type=int, default=1)
     args = p.parse_args()
     try:
         args.fn(args)

@@ -60,6 +60,51 @@ concurrent_connects_keep_their_destination() {
 		'splice_sockets=*' 'splice_msgs=*' 'splice_bytes=*'
 }
 
+# conn_state_entries: entries in the hash, LRU hash and socket maps pinned
+# under $PIN (per-connection state, plus policy entries that do not change
+# while the test runs)
+conn_state_entries() {
+	local f t total=0
+	while IFS= read -r f; do
+		t=$(bpftool -j map show pinned "$f" 2>/dev/null | jq -r .type) || continue
+		case $t in
+		hash | lru_hash | sockhash | sockmap)
+			total=$((total + $(bpftool -j map dump pinned "$f" | jq length)))
+			;;
+		esac
+	done < <(find "$PIN" -type f)
+	echo "$total"
+}
+
+# Connections held open have state in the maps; once they are closed it is
+# gone (deleted on close, not left for LRU eviction)
+map_entries_leave_with_their_connections() {
+	local n=10 e0 e1 e2 h0 pid _
+	e0=$(conn_state_entries)
+	h0=$(e2e_haproxy_sessions hap)
+	sm_log "    start at $(date +%T.%N)"
+	pid=$(sm_bg_log "$TMP/hold.log" "$CG" "$POD" "$E2E_PY" "$E2E_TCPTOOL" hold "$E2E_SRV4A" 80 --count "$n")
+	for _ in $(seq 100); do
+		grep -q "^ready $n" "$TMP/hold.log" && [ "$(e2e_haproxy_sessions hap)" = $((h0 + n)) ] && break
+		sleep 0.1
+	done
+	assert_eq "$(grep -c "^ready $n" "$TMP/hold.log")" 1 "$n connections open"
+	assert_eq "$(($(e2e_haproxy_sessions hap) - h0))" "$n" "haproxy sessions"
+	e1=$(conn_state_entries)
+	assert_ge "$e1" $((e0 + n)) "map entries while $n connections are open (before: $e0)"
+	kill "$pid"
+	timeout 10 tail --pid="$pid" -f /dev/null
+	sm_log "    closed at $(date +%T.%N)"
+	for _ in $(seq 50); do
+		e2=$(conn_state_entries)
+		[ "$e2" = "$e0" ] && break
+		sleep 0.1
+	done
+	sm_log "    checked at $(date +%T.%N)"
+	assert_eq "$e2" "$e0" "map entries after the connections closed"
+}
+
 e2e_subtest two_servers_reached_through_proxy two_servers_reached_through_proxy
 e2e_subtest concurrent_connects_keep_their_destination concurrent_connects_keep_their_destination
+e2e_subtest map_entries_leave_with_their_connections map_entries_leave_with_their_connections
 e2e_finish

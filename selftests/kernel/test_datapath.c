@@ -62,6 +62,7 @@ static struct env {
 	int host_ns; /* netns to return to */
 	int ns[MAX_NS]; /* test namespaces (fds) */
 	int n_ns;
+	char veth[32]; /* a veth made by ns_link, deleted with its netns anyway */
 	struct sockmesh *sm;
 } E;
 
@@ -107,9 +108,45 @@ static int ns_new(void)
 	return i;
 }
 
+/* A name for netns i that stays valid while the test runs (library calls
+ * may reopen it after the test has moved to another netns).
+ */
+static const char *ns_path(int i)
+{
+	static char p[4][64];
+	static int k;
+	char *r = p[k++ % 4];
+
+	snprintf(r, 64, "/proc/%d/fd/%d", getpid(), E.ns[i]);
+	return r;
+}
+
 static int ns_enter(int i)
 {
 	return setns(i < 0 ? E.host_ns : E.ns[i], CLONE_NEWNET);
+}
+
+/* Connect netns a and b with a veth pair: a gets addr_a/24, b addr_b/24.
+ * Leaves the caller in netns a.
+ */
+static int ns_link(int a, int b, const char *addr_a, const char *addr_b)
+{
+	char va[16], vb[16];
+
+	snprintf(va, sizeof(va), "smk%da", seq);
+	snprintf(vb, sizeof(vb), "smk%db", seq);
+	if (ns_enter(a) ||
+	    xsystem("ip link add %s type veth peer name %s netns %d", va, vb, getpid()) != 0)
+		return -1;
+	/* the peer end was created in the netns of pid getpid(): ours, a. Move it. */
+	if (xsystem("ip link set %s netns /proc/%d/fd/%d && ip addr add %s/24 dev %s && "
+		    "ip link set %s up",
+		    vb, getpid(), E.ns[b], addr_a, va, va) != 0)
+		return -1;
+	if (ns_enter(b) ||
+	    xsystem("ip addr add %s/24 dev %s && ip link set %s up", addr_b, vb, vb) != 0)
+		return -1;
+	return ns_enter(a);
 }
 
 static int env_setup_once(void)
@@ -539,7 +576,7 @@ static void test_netns_identical_tuples(void)
 
 		ns[i] = ns_new();
 		ASSERT_TRUE(ns[i] >= 0, "netns");
-		ASSERT_EQ(sockmesh_scope_from_netns("/proc/thread-self/ns/net", &s), 0, "scope");
+		ASSERT_EQ(sockmesh_scope_from_netns(ns_path(ns[i]), &s), 0, "scope");
 		ASSERT_EQ(sockmesh__enroll(E.sm, &s, E.cg, &pol), 0, "enroll netns");
 		lfd[i] = listener(AF_INET, "127.0.0.1", 15001);
 		ASSERT_TRUE(lfd[i] >= 0, "proxy listener");
@@ -679,7 +716,7 @@ static void test_bypass_reasons(void)
 		struct sockmesh_policy def = { .sz = sizeof(def) };
 		int lone;
 
-		ASSERT_EQ(sockmesh_scope_from_netns("/proc/thread-self/ns/net", &s), 0, "scope");
+		ASSERT_EQ(sockmesh_scope_from_netns(ns_path(0), &s), 0, "scope");
 		ASSERT_EQ(sockmesh__withdraw(E.sm, &(struct sockmesh_scope){ 0 }), -ENOENT,
 			  "withdrawing an unknown scope fails");
 		struct sockmesh_scope cgs;
@@ -776,6 +813,151 @@ static void test_lifecycle(void)
 	E.sm = NULL;
 	errno = 0;
 	ASSERT_TRUE(!sockmesh__open(&o) && errno == ENOENT, "nothing left to open");
+}
+
+/* A SYN from outside the pod to a captured port reaches the proxy's
+ * inbound listener with its original local address, without NAT; the
+ * proxy's own connection to the app is not steered again; excluded ports go
+ * straight to the app.
+ */
+static void test_inbound_steering(void)
+{
+	struct sockmesh_policy pol = { .sz = sizeof(pol),
+				       .proxy_uid = 0,
+				       .has_proxy_uid = true,
+				       .exclude_inbound_ports = "9090" };
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct sockmesh_scope s;
+	char got[80], buf[8];
+	int pod, cli, plfd, app, app9090, cfd, afd, fwd, a2;
+
+	ASSERT_TRUE(sm_open(), "open");
+	pod = ns_new();
+	cli = ns_new();
+	ASSERT_TRUE(pod >= 0 && cli >= 0, "netns");
+	ASSERT_EQ(ns_link(pod, cli, "10.89.0.1", "10.89.0.2"), 0, "veth pod<->client");
+	ASSERT_EQ(sockmesh_scope_from_netns(ns_path(pod), &s), 0, "scope");
+	ASSERT_EQ(sockmesh__enroll(E.sm, &s, E.cg, &pol), 0, "enroll the pod");
+	plfd = listener(AF_INET, "127.0.0.1", 15006);
+	app = listener(AF_INET, "10.89.0.1", 8080);
+	app9090 = listener(AF_INET, "10.89.0.1", 9090);
+	ASSERT_TRUE(plfd >= 0 && app >= 0 && app9090 >= 0, "listeners");
+	ASSERT_EQ(scope_stat("inbound_listeners"), 1, "listen() registered the inbound listener");
+
+	ASSERT_EQ(ns_enter(cli), 0, "to the client");
+	cfd = connect_to(AF_INET, "10.89.0.1", 8080, 0, 0);
+	ASSERT_TRUE(cfd >= 0, "client connects to podIP:8080");
+	ASSERT_EQ(ns_enter(pod), 0, "to the pod");
+	afd = accept_within(plfd, 2000);
+	ASSERT_TRUE(afd >= 0, "the proxy's inbound listener got it");
+	ASSERT_TRUE(accept_within(app, 50) < 0, "the app did not");
+	len = sizeof(ss);
+	getsockname(afd, (void *)&ss, &len);
+	addr_str((void *)&ss, got, sizeof(got));
+	ASSERT_TRUE(strcmp(got, "10.89.0.1:8080") == 0, "local address kept (no NAT)");
+	len = sizeof(ss);
+	ASSERT_EQ(sockmesh_original_dst(afd, (void *)&ss, &len), 0, "SO_ORIGINAL_DST");
+	addr_str((void *)&ss, got, sizeof(got));
+	ASSERT_TRUE(strcmp(got, "10.89.0.1:8080") == 0, "SO_ORIGINAL_DST = the local address");
+	ASSERT_EQ(scope_stat("inbound_captured"), 1, "inbound_captured");
+	ASSERT_EQ(write(cfd, "hello", 5), 5, "client writes");
+	ASSERT_EQ(read(afd, buf, sizeof(buf)), 5, "proxy reads");
+
+	/* the proxy forwards to the app: from inside the pod, not steered */
+	fwd = connect_to(AF_INET, "10.89.0.1", 8080, 0, 0);
+	ASSERT_TRUE(fwd >= 0, "proxy connects to the app");
+	a2 = accept_within(app, 2000);
+	if (a2 < 0) {
+		int x = accept_within(plfd, 100);
+
+		fprintf(stderr, "  DEBUG proxy got it: %d; captured %llu steered %llu\n", x,
+			(unsigned long long)scope_stat("captured"),
+			(unsigned long long)scope_stat("inbound_captured"));
+	}
+	ASSERT_TRUE(a2 >= 0, "the app got the proxy's connection");
+	ASSERT_TRUE(accept_within(plfd, 50) < 0, "not steered back to the proxy");
+	close(a2);
+	close(fwd);
+
+	ASSERT_EQ(ns_enter(cli), 0, "to the client");
+	fwd = connect_to(AF_INET, "10.89.0.1", 9090, 0, 0);
+	ASSERT_EQ(ns_enter(pod), 0, "to the pod");
+	a2 = accept_within(app9090, 2000);
+	ASSERT_TRUE(fwd >= 0 && a2 >= 0, "an excluded inbound port goes to the app");
+	ASSERT_EQ(scope_stat("inbound_bypass_excluded_port"), 1, "inbound_bypass_excluded_port");
+	close(a2);
+	close(fwd);
+	close(afd);
+	close(cfd);
+
+	/* withdrawn: no steering any more */
+	ASSERT_EQ(sockmesh__withdraw(E.sm, &s), 0, "withdraw");
+	sockmesh__close(E.sm);
+	E.sm = NULL;
+	ASSERT_EQ(ns_enter(cli), 0, "to the client");
+	cfd = connect_to(AF_INET, "10.89.0.1", 8080, 0, 0);
+	ASSERT_EQ(ns_enter(pod), 0, "to the pod");
+	a2 = accept_within(app, 2000);
+	ASSERT_TRUE(cfd >= 0 && a2 >= 0, "after withdraw the app gets it directly");
+	close(a2);
+	close(cfd);
+	close(plfd);
+	close(app);
+	close(app9090);
+}
+
+/* Pod A's sidecar connects to pod B on the same node: B steers it to B's
+ * proxy and the proxy<->proxy leg is spliced across the two netns.
+ */
+static void test_pod_to_pod_splice(void)
+{
+	struct sockmesh_policy pol = { .sz = sizeof(pol), .proxy_uid = 0, .has_proxy_uid = true };
+	struct sockmesh_scope sa, sb;
+	struct xfer up = { .size = 1 << 20, .seed = 3 }, down = { .size = 1 << 20, .seed = 5 };
+	struct sockmesh_scope_info ia, ib;
+	struct sockmesh_stats sta, stb;
+	pthread_t t1, t2;
+	int a, b, blfd, cfd, afd;
+
+	ASSERT_TRUE(sm_open(), "open");
+	a = ns_new();
+	b = ns_new();
+	ASSERT_TRUE(a >= 0 && b >= 0, "netns");
+	ASSERT_EQ(ns_link(a, b, "10.89.0.1", "10.89.0.2"), 0, "veth A<->B");
+	ASSERT_EQ(sockmesh_scope_from_netns(ns_path(a), &sa), 0, "scope A");
+	ASSERT_EQ(sockmesh_scope_from_netns(ns_path(b), &sb), 0, "scope B");
+	ASSERT_EQ(sockmesh__enroll(E.sm, &sa, E.cg, &pol), 0, "enroll A");
+	ASSERT_EQ(sockmesh__enroll(E.sm, &sb, E.cg, &pol), 0, "enroll B");
+	ASSERT_EQ(ns_enter(b), 0, "to B");
+	blfd = listener(AF_INET, "127.0.0.1", 15006);
+	ASSERT_TRUE(blfd >= 0, "B's inbound listener");
+	ASSERT_EQ(ns_enter(a), 0, "to A");
+	cfd = connect_to(AF_INET, "10.89.0.2", 8080, 0, 0); /* A's proxy (uid 0) upstream */
+	ASSERT_TRUE(cfd >= 0, "A's proxy connects to podB:8080");
+	ASSERT_EQ(ns_enter(b), 0, "to B");
+	afd = accept_within(blfd, 2000);
+	ASSERT_TRUE(afd >= 0, "B's proxy accepts it");
+	up.fd = cfd;
+	down.fd = afd;
+	pthread_create(&t1, NULL, writer, &up);
+	pthread_create(&t2, NULL, writer, &down);
+	ASSERT_EQ(read_check(afd, up.size, 3), 0, "A->B bytes identical");
+	ASSERT_EQ(read_check(cfd, down.size, 5), 0, "B->A bytes identical");
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	ASSERT_EQ(sockmesh__scope_info(E.sm, &sa, &ia), 0, "info A");
+	ASSERT_EQ(sockmesh__scope_info(E.sm, &sb, &ib), 0, "info B");
+	ASSERT_EQ(sockmesh__stats(E.sm, &sa, &sta), 0, "stats A");
+	ASSERT_EQ(sockmesh__stats(E.sm, &sb, &stb), 0, "stats B");
+	ASSERT_EQ(sta.v[SM_STAT_SPLICE_SOCKETS], 1, "A's end spliced");
+	ASSERT_EQ(stb.v[SM_STAT_SPLICE_SOCKETS], 1, "B's end spliced");
+	ASSERT_EQ(sta.v[SM_STAT_SPLICE_MISS] + stb.v[SM_STAT_SPLICE_MISS], 0, "no misses");
+	ASSERT_EQ(sta.v[SM_STAT_SPLICE_BYTES], up.size, "A->B went through the splice");
+	ASSERT_EQ(stb.v[SM_STAT_SPLICE_BYTES], down.size, "B->A went through the splice");
+	close(cfd);
+	close(afd);
+	close(blfd);
 }
 
 /* Disabling while spliced bytes wait unread loses nothing: they are still
@@ -877,6 +1059,8 @@ int main(void)
 	CU_add_test(s, "other getsockopt calls pass through untouched",
 		    test_getsockopt_passthrough);
 	CU_add_test(s, "disable with bytes in flight loses nothing", test_disable_inflight);
+	CU_add_test(s, "inbound: steered to the proxy without NAT", test_inbound_steering);
+	CU_add_test(s, "pod to pod: proxy<->proxy spliced across netns", test_pod_to_pod_splice);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();

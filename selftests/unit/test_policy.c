@@ -504,6 +504,60 @@ static int compile(const struct sockmesh_policy *pol, struct sm_compiled *c)
 	return sm_policy_compile(pol, c);
 }
 
+static void test_compile_inbound(void)
+{
+	SOCKMESH_OPTS(sockmesh_policy, pol);
+	struct sm_compiled c;
+	int err;
+
+	/* default: every inbound port, the istio inbound port */
+	err = compile(&pol, &c);
+	CU_ASSERT_EQUAL_FATAL(err, 0);
+	CU_ASSERT_EQUAL(c.pol.inbound_port, 15006);
+	CU_ASSERT_EQUAL(c.pol.flags & (SM_POL_INBOUND | SM_POL_INBOUND_INCLUDE_PORTS |
+				       SM_POL_INBOUND_EXCLUDE_PORTS),
+			SM_POL_INBOUND);
+	sm_compiled_free(&c);
+
+	/* "" turns inbound capture off */
+	pol.include_inbound_ports = "";
+	err = compile(&pol, &c);
+	CU_ASSERT_EQUAL_FATAL(err, 0);
+	CU_ASSERT_EQUAL(c.pol.flags & SM_POL_INBOUND, 0);
+	sm_compiled_free(&c);
+
+	pol.include_inbound_ports = "80,8080";
+	pol.exclude_inbound_ports = "15090";
+	pol.inbound_port = 16006;
+	pol.pod_ips = "10.0.0.5, fd00::5";
+	err = compile(&pol, &c);
+	CU_ASSERT_EQUAL_FATAL(err, 0);
+	CU_ASSERT_EQUAL(c.pol.flags & (SM_POL_INBOUND | SM_POL_INBOUND_INCLUDE_PORTS |
+				       SM_POL_INBOUND_EXCLUDE_PORTS),
+			SM_POL_INBOUND | SM_POL_INBOUND_INCLUDE_PORTS |
+				SM_POL_INBOUND_EXCLUDE_PORTS);
+	CU_ASSERT_EQUAL(c.pol.inbound_port, 16006);
+	CU_ASSERT_EQUAL(c.inc_in_ports.n, 2);
+	CU_ASSERT_EQUAL(c.exc_in_ports.n, 1);
+	CU_ASSERT_EQUAL(c.pod_ips.n, 2);
+	sm_compiled_free(&c);
+
+	pol.include_inbound_ports = "80,70000";
+	err = compile(&pol, &c);
+	CHECK_ERR("80,70000", err, BAD_INPUT, "include_inbound_ports", "70000");
+	pol.include_inbound_ports = NULL;
+	pol.exclude_inbound_ports = "*";
+	err = compile(&pol, &c);
+	CHECK_ERR("*", err, -EINVAL, "exclude_inbound_ports", NULL);
+	pol.exclude_inbound_ports = NULL;
+	pol.pod_ips = "10.0.0.0/24";
+	err = compile(&pol, &c);
+	CHECK_ERR("10.0.0.0/24", err, -EINVAL, "pod_ips", "10.0.0.0/24");
+	pol.pod_ips = "10.0.0.300";
+	err = compile(&pol, &c);
+	CHECK_ERR("10.0.0.300", err, -EINVAL, "pod_ips", "10.0.0.300");
+}
+
 static void test_compile_defaults(void)
 {
 	SOCKMESH_OPTS(sockmesh_policy, pol);
@@ -516,12 +570,12 @@ static void test_compile_defaults(void)
 	CU_ASSERT_EQUAL(c.pol.proxy_uid, 1337);
 	CU_ASSERT_EQUAL(c.pol.proxy_gid, 0);
 	CU_ASSERT_EQUAL(c.pol.proxy_mark, 0);
-	CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE);
+	CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE);
 	/* Left for enrol to fill; padding is zero (the map value is hashed). */
 	CU_ASSERT_EQUAL(c.pol.scope_idx, 0);
 	CU_ASSERT_EQUAL(c.pol.rules_id, 0);
 	CU_ASSERT_EQUAL(c.pol.attach_cgroup_id, 0);
-	CU_ASSERT_EQUAL(c.pol.pad, 0);
+	CU_ASSERT_EQUAL(c.pol.inbound_port, SM_DEFAULT_INBOUND_PORT);
 	CU_ASSERT_EQUAL(c.pol.pad2, 0);
 	/* NULL include lists mean '*'; NULL exclude lists are empty. */
 	CU_ASSERT_TRUE(c.inc_cidrs.star);
@@ -550,7 +604,7 @@ static void test_compile_proxy(void)
 		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
 		CU_ASSERT_EQUAL(c.pol.proxy_port, 15006);
 		CU_ASSERT_EQUAL(c.pol.proxy_uid, 0); /* uid 0 is a valid explicit choice */
-		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE);
+		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE);
 		sm_compiled_free(&c);
 	}
 	{
@@ -562,14 +616,14 @@ static void test_compile_proxy(void)
 		CU_ASSERT_EQUAL(c.pol.proxy_uid, 1337);
 		CU_ASSERT_EQUAL(c.pol.proxy_gid, 0);
 		CU_ASSERT_EQUAL(c.pol.proxy_mark, 0);
-		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE);
+		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE);
 		sm_compiled_free(&c);
 	}
 	{
 		SOCKMESH_OPTS(sockmesh_policy, pol, .has_proxy_gid = true, .proxy_gid = 0);
 
 		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE | SM_POL_PROXY_GID);
+		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE | SM_POL_PROXY_GID);
 		CU_ASSERT_EQUAL(c.pol.proxy_gid, 0);
 		sm_compiled_free(&c);
 	}
@@ -578,7 +632,8 @@ static void test_compile_proxy(void)
 			      .has_proxy_mark = true, .proxy_mark = 0x539);
 
 		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE | SM_POL_PROXY_GID | SM_POL_PROXY_MARK);
+		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND,
+				SM_POL_SPLICE | SM_POL_PROXY_GID | SM_POL_PROXY_MARK);
 		CU_ASSERT_EQUAL(c.pol.proxy_gid, 1337);
 		CU_ASSERT_EQUAL(c.pol.proxy_mark, 0x539);
 		CU_ASSERT_EQUAL(c.pol.proxy_uid, 1337);
@@ -590,7 +645,7 @@ static void test_compile_proxy(void)
 			      .proxy_uid = 0xfffffffeu, .proxy_port = 65535);
 
 		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE | SM_POL_PROXY_MARK);
+		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE | SM_POL_PROXY_MARK);
 		CU_ASSERT_EQUAL(c.pol.proxy_mark, 0xffffffffu);
 		CU_ASSERT_EQUAL(c.pol.proxy_uid, 0xfffffffeu);
 		CU_ASSERT_EQUAL(c.pol.proxy_port, 65535);
@@ -608,7 +663,7 @@ static void test_compile_include(void)
 			      .include_outbound_ports = "*");
 
 		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE);
+		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE);
 		CU_ASSERT_TRUE(c.inc_cidrs.star);
 		CU_ASSERT_TRUE(c.inc_ports.star);
 		sm_compiled_free(&c);
@@ -618,7 +673,7 @@ static void test_compile_include(void)
 			      .include_outbound_cidrs = "10.0.0.0/8, fd00::/8");
 
 		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE | inc_cidr);
+		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE | inc_cidr);
 		CU_ASSERT_FALSE(c.inc_cidrs.star);
 		CU_ASSERT_EQUAL(c.inc_cidrs.n, 2);
 		CU_ASSERT_TRUE(c.inc_ports.star);
@@ -631,7 +686,7 @@ static void test_compile_include(void)
 		SOCKMESH_OPTS(sockmesh_policy, pol, .include_outbound_cidrs = "10.1.2.3/8");
 
 		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE | inc_cidr);
+		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE | inc_cidr);
 		CU_ASSERT_EQUAL_FATAL(c.inc_cidrs.n, 1);
 		CU_ASSERT_EQUAL(((struct sm_cidr *)c.inc_cidrs.v)[0].family, AF_INET);
 		CU_ASSERT_EQUAL(((struct sm_cidr *)c.inc_cidrs.v)[0].addr[1], 0);
@@ -643,7 +698,8 @@ static void test_compile_include(void)
 			      .include_outbound_ports = "");
 
 		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE | inc_cidr | SM_POL_INCLUDE_PORTS);
+		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND,
+				SM_POL_SPLICE | inc_cidr | SM_POL_INCLUDE_PORTS);
 		CU_ASSERT_FALSE(c.inc_cidrs.star);
 		CU_ASSERT_EQUAL(c.inc_cidrs.n, 0);
 		CU_ASSERT_FALSE(c.inc_ports.star);
@@ -654,7 +710,8 @@ static void test_compile_include(void)
 		SOCKMESH_OPTS(sockmesh_policy, pol, .include_outbound_ports = "80,443");
 
 		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE | SM_POL_INCLUDE_PORTS);
+		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND,
+				SM_POL_SPLICE | SM_POL_INCLUDE_PORTS);
 		CU_ASSERT_TRUE(c.inc_cidrs.star);
 		CU_ASSERT_EQUAL_FATAL(c.inc_ports.n, 2);
 		CU_ASSERT_EQUAL(((__u16 *)c.inc_ports.v)[0], 80);
@@ -672,7 +729,8 @@ static void test_compile_exclude(void)
 			      .exclude_outbound_cidrs = "169.254.169.254/32,fe80::/10");
 
 		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE | SM_POL_EXCLUDE_CIDRS);
+		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND,
+				SM_POL_SPLICE | SM_POL_EXCLUDE_CIDRS);
 		CU_ASSERT_EQUAL(c.exc_cidrs.n, 2);
 		CU_ASSERT_FALSE(c.exc_cidrs.star);
 		sm_compiled_free(&c);
@@ -681,7 +739,8 @@ static void test_compile_exclude(void)
 		SOCKMESH_OPTS(sockmesh_policy, pol, .exclude_outbound_ports = "15090, 15021");
 
 		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE | SM_POL_EXCLUDE_PORTS);
+		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND,
+				SM_POL_SPLICE | SM_POL_EXCLUDE_PORTS);
 		CU_ASSERT_EQUAL_FATAL(c.exc_ports.n, 2);
 		CU_ASSERT_EQUAL(((__u16 *)c.exc_ports.v)[0], 15090);
 		CU_ASSERT_EQUAL(((__u16 *)c.exc_ports.v)[1], 15021);
@@ -693,7 +752,7 @@ static void test_compile_exclude(void)
 			      .exclude_outbound_ports = " \t ");
 
 		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE);
+		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE);
 		sm_compiled_free(&c);
 	}
 	{
@@ -704,10 +763,10 @@ static void test_compile_exclude(void)
 			      .has_proxy_mark = true, .no_splice = true);
 
 		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_PROXY_GID | SM_POL_PROXY_MARK |
-						     SM_POL_INCLUDE_PORTS | SM_POL_INCLUDE_CIDR4 |
-						     SM_POL_INCLUDE_CIDR6 | SM_POL_EXCLUDE_PORTS |
-						     SM_POL_EXCLUDE_CIDRS);
+		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND,
+				SM_POL_PROXY_GID | SM_POL_PROXY_MARK | SM_POL_INCLUDE_PORTS |
+					SM_POL_INCLUDE_CIDR4 | SM_POL_INCLUDE_CIDR6 |
+					SM_POL_EXCLUDE_PORTS | SM_POL_EXCLUDE_CIDRS);
 		sm_compiled_free(&c);
 	}
 }
@@ -719,7 +778,7 @@ static void test_compile_no_splice(void)
 
 	CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
 	CU_ASSERT_EQUAL(c.pol.flags & SM_POL_SPLICE, 0);
-	CU_ASSERT_EQUAL(c.pol.flags, 0);
+	CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND, 0);
 	CU_ASSERT_EQUAL(c.pol.proxy_port, 15001);
 	sm_compiled_free(&c);
 }
@@ -812,7 +871,7 @@ static void test_opts_sz(void)
 		struct sockmesh_policy pol;
 		unsigned char tail[32];
 	} big;
-	const size_t known = offsetofend(struct sockmesh_policy, no_splice);
+	const size_t known = offsetofend(struct sockmesh_policy, pod_ips);
 	struct sm_compiled c;
 	int err;
 
@@ -835,7 +894,8 @@ static void test_opts_sz(void)
 	err = compile(&big.pol, &c);
 	CU_ASSERT_EQUAL(err, 0);
 	if (!err) {
-		CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE | SM_POL_INCLUDE_PORTS);
+		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND,
+				SM_POL_SPLICE | SM_POL_INCLUDE_PORTS);
 		sm_compiled_free(&c);
 	}
 
@@ -874,7 +934,7 @@ static void test_opts_sz(void)
 		if (!err) {
 			CU_ASSERT_EQUAL(c.pol.proxy_port, 15002);
 			CU_ASSERT_EQUAL(c.pol.proxy_uid, SM_DEFAULT_PROXY_UID);
-			CU_ASSERT_EQUAL(c.pol.flags, SM_POL_SPLICE);
+			CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE);
 			sm_compiled_free(&c);
 		}
 		free(old);
@@ -1008,6 +1068,7 @@ static CU_TestInfo compile_tests[] = {
 	{ "include lists", test_compile_include },
 	{ "exclude lists", test_compile_exclude },
 	{ "no_splice", test_compile_no_splice },
+	{ "inbound", test_compile_inbound },
 	{ "errors", test_compile_errors },
 	{ "validate", test_validate },
 	{ "opts sz", test_opts_sz },

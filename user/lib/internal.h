@@ -32,6 +32,8 @@ struct sm_list {
 struct sm_compiled {
 	struct sm_policy pol; /* scope_idx and rules_id left 0 */
 	struct sm_list inc_cidrs, exc_cidrs, inc_ports, exc_ports;
+	struct sm_list inc_in_ports, exc_in_ports;
+	struct sm_list pod_ips; /* struct sm_cidr[], host prefixes; n == 0: discover */
 };
 
 SM_HIDDEN void sm_set_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

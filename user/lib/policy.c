@@ -253,6 +253,9 @@ void sm_compiled_free(struct sm_compiled *c)
 	sm_list_free(&c->exc_cidrs);
 	sm_list_free(&c->inc_ports);
 	sm_list_free(&c->exc_ports);
+	sm_list_free(&c->inc_in_ports);
+	sm_list_free(&c->exc_in_ports);
+	sm_list_free(&c->pod_ips);
 }
 
 int sm_policy_compile(const struct sockmesh_policy *user, struct sm_compiled *out)
@@ -267,7 +270,7 @@ int sm_policy_compile(const struct sockmesh_policy *user, struct sm_compiled *ou
 		sm_set_err(0, "policy: missing");
 		return -EINVAL;
 	}
-	if (!sm_opts_valid(user, offsetofend(struct sockmesh_policy, no_splice), user->sz)) {
+	if (!sm_opts_valid(user, offsetofend(struct sockmesh_policy, pod_ips), user->sz)) {
 		sm_set_err(0, "policy: unknown fields set (struct size %zu)", user->sz);
 		return -EINVAL;
 	}
@@ -286,6 +289,24 @@ int sm_policy_compile(const struct sockmesh_policy *user, struct sm_compiled *ou
 	if (!err)
 		err = sm_parse_port_list("exclude_outbound_ports", in->exclude_outbound_ports,
 					 false, &out->exc_ports);
+	if (!err)
+		err = sm_parse_port_list("include_inbound_ports",
+					 in->include_inbound_ports ? in->include_inbound_ports :
+								     "*",
+					 true, &out->inc_in_ports);
+	if (!err)
+		err = sm_parse_port_list("exclude_inbound_ports", in->exclude_inbound_ports, false,
+					 &out->exc_in_ports);
+	if (!err)
+		err = sm_parse_cidr_list("pod_ips", in->pod_ips, false, &out->pod_ips);
+	for (size_t i = 0; !err && i < out->pod_ips.n; i++) {
+		const struct sm_cidr *c = (const struct sm_cidr *)out->pod_ips.v + i;
+
+		if (c->prefix != (c->family == AF_INET ? 32 : 128)) {
+			sm_set_err(0, "pod_ips: '%s': give addresses, not networks", in->pod_ips);
+			err = -EINVAL;
+		}
+	}
 	if (err) {
 		sm_compiled_free(out);
 		return err;
@@ -313,6 +334,13 @@ int sm_policy_compile(const struct sockmesh_policy *user, struct sm_compiled *ou
 		p->flags |= SM_POL_EXCLUDE_CIDRS;
 	if (!in->no_splice)
 		p->flags |= SM_POL_SPLICE;
+	p->inbound_port = in->inbound_port ? in->inbound_port : SM_DEFAULT_INBOUND_PORT;
+	if (out->inc_in_ports.star || out->inc_in_ports.n)
+		p->flags |= SM_POL_INBOUND;
+	if (!out->inc_in_ports.star)
+		p->flags |= SM_POL_INBOUND_INCLUDE_PORTS;
+	if (out->exc_in_ports.n)
+		p->flags |= SM_POL_INBOUND_EXCLUDE_PORTS;
 	return 0;
 }
 

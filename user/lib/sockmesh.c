@@ -24,6 +24,9 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <sys/syscall.h>
 #include <linux/magic.h>
 #include <netinet/in.h>
 
@@ -47,6 +50,9 @@ enum sm_map_id {
 	MAP_SK_STATE,
 	MAP_STATS,
 	MAP_META,
+	MAP_POD_ADDR,
+	MAP_LISTENER,
+	MAP_STEERED,
 	MAP_COUNT
 };
 
@@ -55,7 +61,8 @@ static const char *const map_names[MAP_COUNT] = {
 	[MAP_PORT] = "port_map",	 [MAP_PENDING] = "pending_map",
 	[MAP_ORIGDST] = "origdst_map",	 [MAP_SPLICE] = "splice_map",
 	[MAP_SK_STATE] = "sk_state_map", [MAP_STATS] = "stats_map",
-	[MAP_META] = "scope_meta_map",
+	[MAP_META] = "scope_meta_map",	 [MAP_POD_ADDR] = "pod_addr_map",
+	[MAP_LISTENER] = "listener_map", [MAP_STEERED] = "steered_map",
 };
 
 enum sm_prog_id {
@@ -64,6 +71,7 @@ enum sm_prog_id {
 	PROG_SOCKOPS,
 	PROG_GETSOCKOPT,
 	PROG_MSG,
+	PROG_LOOKUP,
 	PROG_COUNT
 };
 
@@ -83,7 +91,7 @@ static const struct {
 static const char *const prog_names[PROG_COUNT] = {
 	[PROG_CONNECT4] = "sm_connect4", [PROG_CONNECT6] = "sm_connect6",
 	[PROG_SOCKOPS] = "sm_sockops",	 [PROG_GETSOCKOPT] = "sm_getsockopt",
-	[PROG_MSG] = "sm_msg",
+	[PROG_MSG] = "sm_msg",		 [PROG_LOOKUP] = "sm_lookup",
 };
 
 static const char *const stat_names[SM_STAT_MAX] = {
@@ -105,6 +113,11 @@ static const char *const stat_names[SM_STAT_MAX] = {
 	[SM_STAT_SPLICE_BYTES] = "splice_bytes",
 	[SM_STAT_SPLICE_MISS] = "splice_miss",
 	[SM_STAT_MAP_FULL] = "map_full",
+	[SM_STAT_INBOUND_CAPTURED] = "inbound_captured",
+	[SM_STAT_INBOUND_BYPASS_EXCLUDED_PORT] = "inbound_bypass_excluded_port",
+	[SM_STAT_INBOUND_BYPASS_NOT_INCLUDED_PORT] = "inbound_bypass_not_included_port",
+	[SM_STAT_INBOUND_NO_LISTENER] = "inbound_no_listener",
+	[SM_STAT_INBOUND_LISTENERS] = "inbound_listeners",
 };
 _Static_assert(SM_STAT_MAX <= SOCKMESH_STATS_MAX, "public stats array too small");
 
@@ -236,12 +249,12 @@ static int netns_cookie(int nsfd, __u64 *cookie)
 	return err;
 }
 
-int sockmesh_scope_from_netns(const char *name_or_path, struct sockmesh_scope *out)
+/* Open a netns by /run/netns name or path; returns an fd or -errno. */
+static int open_netns(const char *name_or_path)
 {
 	char path[PATH_MAX];
 	int fd, err;
 
-	memset(out, 0, sizeof(*out));
 	if (!name_or_path || !*name_or_path) {
 		sm_set_err(0, "netns: empty name");
 		return -EINVAL;
@@ -256,6 +269,17 @@ int sockmesh_scope_from_netns(const char *name_or_path, struct sockmesh_scope *o
 		sm_set_err(-err, "netns: unknown network namespace '%s'", name_or_path);
 		return err == -ENOENT ? -EINVAL : err;
 	}
+	return fd;
+}
+
+int sockmesh_scope_from_netns(const char *name_or_path, struct sockmesh_scope *out)
+{
+	int fd, err;
+
+	memset(out, 0, sizeof(*out));
+	fd = open_netns(name_or_path);
+	if (fd < 0)
+		return fd;
 	err = netns_cookie(fd, &out->id);
 	close(fd);
 	if (err) {
@@ -266,6 +290,60 @@ int sockmesh_scope_from_netns(const char *name_or_path, struct sockmesh_scope *o
 	out->kind = SOCKMESH_SCOPE_NETNS;
 	snprintf(out->name, sizeof(out->name), "%s", name_or_path);
 	return 0;
+}
+
+/* The global addresses of the netns behind nsfd (what a pod's peers use). */
+static int netns_addrs(int nsfd, struct sm_list *out)
+{
+	struct ifaddrs *ifa = NULL, *i;
+	struct sm_cidr *v;
+	size_t n = 0;
+	int self, err = 0;
+
+	memset(out, 0, sizeof(*out));
+	self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (self < 0)
+		return -errno;
+	if (setns(nsfd, CLONE_NEWNET) || getifaddrs(&ifa))
+		err = -errno;
+	if (setns(self, CLONE_NEWNET) && !err)
+		err = -errno;
+	close(self);
+	if (err)
+		goto out;
+	for (i = ifa; i; i = i->ifa_next)
+		n++;
+	out->v = v = calloc(n ? n : 1, sizeof(*v));
+	if (!v) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (i = ifa; i; i = i->ifa_next) {
+		struct sm_cidr *c = &v[out->n];
+
+		if (!i->ifa_addr || (i->ifa_flags & IFF_LOOPBACK))
+			continue;
+		if (i->ifa_addr->sa_family == AF_INET) {
+			c->family = AF_INET;
+			c->prefix = 32;
+			memcpy(c->addr, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, 4);
+		} else if (i->ifa_addr->sa_family == AF_INET6) {
+			const struct in6_addr *a = &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr;
+
+			if (IN6_IS_ADDR_LINKLOCAL(a))
+				continue;
+			c->family = AF_INET6;
+			c->prefix = 128;
+			memcpy(c->addr, a, 16);
+		} else {
+			continue;
+		}
+		out->n++;
+	}
+out:
+	if (ifa)
+		freeifaddrs(ifa);
+	return err;
 }
 
 /* ---- open / create ------------------------------------------------------- */
@@ -414,16 +492,23 @@ static int create_pinned(struct sockmesh *sm, const struct sockmesh_open_opts *o
 	maps[MAP_SK_STATE] = skel->maps.sk_state_map;
 	maps[MAP_STATS] = skel->maps.stats_map;
 	maps[MAP_META] = skel->maps.scope_meta_map;
+	maps[MAP_POD_ADDR] = skel->maps.pod_addr_map;
+	maps[MAP_LISTENER] = skel->maps.listener_map;
+	maps[MAP_STEERED] = skel->maps.steered_map;
 	progs[PROG_CONNECT4] = skel->progs.sm_connect4;
 	progs[PROG_CONNECT6] = skel->progs.sm_connect6;
 	progs[PROG_SOCKOPS] = skel->progs.sm_sockops;
 	progs[PROG_GETSOCKOPT] = skel->progs.sm_getsockopt;
 	progs[PROG_MSG] = skel->progs.sm_msg;
+	progs[PROG_LOOKUP] = skel->progs.sm_lookup;
 
 	if (o) {
 		set_size(maps[MAP_SCOPE], o->max_scopes);
 		set_size(maps[MAP_STATS], o->max_scopes);
 		set_size(maps[MAP_META], o->max_scopes);
+		set_size(maps[MAP_LISTENER], o->max_scopes ? 2 * o->max_scopes : 0);
+		set_size(maps[MAP_POD_ADDR], o->max_scopes ? 4 * o->max_scopes : 0);
+		set_size(maps[MAP_STEERED], o->max_pending);
 		set_size(maps[MAP_ORIGDST], o->max_conns);
 		set_size(maps[MAP_SPLICE], o->max_splice_socks ?
 						   o->max_splice_socks :
@@ -658,12 +743,15 @@ static int attach_at_cgroup(struct sockmesh *sm, const char *path, __u64 cgid)
 
 static int rules_write(struct sockmesh *sm, __u32 rules_id, const struct sm_compiled *c)
 {
-	const struct sm_list *cl[2] = { &c->inc_cidrs, &c->exc_cidrs };
-	const struct sm_list *pl[2] = { &c->inc_ports, &c->exc_ports };
-	__u8 lists[2] = { SM_LIST_INCLUDE, SM_LIST_EXCLUDE };
+	static const struct sm_list empty;
+	const struct sm_list *cl[4] = { &c->inc_cidrs, &c->exc_cidrs, &empty, &empty };
+	const struct sm_list *pl[4] = { &c->inc_ports, &c->exc_ports, &c->inc_in_ports,
+					&c->exc_in_ports };
+	__u8 lists[4] = { SM_LIST_INCLUDE, SM_LIST_EXCLUDE, SM_LIST_INBOUND_INCLUDE,
+			  SM_LIST_INBOUND_EXCLUDE };
 	__u8 one = 1;
 
-	for (int l = 0; l < 2; l++) {
+	for (int l = 0; l < 4; l++) {
 		const struct sm_cidr *cidr = cl[l]->v;
 		const __u16 *port = pl[l]->v;
 
@@ -732,6 +820,235 @@ static void rules_delete(struct sockmesh *sm, __u32 rules_id)
 			bpf_map_delete_elem(fds[m], del + i * ksz[m]);
 		free(del);
 	}
+}
+
+/* ---- pods: addresses, sk_lookup link, inbound listener ------------------ */
+
+static void pod_addrs_clear(struct sockmesh *sm, __u64 netns)
+{
+	struct sm_pod_addr_key k, next, *prev = NULL, *del = NULL;
+	size_t n = 0, cap = 0;
+	__u64 v;
+
+	while (bpf_map_get_next_key(sm->map_fd[MAP_POD_ADDR], prev, &next) == 0) {
+		if (bpf_map_lookup_elem(sm->map_fd[MAP_POD_ADDR], &next, &v) == 0 && v == netns) {
+			if (n == cap) {
+				void *nd = realloc(del, (cap = cap ? 2 * cap : 8) * sizeof(*del));
+
+				if (!nd)
+					break;
+				del = nd;
+			}
+			del[n++] = next;
+		}
+		k = next;
+		prev = &k;
+	}
+	for (size_t i = 0; i < n; i++)
+		bpf_map_delete_elem(sm->map_fd[MAP_POD_ADDR], &del[i]);
+	free(del);
+}
+
+static int pod_addrs_set(struct sockmesh *sm, __u64 netns, const struct sm_list *addrs)
+{
+	const struct sm_cidr *c = addrs->v;
+
+	pod_addrs_clear(sm, netns);
+	for (size_t i = 0; i < addrs->n; i++) {
+		struct sm_pod_addr_key k = { .family = c[i].family };
+
+		memcpy(k.addr, c[i].addr, 16);
+		if (bpf_map_update_elem(sm->map_fd[MAP_POD_ADDR], &k, &netns, BPF_ANY)) {
+			int err = -errno;
+
+			sm_set_err(-err, "enroll: cannot store the pod's addresses");
+			pod_addrs_clear(sm, netns);
+			return err;
+		}
+	}
+	return 0;
+}
+
+static int netns_link_path(struct sockmesh *sm, char *p, size_t len, __u64 netns)
+{
+	return pin_path(sm, p, len, "link_netns_%llu_sk_lookup", (unsigned long long)netns);
+}
+
+static int attach_netns(struct sockmesh *sm, int nsfd, __u64 netns)
+{
+	char p[PATH_MAX];
+	int link, err = 0;
+
+	netns_link_path(sm, p, sizeof(p), netns);
+	if (access(p, F_OK) == 0)
+		return 0;
+	link = bpf_link_create(sm->prog_fd[PROG_LOOKUP], nsfd, BPF_SK_LOOKUP, NULL);
+	if (link < 0) {
+		err = -errno;
+		sm_set_err(-err, "attach: sk_lookup in the pod's netns failed");
+		return err;
+	}
+	if (bpf_obj_pin(link, p)) {
+		err = -errno;
+		sm_set_err(-err, "attach: cannot pin %s", p);
+	}
+	close(link);
+	return err;
+}
+
+static void detach_netns(struct sockmesh *sm, __u64 netns)
+{
+	char p[PATH_MAX];
+	struct sm_listener_key lk = { .netns = netns };
+
+	netns_link_path(sm, p, sizeof(p), netns);
+	unlink(p);
+	lk.family = AF_INET;
+	bpf_map_delete_elem(sm->map_fd[MAP_LISTENER], &lk);
+	lk.family = AF_INET6;
+	bpf_map_delete_elem(sm->map_fd[MAP_LISTENER], &lk);
+}
+
+static int listener_register(struct sockmesh *sm, __u64 netns, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct sm_listener_key lk = { .netns = netns };
+	__u64 v = (__u64)fd;
+	int on = 0, proto = 0;
+	socklen_t ol = sizeof(on), pl = sizeof(proto);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &ol) ||
+	    getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &pl) ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) || !on || proto != IPPROTO_TCP) {
+		sm_set_err(0, "inbound listener: fd %d is not a listening TCP socket", fd);
+		return -EINVAL;
+	}
+	lk.family = ss.ss_family;
+	if (bpf_map_update_elem(sm->map_fd[MAP_LISTENER], &lk, &v, BPF_ANY)) {
+		int err = -errno;
+
+		sm_set_err(-err, "inbound listener: cannot register fd %d", fd);
+		return err;
+	}
+	return 0;
+}
+
+/* A proxy that was listening before its pod was enrolled missed the
+ * listen() callback: find its listener among the netns' processes
+ * (pidfd_getfd, as root) and register it. Best effort.
+ */
+static void listener_adopt(struct sockmesh *sm, int nsfd, __u64 netns, __u16 port)
+{
+	char p[64], link[64], want[64];
+	struct dirent *pe, *fe;
+	struct stat nst;
+	DIR *procs, *fds;
+
+	if (fstat(nsfd, &nst))
+		return;
+	snprintf(want, sizeof(want), "net:[%llu]", (unsigned long long)nst.st_ino);
+	procs = opendir("/proc");
+	if (!procs)
+		return;
+	while ((pe = readdir(procs))) {
+		ssize_t n;
+		int pidfd;
+
+		if (pe->d_name[0] < '1' || pe->d_name[0] > '9')
+			continue;
+		snprintf(p, sizeof(p), "/proc/%.16s/ns/net", pe->d_name);
+		n = readlink(p, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		if (strcmp(link, want))
+			continue;
+		pidfd = (int)syscall(SYS_pidfd_open, atoi(pe->d_name), 0);
+		snprintf(p, sizeof(p), "/proc/%.16s/fd", pe->d_name);
+		fds = pidfd >= 0 ? opendir(p) : NULL;
+		while (fds && (fe = readdir(fds))) {
+			struct sockaddr_storage ss;
+			socklen_t len = sizeof(ss);
+			int fd, on = 0;
+			socklen_t ol = sizeof(on);
+			char fp[96];
+
+			if (fe->d_name[0] < '0' || fe->d_name[0] > '9')
+				continue;
+			snprintf(fp, sizeof(fp), "%.40s/%.16s", p, fe->d_name);
+			n = readlink(fp, link, sizeof(link) - 1);
+			if (n <= 0 || strncmp(link, "socket:", 7))
+				continue;
+			fd = (int)syscall(SYS_pidfd_getfd, pidfd, atoi(fe->d_name), 0);
+			if (fd < 0)
+				continue;
+			if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &ol) == 0 && on &&
+			    getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+			    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) &&
+			    ntohs(((struct sockaddr_in *)&ss)->sin_port) == port)
+				listener_register(sm, netns, fd);
+			close(fd);
+		}
+		if (fds)
+			closedir(fds);
+		if (pidfd >= 0)
+			close(pidfd);
+	}
+	closedir(procs);
+}
+
+int sockmesh__register_inbound_listener(struct sockmesh *sm, const struct sockmesh_scope *scope,
+					int fd)
+{
+	if (!sm || !scope || sm->destroyed || scope->kind != SOCKMESH_SCOPE_NETNS) {
+		sm_set_err(0, "inbound listener: needs an enrolled netns scope");
+		return -EINVAL;
+	}
+	return listener_register(sm, scope->id, fd);
+}
+
+/* Inbound steering for a netns scope: pod addresses, the sk_lookup link in
+ * its netns, and a listener that was there before us.
+ */
+static int pod_setup(struct sockmesh *sm, const struct sockmesh_scope *scope,
+		     const struct sm_compiled *c)
+{
+	struct sm_list found = { 0 };
+	const struct sm_list *addrs = &c->pod_ips;
+	__u64 cookie;
+	int nsfd, err;
+
+	nsfd = open_netns(scope->name);
+	if (nsfd < 0)
+		return nsfd;
+	err = netns_cookie(nsfd, &cookie);
+	if (!err && cookie != scope->id) {
+		sm_set_err(0, "netns: '%s' is no longer the namespace it was", scope->name);
+		err = -ESTALE;
+	}
+	if (!err && !addrs->n) {
+		err = netns_addrs(nsfd, &found);
+		addrs = &found;
+	}
+	if (!err)
+		err = pod_addrs_set(sm, scope->id, addrs);
+	if (!err && (c->pol.flags & SM_POL_INBOUND)) {
+		err = attach_netns(sm, nsfd, scope->id);
+		if (!err)
+			listener_adopt(sm, nsfd, scope->id, c->pol.inbound_port);
+	}
+	if (err)
+		pod_addrs_clear(sm, scope->id);
+	sm_list_free(&found);
+	close(nsfd);
+	return err;
+}
+
+static void pod_teardown(struct sockmesh *sm, __u64 netns)
+{
+	pod_addrs_clear(sm, netns);
+	detach_netns(sm, netns);
 }
 
 /* ---- enrol / withdraw ---------------------------------------------------- */
@@ -881,13 +1198,23 @@ static int enroll_locked(struct sockmesh *sm, const struct sockmesh_scope *scope
 			goto undo_stats;
 		did_attach = true;
 	}
+	if (scope->kind == SOCKMESH_SCOPE_NETNS) {
+		err = pod_setup(sm, scope, &c);
+		if (err)
+			goto undo_attach;
+		if (existed && !(c.pol.flags & SM_POL_INBOUND))
+			detach_netns(sm, scope->id);
+	}
 	snprintf(meta.name, sizeof(meta.name), "%s", scope->name);
 	bpf_map_update_elem(sm->map_fd[MAP_META], &key, &meta, BPF_ANY);
 	if (bpf_map_update_elem(sm->map_fd[MAP_SCOPE], &key, &c.pol, BPF_ANY)) {
 		err = -errno;
 		sm_set_err(-err, "enroll: cannot store the scope (raise --max-scopes?)");
-		if (!existed)
+		if (!existed) {
 			bpf_map_delete_elem(sm->map_fd[MAP_META], &key);
+			if (scope->kind == SOCKMESH_SCOPE_NETNS)
+				pod_teardown(sm, scope->id);
+		}
 		goto undo_attach;
 	}
 	if (existed) {
@@ -947,6 +1274,8 @@ static int withdraw_locked(struct sockmesh *sm, const struct sockmesh_scope *sco
 	bpf_map_delete_elem(sm->map_fd[MAP_META], &key);
 	rules_delete(sm, pol.rules_id);
 	bpf_map_delete_elem(sm->map_fd[MAP_STATS], &pol.scope_idx);
+	if (scope->kind == SOCKMESH_SCOPE_NETNS)
+		pod_teardown(sm, scope->id);
 	if (!attach_point_used(sm, pol.attach_cgroup_id))
 		detach_cgroup(sm, pol.attach_cgroup_id);
 	if (!any_scope(sm))

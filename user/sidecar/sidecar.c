@@ -63,7 +63,7 @@
 #define DEFAULT_PORT 15001
 #define DEFAULT_MAX_CONNS 4096
 #define MAX_MAX_CONNS (1u << 20)
-#define BUF_SIZE (64 * 1024)
+#define BUF_SIZE ((size_t)64 * 1024)
 /* Rounds of read/write per wakeup before a busy connection yields to the
  * others; with 64 KiB buffers that is at most ~2 MiB per turn.
  */
@@ -124,9 +124,10 @@ struct conn {
 	bool queued;
 	struct conn *prev, *next; /* all live connections */
 	struct conn *qnext; /* ready queue or dead list */
-	struct sockaddr_storage client;
+	struct conn *hnext; /* upstream_hash chain */
+	bool hashed;
+	struct sockaddr_storage up_local; /* our upstream socket's address */
 	struct sockaddr_storage orig;
-	socklen_t orig_len;
 	/* last, so setup need not touch (or zero) 128 KiB per connection */
 	unsigned char mem[2][BUF_SIZE];
 };
@@ -166,6 +167,14 @@ static struct conn *conns; /* all live connections */
 static unsigned int nconns;
 static struct conn *ready_head, *ready_tail;
 static struct conn *dead_list;
+/*
+ * Live connections by the local address of their upstream socket. When the
+ * proxy's own traffic is not exempt from capture, that upstream connect comes
+ * straight back to us with a perfectly plausible original destination; only
+ * its source address, which is ours, gives it away.
+ */
+static struct conn **upstream_hash;
+static size_t upstream_hash_mask;
 static bool quit;
 
 /* ---- logging ---------------------------------------------------------- */
@@ -298,6 +307,53 @@ static bool addr_is_loopback(const struct sockaddr_storage *ss)
 	return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
 }
 
+static size_t addr_hash(const struct sockaddr_storage *ss)
+{
+	uint32_t h = addr_port(ss);
+
+	if (ss->ss_family == AF_INET) {
+		h ^= ((const struct sockaddr_in *)ss)->sin_addr.s_addr;
+	} else {
+		const uint32_t *w = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr32;
+
+		h ^= w[0] ^ w[1] ^ w[2] ^ w[3];
+	}
+	/* ports are sequential-ish; multiply so they spread over buckets */
+	return (size_t)(h * 0x9e3779b1u) & upstream_hash_mask;
+}
+
+static void upstream_hash_add(struct conn *c)
+{
+	size_t b = addr_hash(&c->up_local);
+
+	c->hnext = upstream_hash[b];
+	upstream_hash[b] = c;
+	c->hashed = true;
+}
+
+static void upstream_hash_del(struct conn *c)
+{
+	struct conn **pp = &upstream_hash[addr_hash(&c->up_local)];
+
+	if (!c->hashed)
+		return;
+	while (*pp != c)
+		pp = &(*pp)->hnext;
+	*pp = c->hnext;
+	c->hashed = false;
+}
+
+static bool is_own_upstream(const struct sockaddr_storage *client)
+{
+	const struct conn *c = upstream_hash[addr_hash(client)];
+
+	for (; c; c = c->hnext)
+		if (addr_ip_eq(&c->up_local, client) &&
+		    addr_port(&c->up_local) == addr_port(client))
+			return true;
+	return false;
+}
+
 /* "1.2.3.4", "::1" or "[::1]"; the port is left 0. */
 static bool parse_ip(const char *s, struct sockaddr_storage *out)
 {
@@ -413,9 +469,10 @@ static int original_dst(int fd, int family, struct sockaddr_storage *out,
 }
 
 /*
- * Connecting to the original destination would land back on one of our
- * listeners, either directly or through the capture again (the proxy's own
- * uid is not excluded); each hop would burn two sockets until EMFILE.
+ * The client reached us without being redirected (the original destination
+ * is our own listener), so relaying would connect to ourselves, again and
+ * again, two sockets per hop until EMFILE. A wildcard listener is reachable
+ * through any loopback address.
  */
 static bool is_loop(const struct sockaddr_storage *orig,
 		    const struct sockaddr_storage *local)
@@ -527,6 +584,7 @@ static void conn_kill(struct conn *c, bool rst)
 		c->side[i].fd = -1;
 	}
 	c->dead = true;
+	upstream_hash_del(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -560,12 +618,15 @@ static void reap_dead(void)
 	}
 }
 
+static const char *const side_name[2] = { "client", "upstream" };
+
 /*
  * Move bytes from side i to side !i: read into buf[i] while it has room,
  * write it out while the other side accepts, and pass EOF on as FIN once
- * everything before it was delivered.
+ * everything before it was delivered. On failure returns -errno and sets
+ * *bad to the side whose socket failed.
  */
-static int conn_flow(struct conn *c, int i, bool *progress)
+static int conn_flow(struct conn *c, int i, bool *progress, int *bad)
 {
 	struct side *src = &c->side[i], *dst = &c->side[!i];
 	struct ring *b = &c->buf[i];
@@ -585,6 +646,7 @@ static int conn_flow(struct conn *c, int i, bool *progress)
 		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
 			src->readable = false;
 		} else if (errno != EINTR) {
+			*bad = i;
 			return -errno;
 		}
 	}
@@ -601,6 +663,7 @@ static int conn_flow(struct conn *c, int i, bool *progress)
 		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			dst->writable = false;
 		} else if (n < 0 && errno != EINTR) {
+			*bad = !i;
 			return -errno;
 		}
 	}
@@ -608,8 +671,10 @@ static int conn_flow(struct conn *c, int i, bool *progress)
 	if (src->rd_eof && !b->len && !dst->wr_shut &&
 	    !(i == CLIENT && c->connecting)) {
 		/* ENOTCONN: the peer already reset; nothing is owed to it. */
-		if (shutdown(dst->fd, SHUT_WR) && errno != ENOTCONN)
+		if (shutdown(dst->fd, SHUT_WR) && errno != ENOTCONN) {
+			*bad = !i;
 			return -errno;
+		}
 		dst->wr_shut = true;
 		*progress = true;
 	}
@@ -628,16 +693,15 @@ static bool conn_done(const struct conn *c)
 
 static void conn_pump(struct conn *c)
 {
-	int round, i, err;
+	int round, i, err, bad;
 
 	for (round = 0; round < PUMP_ROUNDS; round++) {
 		bool progress = false;
 
 		for (i = 0; i < 2; i++) {
-			err = conn_flow(c, i, &progress);
+			err = conn_flow(c, i, &progress, &bad);
 			if (err) {
-				conn_fail(c, i == CLIENT ? "client" : "upstream",
-					  -err);
+				conn_fail(c, side_name[bad], -err);
 				return;
 			}
 		}
@@ -686,8 +750,7 @@ static void side_event(struct side *s, uint32_t ev)
 		if (ev & EPOLLERR) {
 			err = sock_error(s->fd);
 			if (err) {
-				conn_fail(c, s == &c->side[CLIENT] ?
-					     "client" : "upstream", err);
+				conn_fail(c, side_name[s - c->side], err);
 				return;
 			}
 		}
@@ -749,7 +812,7 @@ static void client_accepted(int fd, const struct sockaddr_storage *client)
 {
 	char cbuf[ADDR_STRLEN], obuf[ADDR_STRLEN];
 	struct sockaddr_storage orig, local;
-	socklen_t olen, llen = sizeof(local);
+	socklen_t olen, ulen, llen = sizeof(local);
 	struct conn *c;
 	int ufd, i;
 
@@ -765,8 +828,8 @@ static void client_accepted(int fd, const struct sockaddr_storage *client)
 		close_rst(fd);
 		return;
 	}
-	if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0 &&
-	    is_loop(&orig, &local)) {
+	if ((getsockname(fd, (struct sockaddr *)&local, &llen) == 0 &&
+	     is_loop(&orig, &local)) || is_own_upstream(client)) {
 		log_line("error loop client=%s orig=%s",
 			 fmt_addr(client, cbuf, sizeof(cbuf)),
 			 fmt_addr(&orig, obuf, sizeof(obuf)));
@@ -788,9 +851,7 @@ static void client_accepted(int fd, const struct sockaddr_storage *client)
 		c->side[i].conn = c;
 		c->side[i].fd = -1;
 	}
-	c->client = *client;
 	c->orig = orig;
-	c->orig_len = olen;
 	c->next = conns;
 	if (conns)
 		conns->prev = c;
@@ -826,6 +887,10 @@ static void client_accepted(int fd, const struct sockaddr_storage *client)
 		conn_fail(c, "connect", errno);
 		return;
 	}
+	/* The port is bound by now: the SYN is out (or the connect done). */
+	ulen = sizeof(c->up_local);
+	if (getsockname(ufd, (struct sockaddr *)&c->up_local, &ulen) == 0)
+		upstream_hash_add(c);
 	if (epoll_add(ufd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
 		      &c->side[UPSTREAM].src)) {
 		conn_fail(c, "epoll", errno);
@@ -991,6 +1056,19 @@ err:
 	die("listen %s: %s", fmt_addr(addr, abuf, sizeof(abuf)), strerror(err));
 }
 
+static void alloc_upstream_hash(void)
+{
+	size_t n = 64;
+
+	/* about one entry per bucket when full */
+	while (n < cfg.max_conns)
+		n <<= 1;
+	upstream_hash = calloc(n, sizeof(*upstream_hash));
+	if (!upstream_hash)
+		die("out of memory");
+	upstream_hash_mask = n - 1;
+}
+
 static void open_listeners(void)
 {
 	size_t i;
@@ -1127,11 +1205,31 @@ static void raise_nofile(void)
 		     (unsigned long long)rl.rlim_cur);
 }
 
+/*
+ * With fd 2 closed by whoever started us, the first socket would become
+ * "stderr" and receive our log lines.
+ */
+static void ensure_std_fds(void)
+{
+	int fd;
+
+	do {
+		fd = open("/dev/null", O_RDWR);
+	} while (fd >= 0 && fd <= STDERR_FILENO);
+	if (fd > STDERR_FILENO)
+		close(fd);
+}
+
 static void setup_signals(void)
 {
 	sigset_t set;
 
+	/* Write errors are handled where they happen (MSG_NOSIGNAL aside,
+	 * the log may be a closed pipe); a lost terminal is no reason to
+	 * drop every connection.
+	 */
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
@@ -1155,6 +1253,7 @@ static void cleanup(void)
 		close(listeners[i].fd);
 	free(listeners);
 	free(cfg.listen);
+	free(upstream_hash);
 	remove_pidfile();
 	if (reserve_fd >= 0)
 		close(reserve_fd);
@@ -1365,6 +1464,7 @@ int main(int argc, char **argv)
 	size_t i;
 	int ret;
 
+	ensure_std_fds();
 	parse_args(argc, argv);
 
 	if (cfg.log_path) {
@@ -1380,6 +1480,7 @@ int main(int argc, char **argv)
 	if (epoll_add(sigfd, EPOLLIN, &sigsrc))
 		die("epoll_ctl: %s", strerror(errno));
 	raise_nofile();
+	alloc_upstream_hash();
 	open_listeners();
 	write_pidfile();
 	drop_privileges();
