@@ -15,11 +15,12 @@ suites=("$@")
 
 # Inside the guest: mount what a booted Debian would have, then run the suites.
 inner="set -e
+[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
 mkdir -p /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup
 mount -t bpf bpf /sys/fs/bpf
 ip link set lo up
 echo \"guest kernel: \$(uname -r)\"
-SOCKMESH_IN_VM=1 ./scripts/test.sh ${suites[*]}"
+SOCKMESH_IN_VM=1 SOCKMESH_NO_BOOTSTRAP=1 ./scripts/test.sh ${suites[*]}"
 out=$(mktemp /tmp/sockmesh-vm.XXXXXX)
 trap 'rm -f "$out"' EXIT
 rc=0

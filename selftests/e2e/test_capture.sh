@@ -82,7 +82,6 @@ map_entries_leave_with_their_connections() {
 	local n=10 e0 e1 e2 h0 pid _
 	e0=$(conn_state_entries)
 	h0=$(e2e_haproxy_sessions hap)
-	sm_log "    start at $(date +%T.%N)"
 	pid=$(sm_bg_log "$TMP/hold.log" "$CG" "$POD" "$E2E_PY" "$E2E_TCPTOOL" hold "$E2E_SRV4A" 80 --count "$n")
 	for _ in $(seq 100); do
 		grep -q "^ready $n" "$TMP/hold.log" && [ "$(e2e_haproxy_sessions hap)" = $((h0 + n)) ] && break
@@ -94,13 +93,11 @@ map_entries_leave_with_their_connections() {
 	assert_ge "$e1" $((e0 + n)) "map entries while $n connections are open (before: $e0)"
 	kill "$pid"
 	timeout 10 tail --pid="$pid" -f /dev/null
-	sm_log "    closed at $(date +%T.%N)"
 	for _ in $(seq 50); do
 		e2=$(conn_state_entries)
 		[ "$e2" = "$e0" ] && break
 		sleep 0.1
 	done
-	sm_log "    checked at $(date +%T.%N)"
 	assert_eq "$e2" "$e0" "map entries after the connections closed"
 }
 

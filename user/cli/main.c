@@ -66,6 +66,9 @@ static int fail_lib(int err, const char *what)
 		{ "cgroup", "--cgroup" },
 		{ "netns", "--netns" },
 		{ "pin dir", "--pin-dir" },
+		{ "include_inbound_ports", "--include-inbound-ports" },
+		{ "exclude_inbound_ports", "--exclude-inbound-ports" },
+		{ "pod_ips", "--pod-ips" },
 	};
 	const char *msg = sockmesh_errmsg();
 	int code = err == -EINVAL || err == -ERANGE ? EXIT_USAGE : EXIT_FAIL;
@@ -101,6 +104,7 @@ struct opt_def {
 	const char *name;
 	const char *arg; /* NULL: flag */
 	const char *help;
+	char istio; /* istio-iptables' short flag for the same thing, or 0 */
 };
 
 enum {
@@ -117,6 +121,11 @@ enum {
 	O_INC_PORTS,
 	O_EXC_PORTS,
 	O_NO_SPLICE,
+	O_INBOUND_PORT,
+	O_INC_IN_PORTS,
+	O_EXC_IN_PORTS,
+	O_POD_IPS,
+	O_ANNOTATIONS,
 	O_MAX_SCOPES,
 	O_MAX_CONNS,
 	O_MAX_RULES,
@@ -131,16 +140,29 @@ static const struct opt_def opt_defs[O_COUNT] = {
 	[O_ATTACH_CGROUP] = { "attach-cgroup", "PATH",
 			      "netns scopes: cgroup the programs attach to (default: cgroup2 root)" },
 	[O_ALL] = { "all", NULL, "every scope; then detach and unpin everything" },
-	[O_PROXY_PORT] = { "proxy-port", "PORT", "outbound proxy port (default 15001)" },
-	[O_PROXY_UID] = { "proxy-uid", "UID", "the proxy's uid, never captured (default 1337)" },
-	[O_PROXY_GID] = { "proxy-gid", "GID", "the proxy's gid, never captured" },
+	[O_PROXY_PORT] = { "proxy-port", "PORT", "outbound proxy port (default 15001)", 'p' },
+	[O_PROXY_UID] = { "proxy-uid", "UID", "the proxy's uid, never captured (default 1337)",
+			  'u' },
+	[O_PROXY_GID] = { "proxy-gid", "GID", "the proxy's gid, never captured", 'g' },
 	[O_PROXY_MARK] = { "proxy-mark", "MARK", "sockets with this SO_MARK are never captured" },
 	[O_INC_CIDRS] = { "include-outbound-cidrs", "LIST",
-			  "captured destinations, '*' = all (default)" },
-	[O_EXC_CIDRS] = { "exclude-outbound-cidrs", "LIST", "destinations never captured" },
-	[O_INC_PORTS] = { "include-outbound-ports", "LIST", "captured ports, '*' = all (default)" },
-	[O_EXC_PORTS] = { "exclude-outbound-ports", "LIST", "ports never captured" },
+			  "captured destinations, '*' = all (default)", 'i' },
+	[O_EXC_CIDRS] = { "exclude-outbound-cidrs", "LIST", "destinations never captured", 'x' },
+	[O_INC_PORTS] = { "include-outbound-ports", "LIST", "captured ports, '*' = all (default)",
+			  'q' },
+	[O_EXC_PORTS] = { "exclude-outbound-ports", "LIST", "ports never captured", 'o' },
 	[O_NO_SPLICE] = { "no-splice", NULL, "capture only: do not splice app<->proxy sockets" },
+	[O_INBOUND_PORT] = { "inbound-port", "PORT",
+			     "netns scopes: the proxy's inbound listener port (default 15006)",
+			     'z' },
+	[O_INC_IN_PORTS] = { "include-inbound-ports", "LIST",
+			     "netns scopes: inbound ports steered to the proxy, '*' = all (default)",
+			     'b' },
+	[O_EXC_IN_PORTS] = { "exclude-inbound-ports", "LIST", "inbound ports never steered", 'd' },
+	[O_POD_IPS] = { "pod-ips", "LIST",
+			"netns scopes: the pod's addresses (default: its global addresses now)" },
+	[O_ANNOTATIONS] = { "from-annotations", "FILE|-",
+			    "istio pod annotations (JSON object) for the policy; options win" },
 	[O_MAX_SCOPES] = { "max-scopes", "N", "first load only: scope table size (default 16384)" },
 	[O_MAX_CONNS] = { "max-conns", "N",
 			  "first load only: concurrent connections (default 262144)" },
@@ -169,8 +191,12 @@ static void usage_cmd(FILE *f, const struct cmd *c)
 		const struct opt_def *d = &opt_defs[*o];
 		char lhs[64];
 
-		snprintf(lhs, sizeof(lhs), "--%s%s%s", d->name, d->arg ? " " : "",
-			 d->arg ? d->arg : "");
+		if (d->istio)
+			snprintf(lhs, sizeof(lhs), "-%c, --%s%s%s", d->istio, d->name,
+				 d->arg ? " " : "", d->arg ? d->arg : "");
+		else
+			snprintf(lhs, sizeof(lhs), "    --%s%s%s", d->name, d->arg ? " " : "",
+				 d->arg ? d->arg : "");
 		fprintf(f, "    %-34s %s\n", lhs, d->help);
 	}
 }
@@ -178,6 +204,8 @@ static void usage_cmd(FILE *f, const struct cmd *c)
 static int parse_cmd_args(const struct cmd *c, int argc, char **argv, struct cmd_args *a)
 {
 	struct option lo[O_COUNT + 1];
+	char shorts[3 * O_COUNT + 4] = "+h";
+	size_t sl = 2;
 	int n = 0, ch;
 
 	memset(a, 0, sizeof(*a));
@@ -186,10 +214,24 @@ static int parse_cmd_args(const struct cmd *c, int argc, char **argv, struct cmd
 		lo[n].name = opt_defs[*o].name;
 		lo[n].has_arg = opt_defs[*o].arg ? required_argument : no_argument;
 		lo[n].val = 1000 + *o;
+		if (opt_defs[*o].istio) {
+			shorts[sl++] = opt_defs[*o].istio;
+			if (opt_defs[*o].arg)
+				shorts[sl++] = ':';
+		}
 	}
+	shorts[sl] = '\0';
 	optind = 1;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
+		/* istio-iptables short flags map onto the long options */
+		for (const int *o = c->opts;
+		     *o >= 0 && ch > 0 && ch < 1000 && ch != '?' && ch != 'h'; o++) {
+			if (opt_defs[*o].istio == ch) {
+				ch = 1000 + *o;
+				break;
+			}
+		}
 		if (ch == 'h' || ch == 1000 + O_HELP) {
 			usage_cmd(stdout, c);
 			exit(0);
@@ -200,6 +242,10 @@ static int parse_cmd_args(const struct cmd *c, int argc, char **argv, struct cmd
 			if (optopt && optopt >= 1000)
 				return fail(EXIT_USAGE, "%s: option '--%s' needs a value", c->name,
 					    opt_defs[optopt - 1000].name);
+			for (const int *o = c->opts; *o >= 0 && optopt; o++)
+				if (opt_defs[*o].istio == optopt)
+					return fail(EXIT_USAGE, "%s: option '-%c' needs a value",
+						    c->name, optopt);
 			return fail(EXIT_USAGE, "%s: unknown option '%s' (see 'sockmesh %s -h')",
 				    c->name, bad, c->name);
 		}
@@ -259,9 +305,51 @@ static const char *kind_name(enum sockmesh_scope_kind k)
 
 /* ---- commands ------------------------------------------------------------ */
 
+/* --from-annotations FILE|-: a JSON object of pod annotations. */
+static int read_annotations(const char *path, struct sm_annotations *ann)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "re");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+	int err;
+
+	if (!f)
+		return fail(EXIT_USAGE, "--from-annotations: cannot open '%s': %s", path,
+			    strerror(errno));
+	do {
+		if (len + 4096 + 1 > cap) {
+			char *nb = realloc(buf, cap = cap ? 2 * cap : 8192);
+
+			if (!nb) {
+				free(buf);
+				if (f != stdin)
+					fclose(f);
+				return fail(EXIT_FAIL, "out of memory");
+			}
+			buf = nb;
+		}
+		n = fread(buf + len, 1, 4096, f);
+		len += n;
+	} while (n > 0 && len < (1u << 20));
+	if (f != stdin)
+		fclose(f);
+	buf[len] = '\0';
+	if (len >= (1u << 20) || strlen(buf) != len) {
+		free(buf);
+		return fail(EXIT_USAGE, "--from-annotations: '%s' is not a JSON text under 1 MiB",
+			    path);
+	}
+	err = sm_annotations_from_json(buf, ann);
+	free(buf);
+	if (err)
+		return fail(EXIT_USAGE, "--from-annotations: %s", sockmesh_errmsg());
+	return 0;
+}
+
 static int cmd_enable(struct cmd_args *a)
 {
 	struct sockmesh_policy pol = { .sz = sizeof(pol) };
+	struct sm_annotations ann = { 0 };
 	struct sockmesh_open_opts oo = { .sz = sizeof(oo) };
 	struct sockmesh_scope scope;
 	struct sockmesh *sm;
@@ -304,29 +392,64 @@ static int cmd_enable(struct cmd_args *a)
 		return EXIT_USAGE;
 	if (a->set[O_MAX_RULES] && opt_u32(a, O_MAX_RULES, 1u << 24, &oo.max_rules))
 		return EXIT_USAGE;
-	pol.include_outbound_cidrs = a->val[O_INC_CIDRS];
-	pol.exclude_outbound_cidrs = a->val[O_EXC_CIDRS];
-	pol.include_outbound_ports = a->val[O_INC_PORTS];
-	pol.exclude_outbound_ports = a->val[O_EXC_PORTS];
+	if (a->set[O_INBOUND_PORT]) {
+		if (opt_u32(a, O_INBOUND_PORT, 65535, &v))
+			return EXIT_USAGE;
+		if (v == 0)
+			return fail(EXIT_USAGE, "--inbound-port: '0' is not a port (1-65535)");
+		pol.inbound_port = (__u16)v;
+	}
+	if (a->set[O_ANNOTATIONS]) {
+		err = read_annotations(a->val[O_ANNOTATIONS], &ann);
+		if (err)
+			return err;
+		err = sm_annotations_apply(&ann, &pol);
+		if (err) {
+			sm_annotations_free(&ann);
+			return fail(EXIT_FAIL, "enable: out of memory");
+		}
+	}
+	/* Explicit options win over annotations. */
+	if (a->set[O_INC_CIDRS])
+		pol.include_outbound_cidrs = a->val[O_INC_CIDRS];
+	if (a->set[O_EXC_CIDRS])
+		pol.exclude_outbound_cidrs = a->val[O_EXC_CIDRS];
+	if (a->set[O_INC_PORTS])
+		pol.include_outbound_ports = a->val[O_INC_PORTS];
+	if (a->set[O_EXC_PORTS])
+		pol.exclude_outbound_ports = a->val[O_EXC_PORTS];
+	if (a->set[O_INC_IN_PORTS])
+		pol.include_inbound_ports = a->val[O_INC_IN_PORTS];
+	if (a->set[O_EXC_IN_PORTS])
+		pol.exclude_inbound_ports = a->val[O_EXC_IN_PORTS];
+	pol.pod_ips = a->val[O_POD_IPS];
 	pol.no_splice = a->set[O_NO_SPLICE];
 	/* Validate everything before anything is loaded or attached. */
 	err = sockmesh_policy__validate(&pol);
-	if (err)
+	if (err) {
+		sm_annotations_free(&ann);
 		return fail_lib(err, "enable");
+	}
 	if (a->set[O_ATTACH_CGROUP]) {
 		struct sockmesh_scope tmp;
 
 		err = sockmesh_scope_from_cgroup(a->val[O_ATTACH_CGROUP], &tmp);
-		if (err)
+		if (err) {
+			sm_annotations_free(&ann);
 			return fail(EXIT_USAGE, "enable: --attach-cgroup: %s", sockmesh_errmsg());
+		}
 	}
 
 	oo.pin_dir = pin_dir;
 	oo.create = true;
 	sm = sockmesh__open(&oo);
-	if (!sm)
-		return fail_lib(-errno, "enable");
+	if (!sm) {
+		err = -errno;
+		sm_annotations_free(&ann);
+		return fail_lib(err, "enable");
+	}
 	err = sockmesh__enroll(sm, &scope, a->val[O_ATTACH_CGROUP], &pol);
+	sm_annotations_free(&ann);
 	if (err) {
 		/* Do not leave a freshly loaded, empty instance behind. */
 		struct sockmesh_scope_info info;
@@ -664,11 +787,17 @@ static int cmd_doctor(struct cmd_args *a)
 	return bad ? EXIT_FAIL : 0;
 }
 
-static const int enable_opts[] = {
-	O_CGROUP,     O_NETNS,	   O_ATTACH_CGROUP, O_PROXY_PORT, O_PROXY_UID, O_PROXY_GID,
-	O_PROXY_MARK, O_INC_CIDRS, O_EXC_CIDRS,	    O_INC_PORTS,  O_EXC_PORTS, O_NO_SPLICE,
-	O_MAX_SCOPES, O_MAX_CONNS, O_MAX_RULES,	    O_HELP,	  -1
-};
+static const int enable_opts[] = { O_CGROUP,	    O_NETNS,
+				   O_ATTACH_CGROUP, O_PROXY_PORT,
+				   O_PROXY_UID,	    O_PROXY_GID,
+				   O_PROXY_MARK,    O_INC_CIDRS,
+				   O_EXC_CIDRS,	    O_INC_PORTS,
+				   O_EXC_PORTS,	    O_NO_SPLICE,
+				   O_MAX_SCOPES,    O_MAX_CONNS,
+				   O_MAX_RULES,	    O_INBOUND_PORT,
+				   O_INC_IN_PORTS,  O_EXC_IN_PORTS,
+				   O_POD_IPS,	    O_ANNOTATIONS,
+				   O_HELP,	    -1 };
 static const int disable_opts[] = { O_CGROUP, O_NETNS, O_ALL, O_HELP, -1 };
 static const int scope_opts[] = { O_CGROUP, O_NETNS, O_HELP, -1 };
 static const int no_opts[] = { O_HELP, -1 };

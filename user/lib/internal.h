@@ -54,4 +54,32 @@ SM_HIDDEN int sm_cgroup2_root(char *buf, size_t len);
 SM_HIDDEN void sm_opts_copy(void *dst, size_t dst_sz, const void *src, size_t src_sz);
 SM_HIDDEN bool sm_opts_valid(const void *opts, size_t known_sz, size_t user_sz);
 
+/* ---- istio pod annotations (annotations.c) ---- */
+enum sm_annotation {
+	SM_ANN_INC_CIDRS,
+	SM_ANN_EXC_CIDRS,
+	SM_ANN_INC_IN_PORTS,
+	SM_ANN_EXC_IN_PORTS,
+	SM_ANN_INC_OUT_PORTS,
+	SM_ANN_EXC_OUT_PORTS,
+	SM_ANN_STATUS_PORT,
+	SM_ANN_COUNT
+};
+
+struct sm_annotations {
+	char *v[SM_ANN_COUNT]; /* validated values of the keys present */
+	char *combined; /* excludeInboundPorts + status port */
+};
+
+struct json_object;
+SM_HIDDEN const char *sm_annotation_key(int i);
+/* Parse a JSON object of annotations; unknown keys are ignored, bad values
+ * of known keys are errors naming the key and the value.
+ */
+SM_HIDDEN int sm_annotations_from_json(const char *json, struct sm_annotations *out);
+SM_HIDDEN int sm_annotations_from_object(struct json_object *obj, struct sm_annotations *out);
+/* Point pol's fields at the annotation values (a must outlive pol's use). */
+SM_HIDDEN int sm_annotations_apply(struct sm_annotations *a, struct sockmesh_policy *pol);
+SM_HIDDEN void sm_annotations_free(struct sm_annotations *a);
+
 #endif

@@ -16,7 +16,9 @@
  * towards the other side is full, so a slow reader throttles a fast writer
  * through TCP flow control instead of through our memory.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -156,6 +158,7 @@ static struct {
 static int epfd = -1;
 static int sigfd = -1;
 static int log_fd = STDERR_FILENO;
+/* Only set once we hold the pidfile's lock: then the file is ours to remove. */
 static int pid_fd = -1;
 /* Kept open so EMFILE can be answered by closing the client instead of
  * spinning on a level triggered listener that can never be drained.
@@ -222,6 +225,9 @@ static void die(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+	/* Setup failed after the pidfile went out; leave no stale pid behind. */
+	if (pid_fd >= 0)
+		unlink(cfg.pid_path);
 	exit(1);
 }
 
@@ -1089,19 +1095,20 @@ static void open_listeners(void)
 static void write_pidfile(void)
 {
 	char buf[32];
-	int n;
+	int fd, n;
 
 	if (!cfg.pid_path)
 		return;
 	/* No O_TRUNC before the lock: a running instance keeps its pid. */
-	pid_fd = open(cfg.pid_path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-		      0644);
-	if (pid_fd < 0)
+	fd = open(cfg.pid_path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+		  0644);
+	if (fd < 0)
 		die("pidfile %s: %s", cfg.pid_path, strerror(errno));
-	if (flock(pid_fd, LOCK_EX | LOCK_NB))
+	if (flock(fd, LOCK_EX | LOCK_NB))
 		die("pidfile %s: %s", cfg.pid_path,
 		    errno == EWOULDBLOCK ? "locked by another instance" :
 					   strerror(errno));
+	pid_fd = fd;
 	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
 	if (ftruncate(pid_fd, 0) || write(pid_fd, buf, n) != n)
 		die("pidfile %s: %s", cfg.pid_path, strerror(errno));
