@@ -167,7 +167,7 @@ IFS=, read -r -a SIZE_LIST <<<"$SIZES"
 has_wl() { [[ ,$WORKLOADS, == *",$1,"* ]]; }
 has_mode() { [[ ,$MODES, == *",$1,"* ]]; }
 
-for t in haproxy nginx sockperf iperf3 wrk gnuplot python3 iptables ip ss timeout; do
+for t in haproxy nginx sockperf iperf3 wrk gnuplot python3 iptables ip ss timeout taskset bpftool; do
 	command -v "$t" >/dev/null || sm_die "$t not found (Debian: see docs/benchmarks.md)"
 done
 
@@ -204,6 +204,15 @@ sm_veth "$NS_POD" "$NS_SRV" 10.77.1.1/24 10.77.1.2/24
 sm_veth "$NS_IPT" "$NS_SRV" 10.77.2.1/24 10.77.2.2/24
 PIN=$(sm_pindir pin)
 TMP=$(sm_tmpdir bench)
+CLI_ID=none
+if has_mode capture || has_mode sockmesh; then
+	# One binary for the whole run (and its cleanup), even if the build
+	# directory is rebuilt meanwhile: pins and CLI must match.
+	cp "$SM_CLI" "$TMP/sockmesh"
+	CLI_ID="$SM_CLI sha256:$(sha256sum "$SM_CLI" | cut -c1-12)"
+	SM_CLI=$TMP/sockmesh
+fi
+GEN=0
 PY=(python3 "$BENCH_DIR/report.py")
 
 ipt() { ip netns exec "$NS_IPT" iptables -w 5 -t nat "$@"; }
@@ -288,10 +297,10 @@ run_wl() {
 		read -r -a c1 < <(cpu_sample)
 	fi
 	if [ -n "$M_HAP_SOCK" ]; then
-		sess=$("${PY[@]}" haproxy-sessions "$M_HAP_SOCK" 2>>"$RAW/$base.log") || sess=null
+		sess=$("${PY[@]}" haproxy-sessions "$M_HAP_SOCK" 2>"$RAW/$base.haproxy.err") || sess=null
 	fi
 	if [ "$mode" = capture ] || [ "$mode" = sockmesh ]; then
-		if "$SM_CLI" -j --pin-dir "$PIN" stats --cgroup "$CG" >"$RAW/$base.stats.json" 2>>"$RAW/$base.log"; then
+		if "$SM_CLI" -j --pin-dir "$PIN" stats --cgroup "$CG" >"$RAW/$base.stats.json" 2>"$RAW/$base.stats.err"; then
 			stats="\"$base.stats.json\""
 		fi
 	fi
@@ -309,6 +318,11 @@ run_wl() {
 mode_up() { # mode_up ROUND MODE
 	local r=$1 mode=$2 flags=()
 	M_NS=$NS_POD M_SRV=10.77.1.2 M_HAP_PID='' M_HAP_SOCK='' M_FAIL=''
+	if cg_has_progs; then
+		M_FAIL="BPF programs are attached to $CG before the run, see r$r-$mode-cgroup.txt"
+		cg_progs >"$RAW/r$r-$mode-cgroup.txt" 2>&1
+		return 0
+	fi
 	case $mode in
 	direct) return 0 ;;
 	iptables) M_NS=$NS_IPT M_SRV=10.77.2.2 ;;
@@ -334,11 +348,32 @@ mode_down() { # mode_down ROUND MODE
 	local r=$1 mode=$2
 	[ -n "$M_HAP_PID" ] && sm_stop "$M_HAP_PID"
 	if [ "$mode" = capture ] || [ "$mode" = sockmesh ]; then
-		"$SM_CLI" --pin-dir "$PIN" disable --all >"$RAW/r$r-$mode-disable.log" 2>&1 ||
-			sm_log "  sockmesh disable --all failed, see $RAW/r$r-$mode-disable.log"
+		local log=$RAW/r$r-$mode-teardown.log rc=0
+		"$SM_CLI" --pin-dir "$PIN" disable --all >"$log" 2>&1 || rc=$?
+		if cg_has_progs || [ -e "$PIN" ]; then
+			{
+				echo "sockmesh --pin-dir $PIN disable --all: exit status $rc, but afterwards:"
+				cg_progs
+				ls "$PIN" 2>&1
+			} >>"$log" 2>&1
+			rc=1
+		fi
+		if [ "$rc" != 0 ]; then
+			# Keep measuring: later modes get a fresh cgroup and pin dir.
+			GEN=$((GEN + 1))
+			CG=$(sm_cgroup "pod$GEN")
+			PIN=$(sm_pindir "pin$GEN")
+			echo "continuing with cgroup $CG and pin dir $PIN" >>"$log"
+			printf '{"round":%d,"mode":"%s","workload":"teardown","rc":1,"log":"%s"}\n' \
+				"$r" "$mode" "${log##*/}" >>"$RUNS"
+			sm_log "  sockmesh disable failed, see $log"
+		fi
 	fi
 	M_HAP_PID='' M_HAP_SOCK=''
 }
+
+cg_progs() { bpftool cgroup show "$CG"; }
+cg_has_progs() { [ -n "$(bpftool cgroup show "$CG" 2>/dev/null)" ]; }
 
 sidecar_cpus() { # sidecar_cpus CPULIST|none: set the running HAProxy's affinity
 	[ -n "$M_HAP_PID" ] && [ "$1" != none ] || return 0
@@ -403,7 +438,7 @@ rc=0
 	--meta "sizes=$SIZES" --meta "latency_time=$LAT_T" --meta "iperf_time=$IPERF_T" \
 	--meta "wrk_time=$WRK_T" --meta "wrk_conns=$WRK_CONNS" \
 	--meta "proxy_threads=$PROXY_THREADS" --meta "nginx_workers=$NGINX_WORKERS" \
-	--meta "latency_cpu=$LAT_CPU" --meta "quick=$QUICK" --meta "elapsed_s=$(($(date +%s) - START))" || rc=$?
+	--meta "cli=$CLI_ID" --meta "latency_cpu=$LAT_CPU" --meta "quick=$QUICK" --meta "elapsed_s=$(($(date +%s) - START))" || rc=$?
 [ -f "$OUT/report.md" ] && cat "$OUT/report.md"
 sm_log "results: $OUT/report.md $OUT/results.json $OUT/plot.png"
 exit "$rc"

@@ -63,7 +63,7 @@ def parse_sockperf(text, size):
 
 def parse_iperf(text, streams):
     try:
-        j = json.loads(text[text.index("{"):])
+        j = json.JSONDecoder().raw_decode(text[text.index("{"):])[0]
     except ValueError as e:
         raise ValueError(f"iperf3 JSON unreadable: {e}") from None
     if j.get("error"):
@@ -188,6 +188,7 @@ def analyse(raw):
     samples = {}  # (mode, metric) -> [(round, value)]
     failures, warnings = [], []
     last_sess, last_ctr = {}, {}
+    setup_failed = set()
     sizes = set()
 
     def add(mode, rnd, vals):
@@ -205,6 +206,15 @@ def analyse(raw):
                 text = f.read()
         except OSError:
             text = ""
+        if wl == "teardown":
+            failures.append(f"round {rnd} {mode}: teardown: " + " | ".join(text.strip().splitlines()[:2])[:300])
+            continue
+        if run["rc"] == 125:  # the mode could not be set up: say it once
+            if key not in setup_failed:
+                setup_failed.add(key)
+                failures.append(f"round {rnd} {mode}: not measured: "
+                                + " | ".join(text.strip().splitlines())[:300])
+            continue
         if run["rc"] != 0:
             tail = " | ".join(text.strip().splitlines()[-2:])[:200]
             failures.append(f"{where}: exit status {run['rc']}: {tail}")
@@ -299,10 +309,11 @@ def build(out, meta):
         metrics.append(entry)
     # each (mode, round) must have produced every metric
     for m in modes:
-        for key, *_ in defs:
-            n = len(samples.get((m, key), []))
-            if n < len(rounds):
-                failures.append(f"{m}: {key} has {n} of {len(rounds)} samples")
+        short = {key: len(samples.get((m, key), [])) for key, *_ in defs}
+        short = {k: n for k, n in short.items() if n < len(rounds)}
+        if short:
+            failures.append(f"{m}: {len(short)} of {len(defs)} metrics have fewer samples than rounds "
+                            f"(fewest: {min(short.values())} of {len(rounds)})")
     goals = []
     for key, target, op in GOALS:
         r = ratio(med.get(("sockmesh", key)), med.get(("iptables", key)))
