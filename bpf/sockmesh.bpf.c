@@ -120,6 +120,13 @@ struct {
 	__type(value, __u32); /* scope_idx */
 } steered_map SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sm_dns_state);
+} dns_state_map SEC(".maps");
+
 /* Per-CPU counters per scope slot; user space creates a slot on enrol. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -358,6 +365,31 @@ capture_verdict(struct bpf_sock_addr *ctx, const struct sm_policy *pol, const st
 	return SM_STAT_CAPTURED;
 }
 
+/* Is this a DNS query the scope sends to its proxy's DNS port? Written once
+ * for TCP (connect) and UDP (connect, sendmsg).
+ */
+static __always_inline int dns_wanted(struct bpf_sock_addr *ctx, const struct sm_policy *pol,
+				      const struct sm_addr *dst)
+{
+	__u64 ugid;
+
+	if (!(pol->flags & SM_POL_DNS) || dst->port != SM_DNS_PORT)
+		return 0;
+	ugid = bpf_get_current_uid_gid();
+	if ((__u32)ugid == pol->proxy_uid ||
+	    ((pol->flags & SM_POL_PROXY_GID) && (__u32)(ugid >> 32) == pol->proxy_gid))
+		return 0; /* the DNS proxy's own upstream queries */
+	if (pol->flags & SM_POL_PROXY_MARK) {
+		struct bpf_sock *sk = ctx->sk;
+
+		if (sk && sk->mark == pol->proxy_mark)
+			return 0;
+	}
+	if (pol->flags & SM_POL_DNS_ALL)
+		return 1;
+	return rule_cidr(pol->rules_id, dst, SM_LIST_DNS_SERVERS);
+}
+
 /* Remember where the app wanted to go; on success the caller rewrites the
  * destination to the proxy. Returns the proxy port, or 0 to leave it alone.
  */
@@ -367,14 +399,21 @@ static __always_inline __u16 capture(struct bpf_sock_addr *ctx, const struct sm_
 	struct sm_policy *pol;
 	enum sm_stat verdict;
 	__u64 cookie;
+	__u16 port;
 
 	pol = scope_lookup(ctx);
 	if (!pol) {
 		stat_inc(SM_SCOPE_IDX_GLOBAL, SM_STAT_BYPASS_NOT_ENROLLED);
 		return 0;
 	}
-	verdict = capture_verdict(ctx, pol, dst);
-	if (verdict != SM_STAT_CAPTURED) {
+	if (dns_wanted(ctx, pol, dst)) {
+		verdict = SM_STAT_DNS_CAPTURED;
+		port = pol->dns_port;
+	} else {
+		verdict = capture_verdict(ctx, pol, dst);
+		port = pol->proxy_port;
+	}
+	if (verdict != SM_STAT_CAPTURED && verdict != SM_STAT_DNS_CAPTURED) {
 		stat_inc(pol->scope_idx, verdict);
 		return 0;
 	}
@@ -386,66 +425,207 @@ static __always_inline __u16 capture(struct bpf_sock_addr *ctx, const struct sm_
 		stat_inc(pol->scope_idx, SM_STAT_MAP_FULL);
 		return 0;
 	}
-	stat_inc(pol->scope_idx, SM_STAT_CAPTURED);
-	return pol->proxy_port;
+	stat_inc(pol->scope_idx, verdict);
+	return port;
 }
 
-SEC("cgroup/connect4")
-int sm_connect4(struct bpf_sock_addr *ctx)
+/* Read a sock_addr destination the way the ABI stores it. */
+static __always_inline void dst_read(struct bpf_sock_addr *ctx, int v6, struct sm_addr *dst,
+				     int *mapped)
 {
-	struct sm_addr dst = { .family = AF_INET };
-	__u32 ip4 = ctx->user_ip4;
-	__u16 port;
-
-	if (ctx->protocol != IPPROTO_TCP)
-		return 1;
-	dst.port = bpf_ntohs((__u16)ctx->user_port);
-	__builtin_memcpy(dst.addr, &ip4, 4);
-	port = capture(ctx, &dst);
-	if (port) {
-		ctx->user_ip4 = bpf_htonl(0x7f000001);
-		ctx->user_port = bpf_htons(port);
-	}
-	return 1;
-}
-
-SEC("cgroup/connect6")
-int sm_connect6(struct bpf_sock_addr *ctx)
-{
-	struct sm_addr dst = {};
+	__u32 *a = (__u32 *)dst->addr;
 	__u32 ip6[4];
-	__u32 *a = (__u32 *)dst.addr;
-	int mapped;
-	__u16 port;
 
-	if (ctx->protocol != IPPROTO_TCP)
-		return 1;
+	dst->port = bpf_ntohs((__u16)ctx->user_port);
+	*mapped = 0;
+	if (!v6) {
+		dst->family = AF_INET;
+		a[0] = ctx->user_ip4;
+		return;
+	}
 	ip6[0] = ctx->user_ip6[0];
 	ip6[1] = ctx->user_ip6[1];
 	ip6[2] = ctx->user_ip6[2];
 	ip6[3] = ctx->user_ip6[3];
-	mapped = is_v4_mapped(ip6);
-	dst.port = bpf_ntohs((__u16)ctx->user_port);
-	if (mapped) {
-		dst.family = AF_INET;
+	*mapped = is_v4_mapped(ip6);
+	if (*mapped) {
+		dst->family = AF_INET;
 		a[0] = ip6[3];
 	} else {
-		dst.family = AF_INET6;
+		dst->family = AF_INET6;
 		a[0] = ip6[0];
 		a[1] = ip6[1];
 		a[2] = ip6[2];
 		a[3] = ip6[3];
 	}
-	port = capture(ctx, &dst);
-	if (port) {
-		/* A dual-stack socket heading for IPv4 stays IPv4: ::ffff:127.0.0.1 */
+}
+
+/* Point a sock_addr at addr:port (IPv4 on a v6 socket: v4-mapped). */
+static __always_inline void addr_write(struct bpf_sock_addr *ctx, int v6, const struct sm_addr *a)
+{
+	const __u32 *w = (const __u32 *)a->addr;
+
+	ctx->user_port = bpf_htons(a->port);
+	if (!v6) {
+		ctx->user_ip4 = w[0];
+		return;
+	}
+	if (a->family == AF_INET) {
 		ctx->user_ip6[0] = 0;
 		ctx->user_ip6[1] = 0;
-		ctx->user_ip6[2] = mapped ? bpf_htonl(0xffff) : 0;
-		ctx->user_ip6[3] = mapped ? bpf_htonl(0x7f000001) : bpf_htonl(1);
-		ctx->user_port = bpf_htons(port);
+		ctx->user_ip6[2] = bpf_htonl(0xffff);
+		ctx->user_ip6[3] = w[0];
+	} else {
+		ctx->user_ip6[0] = w[0];
+		ctx->user_ip6[1] = w[1];
+		ctx->user_ip6[2] = w[2];
+		ctx->user_ip6[3] = w[3];
 	}
+}
+
+/* The local proxy at port, in the destination's family. */
+static __always_inline void dst_to_proxy(struct bpf_sock_addr *ctx, int v6, int mapped, __u16 port)
+{
+	struct sm_addr to = { .family = (v6 && !mapped) ? AF_INET6 : AF_INET, .port = port };
+	__u32 *w = (__u32 *)to.addr;
+
+	if (to.family == AF_INET)
+		w[0] = bpf_htonl(0x7f000001);
+	else
+		w[3] = bpf_htonl(1);
+	addr_write(ctx, v6, &to);
+}
+
+/* UDP DNS: remember the server the app asked (socket storage) and send the
+ * query to the proxy's DNS port. The port check comes first: this runs for
+ * every unconnected UDP send under the attach cgroup.
+ */
+static __always_inline __u16 dns_redirect(struct bpf_sock_addr *ctx, const struct sm_addr *dst)
+{
+	struct sm_dns_state *st;
+	struct sm_policy *pol;
+	struct bpf_sock *sk;
+
+	if (dst->port != SM_DNS_PORT)
+		return 0;
+	pol = scope_lookup(ctx);
+	if (!pol || !dns_wanted(ctx, pol, dst))
+		return 0;
+	sk = ctx->sk;
+	if (!sk)
+		return 0;
+	st = bpf_sk_storage_get(&dns_state_map, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st) {
+		stat_inc(pol->scope_idx, SM_STAT_MAP_FULL);
+		return 0;
+	}
+	st->orig = *dst;
+	st->dns_port = pol->dns_port;
+	st->scope_idx = pol->scope_idx;
+	stat_inc(pol->scope_idx, SM_STAT_DNS_CAPTURED);
+	return pol->dns_port;
+}
+
+static __always_inline int redirect_out(struct bpf_sock_addr *ctx, int v6)
+{
+	struct sm_addr dst = {};
+	int mapped;
+	__u16 port;
+
+	dst_read(ctx, v6, &dst, &mapped);
+	if (ctx->protocol == IPPROTO_TCP)
+		port = capture(ctx, &dst);
+	else if (ctx->protocol == IPPROTO_UDP)
+		port = dns_redirect(ctx, &dst);
+	else
+		return 1;
+	if (port)
+		dst_to_proxy(ctx, v6, mapped, port);
 	return 1;
+}
+
+SEC("cgroup/connect4")
+int sm_connect4(struct bpf_sock_addr *ctx)
+{
+	return redirect_out(ctx, 0);
+}
+
+SEC("cgroup/connect6")
+int sm_connect6(struct bpf_sock_addr *ctx)
+{
+	return redirect_out(ctx, 1);
+}
+
+SEC("cgroup/sendmsg4")
+int sm_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return redirect_out(ctx, 0);
+}
+
+SEC("cgroup/sendmsg6")
+int sm_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return redirect_out(ctx, 1);
+}
+
+/* The address a redirected socket should see instead of the proxy's: for a
+ * UDP DNS socket the server it asked, for a captured TCP socket its original
+ * destination (what getpeername() says under iptables REDIRECT too).
+ */
+static __always_inline int restore_peer(struct bpf_sock_addr *ctx, int v6, int reply)
+{
+	struct bpf_sock *sk = ctx->sk;
+	struct sm_addr from = {};
+	struct sm_dns_state *dns;
+	struct sm_sk_state *st;
+	struct sm_origdst *od;
+	int mapped;
+
+	if (!sk)
+		return 1;
+	dst_read(ctx, v6, &from, &mapped);
+	if (!addr_is_loopback(from.family, from.addr))
+		return 1;
+	if (ctx->protocol == IPPROTO_UDP) {
+		dns = bpf_sk_storage_get(&dns_state_map, sk, NULL, 0);
+		if (!dns || from.port != dns->dns_port)
+			return 1;
+		addr_write(ctx, v6, &dns->orig);
+		if (reply)
+			stat_inc(dns->scope_idx, SM_STAT_DNS_REPLIES);
+		return 1;
+	}
+	st = bpf_sk_storage_get(&sk_state_map, sk, NULL, 0);
+	if (!st || !(st->flags & SM_SK_APP))
+		return 1;
+	od = bpf_map_lookup_elem(&origdst_map, &st->self);
+	if (od)
+		addr_write(ctx, v6, &od->orig);
+	return 1;
+}
+
+SEC("cgroup/recvmsg4")
+int sm_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	return restore_peer(ctx, 0, 1);
+}
+
+SEC("cgroup/recvmsg6")
+int sm_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	return restore_peer(ctx, 1, 1);
+}
+
+SEC("cgroup/getpeername4")
+int sm_getpeername4(struct bpf_sock_addr *ctx)
+{
+	return restore_peer(ctx, 0, 0);
+}
+
+SEC("cgroup/getpeername6")
+int sm_getpeername6(struct bpf_sock_addr *ctx)
+{
+	return restore_peer(ctx, 1, 0);
 }
 
 /* ---- connection tracking and splice -------------------------------------- */

@@ -107,9 +107,18 @@ struct sockmesh_policy {
 	 * splice; NULL: every global address of the netns at enrol time.
 	 */
 	const char *pod_ips;
+	/* DNS capture (istio --redirect-dns / --capture-all-dns): UDP and TCP
+	 * queries to port 53 go to the proxy's dns_port; replies look like they
+	 * came from the server the app asked. Only the resolvers in dns_servers
+	 * (NULL: the scope's resolv.conf) unless capture_all_dns.
+	 */
+	bool redirect_dns;
+	bool capture_all_dns;
+	__u16 dns_port; /* 0: 15053 */
+	const char *dns_servers;
 	size_t : 0;
 };
-#define sockmesh_policy__last_field pod_ips
+#define sockmesh_policy__last_field dns_servers
 
 /* Check a policy without touching any state. */
 SOCKMESH_API int sockmesh_policy__validate(const struct sockmesh_policy *pol);

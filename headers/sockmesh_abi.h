@@ -34,6 +34,8 @@
 
 #define SM_DEFAULT_PROXY_PORT 15001
 #define SM_DEFAULT_INBOUND_PORT 15006
+#define SM_DEFAULT_DNS_PORT 15053
+#define SM_DNS_PORT 53
 /* Local pod addresses (inbound steering and cross-pod splice), all pods. */
 #define SM_DEFAULT_MAX_POD_ADDRS (4 * SM_DEFAULT_MAX_SCOPES)
 #define SM_DEFAULT_PROXY_UID 1337
@@ -64,6 +66,8 @@ enum sm_policy_flags {
 	SM_POL_INBOUND = 1u << 8, /* steer inbound connects to the proxy (netns scopes) */
 	SM_POL_INBOUND_INCLUDE_PORTS = 1u << 9, /* inbound include list is not '*' */
 	SM_POL_INBOUND_EXCLUDE_PORTS = 1u << 10, /* some inbound port is excluded */
+	SM_POL_DNS = 1u << 11, /* send DNS (port 53) to the proxy's DNS port */
+	SM_POL_DNS_ALL = 1u << 12, /* all port-53 traffic, not only the listed resolvers */
 };
 
 /* Value of scope_map: the policy the BPF side enforces for one scope. */
@@ -76,7 +80,8 @@ struct sm_policy {
 	__u32 proxy_uid;
 	__u32 proxy_gid;
 	__u32 proxy_mark;
-	__u32 pad2;
+	__u16 dns_port; /* host order: the proxy's DNS listener (UDP and TCP) */
+	__u16 pad2;
 	__u64 attach_cgroup_id; /* where this scope's programs attach */
 };
 
@@ -85,6 +90,7 @@ enum sm_rule_list {
 	SM_LIST_EXCLUDE = 2, /* outbound */
 	SM_LIST_INBOUND_INCLUDE = 3,
 	SM_LIST_INBOUND_EXCLUDE = 4,
+	SM_LIST_DNS_SERVERS = 5, /* CIDR list: the resolvers whose traffic is captured */
 };
 
 /* LPM key of cidr_map. prefixlen counts the bits after itself: the fixed
@@ -188,6 +194,16 @@ struct sm_sk_state {
 	__u32 flags; /* enum sm_sk_flags */
 };
 
+/* dns_state_map value (socket storage of a UDP socket whose DNS traffic was
+ * redirected): replies from the DNS proxy are shown as coming from orig.
+ */
+struct sm_dns_state {
+	struct sm_addr orig;
+	__u16 dns_port; /* host order */
+	__u16 pad;
+	__u32 scope_idx;
+};
+
 /* scope_meta_map value: user-space bookkeeping only (what to display). */
 struct sm_scope_meta {
 	char name[256];
@@ -218,6 +234,8 @@ enum sm_stat {
 	SM_STAT_INBOUND_BYPASS_NOT_INCLUDED_PORT,
 	SM_STAT_INBOUND_NO_LISTENER,
 	SM_STAT_INBOUND_LISTENERS,
+	SM_STAT_DNS_CAPTURED,
+	SM_STAT_DNS_REPLIES,
 	SM_STAT_MAX
 };
 
@@ -234,6 +252,7 @@ _Static_assert(sizeof(struct sm_tuple) == 48, "sm_tuple layout");
 _Static_assert(sizeof(struct sm_pending) == 32, "sm_pending layout");
 _Static_assert(sizeof(struct sm_origdst) == 32, "sm_origdst layout");
 _Static_assert(sizeof(struct sm_sk_state) == 104, "sm_sk_state layout");
+_Static_assert(sizeof(struct sm_dns_state) == 32, "sm_dns_state layout");
 _Static_assert(sizeof(struct sm_pod_addr_key) == 20, "sm_pod_addr_key layout");
 _Static_assert(sizeof(struct sm_listener_key) == 16, "sm_listener_key layout");
 

@@ -419,6 +419,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	done
 done
 sm_log "measured in $(($(date +%s) - START)) s"
+find "$RAW" -type f -empty -delete
 
 # --- report -------------------------------------------------------------------
 CMDLINE="scripts/bench/bench.sh"

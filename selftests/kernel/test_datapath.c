@@ -420,6 +420,13 @@ static void check_origdst(int family, const char *dst, int port, const char *pro
 		  "optlen");
 	addr_str((void *)&od, got, sizeof(got));
 	ASSERT_TRUE(strcmp(got, want) == 0, "getsockopt original destination");
+	/* The app sees where it connected, as under iptables REDIRECT. */
+	len = sizeof(od);
+	ASSERT_EQ(getpeername(cfd, (void *)&od, &len), 0, "getpeername");
+	addr_str((void *)&od, got, sizeof(got));
+	if (strcmp(got, want))
+		fprintf(stderr, "  app's peer %s, want %s\n", got, want);
+	ASSERT_TRUE(strcmp(got, want) == 0, "the app's getpeername is the original destination");
 	ASSERT_EQ(scope_stat("captured"), 1, "captured");
 	ASSERT_EQ(scope_stat("origdst_published"), 1, "origdst_published");
 	ASSERT_EQ(scope_stat("origdst_answered"), 2, "origdst_answered");
@@ -960,6 +967,134 @@ static void test_pod_to_pod_splice(void)
 	close(blfd);
 }
 
+static int udp_bound(const char *addr, int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct timeval tv = { .tv_sec = 2 };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	inet_pton(AF_INET, addr, &a.sin_addr);
+	if (fd < 0 || bind(fd, (void *)&a, sizeof(a))) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+static int sendto_str(int fd, const char *addr, int port, const char *msg)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+
+	inet_pton(AF_INET, addr, &a.sin_addr);
+	return (int)sendto(fd, msg, strlen(msg), 0, (void *)&a, sizeof(a));
+}
+
+/* Receive a datagram; its text and "ip:port" source go to buf and from. */
+static int recv_from(int fd, char *buf, size_t len, char *from, size_t flen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	ssize_t n = recvfrom(fd, buf, len - 1, 0, (void *)&ss, &sl);
+
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	addr_str((void *)&ss, from, flen);
+	return (int)n;
+}
+
+/* DNS to a listed resolver goes to the pod's DNS proxy and the reply looks
+ * like it came from the resolver; other resolvers and other ports do not.
+ */
+static void test_dns(void)
+{
+	struct sockmesh_policy pol = { .sz = sizeof(pol),
+				       .redirect_dns = true,
+				       .dns_servers = "10.88.0.2" };
+	char buf[64], from[80], client[80];
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int proxy, app, direct, tl, tc, ta;
+
+	ASSERT_TRUE(sm_open(), "open");
+	ASSERT_TRUE(ns_new() >= 0, "netns");
+	ASSERT_EQ(enroll_cgroup(&pol), 0, "enroll with DNS capture");
+	proxy = udp_bound("127.0.0.1", 15053);
+	direct = udp_bound("10.88.0.3", 53);
+	app = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ASSERT_TRUE(proxy >= 0 && direct >= 0 && app >= 0, "sockets");
+	{
+		struct timeval tv = { .tv_sec = 2 };
+
+		setsockopt(app, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	}
+
+	/* unconnected query to the listed resolver */
+	ASSERT_EQ(sendto_str(app, "10.88.0.2", 53, "query-1"), 7, "sendto resolver");
+	ASSERT_EQ(recv_from(proxy, buf, sizeof(buf), client, sizeof(client)), 7,
+		  "the DNS proxy got the query");
+	ASSERT_TRUE(strcmp(buf, "query-1") == 0, "query content");
+	{
+		struct sockaddr_in to = { .sin_family = AF_INET };
+		char ip[32];
+		int port;
+
+		sscanf(client, "%31[^:]:%d", ip, &port);
+		to.sin_port = htons(port);
+		inet_pton(AF_INET, ip, &to.sin_addr);
+		ASSERT_EQ(sendto(proxy, "answer-1", 8, 0, (void *)&to, sizeof(to)), 8, "reply");
+	}
+	ASSERT_EQ(recv_from(app, buf, sizeof(buf), from, sizeof(from)), 8, "the app got a reply");
+	ASSERT_TRUE(strcmp(buf, "answer-1") == 0, "reply content");
+	if (strcmp(from, "10.88.0.2:53"))
+		fprintf(stderr, "  reply from %s\n", from);
+	ASSERT_TRUE(strcmp(from, "10.88.0.2:53") == 0, "the reply comes from the resolver asked");
+	ASSERT_EQ(scope_stat("dns_captured"), 1, "dns_captured");
+	ASSERT_EQ(scope_stat("dns_replies"), 1, "dns_replies");
+
+	/* a resolver that is not listed is left alone */
+	ASSERT_EQ(sendto_str(app, "10.88.0.3", 53, "query-2"), 7, "sendto other resolver");
+	ASSERT_EQ(recv_from(direct, buf, sizeof(buf), from, sizeof(from)), 7,
+		  "the unlisted resolver got it directly");
+	ASSERT_EQ(scope_stat("dns_captured"), 1, "not captured");
+	close(app);
+
+	/* connected UDP: the app's peer stays the resolver */
+	app = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	{
+		struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(53) };
+
+		inet_pton(AF_INET, "10.88.0.2", &to.sin_addr);
+		ASSERT_EQ(connect(app, (void *)&to, sizeof(to)), 0, "connect UDP");
+	}
+	len = sizeof(ss);
+	ASSERT_EQ(getpeername(app, (void *)&ss, &len), 0, "getpeername");
+	addr_str((void *)&ss, from, sizeof(from));
+	ASSERT_TRUE(strcmp(from, "10.88.0.2:53") == 0, "connected peer is the resolver");
+	ASSERT_EQ(send(app, "query-3", 7, 0), 7, "send");
+	ASSERT_EQ(recv_from(proxy, buf, sizeof(buf), client, sizeof(client)), 7,
+		  "connected query reaches the DNS proxy");
+	close(app);
+
+	/* TCP DNS goes to the proxy's DNS port too */
+	tl = listener(AF_INET, "127.0.0.1", 15053);
+	tc = connect_to(AF_INET, "10.88.0.2", 53, 0, 0);
+	ta = accept_within(tl, 2000);
+	ASSERT_TRUE(tl >= 0 && tc >= 0 && ta >= 0, "TCP DNS captured to the DNS port");
+	len = sizeof(ss);
+	ASSERT_EQ(sockmesh_original_dst(ta, (void *)&ss, &len), 0, "original dst");
+	addr_str((void *)&ss, from, sizeof(from));
+	ASSERT_TRUE(strcmp(from, "10.88.0.2:53") == 0, "TCP DNS original destination");
+	ASSERT_EQ(scope_stat("dns_captured"), 3, "dns_captured counts UDP and TCP");
+	close(ta);
+	close(tc);
+	close(tl);
+	close(proxy);
+	close(direct);
+}
+
 /* Disabling while spliced bytes wait unread loses nothing: they are still
  * read in order, then the connection goes on over the TCP stack.
  */
@@ -1061,6 +1196,7 @@ int main(void)
 	CU_add_test(s, "disable with bytes in flight loses nothing", test_disable_inflight);
 	CU_add_test(s, "inbound: steered to the proxy without NAT", test_inbound_steering);
 	CU_add_test(s, "pod to pod: proxy<->proxy spliced across netns", test_pod_to_pod_splice);
+	CU_add_test(s, "DNS: listed resolvers go to the DNS proxy", test_dns);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();

@@ -69,6 +69,7 @@ static int fail_lib(int err, const char *what)
 		{ "include_inbound_ports", "--include-inbound-ports" },
 		{ "exclude_inbound_ports", "--exclude-inbound-ports" },
 		{ "pod_ips", "--pod-ips" },
+		{ "dns_servers", "--dns-servers" },
 	};
 	const char *msg = sockmesh_errmsg();
 	int code = err == -EINVAL || err == -ERANGE ? EXIT_USAGE : EXIT_FAIL;
@@ -126,6 +127,10 @@ enum {
 	O_EXC_IN_PORTS,
 	O_POD_IPS,
 	O_ANNOTATIONS,
+	O_REDIRECT_DNS,
+	O_CAPTURE_ALL_DNS,
+	O_DNS_PORT,
+	O_DNS_SERVERS,
 	O_MAX_SCOPES,
 	O_MAX_CONNS,
 	O_MAX_RULES,
@@ -161,6 +166,13 @@ static const struct opt_def opt_defs[O_COUNT] = {
 	[O_EXC_IN_PORTS] = { "exclude-inbound-ports", "LIST", "inbound ports never steered", 'd' },
 	[O_POD_IPS] = { "pod-ips", "LIST",
 			"netns scopes: the pod's addresses (default: its global addresses now)" },
+	[O_REDIRECT_DNS] = { "redirect-dns", NULL,
+			     "send DNS to the proxy's DNS port (resolvers of resolv.conf)" },
+	[O_CAPTURE_ALL_DNS] = { "capture-all-dns", NULL,
+				"with --redirect-dns: all port-53 traffic, not only the resolvers" },
+	[O_DNS_PORT] = { "dns-port", "PORT", "the proxy's DNS port (default 15053)" },
+	[O_DNS_SERVERS] = { "dns-servers", "LIST",
+			    "with --redirect-dns: the resolvers to capture (default: resolv.conf)" },
 	[O_ANNOTATIONS] = { "from-annotations", "FILE|-",
 			    "istio pod annotations (JSON object) for the policy; options win" },
 	[O_MAX_SCOPES] = { "max-scopes", "N", "first load only: scope table size (default 16384)" },
@@ -399,6 +411,13 @@ static int cmd_enable(struct cmd_args *a)
 			return fail(EXIT_USAGE, "--inbound-port: '0' is not a port (1-65535)");
 		pol.inbound_port = (__u16)v;
 	}
+	if (a->set[O_DNS_PORT]) {
+		if (opt_u32(a, O_DNS_PORT, 65535, &v))
+			return EXIT_USAGE;
+		if (v == 0)
+			return fail(EXIT_USAGE, "--dns-port: '0' is not a port (1-65535)");
+		pol.dns_port = (__u16)v;
+	}
 	if (a->set[O_ANNOTATIONS]) {
 		err = read_annotations(a->val[O_ANNOTATIONS], &ann);
 		if (err)
@@ -423,6 +442,9 @@ static int cmd_enable(struct cmd_args *a)
 	if (a->set[O_EXC_IN_PORTS])
 		pol.exclude_inbound_ports = a->val[O_EXC_IN_PORTS];
 	pol.pod_ips = a->val[O_POD_IPS];
+	pol.redirect_dns = a->set[O_REDIRECT_DNS];
+	pol.capture_all_dns = a->set[O_CAPTURE_ALL_DNS];
+	pol.dns_servers = a->val[O_DNS_SERVERS];
 	pol.no_splice = a->set[O_NO_SPLICE];
 	/* Validate everything before anything is loaded or attached. */
 	err = sockmesh_policy__validate(&pol);

@@ -34,6 +34,7 @@ struct sm_compiled {
 	struct sm_list inc_cidrs, exc_cidrs, inc_ports, exc_ports;
 	struct sm_list inc_in_ports, exc_in_ports;
 	struct sm_list pod_ips; /* struct sm_cidr[], host prefixes; n == 0: discover */
+	struct sm_list dns_servers; /* struct sm_cidr[]; n == 0 with SM_POL_DNS: resolv.conf */
 };
 
 SM_HIDDEN void sm_set_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -46,6 +47,8 @@ SM_HIDDEN int sm_parse_port_list(const char *field, const char *s, bool allow_st
 				 struct sm_list *out);
 SM_HIDDEN int sm_policy_compile(const struct sockmesh_policy *in, struct sm_compiled *out);
 SM_HIDDEN void sm_list_free(struct sm_list *l);
+/* The nameserver lines of a resolv.conf, as host CIDRs (appended to out). */
+SM_HIDDEN int sm_resolv_conf_servers(const char *path, struct sm_list *out);
 SM_HIDDEN void sm_compiled_free(struct sm_compiled *c);
 /* The cgroup2 mount point, read from /proc/mounts. */
 SM_HIDDEN int sm_cgroup2_root(char *buf, size_t len);

@@ -256,6 +256,41 @@ void sm_compiled_free(struct sm_compiled *c)
 	sm_list_free(&c->inc_in_ports);
 	sm_list_free(&c->exc_in_ports);
 	sm_list_free(&c->pod_ips);
+	sm_list_free(&c->dns_servers);
+}
+
+int sm_resolv_conf_servers(const char *path, struct sm_list *out)
+{
+	char line[512], *p, *end;
+	FILE *f = fopen(path, "re");
+	int err = 0;
+
+	if (!f) {
+		err = -errno;
+		sm_set_err(-err, "dns_servers: cannot read '%s'", path);
+		return err;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		struct sm_cidr c, *nv;
+
+		p = line + strspn(line, " \t");
+		if (strncmp(p, "nameserver", 10) || !isspace((unsigned char)p[10]))
+			continue;
+		p += 10 + strspn(p + 10, " \t");
+		end = p + strcspn(p, " \t\r\n#;%");
+		*end = '\0';
+		if (!*p || sm_parse_cidr("dns_servers", p, &c))
+			continue; /* resolvers ignore what they cannot parse, so do we */
+		nv = realloc(out->v, (out->n + 1) * sizeof(c));
+		if (!nv) {
+			err = -ENOMEM;
+			break;
+		}
+		out->v = nv;
+		nv[out->n++] = c;
+	}
+	fclose(f);
+	return err;
 }
 
 int sm_policy_compile(const struct sockmesh_policy *user, struct sm_compiled *out)
@@ -270,7 +305,7 @@ int sm_policy_compile(const struct sockmesh_policy *user, struct sm_compiled *ou
 		sm_set_err(0, "policy: missing");
 		return -EINVAL;
 	}
-	if (!sm_opts_valid(user, offsetofend(struct sockmesh_policy, pod_ips), user->sz)) {
+	if (!sm_opts_valid(user, offsetofend(struct sockmesh_policy, dns_servers), user->sz)) {
 		sm_set_err(0, "policy: unknown fields set (struct size %zu)", user->sz);
 		return -EINVAL;
 	}
@@ -299,6 +334,12 @@ int sm_policy_compile(const struct sockmesh_policy *user, struct sm_compiled *ou
 					 &out->exc_in_ports);
 	if (!err)
 		err = sm_parse_cidr_list("pod_ips", in->pod_ips, false, &out->pod_ips);
+	if (!err)
+		err = sm_parse_cidr_list("dns_servers", in->dns_servers, false, &out->dns_servers);
+	if (!err && (in->dns_servers || in->capture_all_dns || in->dns_port) && !in->redirect_dns) {
+		sm_set_err(0, "dns: dns_servers, capture_all_dns and dns_port need redirect_dns");
+		err = -EINVAL;
+	}
 	for (size_t i = 0; !err && i < out->pod_ips.n; i++) {
 		const struct sm_cidr *c = (const struct sm_cidr *)out->pod_ips.v + i;
 
@@ -341,6 +382,11 @@ int sm_policy_compile(const struct sockmesh_policy *user, struct sm_compiled *ou
 		p->flags |= SM_POL_INBOUND_INCLUDE_PORTS;
 	if (out->exc_in_ports.n)
 		p->flags |= SM_POL_INBOUND_EXCLUDE_PORTS;
+	p->dns_port = in->dns_port ? in->dns_port : SM_DEFAULT_DNS_PORT;
+	if (in->redirect_dns)
+		p->flags |= SM_POL_DNS;
+	if (in->capture_all_dns)
+		p->flags |= SM_POL_DNS_ALL;
 	return 0;
 }
 

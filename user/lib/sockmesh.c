@@ -53,17 +53,27 @@ enum sm_map_id {
 	MAP_POD_ADDR,
 	MAP_LISTENER,
 	MAP_STEERED,
+	MAP_DNS_STATE,
 	MAP_COUNT
 };
 
+/* clang-format off */
 static const char *const map_names[MAP_COUNT] = {
-	[MAP_SCOPE] = "scope_map",	 [MAP_CIDR] = "cidr_map",
-	[MAP_PORT] = "port_map",	 [MAP_PENDING] = "pending_map",
-	[MAP_ORIGDST] = "origdst_map",	 [MAP_SPLICE] = "splice_map",
-	[MAP_SK_STATE] = "sk_state_map", [MAP_STATS] = "stats_map",
-	[MAP_META] = "scope_meta_map",	 [MAP_POD_ADDR] = "pod_addr_map",
-	[MAP_LISTENER] = "listener_map", [MAP_STEERED] = "steered_map",
+	[MAP_SCOPE] = "scope_map",
+	[MAP_CIDR] = "cidr_map",
+	[MAP_PORT] = "port_map",
+	[MAP_PENDING] = "pending_map",
+	[MAP_ORIGDST] = "origdst_map",
+	[MAP_SPLICE] = "splice_map",
+	[MAP_SK_STATE] = "sk_state_map",
+	[MAP_STATS] = "stats_map",
+	[MAP_META] = "scope_meta_map",
+	[MAP_POD_ADDR] = "pod_addr_map",
+	[MAP_LISTENER] = "listener_map",
+	[MAP_STEERED] = "steered_map",
+	[MAP_DNS_STATE] = "dns_state_map",
 };
+/* clang-format on */
 
 enum sm_prog_id {
 	PROG_CONNECT4,
@@ -72,6 +82,12 @@ enum sm_prog_id {
 	PROG_GETSOCKOPT,
 	PROG_MSG,
 	PROG_LOOKUP,
+	PROG_SENDMSG4,
+	PROG_SENDMSG6,
+	PROG_RECVMSG4,
+	PROG_RECVMSG6,
+	PROG_GETPEERNAME4,
+	PROG_GETPEERNAME6,
 	PROG_COUNT
 };
 
@@ -85,14 +101,31 @@ static const struct {
 	{ PROG_CONNECT6, BPF_CGROUP_INET6_CONNECT, "connect6" },
 	{ PROG_SOCKOPS, BPF_CGROUP_SOCK_OPS, "sockops" },
 	{ PROG_GETSOCKOPT, BPF_CGROUP_GETSOCKOPT, "getsockopt" },
+	{ PROG_SENDMSG4, BPF_CGROUP_UDP4_SENDMSG, "sendmsg4" },
+	{ PROG_SENDMSG6, BPF_CGROUP_UDP6_SENDMSG, "sendmsg6" },
+	{ PROG_RECVMSG4, BPF_CGROUP_UDP4_RECVMSG, "recvmsg4" },
+	{ PROG_RECVMSG6, BPF_CGROUP_UDP6_RECVMSG, "recvmsg6" },
+	{ PROG_GETPEERNAME4, BPF_CGROUP_INET4_GETPEERNAME, "getpeername4" },
+	{ PROG_GETPEERNAME6, BPF_CGROUP_INET6_GETPEERNAME, "getpeername6" },
 };
 #define N_CGROUP_HOOKS (sizeof(cgroup_hooks) / sizeof(cgroup_hooks[0]))
 
+/* clang-format off */
 static const char *const prog_names[PROG_COUNT] = {
-	[PROG_CONNECT4] = "sm_connect4", [PROG_CONNECT6] = "sm_connect6",
-	[PROG_SOCKOPS] = "sm_sockops",	 [PROG_GETSOCKOPT] = "sm_getsockopt",
-	[PROG_MSG] = "sm_msg",		 [PROG_LOOKUP] = "sm_lookup",
+	[PROG_CONNECT4] = "sm_connect4",
+	[PROG_CONNECT6] = "sm_connect6",
+	[PROG_SOCKOPS] = "sm_sockops",
+	[PROG_GETSOCKOPT] = "sm_getsockopt",
+	[PROG_MSG] = "sm_msg",
+	[PROG_LOOKUP] = "sm_lookup",
+	[PROG_SENDMSG4] = "sm_sendmsg4",
+	[PROG_SENDMSG6] = "sm_sendmsg6",
+	[PROG_RECVMSG4] = "sm_recvmsg4",
+	[PROG_RECVMSG6] = "sm_recvmsg6",
+	[PROG_GETPEERNAME4] = "sm_getpeername4",
+	[PROG_GETPEERNAME6] = "sm_getpeername6",
 };
+/* clang-format on */
 
 static const char *const stat_names[SM_STAT_MAX] = {
 	[SM_STAT_CAPTURED] = "captured",
@@ -118,6 +151,8 @@ static const char *const stat_names[SM_STAT_MAX] = {
 	[SM_STAT_INBOUND_BYPASS_NOT_INCLUDED_PORT] = "inbound_bypass_not_included_port",
 	[SM_STAT_INBOUND_NO_LISTENER] = "inbound_no_listener",
 	[SM_STAT_INBOUND_LISTENERS] = "inbound_listeners",
+	[SM_STAT_DNS_CAPTURED] = "dns_captured",
+	[SM_STAT_DNS_REPLIES] = "dns_replies",
 };
 _Static_assert(SM_STAT_MAX <= SOCKMESH_STATS_MAX, "public stats array too small");
 
@@ -377,6 +412,12 @@ static void handle_close_fds(struct sockmesh *sm)
 
 static int open_pinned(struct sockmesh *sm)
 {
+	for (int i = 0; i < MAP_COUNT; i++)
+		if (!map_names[i])
+			return -EFAULT; /* a map id without a name: programming error */
+	for (int i = 0; i < PROG_COUNT; i++)
+		if (!prog_names[i])
+			return -EFAULT;
 	struct bpf_map_info info = {};
 	__u32 ilen = sizeof(info);
 	char p[PATH_MAX];
@@ -495,12 +536,19 @@ static int create_pinned(struct sockmesh *sm, const struct sockmesh_open_opts *o
 	maps[MAP_POD_ADDR] = skel->maps.pod_addr_map;
 	maps[MAP_LISTENER] = skel->maps.listener_map;
 	maps[MAP_STEERED] = skel->maps.steered_map;
+	maps[MAP_DNS_STATE] = skel->maps.dns_state_map;
 	progs[PROG_CONNECT4] = skel->progs.sm_connect4;
 	progs[PROG_CONNECT6] = skel->progs.sm_connect6;
 	progs[PROG_SOCKOPS] = skel->progs.sm_sockops;
 	progs[PROG_GETSOCKOPT] = skel->progs.sm_getsockopt;
 	progs[PROG_MSG] = skel->progs.sm_msg;
 	progs[PROG_LOOKUP] = skel->progs.sm_lookup;
+	progs[PROG_SENDMSG4] = skel->progs.sm_sendmsg4;
+	progs[PROG_SENDMSG6] = skel->progs.sm_sendmsg6;
+	progs[PROG_RECVMSG4] = skel->progs.sm_recvmsg4;
+	progs[PROG_RECVMSG6] = skel->progs.sm_recvmsg6;
+	progs[PROG_GETPEERNAME4] = skel->progs.sm_getpeername4;
+	progs[PROG_GETPEERNAME6] = skel->progs.sm_getpeername6;
 
 	if (o) {
 		set_size(maps[MAP_SCOPE], o->max_scopes);
@@ -744,14 +792,15 @@ static int attach_at_cgroup(struct sockmesh *sm, const char *path, __u64 cgid)
 static int rules_write(struct sockmesh *sm, __u32 rules_id, const struct sm_compiled *c)
 {
 	static const struct sm_list empty;
-	const struct sm_list *cl[4] = { &c->inc_cidrs, &c->exc_cidrs, &empty, &empty };
-	const struct sm_list *pl[4] = { &c->inc_ports, &c->exc_ports, &c->inc_in_ports,
-					&c->exc_in_ports };
-	__u8 lists[4] = { SM_LIST_INCLUDE, SM_LIST_EXCLUDE, SM_LIST_INBOUND_INCLUDE,
-			  SM_LIST_INBOUND_EXCLUDE };
+	const struct sm_list *cl[5] = { &c->inc_cidrs, &c->exc_cidrs, &empty, &empty,
+					&c->dns_servers };
+	const struct sm_list *pl[5] = { &c->inc_ports, &c->exc_ports, &c->inc_in_ports,
+					&c->exc_in_ports, &empty };
+	__u8 lists[5] = { SM_LIST_INCLUDE, SM_LIST_EXCLUDE, SM_LIST_INBOUND_INCLUDE,
+			  SM_LIST_INBOUND_EXCLUDE, SM_LIST_DNS_SERVERS };
 	__u8 one = 1;
 
-	for (int l = 0; l < 4; l++) {
+	for (int l = 0; l < 5; l++) {
 		const struct sm_cidr *cidr = cl[l]->v;
 		const __u16 *port = pl[l]->v;
 
@@ -1121,6 +1170,33 @@ static int stats_slot_reset(struct sockmesh *sm, __u32 idx)
 	return err;
 }
 
+/* The resolvers a scope uses: `ip netns exec NAME` bind-mounts
+ * /etc/netns/NAME/resolv.conf over /etc/resolv.conf, so a named netns reads
+ * that one when it exists.
+ */
+static int resolvers_of(const struct sockmesh_scope *scope, struct sm_list *out)
+{
+	char path[PATH_MAX] = "/etc/resolv.conf";
+	int err;
+
+	if (scope->kind == SOCKMESH_SCOPE_NETNS && !strchr(scope->name, '/')) {
+		char p[PATH_MAX];
+
+		snprintf(p, sizeof(p), "/etc/netns/%s/resolv.conf", scope->name);
+		if (access(p, R_OK) == 0)
+			snprintf(path, sizeof(path), "%s", p);
+	}
+	err = sm_resolv_conf_servers(path, out);
+	if (!err && !out->n) {
+		sm_set_err(
+			0,
+			"dns_servers: no nameserver in '%s'; name the resolvers or capture all DNS",
+			path);
+		err = -EINVAL;
+	}
+	return err;
+}
+
 static int enroll_locked(struct sockmesh *sm, const struct sockmesh_scope *scope,
 			 const char *attach_cgroup, const struct sockmesh_policy *policy)
 {
@@ -1138,6 +1214,11 @@ static int enroll_locked(struct sockmesh *sm, const struct sockmesh_scope *scope
 	err = sm_policy_compile(policy, &c);
 	if (err)
 		return err;
+	if ((c.pol.flags & SM_POL_DNS) && !(c.pol.flags & SM_POL_DNS_ALL) && !c.dns_servers.n) {
+		err = resolvers_of(scope, &c.dns_servers);
+		if (err)
+			goto out;
+	}
 
 	if (scope->kind == SOCKMESH_SCOPE_CGROUP) {
 		if (attach_cgroup && strcmp(attach_cgroup, scope->name) != 0) {
