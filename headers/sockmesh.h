@@ -154,7 +154,19 @@ struct sockmesh_scope_info {
 	__s64 proxy_mark; /* -1: none */
 	bool splice;
 	__u64 attach_cgroup_id;
+	__u16 inbound_port; /* 0: no inbound capture */
+	__u16 dns_port; /* 0: no DNS capture */
+	char pod_namespace[64]; /* labels set by sockmesh__set_scope_labels() */
+	char pod_name[256];
+	char container_id[128];
 };
+
+/* Attach Kubernetes labels to an enrolled scope (for status and metrics);
+ * NULL leaves a label as it is. Names longer than Kubernetes allows: -EINVAL.
+ */
+SOCKMESH_API int sockmesh__set_scope_labels(struct sockmesh *sm, const struct sockmesh_scope *scope,
+					    const char *pod_namespace, const char *pod_name,
+					    const char *container_id);
 
 /* Iterate enrolled scopes: prev NULL for the first; -ENOENT after the last. */
 SOCKMESH_API int sockmesh__next_scope(struct sockmesh *sm, const struct sockmesh_scope *prev,

@@ -206,7 +206,10 @@ struct sm_dns_state {
 
 /* scope_meta_map value: user-space bookkeeping only (what to display). */
 struct sm_scope_meta {
-	char name[256];
+	char name[256]; /* cgroup path or netns name/path given at enrol */
+	char pod_namespace[64]; /* Kubernetes labels, from CNI_ARGS (may be empty) */
+	char pod_name[256];
+	char container_id[128];
 };
 
 /* Per-scope counters. Names for user space are in sm_stat_names[]. */

@@ -564,6 +564,15 @@ static json_object *scope_json(struct sockmesh *sm, const struct sockmesh_scope_
 			json_object_object_add(o, "proxy_mark",
 					       json_object_new_int64(i->proxy_mark));
 		json_object_object_add(o, "splice", json_object_new_boolean(i->splice));
+		json_object_object_add(o, "inbound_port", json_object_new_int(i->inbound_port));
+		json_object_object_add(o, "dns_port", json_object_new_int(i->dns_port));
+		if (i->pod_name[0]) {
+			json_object_object_add(o, "pod_namespace",
+					       json_object_new_string(i->pod_namespace));
+			json_object_object_add(o, "pod_name", json_object_new_string(i->pod_name));
+			json_object_object_add(o, "container_id",
+					       json_object_new_string(i->container_id));
+		}
 		json_object_object_add(o, "attach_cgroup_id",
 				       json_object_new_uint64(i->attach_cgroup_id));
 	}
@@ -590,6 +599,13 @@ static void print_scope_text(struct sockmesh *sm, const struct sockmesh_scope_in
 			printf(", proxy mark %lld", (long long)i->proxy_mark);
 		printf(", splice %s, attached at cgroup id %llu\n", i->splice ? "on" : "off",
 		       (unsigned long long)i->attach_cgroup_id);
+		if (i->inbound_port)
+			printf("    inbound capture to port %u\n", i->inbound_port);
+		if (i->dns_port)
+			printf("    DNS capture to port %u\n", i->dns_port);
+		if (i->pod_name[0])
+			printf("    pod %s/%s container %s\n", i->pod_namespace, i->pod_name,
+			       i->container_id);
 	}
 }
 

@@ -1286,6 +1286,8 @@ static int enroll_locked(struct sockmesh *sm, const struct sockmesh_scope *scope
 		if (existed && !(c.pol.flags & SM_POL_INBOUND))
 			detach_netns(sm, scope->id);
 	}
+	/* keep the labels of a re-enrolled scope */
+	bpf_map_lookup_elem(sm->map_fd[MAP_META], &key, &meta);
 	snprintf(meta.name, sizeof(meta.name), "%s", scope->name);
 	bpf_map_update_elem(sm->map_fd[MAP_META], &key, &meta, BPF_ANY);
 	if (bpf_map_update_elem(sm->map_fd[MAP_SCOPE], &key, &c.pol, BPF_ANY)) {
@@ -1419,6 +1421,59 @@ static void fill_info(struct sockmesh *sm, const struct sm_scope_key *k, const s
 	out->proxy_mark = p->flags & SM_POL_PROXY_MARK ? (__s64)p->proxy_mark : -1;
 	out->splice = p->flags & SM_POL_SPLICE;
 	out->attach_cgroup_id = p->attach_cgroup_id;
+	out->inbound_port =
+		k->kind == SM_SCOPE_NETNS && (p->flags & SM_POL_INBOUND) ? p->inbound_port : 0;
+	out->dns_port = p->flags & SM_POL_DNS ? p->dns_port : 0;
+	snprintf(out->pod_namespace, sizeof(out->pod_namespace), "%.*s",
+		 (int)sizeof(meta.pod_namespace), meta.pod_namespace);
+	snprintf(out->pod_name, sizeof(out->pod_name), "%.*s", (int)sizeof(meta.pod_name),
+		 meta.pod_name);
+	snprintf(out->container_id, sizeof(out->container_id), "%.*s",
+		 (int)sizeof(meta.container_id), meta.container_id);
+}
+
+static int label_set(char *dst, size_t cap, const char *what, const char *v)
+{
+	if (!v)
+		return 0;
+	if (strlen(v) >= cap) {
+		sm_set_err(0, "labels: %s '%.40s...' is longer than %zu characters", what, v,
+			   cap - 1);
+		return -EINVAL;
+	}
+	snprintf(dst, cap, "%s", v);
+	return 0;
+}
+
+int sockmesh__set_scope_labels(struct sockmesh *sm, const struct sockmesh_scope *scope,
+			       const char *pod_namespace, const char *pod_name,
+			       const char *container_id)
+{
+	struct sm_scope_meta meta = {};
+	struct sm_scope_key key;
+	int err;
+
+	if (!sm || !scope || sm->destroyed)
+		return -EINVAL;
+	scope_key(scope, &key);
+	if (bpf_map_lookup_elem(sm->map_fd[MAP_META], &key, &meta)) {
+		sm_set_err(0, "labels: '%s' is not enrolled", scope->name);
+		return -ENOENT;
+	}
+	err = label_set(meta.pod_namespace, sizeof(meta.pod_namespace), "pod namespace",
+			pod_namespace);
+	if (!err)
+		err = label_set(meta.pod_name, sizeof(meta.pod_name), "pod name", pod_name);
+	if (!err)
+		err = label_set(meta.container_id, sizeof(meta.container_id), "container id",
+				container_id);
+	if (err)
+		return err;
+	if (bpf_map_update_elem(sm->map_fd[MAP_META], &key, &meta, BPF_EXIST)) {
+		err = -errno;
+		sm_set_err(-err, "labels: cannot store them");
+	}
+	return err;
 }
 
 int sockmesh__next_scope(struct sockmesh *sm, const struct sockmesh_scope *prev,
