@@ -17,7 +17,7 @@ suites=("$@")
 inner="set -e
 [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
 # this guest does not autoload modules: load what the tests use
-modprobe -a veth bridge 2>/dev/null || echo "modprobe veth/bridge failed"
+modprobe -a veth bridge 2>/dev/null || echo 'modprobe veth/bridge failed'
 mkdir -p /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup
 mount -t bpf bpf /sys/fs/bpf
 ip link set lo up

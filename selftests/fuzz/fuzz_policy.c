@@ -25,6 +25,10 @@
 static const char *const fields[4] = { "include_outbound_cidrs", "exclude_outbound_cidrs",
 				       "include_outbound_ports", "exclude_outbound_ports" };
 
+/* fields added since the first four; errors must name one of them */
+static const char *const more_fields[] = { "include_inbound_ports", "exclude_inbound_ports",
+					   "pod_ips", "dns_servers", "dns:" };
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void __attribute__((noreturn)) fail(const char *what, const char *in)
@@ -167,7 +171,9 @@ static void check_compiled(const struct sockmesh_policy *pol, const struct sm_co
 {
 	const __u32 known = SM_POL_PROXY_GID | SM_POL_PROXY_MARK | SM_POL_INCLUDE_PORTS |
 			    SM_POL_INCLUDE_CIDR4 | SM_POL_INCLUDE_CIDR6 | SM_POL_EXCLUDE_PORTS |
-			    SM_POL_EXCLUDE_CIDRS | SM_POL_SPLICE;
+			    SM_POL_EXCLUDE_CIDRS | SM_POL_SPLICE | SM_POL_INBOUND |
+			    SM_POL_INBOUND_INCLUDE_PORTS | SM_POL_INBOUND_EXCLUDE_PORTS |
+			    SM_POL_DNS | SM_POL_DNS_ALL;
 	const char *lists[4] = { pol->include_outbound_cidrs ? pol->include_outbound_cidrs : "*",
 				 pol->exclude_outbound_cidrs,
 				 pol->include_outbound_ports ? pol->include_outbound_ports : "*",
@@ -195,6 +201,18 @@ static void check_compiled(const struct sockmesh_policy *pol, const struct sm_co
 		fail("wrong proxy port", in);
 	if (c->pol.proxy_uid != (pol->has_proxy_uid ? pol->proxy_uid : SM_DEFAULT_PROXY_UID))
 		fail("wrong proxy uid", in);
+	if (!(f & SM_POL_INBOUND) != (!c->inc_in_ports.star && !c->inc_in_ports.n))
+		fail("INBOUND flag disagrees with the inbound include list", in);
+	if (!(f & SM_POL_INBOUND_EXCLUDE_PORTS) != !c->exc_in_ports.n)
+		fail("INBOUND_EXCLUDE_PORTS flag disagrees with the list", in);
+	if (!(f & SM_POL_DNS) != !pol->redirect_dns)
+		fail("DNS flag disagrees with redirect_dns", in);
+	for (size_t i = 0; i < c->pod_ips.n; i++) {
+		const struct sm_cidr *pc = (const struct sm_cidr *)c->pod_ips.v + i;
+
+		if (pc->prefix != (pc->family == 2 ? 32 : 128))
+			fail("a pod_ips network was accepted", in);
+	}
 
 	/* Each list is what the list parser alone makes of the field. */
 	for (int i = 0; i < 4; i++) {
@@ -214,14 +232,20 @@ static void check_compiled(const struct sockmesh_policy *pol, const struct sm_co
 static void fuzz_compile(char *s, size_t size, const char *in)
 {
 	SOCKMESH_OPTS(sockmesh_policy, pol);
-	const char **lists[4] = { &pol.include_outbound_cidrs, &pol.exclude_outbound_cidrs,
-				  &pol.include_outbound_ports, &pol.exclude_outbound_ports };
+	const char **lists[8] = { &pol.include_outbound_cidrs,
+				  &pol.exclude_outbound_cidrs,
+				  &pol.include_outbound_ports,
+				  &pol.exclude_outbound_ports,
+				  &pol.include_inbound_ports,
+				  &pol.exclude_inbound_ports,
+				  &pol.pod_ips,
+				  &pol.dns_servers };
 	struct sm_compiled c;
 	char *p = s;
 	int err, verr;
 
-	for (int i = 0; i < 4 && p; i++) {
-		char *sep = i < 3 ? strchr(p, SEP) : NULL;
+	for (int i = 0; i < 8 && p; i++) {
+		char *sep = i < 7 ? strchr(p, SEP) : NULL;
 
 		*lists[i] = p;
 		if (sep)
@@ -235,16 +259,21 @@ static void fuzz_compile(char *s, size_t size, const char *in)
 	pol.has_proxy_gid = size & 4;
 	pol.has_proxy_mark = size & 8;
 	pol.proxy_port = (__u16)(size * 7);
+	pol.redirect_dns = size & 16;
+	pol.capture_all_dns = pol.redirect_dns && (size & 32);
 
 	err = sm_policy_compile(&pol, &c);
 	if (err) {
 		bool named = false;
 
 		check_failed(err, NULL, "", in);
-		if (c.inc_cidrs.v || c.exc_cidrs.v || c.inc_ports.v || c.exc_ports.v)
+		if (c.inc_cidrs.v || c.exc_cidrs.v || c.inc_ports.v || c.exc_ports.v ||
+		    c.inc_in_ports.v || c.exc_in_ports.v || c.pod_ips.v || c.dns_servers.v)
 			fail("lists left allocated after a failed compile", in);
 		for (int i = 0; i < 4; i++)
 			named |= starts_with(sockmesh_errmsg(), fields[i]);
+		for (size_t i = 0; i < sizeof(more_fields) / sizeof(more_fields[0]); i++)
+			named |= starts_with(sockmesh_errmsg(), more_fields[i]);
 		if (!named)
 			fail("compile error does not name a field", in);
 	} else {

@@ -871,7 +871,7 @@ static void test_opts_sz(void)
 		struct sockmesh_policy pol;
 		unsigned char tail[32];
 	} big;
-	const size_t known = offsetofend(struct sockmesh_policy, pod_ips);
+	const size_t known = offsetofend(struct sockmesh_policy, sockmesh_policy__last_field);
 	struct sm_compiled c;
 	int err;
 

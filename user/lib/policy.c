@@ -305,7 +305,8 @@ int sm_policy_compile(const struct sockmesh_policy *user, struct sm_compiled *ou
 		sm_set_err(0, "policy: missing");
 		return -EINVAL;
 	}
-	if (!sm_opts_valid(user, offsetofend(struct sockmesh_policy, dns_servers), user->sz)) {
+	if (!sm_opts_valid(user, offsetofend(struct sockmesh_policy, sockmesh_policy__last_field),
+			   user->sz)) {
 		sm_set_err(0, "policy: unknown fields set (struct size %zu)", user->sz);
 		return -EINVAL;
 	}

@@ -656,8 +656,10 @@ struct sockmesh *sockmesh__open(const struct sockmesh_open_opts *user_opts)
 	int err, lock = -1;
 
 	if (user_opts) {
-		if (!sm_opts_valid(user_opts, offsetofend(struct sockmesh_open_opts, max_pending),
-				   user_opts->sz)) {
+		if (!sm_opts_valid(
+			    user_opts,
+			    offsetofend(struct sockmesh_open_opts, sockmesh_open_opts__last_field),
+			    user_opts->sz)) {
 			sm_set_err(0, "open: unknown options set");
 			errno = EINVAL;
 			return NULL;

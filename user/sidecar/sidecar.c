@@ -47,6 +47,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "sockmesh.h"
+
 #define PROG "sockmesh-sidecar"
 
 /* linux/netfilter_ipv4.h and linux/netfilter_ipv6/ip6_tables.h clash with
@@ -76,8 +78,7 @@
 #define ADDR_STRLEN (INET6_ADDRSTRLEN + 20)
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 enum src_kind {
 	SRC_LISTENER,
@@ -187,8 +188,7 @@ static bool quit;
  * an O_APPEND file do not interleave, and a test grepping the file sees
  * every line as soon as the event happened.
  */
-__attribute__((format(printf, 1, 2)))
-static void log_line(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static void log_line(const char *fmt, ...)
 {
 	char buf[512];
 	va_list ap;
@@ -215,8 +215,7 @@ static void log_line(const char *fmt, ...)
 	}
 }
 
-__attribute__((format(printf, 1, 2), noreturn))
-static void die(const char *fmt, ...)
+__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -231,8 +230,7 @@ static void die(const char *fmt, ...)
 	exit(1);
 }
 
-__attribute__((format(printf, 1, 2)))
-static void warn(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static void warn(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -245,8 +243,7 @@ static void warn(const char *fmt, ...)
 
 /* ---- addresses -------------------------------------------------------- */
 
-static const char *fmt_addr(const struct sockaddr_storage *ss, char *buf,
-			    size_t len)
+static const char *fmt_addr(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
 	char ip[INET6_ADDRSTRLEN];
 
@@ -260,11 +257,10 @@ static const char *fmt_addr(const struct sockaddr_storage *ss, char *buf,
 
 		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
 		if (sin6->sin6_scope_id)
-			snprintf(buf, len, "[%s%%%" PRIu32 "]:%u", ip,
-				 sin6->sin6_scope_id, ntohs(sin6->sin6_port));
-		else
-			snprintf(buf, len, "[%s]:%u", ip,
+			snprintf(buf, len, "[%s%%%" PRIu32 "]:%u", ip, sin6->sin6_scope_id,
 				 ntohs(sin6->sin6_port));
+		else
+			snprintf(buf, len, "[%s]:%u", ip, ntohs(sin6->sin6_port));
 	} else {
 		snprintf(buf, len, "<af%u>", ss->ss_family);
 	}
@@ -273,8 +269,7 @@ static const char *fmt_addr(const struct sockaddr_storage *ss, char *buf,
 
 static socklen_t addr_len(const struct sockaddr_storage *ss)
 {
-	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
-					    sizeof(struct sockaddr_in);
+	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 }
 
 static uint16_t addr_port(const struct sockaddr_storage *ss)
@@ -285,8 +280,7 @@ static uint16_t addr_port(const struct sockaddr_storage *ss)
 }
 
 /* Address part only; port and scope are compared by the caller if needed. */
-static bool addr_ip_eq(const struct sockaddr_storage *a,
-		       const struct sockaddr_storage *b)
+static bool addr_ip_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
 	if (a->ss_family != b->ss_family)
 		return false;
@@ -300,16 +294,14 @@ static bool addr_ip_eq(const struct sockaddr_storage *a,
 static bool addr_is_any(const struct sockaddr_storage *ss)
 {
 	if (ss->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
-		       htonl(INADDR_ANY);
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
 	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
 }
 
 static bool addr_is_loopback(const struct sockaddr_storage *ss)
 {
 	if (ss->ss_family == AF_INET)
-		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >>
-			24) == 127;
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
 	return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
 }
 
@@ -385,8 +377,7 @@ static bool parse_ip(const char *s, struct sockaddr_storage *out)
 }
 
 /* base 0 only for marks, which are customarily hex; "010" is not a uid 8. */
-static bool parse_ulong(const char *s, int base, unsigned long max,
-			unsigned long *out)
+static bool parse_ulong(const char *s, int base, unsigned long max, unsigned long *out)
 {
 	unsigned long v;
 	char *end;
@@ -445,28 +436,21 @@ static bool parse_addr_port(const char *s, struct sockaddr_storage *out)
  * This is what Envoy's original-dst listener filter does: conntrack (for
  * iptables REDIRECT) and the sockmesh BPF getsockopt hook both answer
  * SO_ORIGINAL_DST on the accepted socket, IPv4 at SOL_IP and IPv6 at
- * SOL_IPV6 (IP6T_SO_ORIGINAL_DST, same value). libsockmesh's
- * sockmesh_original_dst() is the library equivalent; this copy only exists
- * so the sidecar can be tested before the library lands, switch to it then.
+ * SOL_IPV6 (IP6T_SO_ORIGINAL_DST, same value); libsockmesh's
+ * sockmesh_original_dst() makes that call for us.
  */
-static int original_dst(int fd, int family, struct sockaddr_storage *out,
-			socklen_t *len)
+static int original_dst(int fd, int family, struct sockaddr_storage *out, socklen_t *len)
 {
-	int ret;
+	int err;
 
 	memset(out, 0, sizeof(*out));
-	if (family == AF_INET) {
-		*len = sizeof(struct sockaddr_in);
-		ret = getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, out, len);
-	} else if (family == AF_INET6) {
-		*len = sizeof(struct sockaddr_in6);
-		ret = getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, out, len);
-	} else {
-		errno = EAFNOSUPPORT;
+	*len = sizeof(*out);
+	/* libsockmesh asks SOL_IPV6 for IPv6 sockets, SOL_IP for IPv4 ones. */
+	err = sockmesh_original_dst(fd, (struct sockaddr *)out, len);
+	if (err) {
+		errno = -err;
 		return -1;
 	}
-	if (ret)
-		return ret;
 	if (out->ss_family != family) {
 		errno = EAFNOSUPPORT;
 		return -1;
@@ -480,8 +464,7 @@ static int original_dst(int fd, int family, struct sockaddr_storage *out,
  * again, two sockets per hop until EMFILE. A wildcard listener is reachable
  * through any loopback address.
  */
-static bool is_loop(const struct sockaddr_storage *orig,
-		    const struct sockaddr_storage *local)
+static bool is_loop(const struct sockaddr_storage *orig, const struct sockaddr_storage *local)
 {
 	size_t i;
 
@@ -490,8 +473,7 @@ static bool is_loop(const struct sockaddr_storage *orig,
 	for (i = 0; i < nlisteners; i++) {
 		const struct sockaddr_storage *l = &listeners[i].addr;
 
-		if (l->ss_family != orig->ss_family ||
-		    addr_port(l) != addr_port(orig))
+		if (l->ss_family != orig->ss_family || addr_port(l) != addr_port(orig))
 			continue;
 		if (addr_ip_eq(l, orig))
 			return true;
@@ -578,8 +560,7 @@ static void conn_kill(struct conn *c, bool rst)
 	if (c->dead)
 		return;
 	log_line("close orig=%s up_bytes=%" PRIu64 " down_bytes=%" PRIu64,
-		 fmt_addr(&c->orig, obuf, sizeof(obuf)), c->sent[UPSTREAM],
-		 c->sent[CLIENT]);
+		 fmt_addr(&c->orig, obuf, sizeof(obuf)), c->sent[UPSTREAM], c->sent[CLIENT]);
 	for (i = 0; i < 2; i++) {
 		if (c->side[i].fd < 0)
 			continue;
@@ -609,8 +590,8 @@ static void conn_fail(struct conn *c, const char *what, int err)
 {
 	char obuf[ADDR_STRLEN];
 
-	log_line("error %s orig=%s err=%s", what,
-		 fmt_addr(&c->orig, obuf, sizeof(obuf)), strerror(err));
+	log_line("error %s orig=%s err=%s", what, fmt_addr(&c->orig, obuf, sizeof(obuf)),
+		 strerror(err));
 	conn_kill(c, true);
 }
 
@@ -674,8 +655,7 @@ static int conn_flow(struct conn *c, int i, bool *progress, int *bad)
 		}
 	}
 
-	if (src->rd_eof && !b->len && !dst->wr_shut &&
-	    !(i == CLIENT && c->connecting)) {
+	if (src->rd_eof && !b->len && !dst->wr_shut && !(i == CLIENT && c->connecting)) {
 		/* ENOTCONN: the peer already reset; nothing is owed to it. */
 		if (shutdown(dst->fd, SHUT_WR) && errno != ENOTCONN) {
 			*bad = !i;
@@ -791,8 +771,7 @@ static int upstream_socket(int family)
 	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
-	if (cfg.set_mark &&
-	    setsockopt(fd, SOL_SOCKET, SO_MARK, &cfg.mark, sizeof(cfg.mark)))
+	if (cfg.set_mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &cfg.mark, sizeof(cfg.mark)))
 		goto err;
 	if (family == AF_INET && cfg.has_source4)
 		src = &cfg.source4;
@@ -802,8 +781,7 @@ static int upstream_socket(int family)
 		/* Defer the port choice to connect() so the 4-tuple, not the
 		 * source address alone, has to be unique.
 		 */
-		setsockopt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one,
-			   sizeof(one));
+		setsockopt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
 		if (bind(fd, (const struct sockaddr *)src, addr_len(src)))
 			goto err;
 	}
@@ -823,8 +801,8 @@ static void client_accepted(int fd, const struct sockaddr_storage *client)
 	int ufd, i;
 
 	if (nconns >= cfg.max_conns) {
-		log_line("error max-conns client=%s limit=%u",
-			 fmt_addr(client, cbuf, sizeof(cbuf)), cfg.max_conns);
+		log_line("error max-conns client=%s limit=%u", fmt_addr(client, cbuf, sizeof(cbuf)),
+			 cfg.max_conns);
 		close_rst(fd);
 		return;
 	}
@@ -834,10 +812,9 @@ static void client_accepted(int fd, const struct sockaddr_storage *client)
 		close_rst(fd);
 		return;
 	}
-	if ((getsockname(fd, (struct sockaddr *)&local, &llen) == 0 &&
-	     is_loop(&orig, &local)) || is_own_upstream(client)) {
-		log_line("error loop client=%s orig=%s",
-			 fmt_addr(client, cbuf, sizeof(cbuf)),
+	if ((getsockname(fd, (struct sockaddr *)&local, &llen) == 0 && is_loop(&orig, &local)) ||
+	    is_own_upstream(client)) {
+		log_line("error loop client=%s orig=%s", fmt_addr(client, cbuf, sizeof(cbuf)),
 			 fmt_addr(&orig, obuf, sizeof(obuf)));
 		close_rst(fd);
 		return;
@@ -845,8 +822,7 @@ static void client_accepted(int fd, const struct sockaddr_storage *client)
 
 	c = malloc(sizeof(*c));
 	if (!c) {
-		log_line("error no-memory client=%s",
-			 fmt_addr(client, cbuf, sizeof(cbuf)));
+		log_line("error no-memory client=%s", fmt_addr(client, cbuf, sizeof(cbuf)));
 		close_rst(fd);
 		return;
 	}
@@ -864,16 +840,14 @@ static void client_accepted(int fd, const struct sockaddr_storage *client)
 	conns = c;
 	nconns++;
 
-	log_line("accept client=%s orig=%s",
-		 fmt_addr(client, cbuf, sizeof(cbuf)),
+	log_line("accept client=%s orig=%s", fmt_addr(client, cbuf, sizeof(cbuf)),
 		 fmt_addr(&orig, obuf, sizeof(obuf)));
 
 	c->side[CLIENT].fd = fd;
 	c->side[CLIENT].readable = true;
 	c->side[CLIENT].writable = true;
 	set_nodelay(fd);
-	if (epoll_add(fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-		      &c->side[CLIENT].src)) {
+	if (epoll_add(fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &c->side[CLIENT].src)) {
 		conn_fail(c, "epoll", errno);
 		return;
 	}
@@ -897,8 +871,7 @@ static void client_accepted(int fd, const struct sockaddr_storage *client)
 	ulen = sizeof(c->up_local);
 	if (getsockname(ufd, (struct sockaddr *)&c->up_local, &ulen) == 0)
 		upstream_hash_add(c);
-	if (epoll_add(ufd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-		      &c->side[UPSTREAM].src)) {
+	if (epoll_add(ufd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &c->side[UPSTREAM].src)) {
 		conn_fail(c, "epoll", errno);
 		return;
 	}
@@ -939,8 +912,7 @@ static void listener_event(struct listener *l)
 				fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
 				if (fd >= 0)
 					close_rst(fd);
-				reserve_fd = open("/dev/null",
-						  O_RDONLY | O_CLOEXEC);
+				reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 			}
 			return;
 		default:
@@ -990,8 +962,7 @@ static int event_loop(void)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			fprintf(stderr, PROG ": epoll_wait: %s\n",
-				strerror(errno));
+			fprintf(stderr, PROG ": epoll_wait: %s\n", strerror(errno));
 			return 1;
 		}
 		for (i = 0; i < n; i++) {
@@ -999,15 +970,13 @@ static int event_loop(void)
 
 			switch (src->kind) {
 			case SRC_LISTENER:
-				listener_event(container_of(src, struct listener,
-							    src));
+				listener_event(container_of(src, struct listener, src));
 				break;
 			case SRC_SIGNAL:
 				signal_event();
 				break;
 			case SRC_SIDE:
-				side_event(container_of(src, struct side, src),
-					   evs[i].events);
+				side_event(container_of(src, struct side, src), evs[i].events);
 				break;
 			}
 		}
@@ -1019,15 +988,13 @@ static int event_loop(void)
 
 /* ---- setup ------------------------------------------------------------ */
 
-static int open_listener(const struct sockaddr_storage *addr,
-			 struct listener *l)
+static int open_listener(const struct sockaddr_storage *addr, struct listener *l)
 {
 	char abuf[ADDR_STRLEN];
 	socklen_t len = sizeof(l->addr);
 	int fd, one = 1, err;
 
-	fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		    0);
+	fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		goto err;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)))
@@ -1055,8 +1022,7 @@ err:
 	if (cfg.default_listen && addr->ss_family == AF_INET6 &&
 	    (err == EAFNOSUPPORT || err == EADDRNOTAVAIL)) {
 		/* IPv6 disabled in this netns: the default is best effort. */
-		warn("listen %s: %s (skipped)", fmt_addr(addr, abuf, sizeof(abuf)),
-		     strerror(err));
+		warn("listen %s: %s (skipped)", fmt_addr(addr, abuf, sizeof(abuf)), strerror(err));
 		return -1;
 	}
 	die("listen %s: %s", fmt_addr(addr, abuf, sizeof(abuf)), strerror(err));
@@ -1100,14 +1066,12 @@ static void write_pidfile(void)
 	if (!cfg.pid_path)
 		return;
 	/* No O_TRUNC before the lock: a running instance keeps its pid. */
-	fd = open(cfg.pid_path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-		  0644);
+	fd = open(cfg.pid_path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0)
 		die("pidfile %s: %s", cfg.pid_path, strerror(errno));
 	if (flock(fd, LOCK_EX | LOCK_NB))
 		die("pidfile %s: %s", cfg.pid_path,
-		    errno == EWOULDBLOCK ? "locked by another instance" :
-					   strerror(errno));
+		    errno == EWOULDBLOCK ? "locked by another instance" : strerror(errno));
 	pid_fd = fd;
 	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
 	if (ftruncate(pid_fd, 0) || write(pid_fd, buf, n) != n)
@@ -1116,8 +1080,7 @@ static void write_pidfile(void)
 	 * sticky directory such as /tmp only grants to the file's owner.
 	 */
 	if ((cfg.set_uid || cfg.set_gid) &&
-	    fchown(pid_fd, cfg.set_uid ? cfg.uid : (uid_t)-1,
-		   cfg.set_gid ? cfg.gid : (gid_t)-1))
+	    fchown(pid_fd, cfg.set_uid ? cfg.uid : (uid_t)-1, cfg.set_gid ? cfg.gid : (gid_t)-1))
 		warn("pidfile %s: chown: %s", cfg.pid_path, strerror(errno));
 }
 
@@ -1127,8 +1090,7 @@ static void remove_pidfile(void)
 		return;
 	if (unlink(cfg.pid_path)) {
 		/* An empty pidfile is at least never mistaken for a live pid. */
-		warn("pidfile %s: %s (left empty)", cfg.pid_path,
-		     strerror(errno));
+		warn("pidfile %s: %s (left empty)", cfg.pid_path, strerror(errno));
 		if (ftruncate(pid_fd, 0))
 			warn("pidfile %s: %s", cfg.pid_path, strerror(errno));
 	}
@@ -1167,13 +1129,12 @@ static void drop_privileges(void)
 		die("setuid %u: %s", (unsigned int)cfg.uid, strerror(errno));
 	if (keep_caps) {
 		if (keep_net_admin())
-			die("--mark %" PRIu32 " with --uid %u needs CAP_NET_ADMIN: %s",
-			    cfg.mark, (unsigned int)cfg.uid, strerror(errno));
+			die("--mark %" PRIu32 " with --uid %u needs CAP_NET_ADMIN: %s", cfg.mark,
+			    (unsigned int)cfg.uid, strerror(errno));
 		prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
 	}
 	if (cfg.uid != 0 && setuid(0) != -1)
-		die("setuid %u: could regain root afterwards",
-		    (unsigned int)cfg.uid);
+		die("setuid %u: could regain root afterwards", (unsigned int)cfg.uid);
 }
 
 /* Fail at startup rather than on every connection. */
@@ -1202,14 +1163,13 @@ static void raise_nofile(void)
 	if (getrlimit(RLIMIT_NOFILE, &rl))
 		return;
 	if (rl.rlim_cur < need) {
-		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ?
-				      need : rl.rlim_max;
+		rl.rlim_cur =
+			rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	if (rl.rlim_cur < need)
 		warn("--max-conns %u needs %llu file descriptors, RLIMIT_NOFILE is %llu",
-		     cfg.max_conns, (unsigned long long)need,
-		     (unsigned long long)rl.rlim_cur);
+		     cfg.max_conns, (unsigned long long)need, (unsigned long long)rl.rlim_cur);
 }
 
 /*
@@ -1285,13 +1245,11 @@ static const struct opt_desc {
 	  "default 127.0.0.1:15001 and [::1]:15001" },
 	{ "uid", 'u', "N", "after binding, switch to this uid" },
 	{ "gid", 'g', "N", "after binding, switch to this gid" },
-	{ "source", 's', "ADDR",
-	  "bind upstream sockets to ADDR (once per family)" },
+	{ "source", 's', "ADDR", "bind upstream sockets to ADDR (once per family)" },
 	{ "mark", 'm', "N", "set SO_MARK N on upstream sockets" },
 	{ "log", 'L', "FILE", "connection log (default: stderr)" },
 	{ "pidfile", 'p', "FILE", "write our pid to FILE, remove it on exit" },
-	{ "max-conns", 'c', "N",
-	  "concurrent connections, more are reset (default 4096)" },
+	{ "max-conns", 'c', "N", "concurrent connections, more are reset (default 4096)" },
 	{ "help", 'h', NULL, "show this help" },
 };
 
@@ -1307,8 +1265,8 @@ static void usage(FILE *f)
 		char left[48];
 		const char *h = o->help;
 
-		snprintf(left, sizeof(left), "-%c, --%s%s%s", o->val, o->name,
-			 o->arg ? " " : "", o->arg ? o->arg : "");
+		snprintf(left, sizeof(left), "-%c, --%s%s%s", o->val, o->name, o->arg ? " " : "",
+			 o->arg ? o->arg : "");
 		fprintf(f, "  %-26s", left);
 		/* continuation lines of the help text line up under the first */
 		while (*h) {
@@ -1323,8 +1281,7 @@ static void usage(FILE *f)
 	}
 }
 
-__attribute__((format(printf, 1, 2), noreturn))
-static void bad_usage(const char *fmt, ...)
+__attribute__((format(printf, 1, 2), noreturn)) static void bad_usage(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -1362,8 +1319,7 @@ static void parse_args(int argc, char **argv)
 	for (i = 0; i < ARRAY_SIZE(opt_table); i++) {
 		longopts[i] = (struct option){
 			.name = opt_table[i].name,
-			.has_arg = opt_table[i].arg ? required_argument :
-						      no_argument,
+			.has_arg = opt_table[i].arg ? required_argument : no_argument,
 			.val = opt_table[i].val,
 		};
 		optstring[k++] = (char)opt_table[i].val;
@@ -1396,10 +1352,8 @@ static void parse_args(int argc, char **argv)
 		case 's':
 			if (!parse_ip(optarg, &ss))
 				bad_usage("invalid --source address '%s'", optarg);
-			if (ss.ss_family == AF_INET ? cfg.has_source4 :
-						      cfg.has_source6)
-				bad_usage("invalid --source '%s': one per family",
-					  optarg);
+			if (ss.ss_family == AF_INET ? cfg.has_source4 : cfg.has_source6)
+				bad_usage("invalid --source '%s': one per family", optarg);
 			if (ss.ss_family == AF_INET) {
 				cfg.source4 = ss;
 				cfg.has_source4 = true;
@@ -1434,8 +1388,7 @@ static void parse_args(int argc, char **argv)
 			usage(stdout);
 			exit(0);
 		case ':':
-			bad_usage("option '%s' needs an argument",
-				  argv[optind - 1]);
+			bad_usage("option '%s' needs an argument", argv[optind - 1]);
 		default:
 			/* optopt is 0 for an unknown long option */
 			if (optopt)
@@ -1475,8 +1428,7 @@ int main(int argc, char **argv)
 	parse_args(argc, argv);
 
 	if (cfg.log_path) {
-		log_fd = open(cfg.log_path,
-			      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		log_fd = open(cfg.log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 		if (log_fd < 0)
 			die("log %s: %s", cfg.log_path, strerror(errno));
 	}
@@ -1495,8 +1447,7 @@ int main(int argc, char **argv)
 	reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
 	for (i = 0; i < nlisteners; i++)
-		log_line("listen addr=%s",
-			 fmt_addr(&listeners[i].addr, abuf, sizeof(abuf)));
+		log_line("listen addr=%s", fmt_addr(&listeners[i].addr, abuf, sizeof(abuf)));
 
 	ret = event_loop();
 	cleanup();
