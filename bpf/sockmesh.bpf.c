@@ -886,6 +886,7 @@ int sm_msg(struct sk_msg_md *msg)
 {
 	struct bpf_sock *sk = msg->sk;
 	struct sm_sk_state *st;
+	struct sm_stats *stats;
 	__u32 size = msg->size;
 
 	if (!sk)
@@ -894,8 +895,12 @@ int sm_msg(struct sk_msg_md *msg)
 	if (!st || (st->flags & (SM_SK_SPLICE | SM_SK_NO_SPLICE)) != SM_SK_SPLICE)
 		return SK_PASS;
 	if (bpf_msg_redirect_hash(msg, &splice_map, &st->peer, BPF_F_INGRESS) == SK_PASS) {
-		stat_inc(st->scope_idx, SM_STAT_SPLICE_MSGS);
-		stat_add(st->scope_idx, SM_STAT_SPLICE_BYTES, size);
+		/* one counter lookup for both: this is the per-message path */
+		stats = bpf_map_lookup_elem(&stats_map, &st->scope_idx);
+		if (stats) {
+			stats->c[SM_STAT_SPLICE_MSGS]++;
+			stats->c[SM_STAT_SPLICE_BYTES] += size;
+		}
 		return SK_PASS;
 	}
 	/* The peer is not (or no longer) in the map: this message takes the
