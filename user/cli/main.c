@@ -722,6 +722,7 @@ static int cmd_doctor(struct cmd_args *a)
 		{ BPF_PROG_TYPE_SOCK_OPS, "prog sock_ops" },
 		{ BPF_PROG_TYPE_SK_MSG, "prog sk_msg" },
 		{ BPF_PROG_TYPE_CGROUP_SOCKOPT, "prog cgroup_sockopt (getsockopt)" },
+		{ BPF_PROG_TYPE_SK_LOOKUP, "prog sk_lookup (inbound capture)" },
 	};
 	static const struct {
 		enum bpf_map_type type;
