@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* sockmesh-cni: what the parser (conf.c) hands the commands (sockmesh-cni.c). */
+#ifndef SOCKMESH_CNI_H
+#define SOCKMESH_CNI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+#include "internal.h"
+
+#define CNI_SPEC_VERSION "1.0.0"
+/* containerd's CRI plugin passes the pod's annotations in runtimeConfig
+ * under this capability (pkg/cri/annotations: PodAnnotations) when the
+ * plugin's config declares it in "capabilities".
+ */
+#define CNI_CAP_POD_ANNOTATIONS "io.kubernetes.cri.pod-annotations"
+
+/* Pod annotations that decide whether a pod is captured at all. */
+#define ANN_SIDECAR_STATUS "sidecar.istio.io/status" /* set by istio's injector */
+#define ANN_SIDECAR_INJECT "sidecar.istio.io/inject"
+#define ANN_CAPTURE "sockmesh.io/capture"
+
+/* CNI 1.0.0 well-known error codes, then ours (100+). */
+enum cni_code {
+	CNI_ERR_INCOMPATIBLE_VERSION = 1,
+	CNI_ERR_UNSUPPORTED_FIELD = 2,
+	CNI_ERR_UNKNOWN_CONTAINER = 3,
+	CNI_ERR_INVALID_ENV = 4,
+	CNI_ERR_IO = 5,
+	CNI_ERR_DECODE = 6,
+	CNI_ERR_INVALID_CONFIG = 7,
+	CNI_ERR_TRY_AGAIN = 11,
+	SMCNI_ERR_SOCKMESH = 100, /* the library or the kernel refused */
+	SMCNI_ERR_ANNOTATION = 101, /* a pod annotation has a bad value */
+	SMCNI_ERR_NOT_ENROLLED = 102, /* CHECK: should be enrolled, is not */
+	SMCNI_ERR_DRIFT = 103, /* CHECK: enrolled differently from the policy */
+};
+
+enum cni_cmd { CMD_ADD, CMD_DEL, CMD_CHECK, CMD_VERSION };
+
+/* The failure a command ends with: printed as the spec's error JSON. */
+struct cni_error {
+	int code;
+	char msg[1024];
+	char details[1024];
+};
+
+int cni_fail(struct cni_error *e, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The CNI_* environment. */
+struct cni_env {
+	enum cni_cmd cmd;
+	const char *container_id;
+	const char *netns; /* NULL when unset or empty (DEL only) */
+	const char *ifname;
+	const char *path;
+	/* CNI_ARGS (K8S_* only; other keys are ignored) */
+	char *args_buf;
+	const char *pod_namespace;
+	const char *pod_name;
+	const char *infra_id; /* K8S_POD_INFRA_CONTAINER_ID */
+};
+
+int cni_env_parse(struct cni_env *env, struct cni_error *e);
+void cni_env_free(struct cni_env *env);
+/* The container id the scope is labelled with. */
+const char *cni_env_label_id(const struct cni_env *env);
+
+/* The plugin's config (stdin), after validation. */
+struct cni_conf {
+	json_object *root; /* owned */
+	const char *cni_version;
+	const char *name;
+	json_object *prev_result; /* NULL when absent */
+	json_object *annotations; /* runtimeConfig's pod annotations, or NULL */
+	const char *pin_dir;
+	const char *attach_cgroup; /* NULL: the cgroup2 root */
+	bool require_sidecar;
+	json_object *exclude_namespaces; /* array of strings, or NULL */
+	/* The defaults from the config; string lists live in strs[]. */
+	struct sockmesh_policy pol;
+	char *strs[8];
+	size_t nstrs;
+};
+
+/* Read stdin (bounded) and validate the config; e->code 6 or 7 or 1.
+ * minimal: only cniVersion and pinDir (what DEL needs).
+ */
+int cni_conf_read(FILE *in, struct cni_conf *c, bool minimal, struct cni_error *e);
+void cni_conf_free(struct cni_conf *c);
+
+/* The pod's addresses from prevResult.ips (the container's interfaces),
+ * as a comma list for sockmesh_policy.pod_ips; NULL when it lists none.
+ */
+int cni_prev_result_pod_ips(json_object *prev, char **out, struct cni_error *e);
+
+/* Whether the pod is captured; when not, why (for logs and CHECK). */
+struct cni_decision {
+	bool capture;
+	char why[256];
+};
+
+int cni_decide(const struct cni_conf *c, const struct cni_env *env, struct cni_decision *d,
+	       struct cni_error *e);
+
+/* The pod's policy: config defaults overlaid with its istio annotations and
+ * its addresses. ann and pod_ips must outlive pol's use.
+ */
+int cni_pod_policy(const struct cni_conf *c, const char *pod_ips, struct sm_annotations *ann,
+		   struct sockmesh_policy *pol, struct cni_error *e);
+
+/* A library message naming a policy field, re-worded with the config key. */
+const char *cni_config_key_of(const char *lib_msg, char *buf, size_t len);
+
+#endif

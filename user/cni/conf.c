@@ -1,0 +1,749 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockmesh-cni input: the CNI_* environment, the plugin config on stdin, the
+ * previous plugin's result and the pod's annotations. Everything is
+ * validated here, before any state is touched; every error names the
+ * variable, key or annotation and the bad value.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cni.h"
+
+#define STDIN_MAX (4u << 20) /* a config plus annotations (k8s caps them at 256 KiB) */
+
+int cni_fail(struct cni_error *e, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	e->code = code;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* A JSON value as text, for messages ("'x'" for strings, raw otherwise). */
+static const char *jtext(json_object *v, char *buf, size_t len)
+{
+	if (json_object_is_type(v, json_type_string))
+		snprintf(buf, len, "'%.200s'", json_object_get_string(v));
+	else
+		snprintf(buf, len, "%.200s",
+			 json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+	return buf;
+}
+
+/* ---- environment --------------------------------------------------------- */
+
+/* The spec's container id: alphanumeric first, then alphanumerics, '_', '.', '-'. */
+static bool valid_container_id(const char *s)
+{
+	static const char alnum[] =
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+	if (!s[0] || !strchr(alnum, s[0]))
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!strchr(alnum, *p) && !strchr("_.-", *p))
+			return false;
+	return true;
+}
+
+/* The spec's interface name rules (Linux's). */
+static bool valid_ifname(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= 16 || !strcmp(s, ".") || !strcmp(s, ".."))
+		return false;
+	for (const char *p = s; *p; p++)
+		if (*p == '/' || *p == ':' || *p == ' ' || (*p >= '\t' && *p <= '\r'))
+			return false;
+	return true;
+}
+
+static const char *env_get(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : NULL;
+}
+
+/* CNI_ARGS: "K=V;K=V". Only the Kubernetes keys mean anything to us. */
+static int parse_args(struct cni_env *env, struct cni_error *e)
+{
+	const char *raw = getenv("CNI_ARGS");
+	char *save = NULL, *item;
+
+	if (!raw || !*raw)
+		return 0;
+	env->args_buf = strdup(raw);
+	if (!env->args_buf)
+		return cni_fail(e, SMCNI_ERR_SOCKMESH, "out of memory");
+	for (item = strtok_r(env->args_buf, ";", &save); item; item = strtok_r(NULL, ";", &save)) {
+		char *eq = strchr(item, '=');
+
+		if (!eq || eq == item) {
+			if (env->cmd == CMD_DEL)
+				continue; /* DEL cleans up whatever it is given */
+			return cni_fail(e, CNI_ERR_INVALID_ENV,
+					"CNI_ARGS: '%.200s' is not a KEY=VALUE pair (in '%.400s')",
+					item, raw);
+		}
+		*eq = '\0';
+		if (!strcmp(item, "K8S_POD_NAMESPACE"))
+			env->pod_namespace = eq + 1;
+		else if (!strcmp(item, "K8S_POD_NAME"))
+			env->pod_name = eq + 1;
+		else if (!strcmp(item, "K8S_POD_INFRA_CONTAINER_ID"))
+			env->infra_id = eq + 1;
+	}
+	if (env->cmd == CMD_DEL)
+		return 0;
+	/* The scope's labels have Kubernetes' limits. */
+	if (env->pod_namespace && strlen(env->pod_namespace) > 63)
+		return cni_fail(
+			e, CNI_ERR_INVALID_ENV,
+			"CNI_ARGS: K8S_POD_NAMESPACE '%.80s...' is longer than 63 characters",
+			env->pod_namespace);
+	if (env->pod_name && strlen(env->pod_name) > 253)
+		return cni_fail(e, CNI_ERR_INVALID_ENV,
+				"CNI_ARGS: K8S_POD_NAME '%.80s...' is longer than 253 characters",
+				env->pod_name);
+	if (env->infra_id && strlen(env->infra_id) > 127)
+		return cni_fail(
+			e, CNI_ERR_INVALID_ENV,
+			"CNI_ARGS: K8S_POD_INFRA_CONTAINER_ID '%.80s...' is longer than 127 characters",
+			env->infra_id);
+	return 0;
+}
+
+int cni_env_parse(struct cni_env *env, struct cni_error *e)
+{
+	static const char *const cmds[] = { [CMD_ADD] = "ADD",
+					    [CMD_DEL] = "DEL",
+					    [CMD_CHECK] = "CHECK",
+					    [CMD_VERSION] = "VERSION" };
+	const char *cmd = env_get("CNI_COMMAND");
+	size_t i;
+
+	memset(env, 0, sizeof(*env));
+	if (!cmd)
+		return cni_fail(e, CNI_ERR_INVALID_ENV,
+				"CNI_COMMAND is not set (ADD, DEL, CHECK or VERSION)");
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(cmd, cmds[i]))
+			break;
+	if (i == sizeof(cmds) / sizeof(cmds[0]))
+		return cni_fail(e, CNI_ERR_INVALID_ENV,
+				"CNI_COMMAND: '%.100s' is not ADD, DEL, CHECK or VERSION", cmd);
+	env->cmd = (enum cni_cmd)i;
+	if (env->cmd == CMD_VERSION)
+		return 0;
+
+	env->container_id = env_get("CNI_CONTAINERID");
+	if (!env->container_id)
+		return cni_fail(e, CNI_ERR_INVALID_ENV, "CNI_CONTAINERID is not set");
+	if (!valid_container_id(env->container_id) || strlen(env->container_id) > 127)
+		return cni_fail(
+			e, CNI_ERR_INVALID_ENV,
+			"CNI_CONTAINERID: '%.200s' is not a container id (1-127 of [A-Za-z0-9_.-], alphanumeric first)",
+			env->container_id);
+	env->netns = env_get("CNI_NETNS");
+	if (!env->netns && env->cmd != CMD_DEL)
+		return cni_fail(e, CNI_ERR_INVALID_ENV, "CNI_NETNS is not set");
+	env->ifname = env_get("CNI_IFNAME");
+	if (!env->ifname)
+		return cni_fail(e, CNI_ERR_INVALID_ENV, "CNI_IFNAME is not set");
+	if (!valid_ifname(env->ifname))
+		return cni_fail(e, CNI_ERR_INVALID_ENV,
+				"CNI_IFNAME: '%.100s' is not an interface name", env->ifname);
+	env->path = env_get("CNI_PATH");
+	if (!env->path)
+		return cni_fail(e, CNI_ERR_INVALID_ENV, "CNI_PATH is not set");
+	return parse_args(env, e);
+}
+
+void cni_env_free(struct cni_env *env)
+{
+	free(env->args_buf);
+	memset(env, 0, sizeof(*env));
+}
+
+const char *cni_env_label_id(const struct cni_env *env)
+{
+	return env->infra_id && *env->infra_id ? env->infra_id : env->container_id;
+}
+
+/* ---- config -------------------------------------------------------------- */
+
+static int read_all(FILE *in, char **out, size_t *outlen, struct cni_error *e)
+{
+	size_t len = 0, cap = 0, n;
+	char *buf = NULL;
+
+	do {
+		if (len + 65536 + 1 > cap) {
+			char *nb;
+
+			cap = cap ? 2 * cap : 131072;
+			nb = realloc(buf, cap);
+			if (!nb) {
+				free(buf);
+				return cni_fail(e, CNI_ERR_IO, "out of memory reading stdin");
+			}
+			buf = nb;
+		}
+		n = fread(buf + len, 1, 65536, in);
+		len += n;
+	} while (n > 0 && len <= STDIN_MAX);
+	if (ferror(in)) {
+		free(buf);
+		return cni_fail(e, CNI_ERR_IO, "cannot read the network config from stdin");
+	}
+	buf[len] = '\0';
+	if (len > STDIN_MAX) {
+		free(buf);
+		return cni_fail(e, CNI_ERR_DECODE,
+				"the network config on stdin is larger than %u bytes", STDIN_MAX);
+	}
+	*out = buf;
+	*outlen = len;
+	return 0;
+}
+
+static int decode(const char *buf, size_t len, json_object **out, struct cni_error *e)
+{
+	enum json_tokener_error jerr;
+	struct json_tokener *tok;
+	json_object *root;
+	size_t end;
+
+	*out = NULL;
+	if (strspn(buf, " \t\r\n") == len)
+		return cni_fail(e, CNI_ERR_DECODE, "no network config on stdin");
+	if (strlen(buf) != len)
+		return cni_fail(e, CNI_ERR_DECODE,
+				"the network config on stdin contains a NUL byte at offset %zu",
+				strlen(buf));
+	tok = json_tokener_new();
+	if (!tok)
+		return cni_fail(e, CNI_ERR_IO, "out of memory");
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	root = json_tokener_parse_ex(tok, buf, (int)len);
+	jerr = json_tokener_get_error(tok);
+	end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (jerr == json_tokener_continue) {
+		json_object_put(root);
+		return cni_fail(
+			e, CNI_ERR_DECODE,
+			"the network config on stdin is not valid JSON: unexpected end of input");
+	}
+	if (jerr != json_tokener_success || !root) {
+		json_object_put(root);
+		return cni_fail(e, CNI_ERR_DECODE,
+				"the network config on stdin is not valid JSON: %s at offset %zu",
+				json_tokener_error_desc(jerr), end);
+	}
+	if (end < len && strspn(buf + end, " \t\r\n") != len - end) {
+		json_object_put(root);
+		return cni_fail(
+			e, CNI_ERR_DECODE,
+			"the network config on stdin has data after the JSON object at offset %zu",
+			end);
+	}
+	if (!json_object_is_type(root, json_type_object)) {
+		json_object_put(root);
+		return cni_fail(e, CNI_ERR_DECODE,
+				"the network config on stdin is not a JSON object");
+	}
+	*out = root;
+	return 0;
+}
+
+static int get_string(json_object *o, const char *key, const char **out, struct cni_error *e)
+{
+	json_object *v;
+	char t[256];
+
+	*out = NULL;
+	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return cni_fail(e, CNI_ERR_INVALID_CONFIG, "%s: %s is not a string", key,
+				jtext(v, t, sizeof(t)));
+	*out = json_object_get_string(v);
+	return 0;
+}
+
+static int get_bool(json_object *o, const char *key, bool def, bool *out, struct cni_error *e)
+{
+	json_object *v;
+	char t[256];
+
+	*out = def;
+	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_boolean))
+		return cni_fail(e, CNI_ERR_INVALID_CONFIG, "%s: %s is not true or false", key,
+				jtext(v, t, sizeof(t)));
+	*out = json_object_get_boolean(v);
+	return 0;
+}
+
+/* An integer key in [min, max]; *has tells whether it was given. */
+static int get_uint(json_object *o, const char *key, __u32 min, __u32 max, const char *what,
+		    bool *has, __u32 *out, struct cni_error *e)
+{
+	json_object *v;
+	char t[256];
+	int64_t x;
+
+	*has = false;
+	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	x = json_object_get_int64(v);
+	if (!json_object_is_type(v, json_type_int) || x < (int64_t)min || x > (int64_t)max)
+		return cni_fail(e, CNI_ERR_INVALID_CONFIG, "%s: %s is not %s (%u-%u)", key,
+				jtext(v, t, sizeof(t)), what, min, max);
+	*has = true;
+	*out = (__u32)x;
+	return 0;
+}
+
+static int get_port(json_object *o, const char *key, __u16 *out, struct cni_error *e)
+{
+	bool has;
+	__u32 v;
+
+	if (get_uint(o, key, 1, 65535, "a port", &has, &v, e))
+		return -1;
+	*out = has ? (__u16)v : 0;
+	return 0;
+}
+
+/* An istio-style list: "a,b" or ["a", "b"] (ports may be numbers). The
+ * joined text is kept in c->strs.
+ */
+static int get_list(struct cni_conf *c, const char *key, const char **out, struct cni_error *e)
+{
+	json_object *v;
+	size_t n, len = 1;
+	char t[256], *s;
+
+	*out = NULL;
+	if (!json_object_object_get_ex(c->root, key, &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (json_object_is_type(v, json_type_string)) {
+		*out = json_object_get_string(v);
+		return 0;
+	}
+	if (!json_object_is_type(v, json_type_array))
+		return cni_fail(e, CNI_ERR_INVALID_CONFIG,
+				"%s: %s is not a comma list or an array of strings", key,
+				jtext(v, t, sizeof(t)));
+	n = json_object_array_length(v);
+	for (size_t i = 0; i < n; i++) {
+		json_object *x = json_object_array_get_idx(v, i);
+
+		if (!json_object_is_type(x, json_type_string) &&
+		    !json_object_is_type(x, json_type_int))
+			return cni_fail(e, CNI_ERR_INVALID_CONFIG,
+					"%s[%zu]: %s is not a string or a number", key, i,
+					jtext(x, t, sizeof(t)));
+		len += strlen(json_object_get_string(x)) + 1;
+	}
+	if (c->nstrs >= sizeof(c->strs) / sizeof(c->strs[0]))
+		return cni_fail(e, SMCNI_ERR_SOCKMESH, "internal: too many list keys");
+	s = calloc(1, len);
+	if (!s)
+		return cni_fail(e, CNI_ERR_IO, "out of memory");
+	c->strs[c->nstrs++] = s;
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			strcat(s, ",");
+		strcat(s, json_object_get_string(json_object_array_get_idx(v, i)));
+	}
+	*out = s;
+	return 0;
+}
+
+/* Library messages start with the policy field's name: say the config key. */
+static const char *const key_names[][2] = {
+	{ "include_outbound_cidrs", "includeOutboundIPRanges" },
+	{ "exclude_outbound_cidrs", "excludeOutboundIPRanges" },
+	{ "include_outbound_ports", "includeOutboundPorts" },
+	{ "exclude_outbound_ports", "excludeOutboundPorts" },
+	{ "include_inbound_ports", "includeInboundPorts" },
+	{ "exclude_inbound_ports", "excludeInboundPorts" },
+	{ "dns_servers", "dnsServers" },
+	{ "pod_ips", "prevResult.ips" },
+	{ "attach_cgroup", "attachCgroup" },
+	{ "pin dir", "pinDir" },
+};
+
+const char *cni_config_key_of(const char *msg, char *buf, size_t len)
+{
+	for (size_t i = 0; i < sizeof(key_names) / sizeof(key_names[0]); i++) {
+		size_t n = strlen(key_names[i][0]);
+
+		if (!strncmp(msg, key_names[i][0], n) && msg[n] == ':') {
+			snprintf(buf, len, "%s%s", key_names[i][1], msg + n);
+			return buf;
+		}
+	}
+	snprintf(buf, len, "%s", msg);
+	return buf;
+}
+
+static int read_policy(struct cni_conf *c, struct cni_error *e)
+{
+	struct sockmesh_policy *p = &c->pol;
+	json_object *r = c->root;
+	bool splice;
+	char m[600];
+
+	memset(p, 0, sizeof(*p));
+	p->sz = sizeof(*p);
+	if (get_port(r, "proxyPort", &p->proxy_port, e) ||
+	    get_port(r, "inboundPort", &p->inbound_port, e) ||
+	    get_port(r, "dnsPort", &p->dns_port, e) ||
+	    get_uint(r, "proxyUID", 0, 0xffffffffu, "a uid", &p->has_proxy_uid, &p->proxy_uid, e) ||
+	    get_uint(r, "proxyGID", 0, 0xffffffffu, "a gid", &p->has_proxy_gid, &p->proxy_gid, e) ||
+	    get_uint(r, "proxyMark", 1, 0xffffffffu, "a mark", &p->has_proxy_mark, &p->proxy_mark,
+		     e) ||
+	    get_bool(r, "redirectDNS", false, &p->redirect_dns, e) ||
+	    get_bool(r, "captureAllDNS", false, &p->capture_all_dns, e) ||
+	    get_bool(r, "splice", true, &splice, e) ||
+	    get_list(c, "includeOutboundIPRanges", &p->include_outbound_cidrs, e) ||
+	    get_list(c, "excludeOutboundIPRanges", &p->exclude_outbound_cidrs, e) ||
+	    get_list(c, "includeOutboundPorts", &p->include_outbound_ports, e) ||
+	    get_list(c, "excludeOutboundPorts", &p->exclude_outbound_ports, e) ||
+	    get_list(c, "includeInboundPorts", &p->include_inbound_ports, e) ||
+	    get_list(c, "excludeInboundPorts", &p->exclude_inbound_ports, e) ||
+	    get_list(c, "dnsServers", &p->dns_servers, e))
+		return -1;
+	p->no_splice = !splice;
+	if (!p->redirect_dns && (p->dns_servers || p->capture_all_dns || p->dns_port))
+		return cni_fail(e, CNI_ERR_INVALID_CONFIG, "%s: needs \"redirectDNS\": true",
+				p->dns_servers	   ? "dnsServers" :
+				p->capture_all_dns ? "captureAllDNS" :
+						     "dnsPort");
+	/* The library would read the resolvers from /etc/resolv.conf, which is
+	 * the node's here, not the pod's (kubelet writes that one).
+	 */
+	if (p->redirect_dns && !p->capture_all_dns && !p->dns_servers)
+		return cni_fail(
+			e, CNI_ERR_INVALID_CONFIG,
+			"redirectDNS: give dnsServers (the cluster's DNS service address) or captureAllDNS; the node's /etc/resolv.conf is not the pod's");
+	if (sockmesh_policy__validate(p))
+		return cni_fail(e, CNI_ERR_INVALID_CONFIG, "%s",
+				cni_config_key_of(sockmesh_errmsg(), m, sizeof(m)));
+	return 0;
+}
+
+int cni_conf_read(FILE *in, struct cni_conf *c, bool minimal, struct cni_error *e)
+{
+	json_object *v, *rc;
+	char *buf = NULL, t[256];
+	size_t len = 0;
+	int err;
+
+	memset(c, 0, sizeof(*c));
+	if (read_all(in, &buf, &len, e))
+		return -1;
+	err = decode(buf, len, &c->root, e);
+	free(buf);
+	if (err)
+		return -1;
+
+	if (!json_object_object_get_ex(c->root, "cniVersion", &v))
+		return cni_fail(e, CNI_ERR_INCOMPATIBLE_VERSION,
+				"cniVersion: missing (0.1.0 implied); supported: 0.4.0, 1.0.0");
+	if (!json_object_is_type(v, json_type_string))
+		return cni_fail(e, CNI_ERR_INVALID_CONFIG, "cniVersion: %s is not a string",
+				jtext(v, t, sizeof(t)));
+	c->cni_version = json_object_get_string(v);
+	if (strcmp(c->cni_version, "1.0.0") && strcmp(c->cni_version, "0.4.0")) {
+		err = cni_fail(e, CNI_ERR_INCOMPATIBLE_VERSION,
+			       "cniVersion: '%.100s' is not supported (supported: 0.4.0, 1.0.0)",
+			       c->cni_version);
+		c->cni_version = NULL; /* answer in our own version */
+		return err;
+	}
+	if (get_string(c->root, "pinDir", &c->pin_dir, e))
+		return -1;
+	if (!c->pin_dir)
+		c->pin_dir = SOCKMESH_DEFAULT_PIN_DIR;
+	if (c->pin_dir[0] != '/' || strlen(c->pin_dir) > 1024)
+		return cni_fail(e, CNI_ERR_INVALID_CONFIG,
+				"pinDir: '%.200s' is not an absolute path in a bpffs mount",
+				c->pin_dir);
+	if (minimal)
+		return 0;
+	if (get_string(c->root, "name", &c->name, e))
+		return -1;
+	if (!c->name || !*c->name)
+		return cni_fail(e, CNI_ERR_INVALID_CONFIG, "name: missing (the network's name)");
+
+	if (json_object_object_get_ex(c->root, "prevResult", &v) &&
+	    !json_object_is_type(v, json_type_null)) {
+		if (!json_object_is_type(v, json_type_object))
+			return cni_fail(e, CNI_ERR_INVALID_CONFIG,
+					"prevResult: %s is not a CNI result object",
+					jtext(v, t, sizeof(t)));
+		c->prev_result = v;
+	}
+	if (json_object_object_get_ex(c->root, "runtimeConfig", &rc) &&
+	    !json_object_is_type(rc, json_type_null)) {
+		if (!json_object_is_type(rc, json_type_object))
+			return cni_fail(e, CNI_ERR_INVALID_CONFIG,
+					"runtimeConfig: %s is not an object",
+					jtext(rc, t, sizeof(t)));
+		if (json_object_object_get_ex(rc, CNI_CAP_POD_ANNOTATIONS, &v) &&
+		    !json_object_is_type(v, json_type_null)) {
+			if (!json_object_is_type(v, json_type_object))
+				return cni_fail(e, CNI_ERR_INVALID_CONFIG,
+						"runtimeConfig.%s: %s is not an object of strings",
+						CNI_CAP_POD_ANNOTATIONS, jtext(v, t, sizeof(t)));
+			c->annotations = v;
+		}
+	}
+
+	if (get_string(c->root, "attachCgroup", &c->attach_cgroup, e) ||
+	    get_bool(c->root, "requireSidecar", true, &c->require_sidecar, e))
+		return -1;
+	if (c->attach_cgroup && c->attach_cgroup[0] != '/')
+		return cni_fail(e, CNI_ERR_INVALID_CONFIG,
+				"attachCgroup: '%.200s' is not an absolute cgroup v2 path",
+				c->attach_cgroup);
+	if (json_object_object_get_ex(c->root, "excludeNamespaces", &v) &&
+	    !json_object_is_type(v, json_type_null)) {
+		if (!json_object_is_type(v, json_type_array))
+			return cni_fail(e, CNI_ERR_INVALID_CONFIG,
+					"excludeNamespaces: %s is not an array of namespaces",
+					jtext(v, t, sizeof(t)));
+		for (size_t i = 0; i < json_object_array_length(v); i++) {
+			json_object *x = json_object_array_get_idx(v, i);
+
+			if (!json_object_is_type(x, json_type_string))
+				return cni_fail(e, CNI_ERR_INVALID_CONFIG,
+						"excludeNamespaces[%zu]: %s is not a string", i,
+						jtext(x, t, sizeof(t)));
+		}
+		c->exclude_namespaces = v;
+	}
+	return read_policy(c, e);
+}
+
+void cni_conf_free(struct cni_conf *c)
+{
+	for (size_t i = 0; i < c->nstrs; i++)
+		free(c->strs[i]);
+	json_object_put(c->root);
+	memset(c, 0, sizeof(*c));
+}
+
+/* ---- prevResult ---------------------------------------------------------- */
+
+/* Is ips[i].interface one of the container's interfaces? Host-side
+ * interfaces (no "sandbox") are not the pod's; without an index, assume it is.
+ */
+static int ip_in_sandbox(json_object *prev, json_object *ip, size_t i, bool *yes,
+			 struct cni_error *e)
+{
+	json_object *idx, *ifs, *ifc, *sb;
+	char t[256];
+	int64_t k;
+
+	*yes = true;
+	if (!json_object_object_get_ex(ip, "interface", &idx) ||
+	    json_object_is_type(idx, json_type_null))
+		return 0;
+	k = json_object_get_int64(idx);
+	if (!json_object_is_type(idx, json_type_int) || k < 0 ||
+	    !json_object_object_get_ex(prev, "interfaces", &ifs) ||
+	    !json_object_is_type(ifs, json_type_array) ||
+	    (size_t)k >= json_object_array_length(ifs))
+		return cni_fail(e, CNI_ERR_INVALID_CONFIG,
+				"prevResult.ips[%zu].interface: %s is not an index into "
+				"prevResult.interfaces",
+				i, jtext(idx, t, sizeof(t)));
+	ifc = json_object_array_get_idx(ifs, (size_t)k);
+	*yes = json_object_is_type(ifc, json_type_object) &&
+	       json_object_object_get_ex(ifc, "sandbox", &sb) &&
+	       json_object_is_type(sb, json_type_string) && *json_object_get_string(sb);
+	return 0;
+}
+
+int cni_prev_result_pod_ips(json_object *prev, char **out, struct cni_error *e)
+{
+	json_object *ips;
+	char t[256], *s;
+	size_t n;
+
+	*out = NULL;
+	if (!prev || !json_object_object_get_ex(prev, "ips", &ips) ||
+	    json_object_is_type(ips, json_type_null))
+		return 0;
+	if (!json_object_is_type(ips, json_type_array))
+		return cni_fail(e, CNI_ERR_INVALID_CONFIG, "prevResult.ips: %s is not an array",
+				jtext(ips, t, sizeof(t)));
+	n = json_object_array_length(ips);
+	s = calloc(1, n * 48 + 1);
+	if (!s)
+		return cni_fail(e, CNI_ERR_IO, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		json_object *ip = json_object_array_get_idx(ips, i), *a;
+		struct sm_cidr cidr;
+		char addr[48];
+		const char *slash;
+		bool mine;
+
+		if (!json_object_is_type(ip, json_type_object) ||
+		    !json_object_object_get_ex(ip, "address", &a) ||
+		    !json_object_is_type(a, json_type_string)) {
+			free(s);
+			return cni_fail(e, CNI_ERR_INVALID_CONFIG,
+					"prevResult.ips[%zu]: %s has no \"address\" string", i,
+					jtext(ip, t, sizeof(t)));
+		}
+		if (sm_parse_cidr("address", json_object_get_string(a), &cidr)) {
+			free(s);
+			return cni_fail(
+				e, CNI_ERR_INVALID_CONFIG,
+				"prevResult.ips[%zu].address: '%.100s' is not an address/prefix", i,
+				json_object_get_string(a));
+		}
+		if (ip_in_sandbox(prev, ip, i, &mine, e)) {
+			free(s);
+			return -1;
+		}
+		if (!mine)
+			continue;
+		slash = strchr(json_object_get_string(a), '/');
+		snprintf(addr, sizeof(addr), "%.*s",
+			 (int)(slash ? (size_t)(slash - json_object_get_string(a)) :
+				       strlen(json_object_get_string(a))),
+			 json_object_get_string(a));
+		if (*s)
+			strcat(s, ",");
+		strcat(s, addr);
+	}
+	if (!*s) {
+		free(s);
+		return 0;
+	}
+	*out = s;
+	return 0;
+}
+
+/* ---- the pod ------------------------------------------------------------- */
+
+/* A pod annotation of ours, as a string (NULL when absent). */
+static int ann_string(const struct cni_conf *c, const char *key, const char **out,
+		      struct cni_error *e)
+{
+	json_object *v;
+	char t[256];
+
+	*out = NULL;
+	if (!c->annotations || !json_object_object_get_ex(c->annotations, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return cni_fail(e, SMCNI_ERR_ANNOTATION, "annotation %s: %s is not a string", key,
+				jtext(v, t, sizeof(t)));
+	*out = json_object_get_string(v);
+	return 0;
+}
+
+/* Go's strconv.ParseBool, which istio uses for sidecar.istio.io/inject. */
+static int go_bool(const char *s)
+{
+	static const char *const t[] = { "1", "t", "T", "TRUE", "true", "True" };
+	static const char *const f[] = { "0", "f", "F", "FALSE", "false", "False" };
+
+	for (size_t i = 0; i < 6; i++) {
+		if (!strcmp(s, t[i]))
+			return 1;
+		if (!strcmp(s, f[i]))
+			return 0;
+	}
+	return -1;
+}
+
+int cni_decide(const struct cni_conf *c, const struct cni_env *env, struct cni_decision *d,
+	       struct cni_error *e)
+{
+	const char *cap, *inject, *status;
+
+	memset(d, 0, sizeof(*d));
+	if (ann_string(c, ANN_CAPTURE, &cap, e) || ann_string(c, ANN_SIDECAR_INJECT, &inject, e) ||
+	    ann_string(c, ANN_SIDECAR_STATUS, &status, e))
+		return -1;
+	if (cap && strcmp(cap, "true") && strcmp(cap, "false"))
+		return cni_fail(e, SMCNI_ERR_ANNOTATION,
+				"annotation %s: '%.100s' is not \"true\" or \"false\"", ANN_CAPTURE,
+				cap);
+	if (env->pod_namespace && c->exclude_namespaces) {
+		for (size_t i = 0; i < json_object_array_length(c->exclude_namespaces); i++) {
+			json_object *x = json_object_array_get_idx(c->exclude_namespaces, i);
+
+			if (!strcmp(json_object_get_string(x), env->pod_namespace)) {
+				snprintf(d->why, sizeof(d->why),
+					 "namespace '%.63s' is in excludeNamespaces",
+					 env->pod_namespace);
+				return 0;
+			}
+		}
+	}
+	if (cap && !strcmp(cap, "false")) {
+		snprintf(d->why, sizeof(d->why), "annotation %s is \"false\"", ANN_CAPTURE);
+		return 0;
+	}
+	/* As istio-cni: an unparsable inject value is ignored. */
+	if (inject && go_bool(inject) == 0) {
+		snprintf(d->why, sizeof(d->why), "annotation %s is '%.40s'", ANN_SIDECAR_INJECT,
+			 inject);
+		return 0;
+	}
+	if (c->require_sidecar && (!status || !*status)) {
+		snprintf(d->why, sizeof(d->why), "no %s annotation (no sidecar injected)",
+			 ANN_SIDECAR_STATUS);
+		return 0;
+	}
+	d->capture = true;
+	return 0;
+}
+
+int cni_pod_policy(const struct cni_conf *c, const char *pod_ips, struct sm_annotations *ann,
+		   struct sockmesh_policy *pol, struct cni_error *e)
+{
+	char m[600];
+
+	memset(ann, 0, sizeof(*ann));
+	*pol = c->pol;
+	if (c->annotations && sm_annotations_from_object(c->annotations, ann))
+		return cni_fail(e, SMCNI_ERR_ANNOTATION, "annotation %s", sockmesh_errmsg());
+	/* The status port is added to the excluded inbound ports; without an
+	 * excludeInboundPorts annotation that list is the config's, which
+	 * sm_annotations_apply() would otherwise replace.
+	 */
+	if (!ann->v[SM_ANN_EXC_IN_PORTS] && c->pol.exclude_inbound_ports) {
+		ann->v[SM_ANN_EXC_IN_PORTS] = strdup(c->pol.exclude_inbound_ports);
+		if (!ann->v[SM_ANN_EXC_IN_PORTS])
+			return cni_fail(e, CNI_ERR_IO, "out of memory");
+	}
+	if (sm_annotations_apply(ann, pol))
+		return cni_fail(e, CNI_ERR_IO, "out of memory");
+	pol->pod_ips = pod_ips;
+	if (sockmesh_policy__validate(pol))
+		return cni_fail(e, CNI_ERR_INVALID_CONFIG, "%s",
+				cni_config_key_of(sockmesh_errmsg(), m, sizeof(m)));
+	return 0;
+}

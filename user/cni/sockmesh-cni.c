@@ -1,0 +1,529 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockmesh-cni: chained CNI 1.0.0 plugin. Runs after the plugin that gives
+ * the pod its interface (bridge + host-local, ...): ADD enrols the pod's
+ * netns with the policy of the plugin config overlaid with the pod's istio
+ * annotations (containerd's runtimeConfig), DEL withdraws it, CHECK compares
+ * the enrolment with that policy. Thin over libsockmesh, which creates or
+ * opens the pinned state itself: no daemon needed.
+ *
+ * stdout carries only the spec's result or error JSON; stderr is for logs.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/libbpf.h>
+
+#include "cni.h"
+
+static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	return level == LIBBPF_WARN ? vfprintf(stderr, fmt, ap) : 0;
+}
+
+static void print_json(json_object *o)
+{
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								 JSON_C_TO_STRING_NOSLASHESCAPE));
+	fflush(stdout);
+}
+
+static void print_error(const char *version, const struct cni_error *e)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "cniVersion",
+			       json_object_new_string(version ? version : CNI_SPEC_VERSION));
+	json_object_object_add(o, "code", json_object_new_int(e->code));
+	json_object_object_add(o, "msg", json_object_new_string(e->msg));
+	if (e->details[0])
+		json_object_object_add(o, "details", json_object_new_string(e->details));
+	print_json(o);
+	json_object_put(o);
+	fprintf(stderr, "sockmesh-cni: %s\n", e->msg);
+}
+
+/* A library message without its own field prefix (we name the variable). */
+static const char *strip_field(const char *msg, const char *prefix)
+{
+	return strncmp(msg, prefix, strlen(prefix)) ? msg : msg + strlen(prefix);
+}
+
+/* Who the pod is, for messages. */
+static const char *pod_desc(const struct cni_env *env, char *buf, size_t len)
+{
+	if (env->pod_name)
+		snprintf(buf, len, "pod %s/%s", env->pod_namespace ? env->pod_namespace : "",
+			 env->pod_name);
+	else
+		snprintf(buf, len, "container %s", env->container_id);
+	return buf;
+}
+
+/* A library failure: bad input is the config's fault, contention is worth a
+ * retry, anything else is ours.
+ */
+static int lib_fail(struct cni_error *e, int err, const char *what)
+{
+	char m[600];
+	int code = SMCNI_ERR_SOCKMESH;
+
+	if (err == -EINVAL || err == -ERANGE)
+		code = CNI_ERR_INVALID_CONFIG;
+	else if (err == -EAGAIN || err == -EBUSY || err == -EINTR)
+		code = CNI_ERR_TRY_AGAIN;
+	return cni_fail(e, code, "%s: %s", what,
+			cni_config_key_of(sockmesh_errmsg(), m, sizeof(m)));
+}
+
+static struct sockmesh *open_instance(const struct cni_conf *c, bool create)
+{
+	struct sockmesh_open_opts oo = { .sz = sizeof(oo),
+					 .pin_dir = c->pin_dir,
+					 .create = create };
+
+	return sockmesh__open(&oo);
+}
+
+/* ---- VERSION ------------------------------------------------------------- */
+
+static int cmd_version(void)
+{
+	json_object *o = json_object_new_object(), *a = json_object_new_array();
+
+	json_object_object_add(o, "cniVersion", json_object_new_string(CNI_SPEC_VERSION));
+	json_object_array_add(a, json_object_new_string("0.4.0"));
+	json_object_array_add(a, json_object_new_string("1.0.0"));
+	json_object_object_add(o, "supportedVersions", a);
+	print_json(o);
+	json_object_put(o);
+	return 0;
+}
+
+/* ---- ADD ----------------------------------------------------------------- */
+
+static int check_attach_cgroup(const struct cni_conf *c, __u64 *id, struct cni_error *e)
+{
+	struct sockmesh_scope cg;
+	char root[4096];
+	const char *path = c->attach_cgroup;
+	int err;
+
+	if (!path) {
+		err = sm_cgroup2_root(root, sizeof(root));
+		if (err)
+			return cni_fail(e, SMCNI_ERR_SOCKMESH,
+					"attachCgroup: no cgroup2 mount in /proc/mounts");
+		path = root;
+	}
+	if (sockmesh_scope_from_cgroup(path, &cg))
+		return cni_fail(e, CNI_ERR_INVALID_CONFIG, "attachCgroup: %s",
+				strip_field(sockmesh_errmsg(), "cgroup: "));
+	if (id)
+		*id = cg.id;
+	return 0;
+}
+
+static int netns_scope(const struct cni_env *env, struct sockmesh_scope *s, struct cni_error *e)
+{
+	if (sockmesh_scope_from_netns(env->netns, s))
+		return cni_fail(e, CNI_ERR_INVALID_ENV, "CNI_NETNS: %s",
+				strip_field(sockmesh_errmsg(), "netns: "));
+	return 0;
+}
+
+/* Is the scope enrolled with our labels in the instance pinned now? A handle
+ * opened before the last withdraw unloaded the instance (and another writer
+ * loaded a new one) writes into the old, unpinned maps: see README, "Known
+ * library issues".
+ */
+static bool enrolled_live(const struct cni_env *env, const struct cni_conf *c,
+			  const struct sockmesh_scope *scope)
+{
+	struct sockmesh_scope_info info;
+	struct sockmesh *sm = open_instance(c, false);
+	bool ok;
+
+	if (!sm)
+		return false;
+	ok = sockmesh__scope_info(sm, scope, &info) == 0 &&
+	     !strcmp(info.container_id, cni_env_label_id(env));
+	sockmesh__close(sm);
+	return ok;
+}
+
+static int enrol(const struct cni_env *env, const struct cni_conf *c, const char *pod_ips,
+		 struct cni_error *e)
+{
+	struct sockmesh_scope_info info;
+	struct sm_annotations ann;
+	struct sockmesh_policy pol;
+	struct sockmesh_scope scope;
+	struct sockmesh *sm = NULL;
+	bool existed = false;
+	char who[400];
+	int err = 0;
+
+	/* Everything is checked before anything is loaded or written. */
+	if (cni_pod_policy(c, pod_ips, &ann, &pol, e) || check_attach_cgroup(c, NULL, e) ||
+	    netns_scope(env, &scope, e)) {
+		sm_annotations_free(&ann);
+		return -1;
+	}
+	pod_desc(env, who, sizeof(who));
+	/* A second try when the instance was unloaded under the first (its
+	 * pins are gone: -ENOENT); the failed try left nothing behind.
+	 */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		sm = open_instance(c, true);
+		if (!sm) {
+			err = -errno;
+			sm_annotations_free(&ann);
+			return lib_fail(e, err, "cannot open or create the sockmesh state");
+		}
+		existed = sockmesh__scope_info(sm, &scope, &info) == 0;
+		err = sockmesh__enroll(sm, &scope, c->attach_cgroup, &pol);
+		if (err != -ENOENT || attempt)
+			break;
+		sockmesh__close(sm);
+		sm = NULL;
+	}
+	sm_annotations_free(&ann);
+	if (err) {
+		/* An instance this ADD loaded stays loaded, with no scope: unloading
+		 * it here could race with another ADD enrolling into it.
+		 */
+		lib_fail(e, err, "enrol");
+		snprintf(e->details, sizeof(e->details), "%s, netns %s, pin dir %s", who,
+			 env->netns, c->pin_dir);
+		sockmesh__close(sm);
+		return -1;
+	}
+	err = sockmesh__set_scope_labels(sm, &scope, env->pod_namespace ? env->pod_namespace : "",
+					 env->pod_name ? env->pod_name : "", cni_env_label_id(env));
+	if (err) {
+		lib_fail(e, err, "labels");
+		/* Nothing of ours stays enrolled (the last one out unloads). */
+		if (!existed)
+			sockmesh__withdraw(sm, &scope);
+		sockmesh__close(sm);
+		return -1;
+	}
+	sockmesh__close(sm);
+	if (!enrolled_live(env, c, &scope))
+		return cni_fail(
+			e, CNI_ERR_TRY_AGAIN,
+			"enrol: %s was enrolled into a sockmesh instance that was unloaded meanwhile (pin dir %s); try again",
+			who, c->pin_dir);
+	return 0;
+}
+
+static int cmd_add(const struct cni_env *env, struct cni_conf *c, struct cni_error *e)
+{
+	struct cni_decision d;
+	char *pod_ips = NULL;
+	int err;
+
+	if (!c->prev_result)
+		return cni_fail(
+			e, CNI_ERR_INVALID_CONFIG,
+			"prevResult: missing; sockmesh-cni is a chained plugin and must follow the plugin that creates the pod's interface (e.g. bridge)");
+	if (cni_prev_result_pod_ips(c->prev_result, &pod_ips, e) || cni_decide(c, env, &d, e))
+		return -1;
+	if (d.capture) {
+		err = enrol(env, c, pod_ips, e);
+		free(pod_ips);
+		if (err)
+			return -1;
+	} else {
+		free(pod_ips);
+	}
+	/* A chained plugin passes the previous result on, in the config's version. */
+	json_object_object_add(c->prev_result, "cniVersion",
+			       json_object_new_string(c->cni_version));
+	print_json(c->prev_result);
+	return 0;
+}
+
+/* ---- DEL ----------------------------------------------------------------- */
+
+/* Withdraw every netns scope labelled with this container. Once the last
+ * scope is withdrawn the instance unloads itself and the handle answers
+ * -EINVAL: then there is nothing left to find.
+ */
+static int withdraw_labelled(struct sockmesh *sm, const struct cni_env *env, struct cni_error *e)
+{
+	struct sockmesh_scope_info info;
+	struct sockmesh_scope prev;
+	int err = 0;
+
+	for (int rounds = 0; rounds < 64; rounds++) {
+		const struct sockmesh_scope *p = NULL;
+		bool withdrew = false;
+
+		while ((err = sockmesh__next_scope(sm, p, &info)) == 0) {
+			bool mine = info.scope.kind == SOCKMESH_SCOPE_NETNS &&
+				    info.container_id[0] &&
+				    (!strcmp(info.container_id, env->container_id) ||
+				     (env->infra_id && !strcmp(info.container_id, env->infra_id)));
+
+			if (mine) {
+				err = sockmesh__withdraw(sm, &info.scope);
+				if (err && err != -ENOENT)
+					return lib_fail(e, err, "withdraw");
+				withdrew = true;
+				break; /* the walk's position is gone: start over */
+			}
+			prev = info.scope;
+			p = &prev;
+		}
+		if (err == -EINVAL || (!withdrew && err == -ENOENT))
+			return 0;
+		if (err && err != -ENOENT)
+			return lib_fail(e, err, "list scopes");
+	}
+	return 0;
+}
+
+static int cmd_del(const struct cni_env *env, struct cni_conf *c, struct cni_error *e)
+{
+	struct sockmesh_scope scope;
+	struct sockmesh *sm;
+	int err = 0;
+
+	sm = open_instance(c, false);
+	if (!sm) {
+		if (errno == ENOENT)
+			return 0; /* nothing loaded: nothing enrolled */
+		return lib_fail(e, -errno, "cannot open the sockmesh state");
+	}
+	/* The netns may be gone already: then its labels find its scope. */
+	if (env->netns && sockmesh_scope_from_netns(env->netns, &scope) == 0) {
+		err = sockmesh__withdraw(sm, &scope);
+		if (err && err != -ENOENT) {
+			lib_fail(e, err, "withdraw");
+			sockmesh__close(sm);
+			return -1;
+		}
+	}
+	err = withdraw_labelled(sm, env, e);
+	sockmesh__close(sm);
+	return err;
+}
+
+/* ---- CHECK --------------------------------------------------------------- */
+
+struct drift {
+	char buf[900];
+	size_t len;
+};
+
+static void drift_add(struct drift *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void drift_add(struct drift *d, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (d->len >= sizeof(d->buf) - 1)
+		return;
+	if (d->len) {
+		n = snprintf(d->buf + d->len, sizeof(d->buf) - d->len, "; ");
+		d->len += (size_t)n < sizeof(d->buf) - d->len ? (size_t)n :
+								sizeof(d->buf) - d->len - 1;
+	}
+	va_start(ap, fmt);
+	n = vsnprintf(d->buf + d->len, sizeof(d->buf) - d->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		d->len += (size_t)n < sizeof(d->buf) - d->len ? (size_t)n :
+								sizeof(d->buf) - d->len - 1;
+}
+
+static void drift_num(struct drift *d, const char *key, long long got, long long want)
+{
+	if (got == want)
+		return;
+	if (want < 0)
+		drift_add(d, "%s is %lld, the policy sets none", key, got);
+	else if (got < 0)
+		drift_add(d, "%s is not set, the policy says %lld", key, want);
+	else
+		drift_add(d, "%s is %lld, the policy says %lld", key, got, want);
+}
+
+static void drift_str(struct drift *d, const char *key, const char *got, const char *want)
+{
+	if (strcmp(got, want))
+		drift_add(d, "%s is '%s', CNI_ARGS say '%s'", key, got, want);
+}
+
+/* Compare an enrolment with what ADD would write for this pod. */
+static int compare(const struct cni_env *env, const struct sockmesh_policy *want_pol, __u64 want_cg,
+		   const struct sockmesh_scope_info *got, struct drift *d, struct cni_error *e)
+{
+	struct sm_compiled w;
+	const struct sm_policy *p = &w.pol;
+
+	if (sm_policy_compile(want_pol, &w))
+		return lib_fail(e, -EINVAL, "policy");
+	drift_num(d, "proxyPort", got->proxy_port, p->proxy_port);
+	drift_num(d, "proxyUID", got->proxy_uid, p->proxy_uid);
+	drift_num(d, "proxyGID", got->proxy_gid,
+		  p->flags & SM_POL_PROXY_GID ? (long long)p->proxy_gid : -1);
+	drift_num(d, "proxyMark", got->proxy_mark,
+		  p->flags & SM_POL_PROXY_MARK ? (long long)p->proxy_mark : -1);
+	if (got->splice != !!(p->flags & SM_POL_SPLICE))
+		drift_add(d, "splice is %s, the policy says %s", got->splice ? "on" : "off",
+			  got->splice ? "off" : "on");
+	if (got->inbound_port != (p->flags & SM_POL_INBOUND ? p->inbound_port : 0)) {
+		if (!got->inbound_port)
+			drift_add(d, "inbound capture is off, the policy sends it to port %u",
+				  p->inbound_port);
+		else if (!(p->flags & SM_POL_INBOUND))
+			drift_add(d, "inbound capture goes to port %u, the policy has none",
+				  got->inbound_port);
+		else
+			drift_num(d, "inboundPort", got->inbound_port, p->inbound_port);
+	}
+	if (got->dns_port != (p->flags & SM_POL_DNS ? p->dns_port : 0)) {
+		if (!got->dns_port)
+			drift_add(d, "DNS capture is off, the policy sends it to port %u",
+				  p->dns_port);
+		else if (!(p->flags & SM_POL_DNS))
+			drift_add(d, "DNS capture goes to port %u, the policy has none",
+				  got->dns_port);
+		else
+			drift_num(d, "dnsPort", got->dns_port, p->dns_port);
+	}
+	if (got->attach_cgroup_id != want_cg)
+		drift_add(d, "attached at cgroup id %llu, attachCgroup is cgroup id %llu",
+			  (unsigned long long)got->attach_cgroup_id, (unsigned long long)want_cg);
+	drift_str(d, "the pod namespace label", got->pod_namespace,
+		  env->pod_namespace ? env->pod_namespace : "");
+	drift_str(d, "the pod name label", got->pod_name, env->pod_name ? env->pod_name : "");
+	drift_str(d, "the container id label", got->container_id, cni_env_label_id(env));
+	sm_compiled_free(&w);
+	return 0;
+}
+
+static int cmd_check(const struct cni_env *env, struct cni_conf *c, struct cni_error *e)
+{
+	struct sockmesh_scope_info info;
+	struct sockmesh_policy pol;
+	struct sockmesh_scope scope;
+	struct sm_annotations ann = { 0 };
+	struct cni_decision d;
+	struct drift dr = { 0 };
+	struct sockmesh *sm;
+	char *pod_ips = NULL, who[400];
+	__u64 cg = 0;
+	int err = -1, found;
+
+	if (!c->prev_result)
+		return cni_fail(e, CNI_ERR_INVALID_CONFIG,
+				"prevResult: missing; CHECK needs the result of the last ADD");
+	if (cni_prev_result_pod_ips(c->prev_result, &pod_ips, e) || cni_decide(c, env, &d, e))
+		goto out;
+	if (d.capture &&
+	    (cni_pod_policy(c, pod_ips, &ann, &pol, e) || check_attach_cgroup(c, &cg, e)))
+		goto out;
+	if (netns_scope(env, &scope, e))
+		goto out;
+	pod_desc(env, who, sizeof(who));
+	sm = open_instance(c, false);
+	if (!sm) {
+		if (errno != ENOENT) {
+			lib_fail(e, -errno, "cannot open the sockmesh state");
+			goto out;
+		}
+		found = -ENOENT;
+	} else {
+		found = sockmesh__scope_info(sm, &scope, &info);
+		sockmesh__close(sm);
+	}
+	if (found && found != -ENOENT) {
+		lib_fail(e, found, "scope info");
+		goto out;
+	}
+	if (d.capture && found) {
+		cni_fail(e, SMCNI_ERR_NOT_ENROLLED,
+			 "%s is not enrolled in sockmesh (pin dir %s), but its policy captures it",
+			 who, c->pin_dir);
+		snprintf(e->details, sizeof(e->details), "netns %s", env->netns);
+		goto out;
+	}
+	if (!d.capture && !found) {
+		cni_fail(e, SMCNI_ERR_DRIFT,
+			 "%s is enrolled in sockmesh, but should be left alone: %s", who, d.why);
+		goto out;
+	}
+	if (d.capture) {
+		if (compare(env, &pol, cg, &info, &dr, e))
+			goto out;
+		if (dr.len) {
+			cni_fail(e, SMCNI_ERR_DRIFT,
+				 "%s: sockmesh enrolment differs from its policy: %s", who, dr.buf);
+			snprintf(e->details, sizeof(e->details), "netns %s, pin dir %s", env->netns,
+				 c->pin_dir);
+			goto out;
+		}
+	}
+	err = 0;
+out:
+	sm_annotations_free(&ann);
+	free(pod_ips);
+	return err;
+}
+
+int main(void)
+{
+	struct cni_error e = { 0 };
+	struct cni_conf c = { 0 };
+	struct cni_env env;
+	int err;
+
+	libbpf_set_print(libbpf_quiet);
+	if (cni_env_parse(&env, &e)) {
+		struct cni_error ignored;
+
+		/* Answer in the config's version, if it is one we know. */
+		if (env.cmd != CMD_VERSION)
+			cni_conf_read(stdin, &c, true, &ignored);
+		print_error(c.cni_version, &e);
+		cni_conf_free(&c);
+		cni_env_free(&env);
+		return 1;
+	}
+	if (env.cmd == CMD_VERSION) {
+		cni_env_free(&env);
+		return cmd_version();
+	}
+	/* DEL needs only the pin dir: a config edited since ADD must not keep
+	 * a pod from being deleted.
+	 */
+	err = cni_conf_read(stdin, &c, env.cmd == CMD_DEL, &e);
+	if (!err) {
+		switch (env.cmd) {
+		case CMD_ADD:
+			err = cmd_add(&env, &c, &e);
+			break;
+		case CMD_DEL:
+			err = cmd_del(&env, &c, &e);
+			break;
+		case CMD_CHECK:
+			err = cmd_check(&env, &c, &e);
+			break;
+		case CMD_VERSION:
+			break;
+		}
+	}
+	if (err)
+		print_error(c.cni_version, &e);
+	cni_conf_free(&c);
+	cni_env_free(&env);
+	return err ? 1 : 0;
+}
