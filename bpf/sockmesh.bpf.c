@@ -127,6 +127,15 @@ struct {
 	__type(value, struct sm_dns_state);
 } dns_state_map SEC(".maps");
 
+/* Per spliced connection: who sent how much (see sm_pair). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SM_DEFAULT_MAX_CONNS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sm_tuple);
+	__type(value, struct sm_pair);
+} pair_map SEC(".maps");
+
 /* Per-CPU counters per scope slot; user space creates a slot on enrol. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -639,6 +648,11 @@ static __always_inline struct sm_sk_state *sk_state_new(struct bpf_sock_ops *sko
 	return bpf_sk_storage_get(&sk_state_map, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 }
 
+static __always_inline void want_close_cb(struct bpf_sock_ops *skops)
+{
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
 static __always_inline void splice_insert(struct bpf_sock_ops *skops, struct sm_sk_state *st,
 					  struct sm_tuple *key)
 {
@@ -648,11 +662,12 @@ static __always_inline void splice_insert(struct bpf_sock_ops *skops, struct sm_
 	}
 	st->flags |= SM_SK_SPLICE;
 	stat_inc(st->scope_idx, SM_STAT_SPLICE_SOCKETS);
-}
+	if (!st->side) {
+		struct sm_pair zero = {};
 
-static __always_inline void want_close_cb(struct bpf_sock_ops *skops)
-{
-	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+		/* without it the budget still holds, just never resets */
+		bpf_map_update_elem(&pair_map, key, &zero, BPF_NOEXIST);
+	}
 }
 
 /* A connection to another local pod that will steer it to its proxy (a
@@ -685,6 +700,7 @@ static __always_inline void on_active_pod_peer(struct bpf_sock_ops *skops)
 	tuple_reverse(&st->peer, &self);
 	st->peer.netns = *peer_netns;
 	splice_insert(skops, st, &self);
+	want_close_cb(skops);
 }
 
 /* The app's captured connect completed: publish its original destination
@@ -762,12 +778,14 @@ static __always_inline void on_passive_inbound(struct bpf_sock_ops *skops, struc
 	st->self = *mine;
 	st->scope_idx = idx;
 	st->flags = SM_SK_INBOUND;
+	st->side = 1;
 	pol = netns_policy(mine->netns);
 	peer_netns = pod_netns(mine->family, mine->remote);
 	if (pol && (pol->flags & SM_POL_SPLICE) && peer_netns && *peer_netns != mine->netns) {
 		tuple_reverse(&st->peer, mine);
 		st->peer.netns = *peer_netns;
 		splice_insert(skops, st, mine);
+		want_close_cb(skops);
 	}
 }
 
@@ -815,6 +833,7 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 	st->self = app;
 	st->scope_idx = od->scope_idx;
 	st->flags = SM_SK_PROXY;
+	st->side = 1;
 	want_close_cb(skops);
 	/* Splice only if the app's end made it into the map. */
 	if (od->flags & SM_ORIG_SPLICED) {
@@ -847,6 +866,8 @@ static __always_inline void on_close(struct bpf_sock_ops *skops)
 			bpf_map_delete_elem(&origdst_map, &st->self);
 	}
 	/* The kernel drops a closing socket from splice_map by itself. */
+	if (st->flags & SM_SK_SPLICE)
+		bpf_map_delete_elem(&pair_map, st->side ? &st->peer : &st->self);
 	st->flags &= ~SM_SK_SPLICE;
 }
 
@@ -881,12 +902,25 @@ int sm_sockops(struct bpf_sock_ops *skops)
 	return 1;
 }
 
+/* Set at load (struct sockmesh_open_opts.splice_budget). */
+const volatile __u64 splice_budget = SM_DEFAULT_SPLICE_BUDGET;
+
+/* The connection's pair entry: keyed by the connecting end's splice key,
+ * which the connecting end has as its own key and the accepted end as its
+ * peer's.
+ */
+static __always_inline struct sm_pair *pair_of(struct sm_sk_state *st)
+{
+	return bpf_map_lookup_elem(&pair_map, st->side ? &st->peer : &st->self);
+}
+
 SEC("sk_msg")
 int sm_msg(struct sk_msg_md *msg)
 {
 	struct bpf_sock *sk = msg->sk;
 	struct sm_sk_state *st;
 	struct sm_stats *stats;
+	struct sm_pair *pair;
 	__u32 size = msg->size;
 
 	if (!sk)
@@ -894,7 +928,27 @@ int sm_msg(struct sk_msg_md *msg)
 	st = bpf_sk_storage_get(&sk_state_map, sk, NULL, 0);
 	if (!st || (st->flags & (SM_SK_SPLICE | SM_SK_NO_SPLICE)) != SM_SK_SPLICE)
 		return SK_PASS;
+	/* No backpressure on redirected bytes: stop before the reader falls
+	 * too far behind. Leaving for the stack keeps the byte order (the
+	 * reader drains its redirected queue first); coming back would not.
+	 */
+	pair = pair_of(st);
+	if (st->unacked >= SM_SPLICE_CHECK_BYTES) {
+		/* the peer sent since we last looked: it is reading */
+		if (pair && pair->sent[!st->side] != st->peer_seen) {
+			st->peer_seen = pair->sent[!st->side];
+			st->unacked = 0;
+		}
+		if (st->unacked + size > splice_budget) {
+			st->flags |= SM_SK_NO_SPLICE;
+			stat_inc(st->scope_idx, SM_STAT_SPLICE_BUDGET_FALLBACKS);
+			return SK_PASS;
+		}
+	}
 	if (bpf_msg_redirect_hash(msg, &splice_map, &st->peer, BPF_F_INGRESS) == SK_PASS) {
+		st->unacked += size;
+		if (pair)
+			pair->sent[st->side & 1]++;
 		/* one counter lookup for both: this is the per-message path */
 		stats = bpf_map_lookup_elem(&stats_map, &st->scope_idx);
 		if (stats) {

@@ -10,6 +10,8 @@
  * pointer functions return NULL and set errno. Options structs start with
  * .sz (use the _OPTS macros) so they can grow without breaking callers.
  * After a failure, sockmesh_errmsg() describes it and names the bad value.
+ * Mutations return -ESTALE when another process unloaded the instance since
+ * the handle was opened: close it and open again.
  */
 #ifndef SOCKMESH_H
 #define SOCKMESH_H
@@ -42,9 +44,14 @@ struct sockmesh_open_opts {
 	__u32 max_splice_socks;
 	__u32 max_rules;
 	__u32 max_pending;
+	/* unread bytes a spliced socket may queue at its peer before it falls
+	 * back to the TCP stack (sk_msg redirects have no backpressure);
+	 * 0 keeps the default (8 MiB)
+	 */
+	__u64 splice_budget;
 	size_t : 0;
 };
-#define sockmesh_open_opts__last_field max_pending
+#define sockmesh_open_opts__last_field splice_budget
 
 #define SOCKMESH_OPTS(TYPE, NAME, ...)                                   \
 	struct TYPE NAME = ({                                            \
@@ -142,6 +149,11 @@ SOCKMESH_API int sockmesh__register_inbound_listener(struct sockmesh *sm,
  * unpins everything: the handle is then only good for sockmesh__close().
  */
 SOCKMESH_API int sockmesh__withdraw(struct sockmesh *sm, const struct sockmesh_scope *scope);
+/* Detach and unpin everything if no scope is enrolled, atomically with
+ * respect to other writers (a process that loaded the data path and then
+ * failed to enrol uses it to leave nothing behind). 1: unloaded, 0: in use.
+ */
+SOCKMESH_API int sockmesh__unload_if_unused(struct sockmesh *sm);
 /* Withdraw every scope, detach and unpin everything. */
 SOCKMESH_API int sockmesh__destroy(struct sockmesh *sm);
 

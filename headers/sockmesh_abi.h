@@ -24,6 +24,17 @@
 #define SM_DEFAULT_MAX_RULES 65536
 /* Connects between connect4/6 and establishment (handshakes in flight). */
 #define SM_DEFAULT_MAX_PENDING 65536
+/* Unread bytes one spliced socket may leave queued at its peer. sk_msg
+ * ingress redirects bypass the receiver's buffer limit (the kernel charges
+ * them to global TCP memory only, there is no backpressure to the sender),
+ * so a sender that outpaces its reader past this falls back to the TCP
+ * stack for good; like tcp_rmem's maximum (6 MiB), it bounds memory per
+ * connection. Reverse traffic (a reply) shows the peer is reading and
+ * resets the count. Overridable at first load.
+ */
+#define SM_DEFAULT_SPLICE_BUDGET (8u << 20)
+/* Below this many unacknowledged bytes the peer is not looked at. */
+#define SM_SPLICE_CHECK_BYTES (256u << 10)
 /* cgroup nesting levels searched for an enrolled ancestor cgroup; deeper
  * enrolment is refused by user space, so nothing is silently missed.
  */
@@ -192,6 +203,18 @@ struct sm_sk_state {
 	struct sm_tuple self; /* this socket's key (for the origdst entry) */
 	__u32 scope_idx;
 	__u32 flags; /* enum sm_sk_flags */
+	__u32 side; /* 0: the connecting end, 1: the accepted end (index in sm_pair) */
+	__u32 pad;
+	__u64 unacked; /* bytes redirected since the peer was last seen sending */
+	__u64 peer_seen; /* the peer's sent count when last looked at */
+};
+
+/* pair_map value (key: the connecting end's splice key): messages each end
+ * of a spliced connection redirected, so either end can tell whether the
+ * other is reading (sk_msg programs cannot look at another socket).
+ */
+struct sm_pair {
+	__u64 sent[2];
 };
 
 /* dns_state_map value (socket storage of a UDP socket whose DNS traffic was
@@ -239,6 +262,7 @@ enum sm_stat {
 	SM_STAT_INBOUND_LISTENERS,
 	SM_STAT_DNS_CAPTURED,
 	SM_STAT_DNS_REPLIES,
+	SM_STAT_SPLICE_BUDGET_FALLBACKS,
 	SM_STAT_MAX
 };
 
@@ -254,7 +278,8 @@ _Static_assert(sizeof(struct sm_addr) == 24, "sm_addr layout");
 _Static_assert(sizeof(struct sm_tuple) == 48, "sm_tuple layout");
 _Static_assert(sizeof(struct sm_pending) == 32, "sm_pending layout");
 _Static_assert(sizeof(struct sm_origdst) == 32, "sm_origdst layout");
-_Static_assert(sizeof(struct sm_sk_state) == 104, "sm_sk_state layout");
+_Static_assert(sizeof(struct sm_sk_state) == 128, "sm_sk_state layout");
+_Static_assert(sizeof(struct sm_pair) == 16, "sm_pair layout");
 _Static_assert(sizeof(struct sm_dns_state) == 32, "sm_dns_state layout");
 _Static_assert(sizeof(struct sm_pod_addr_key) == 20, "sm_pod_addr_key layout");
 _Static_assert(sizeof(struct sm_listener_key) == 16, "sm_listener_key layout");

@@ -18,6 +18,7 @@ set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SM_ROOT=${SM_ROOT:-$(cd "$BENCH_DIR/../.." && pwd)}
 SM_TAG=${SM_TAG:-smb$$}
+CLI_FROM_ENV=${SM_CLI:-}
 # shellcheck source=SCRIPTDIR/../lib/common.sh
 . "$SM_ROOT/scripts/lib/common.sh"
 
@@ -76,6 +77,9 @@ usage_error() {
 	exit 2
 }
 
+# no_val OPT: the option OPT takes no value (it was not given as OPT=VALUE)
+no_val() { [ "$EQ" = 0 ] || usage_error "$1 takes no value"; }
+
 # need_arg OPT NARGS: the option OPT takes a value
 need_arg() { [ "$2" -ge 2 ] || usage_error "$1 needs a value"; }
 
@@ -119,8 +123,12 @@ DO_BUILD=0
 PUBLISH=0
 
 while [ $# -gt 0 ]; do
+	EQ=0
 	case $1 in
-	-q | --quick) QUICK=1 ;;
+	--*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}"; EQ=1 ;;
+	esac
+	case $1 in
+	-q | --quick) no_val "$1"; QUICK=1 ;;
 	-r | --rounds) need_arg "$1" $#; pos_int "$1" "$2" 100; ROUNDS=$2; shift ;;
 	-m | --modes) need_arg "$1" $#; in_list "$1" "$2" "${ALL_MODES[@]}"; MODES=$2; shift ;;
 	-w | --workloads) need_arg "$1" $#; in_list "$1" "$2" "${ALL_WORKLOADS[@]}"; WORKLOADS=$2; shift ;;
@@ -144,10 +152,9 @@ while [ $# -gt 0 ]; do
 			[ "$2" -lt "$(nproc)" ] || usage_error "$1: CPU '$2' is not online (have $(nproc))"
 		fi
 		LAT_CPU=$2; shift ;;
-	--build) DO_BUILD=1 ;;
-	--publish) PUBLISH=1 ;;
+	--build) no_val "$1"; DO_BUILD=1 ;;
+	--publish) no_val "$1"; PUBLISH=1 ;;
 	-h | --help) usage; exit 0 ;;
-	--*=*) usage_error "write '${1%%=*} ${1#*=}' (a space, not '=')" ;;
 	*) usage_error "unknown option '$1'" ;;
 	esac
 	shift
@@ -214,6 +221,8 @@ if has_mode capture || has_mode sockmesh; then
 fi
 GEN=0
 PY=(python3 "$BENCH_DIR/report.py")
+COMMIT=$(git -C "$SM_ROOT" rev-parse --short HEAD 2>/dev/null || echo none)
+git -C "$SM_ROOT" diff --quiet HEAD 2>/dev/null || COMMIT+=" (+ uncommitted changes)"
 
 ipt() { ip netns exec "$NS_IPT" iptables -w 5 -t nat "$@"; }
 ipt -N ISTIO_OUTPUT
@@ -423,6 +432,7 @@ find "$RAW" -type f -empty -delete
 
 # --- report -------------------------------------------------------------------
 CMDLINE="scripts/bench/bench.sh"
+[ -n "$CLI_FROM_ENV" ] && CMDLINE="SM_CLI=$(printf '%q' "$CLI_FROM_ENV") $CMDLINE"
 [ ${#ARGV[@]} -gt 0 ] && CMDLINE+=$(printf ' %q' "${ARGV[@]}")
 publish=()
 [ "$PUBLISH" = 1 ] && publish=(--publish "$SM_ROOT/docs/benchmarks.md")
@@ -433,7 +443,7 @@ rc=0
 	--meta "kernel=$(uname -r)" \
 	--meta "cores=$(nproc)" \
 	--meta "cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" \
-	--meta "commit=$(git -C "$SM_ROOT" rev-parse --short HEAD 2>/dev/null || echo none)" \
+	--meta "commit=$COMMIT" \
 	--meta "haproxy=$(haproxy -v | awk 'NR == 1 { print $3 }')" \
 	--meta "rounds=$ROUNDS" --meta "modes=$MODES" --meta "workloads=$WORKLOADS" \
 	--meta "sizes=$SIZES" --meta "latency_time=$LAT_T" --meta "iperf_time=$IPERF_T" \

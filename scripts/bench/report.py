@@ -431,8 +431,8 @@ def plot(out, res):
             cols += f", 1 with lines dt 2 lw 2 lc rgb '{colors[ref]}' title '{ref} = 1'"
         panels.append(f"set title '{title}'\nplot {cols}\n")
     what = f"median ratio to {ref}, log scale" if ref else "medians"
-    yaxis = ("set logscale y 2\nset yrange [0.125:16]\n"
-             "set ytics ('1/8' 0.125, '1/4' 0.25, '1/2' 0.5, '1' 1, '2' 2, '4' 4, '8' 8, '16' 16)\n"
+    yaxis = ("set logscale y 2\nset yrange [0.0625:16]\n"
+             "set ytics ('1/16' 0.0625, '1/8' 0.125, '1/4' 0.25, '1/2' 0.5, '1' 1, '2' 2, '4' 4, '8' 8, '16' 16)\n"
              if ref else "set yrange [0:*]\n")
     meta = res["meta"]
     script = f"""set terminal pngcairo size 1500,620 font ',10'

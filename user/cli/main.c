@@ -9,6 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -22,6 +27,12 @@
 
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
+
+/* sockmeshd and the CNI plugin (user/daemon, deploy/) */
+#define SOCKMESHD_STATE_FILE "/run/sockmesh/sockmeshd.json"
+#define CNI_CONF_DIR_DEFAULT "/etc/cni/net.d"
+#define CNI_BIN_DIR_DEFAULT "/opt/cni/bin"
+#define CNI_PLUGIN_TYPE "sockmesh-cni"
 
 static bool json_mode;
 static bool verbose;
@@ -134,6 +145,9 @@ enum {
 	O_MAX_SCOPES,
 	O_MAX_CONNS,
 	O_MAX_RULES,
+	O_STATE_FILE,
+	O_CNI_CONF_DIR,
+	O_CNI_BIN_DIR,
 	O_HELP,
 	O_COUNT
 };
@@ -180,6 +194,12 @@ static const struct opt_def opt_defs[O_COUNT] = {
 			  "first load only: concurrent connections (default 262144)" },
 	[O_MAX_RULES] = { "max-rules", "N",
 			  "first load only: CIDR and port rules (default 65536)" },
+	[O_STATE_FILE] = { "state-file", "FILE",
+			   "sockmeshd's state file (default " SOCKMESHD_STATE_FILE ")" },
+	[O_CNI_CONF_DIR] = { "cni-conf-dir", "DIR",
+			     "CNI network configurations (default " CNI_CONF_DIR_DEFAULT ")" },
+	[O_CNI_BIN_DIR] = { "cni-bin-dir", "DIR",
+			    "CNI plugin binaries (default " CNI_BIN_DIR_DEFAULT ")" },
 	[O_HELP] = { "help", NULL, "show this help" },
 };
 
@@ -474,10 +494,7 @@ static int cmd_enable(struct cmd_args *a)
 	sm_annotations_free(&ann);
 	if (err) {
 		/* Do not leave a freshly loaded, empty instance behind. */
-		struct sockmesh_scope_info info;
-
-		if (sockmesh__next_scope(sm, NULL, &info) == -ENOENT)
-			sockmesh__destroy(sm);
+		sockmesh__unload_if_unused(sm);
 		sockmesh__close(sm);
 		return fail_lib(err, "enable");
 	}
@@ -609,6 +626,116 @@ static void print_scope_text(struct sockmesh *sm, const struct sockmesh_scope_in
 	}
 }
 
+/* ---- sockmeshd (status, uninstall) --------------------------------------- */
+
+/* Start time (clock ticks after boot, field 22 of /proc/PID/stat) of pid;
+ * 0 when unknown.
+ */
+static unsigned long long pid_start_ticks(long long pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long v = 0;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%lld/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	for (int field = 2; p && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	if (p)
+		v = strtoull(p + 1, NULL, 10);
+	return v;
+}
+
+/* What sockmeshd's state file says, and whether that process still runs
+ * (same pid and start time). Returns {"state_file", "running", ...}.
+ */
+static json_object *daemon_state(struct cmd_args *a)
+{
+	const char *path = a->set[O_STATE_FILE] ? a->val[O_STATE_FILE] : SOCKMESHD_STATE_FILE;
+	json_object *d = json_object_new_object(), *st, *v;
+	static const char *const keys[] = { "pid",	   "version",	  "listen",
+					    "metrics_url", "pin_dir",	  "attach_cgroup",
+					    "start_time",  "gc_interval", "cleanup_on_exit" };
+	unsigned long long ticks = 0;
+	long long pid = 0;
+	bool running = false;
+	char why[PATH_MAX + 64] = "";
+
+	json_object_object_add(d, "state_file", json_object_new_string(path));
+	if (access(path, F_OK)) {
+		snprintf(why, sizeof(why), "no state file %s", path);
+		st = NULL;
+	} else {
+		st = json_object_from_file(path);
+		if (!st || !json_object_is_type(st, json_type_object))
+			snprintf(why, sizeof(why), "state file %s is empty or unreadable", path);
+	}
+	if (st && json_object_is_type(st, json_type_object)) {
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (json_object_object_get_ex(st, keys[i], &v))
+				json_object_object_add(d, keys[i], json_object_get(v));
+		if (json_object_object_get_ex(st, "pid", &v))
+			pid = json_object_get_int64(v);
+		if (json_object_object_get_ex(st, "proc_start_ticks", &v))
+			ticks = json_object_get_uint64(v);
+		if (pid <= 0 || pid > INT_MAX) {
+			snprintf(why, sizeof(why), "state file %s has no valid pid", path);
+		} else if (kill((pid_t)pid, 0) && errno != EPERM) {
+			snprintf(why, sizeof(why), "pid %lld is not running (stale state file)",
+				 pid);
+		} else if (ticks && pid_start_ticks(pid) != ticks) {
+			snprintf(why, sizeof(why),
+				 "pid %lld is another process now (stale state file)", pid);
+		} else {
+			running = true;
+		}
+	}
+	json_object_put(st);
+	json_object_object_add(d, "running", json_object_new_boolean(running));
+	if (!running)
+		json_object_object_add(d, "reason", json_object_new_string(why));
+	return d;
+}
+
+static const char *jstr(json_object *o, const char *key, const char *def)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : def;
+}
+
+/* status: the daemon under "daemon" (JSON) or as one text line */
+static void daemon_status(struct cmd_args *a, json_object *root)
+{
+	json_object *d = daemon_state(a);
+	json_object *r;
+
+	if (root) {
+		json_object_object_add(root, "daemon", d);
+		return;
+	}
+	json_object_object_get_ex(d, "running", &r);
+	if (json_object_get_boolean(r)) {
+		const char *dpin = jstr(d, "pin_dir", "?");
+
+		printf("daemon: sockmeshd %s running, pid %s, metrics %s, since %s%s%s\n",
+		       jstr(d, "version", "?"), jstr(d, "pid", "?"), jstr(d, "metrics_url", "?"),
+		       jstr(d, "start_time", "?"),
+		       strcmp(dpin, pin_dir) ? ", serving pin dir " : "",
+		       strcmp(dpin, pin_dir) ? dpin : "");
+	} else {
+		printf("daemon: not running (%s)\n", jstr(d, "reason", "?"));
+	}
+	json_object_put(d);
+}
+
 /* status and stats share the walk; stats adds counters and the global slot. */
 static int list_scopes(struct cmd_args *a, bool with_stats)
 {
@@ -631,11 +758,20 @@ static int list_scopes(struct cmd_args *a, bool with_stats)
 		if (have)
 			return fail(EXIT_USAGE, "'%s' is not enrolled (nothing is loaded)",
 				    scope.name);
-		if (json_mode)
-			printf("{\"loaded\": false, \"pin_dir\": \"%s\", \"scopes\": []}\n",
-			       pin_dir);
-		else
+		if (json_mode) {
+			root = json_object_new_object();
+			json_object_object_add(root, "loaded", json_object_new_boolean(0));
+			json_object_object_add(root, "pin_dir", json_object_new_string(pin_dir));
+			if (!with_stats)
+				daemon_status(a, root);
+			json_object_object_add(root, "scopes", json_object_new_array());
+			print_json(root);
+			json_object_put(root);
+		} else {
 			printf("not loaded (pin dir %s)\n", pin_dir);
+			if (!with_stats)
+				daemon_status(a, NULL);
+		}
 		return 0;
 	}
 	if (json_mode) {
@@ -646,6 +782,8 @@ static int list_scopes(struct cmd_args *a, bool with_stats)
 	} else {
 		printf("loaded (pin dir %s)\n", pin_dir);
 	}
+	if (!with_stats)
+		daemon_status(a, root);
 	if (have) {
 		err = sockmesh__scope_info(sm, &scope, &info);
 		if (err) {
@@ -826,6 +964,267 @@ static int cmd_doctor(struct cmd_args *a)
 	return bad ? EXIT_FAIL : 0;
 }
 
+/* ---- uninstall ------------------------------------------------------------ */
+
+static int is_conflist(const struct dirent *e)
+{
+	size_t n = strlen(e->d_name);
+
+	return e->d_name[0] != '.' && n > 9 && strcmp(e->d_name + n - 9, ".conflist") == 0;
+}
+
+/* Does the file name sockmesh-cni anywhere (for files that do not parse)?
+ * Network configurations are small: the first MiB tells.
+ */
+static bool file_mentions_plugin(const char *path)
+{
+	size_t cap = 1u << 20, n;
+	bool found = false;
+	FILE *f = fopen(path, "re");
+	char *buf;
+
+	if (!f)
+		return false;
+	buf = malloc(cap + 1);
+	if (buf) {
+		n = fread(buf, 1, cap, f);
+		buf[n] = '\0';
+		found = strstr(buf, CNI_PLUGIN_TYPE) != NULL;
+		free(buf);
+	}
+	fclose(f);
+	return found;
+}
+
+/* An uninstall step failed: stderr now, the JSON report at the end (one
+ * JSON document on stdout), and the exit code 1.
+ */
+static void uninstall_err(json_object *errs, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void uninstall_err(json_object *errs, const char *fmt, ...)
+{
+	char msg[PATH_MAX + 256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "sockmesh: uninstall: %s\n", msg);
+	json_object_array_add(errs, json_object_new_string(msg));
+}
+
+/* Write o to path through a temporary file in the same directory (mode of
+ * the original), so a runtime never reads half a configuration.
+ */
+static int write_json_atomic(const char *path, json_object *o, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	const char *text = json_object_to_json_string_ext(
+		o,
+		JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
+	FILE *f;
+	int err = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.sockmesh-tmp", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	f = fopen(tmp, "we");
+	if (!f)
+		return -errno;
+	if (fprintf(f, "%s\n", text) < 0 || fflush(f) || fsync(fileno(f)))
+		err = -errno;
+	if (fclose(f) && !err)
+		err = -errno;
+	if (!err && chmod(tmp, mode & 07777))
+		err = -errno;
+	if (!err && rename(tmp, path))
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	return err;
+}
+
+/* Remove every sockmesh-cni entry from one conflist, keeping the others (and
+ * every other key) as they are. The file is replaced atomically; one that
+ * held only sockmesh-cni is deleted. Returns 0, or -1 when the file names
+ * sockmesh-cni but could not be edited.
+ */
+static int conflist_remove_plugin(const char *path, json_object *files, json_object *errs)
+{
+	json_object *o, *plugins, *kept, *rep = json_object_new_object();
+	const char *action = "unchanged";
+	int removed = 0, err = 0;
+	struct stat st;
+
+	json_object_object_add(rep, "file", json_object_new_string(path));
+	o = json_object_from_file(path);
+	if (!o || !json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, "plugins", &plugins) ||
+	    !json_object_is_type(plugins, json_type_array)) {
+		json_object_put(o);
+		if (file_mentions_plugin(path)) {
+			uninstall_err(errs, "'%s' names %s but is not a conflist that parses", path,
+				      CNI_PLUGIN_TYPE);
+			action = "error: not an editable conflist";
+			err = -1;
+		} else {
+			action = "skipped: not a conflist";
+		}
+		goto out;
+	}
+	kept = json_object_new_array();
+	for (size_t i = 0; i < json_object_array_length(plugins); i++) {
+		json_object *p = json_object_array_get_idx(plugins, i), *t;
+
+		if (json_object_is_type(p, json_type_object) &&
+		    json_object_object_get_ex(p, "type", &t) &&
+		    strcmp(json_object_get_string(t), CNI_PLUGIN_TYPE) == 0) {
+			removed++;
+			continue;
+		}
+		json_object_array_add(kept, json_object_get(p));
+	}
+	if (!removed) {
+		json_object_put(kept);
+		json_object_put(o);
+		goto out;
+	}
+	if (json_object_array_length(kept) == 0) {
+		json_object_put(kept);
+		json_object_put(o);
+		if (unlink(path) && errno != ENOENT) {
+			uninstall_err(errs, "cannot remove '%s': %s", path, strerror(errno));
+			action = "error: cannot remove";
+			err = -1;
+		} else {
+			action = "deleted: it held only " CNI_PLUGIN_TYPE;
+		}
+		goto out;
+	}
+	json_object_object_add(o, "plugins", kept);
+	err = stat(path, &st) ? -errno : write_json_atomic(path, o, st.st_mode);
+	if (err) {
+		uninstall_err(errs, "cannot rewrite '%s': %s", path, strerror(-err));
+		action = "error: cannot rewrite";
+		err = -1;
+	} else {
+		action = "updated";
+	}
+	json_object_put(o);
+out:
+	json_object_object_add(rep, "removed_plugins", json_object_new_int(removed));
+	json_object_object_add(rep, "action", json_object_new_string(action));
+	json_object_array_add(files, rep);
+	if (!json_mode && removed && err == 0)
+		printf("removed %s from %s%s\n", CNI_PLUGIN_TYPE, path,
+		       strncmp(action, "deleted", 7) ? "" :
+						       " (deleted the file: nothing else in it)");
+	return err;
+}
+
+static int cmd_uninstall(struct cmd_args *a)
+{
+	const char *conf_dir =
+		a->set[O_CNI_CONF_DIR] ? a->val[O_CNI_CONF_DIR] : CNI_CONF_DIR_DEFAULT;
+	const char *bin_dir = a->set[O_CNI_BIN_DIR] ? a->val[O_CNI_BIN_DIR] : CNI_BIN_DIR_DEFAULT;
+	struct sockmesh_open_opts oo = { .sz = sizeof(oo), .pin_dir = pin_dir };
+	json_object *out, *files, *errs, *d, *r, *bin;
+	struct dirent **ents = NULL;
+	const char *kstate;
+	char path[PATH_MAX];
+	struct sockmesh *sm;
+	int n, bad = 0;
+
+	if (!conf_dir[0] || !bin_dir[0])
+		return fail(EXIT_USAGE,
+			    "uninstall: --cni-conf-dir and --cni-bin-dir need a directory");
+	/* a running daemon would load the data path again at once */
+	d = daemon_state(a);
+	json_object_object_get_ex(d, "running", &r);
+	if (json_object_get_boolean(r)) {
+		int code = fail(
+			EXIT_FAIL,
+			"uninstall: sockmeshd (pid %s, state file %s) is running and would load the data path again: stop it first",
+			jstr(d, "pid", "?"), jstr(d, "state_file", "?"));
+
+		json_object_put(d);
+		return code;
+	}
+	json_object_put(d);
+
+	files = json_object_new_array();
+	errs = json_object_new_array();
+	n = scandir(conf_dir, &ents, is_conflist, alphasort);
+	if (n < 0 && errno != ENOENT) {
+		uninstall_err(errs, "--cni-conf-dir: cannot read '%s': %s", conf_dir,
+			      strerror(errno));
+		bad = 1;
+	}
+	for (int i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/%s", conf_dir, ents[i]->d_name);
+		bad |= conflist_remove_plugin(path, files, errs) != 0;
+		free(ents[i]);
+	}
+	free(ents);
+
+	bin = json_object_new_object();
+	snprintf(path, sizeof(path), "%s/%s", bin_dir, CNI_PLUGIN_TYPE);
+	json_object_object_add(bin, "path", json_object_new_string(path));
+	if (unlink(path) == 0) {
+		json_object_object_add(bin, "removed", json_object_new_boolean(1));
+		if (!json_mode)
+			printf("removed %s\n", path);
+	} else {
+		json_object_object_add(bin, "removed", json_object_new_boolean(0));
+		if (errno != ENOENT) {
+			uninstall_err(errs, "cannot remove '%s': %s", path, strerror(errno));
+			bad = 1;
+		}
+	}
+
+	/* the kernel state, as disable --all */
+	sm = sockmesh__open(&oo);
+	if (!sm && errno == ENOENT) {
+		kstate = "absent";
+	} else if (!sm) {
+		uninstall_err(errs, "--pin-dir: %s", sockmesh_errmsg());
+		kstate = "error";
+		bad = 1;
+	} else if (sockmesh__destroy(sm)) {
+		uninstall_err(errs, "%s", sockmesh_errmsg());
+		kstate = "error";
+		bad = 1;
+	} else {
+		kstate = "removed";
+	}
+	sockmesh__close(sm);
+	if (json_mode) {
+		out = json_object_new_object();
+		json_object_object_add(out, "uninstalled", json_object_new_boolean(!bad));
+		json_object_object_add(out, "cni_conf_dir", json_object_new_string(conf_dir));
+		json_object_object_add(out, "conflists", json_object_get(files));
+		json_object_object_add(out, "cni_binary", bin);
+		json_object_object_add(out, "pin_dir", json_object_new_string(pin_dir));
+		json_object_object_add(out, "kernel_state", json_object_new_string(kstate));
+		if (bad)
+			json_object_object_add(out, "error",
+					       json_object_get(json_object_array_get_idx(errs, 0)));
+		json_object_object_add(out, "errors", json_object_get(errs));
+		print_json(out);
+		json_object_put(out);
+	} else {
+		json_object_put(bin);
+		if (strcmp(kstate, "removed") == 0)
+			printf("removed the kernel state (pin dir %s)\n", pin_dir);
+		else if (strcmp(kstate, "absent") == 0)
+			printf("no kernel state at pin dir %s\n", pin_dir);
+		printf("%s\n", bad ? "uninstall incomplete" : "uninstalled");
+	}
+	json_object_put(files);
+	json_object_put(errs);
+	return bad ? EXIT_FAIL : 0;
+}
+
 static const int enable_opts[] = { O_CGROUP,	    O_NETNS,
 				   O_ATTACH_CGROUP, O_PROXY_PORT,
 				   O_PROXY_UID,	    O_PROXY_GID,
@@ -839,6 +1238,8 @@ static const int enable_opts[] = { O_CGROUP,	    O_NETNS,
 				   O_HELP,	    -1 };
 static const int disable_opts[] = { O_CGROUP, O_NETNS, O_ALL, O_HELP, -1 };
 static const int scope_opts[] = { O_CGROUP, O_NETNS, O_HELP, -1 };
+static const int status_opts[] = { O_CGROUP, O_NETNS, O_STATE_FILE, O_HELP, -1 };
+static const int uninstall_opts[] = { O_CNI_CONF_DIR, O_CNI_BIN_DIR, O_STATE_FILE, O_HELP, -1 };
 static const int no_opts[] = { O_HELP, -1 };
 
 static const struct cmd cmds[] = {
@@ -846,9 +1247,12 @@ static const struct cmd cmds[] = {
 	  enable_opts },
 	{ "disable", cmd_disable, "withdraw a scope; the last one out removes everything",
 	  disable_opts },
-	{ "status", cmd_status, "show what is loaded and enrolled", scope_opts },
+	{ "status", cmd_status, "show what is loaded and enrolled, and the daemon", status_opts },
 	{ "stats", cmd_stats, "show counters per scope and global", scope_opts },
 	{ "doctor", cmd_doctor, "check the kernel features sockmesh needs", no_opts },
+	{ "uninstall", cmd_uninstall,
+	  "remove sockmesh-cni from the CNI conflists, its binary, and the kernel state",
+	  uninstall_opts },
 };
 #define N_CMDS (sizeof(cmds) / sizeof(cmds[0]))
 

@@ -175,7 +175,8 @@ static int enrol(const struct cni_env *env, const struct cni_conf *c, const char
 	}
 	pod_desc(env, who, sizeof(who));
 	/* A second try when the instance was unloaded under the first (its
-	 * pins are gone: -ENOENT); the failed try left nothing behind.
+	 * pins are gone: -ENOENT, or replaced: -ESTALE); the failed try left
+	 * nothing behind.
 	 */
 	for (int attempt = 0; attempt < 2; attempt++) {
 		sm = open_instance(c, true);
@@ -186,17 +187,16 @@ static int enrol(const struct cni_env *env, const struct cni_conf *c, const char
 		}
 		existed = sockmesh__scope_info(sm, &scope, &info) == 0;
 		err = sockmesh__enroll(sm, &scope, c->attach_cgroup, &pol);
-		if (err != -ENOENT || attempt)
+		if ((err != -ENOENT && err != -ESTALE) || attempt)
 			break;
 		sockmesh__close(sm);
 		sm = NULL;
 	}
 	sm_annotations_free(&ann);
 	if (err) {
-		/* An instance this ADD loaded stays loaded, with no scope: unloading
-		 * it here could race with another ADD enrolling into it.
-		 */
+		/* Leave no empty instance behind; atomic with other writers. */
 		lib_fail(e, err, "enrol");
+		sockmesh__unload_if_unused(sm);
 		snprintf(e->details, sizeof(e->details), "%s, netns %s, pin dir %s", who,
 			 env->netns, c->pin_dir);
 		sockmesh__close(sm);

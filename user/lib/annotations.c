@@ -128,7 +128,9 @@ int sm_annotations_from_object(struct json_object *root, struct sm_annotations *
 
 int sm_annotations_apply(struct sm_annotations *a, struct sockmesh_policy *pol)
 {
-	const char *exc = a->v[SM_ANN_EXC_IN_PORTS];
+	/* without the annotation, the policy's own list stays and gets the port */
+	const char *exc =
+		a->v[SM_ANN_EXC_IN_PORTS] ? a->v[SM_ANN_EXC_IN_PORTS] : pol->exclude_inbound_ports;
 	const char *status = a->v[SM_ANN_STATUS_PORT];
 
 	if (a->v[SM_ANN_INC_CIDRS])

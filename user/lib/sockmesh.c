@@ -54,6 +54,7 @@ enum sm_map_id {
 	MAP_LISTENER,
 	MAP_STEERED,
 	MAP_DNS_STATE,
+	MAP_PAIR,
 	MAP_COUNT
 };
 
@@ -72,6 +73,7 @@ static const char *const map_names[MAP_COUNT] = {
 	[MAP_LISTENER] = "listener_map",
 	[MAP_STEERED] = "steered_map",
 	[MAP_DNS_STATE] = "dns_state_map",
+	[MAP_PAIR] = "pair_map",
 };
 /* clang-format on */
 
@@ -153,6 +155,7 @@ static const char *const stat_names[SM_STAT_MAX] = {
 	[SM_STAT_INBOUND_LISTENERS] = "inbound_listeners",
 	[SM_STAT_DNS_CAPTURED] = "dns_captured",
 	[SM_STAT_DNS_REPLIES] = "dns_replies",
+	[SM_STAT_SPLICE_BUDGET_FALLBACKS] = "splice_budget_fallbacks",
 };
 _Static_assert(SM_STAT_MAX <= SOCKMESH_STATS_MAX, "public stats array too small");
 
@@ -161,6 +164,7 @@ struct sockmesh {
 	int map_fd[MAP_COUNT];
 	int prog_fd[PROG_COUNT];
 	__u32 max_scopes;
+	__u32 scope_map_id; /* which instance this handle opened (see handle_current) */
 	bool destroyed;
 };
 
@@ -441,8 +445,10 @@ static int open_pinned(struct sockmesh *sm)
 			return err;
 		}
 	}
-	if (bpf_obj_get_info_by_fd(sm->map_fd[MAP_SCOPE], &info, &ilen) == 0)
+	if (bpf_obj_get_info_by_fd(sm->map_fd[MAP_SCOPE], &info, &ilen) == 0) {
 		sm->max_scopes = info.max_entries;
+		sm->scope_map_id = info.id;
+	}
 	return 0;
 }
 
@@ -537,6 +543,7 @@ static int create_pinned(struct sockmesh *sm, const struct sockmesh_open_opts *o
 	maps[MAP_LISTENER] = skel->maps.listener_map;
 	maps[MAP_STEERED] = skel->maps.steered_map;
 	maps[MAP_DNS_STATE] = skel->maps.dns_state_map;
+	maps[MAP_PAIR] = skel->maps.pair_map;
 	progs[PROG_CONNECT4] = skel->progs.sm_connect4;
 	progs[PROG_CONNECT6] = skel->progs.sm_connect6;
 	progs[PROG_SOCKOPS] = skel->progs.sm_sockops;
@@ -558,6 +565,9 @@ static int create_pinned(struct sockmesh *sm, const struct sockmesh_open_opts *o
 		set_size(maps[MAP_POD_ADDR], o->max_scopes ? 4 * o->max_scopes : 0);
 		set_size(maps[MAP_STEERED], o->max_pending);
 		set_size(maps[MAP_ORIGDST], o->max_conns);
+		set_size(maps[MAP_PAIR], o->max_conns);
+		if (o->splice_budget)
+			skel->rodata->splice_budget = o->splice_budget;
 		set_size(maps[MAP_SPLICE], o->max_splice_socks ?
 						   o->max_splice_socks :
 						   (o->max_conns ? 2 * o->max_conns : 0));
@@ -1368,13 +1378,41 @@ static int withdraw_locked(struct sockmesh *sm, const struct sockmesh_scope *sco
 	return 0;
 }
 
-/* Every mutation runs under the instance lock. */
+/* Is the instance this handle opened still the pinned one? Another
+ * process may have unloaded it (last withdraw) and maybe loaded a new one
+ * since; writing through the old maps would be lost, or worse, pin our
+ * links into the new instance. Checked under the lock.
+ */
+static int handle_current(struct sockmesh *sm)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char p[PATH_MAX];
+	int fd, err = 0;
+
+	pin_path(sm, p, sizeof(p), "map_%s", map_names[MAP_SCOPE]);
+	fd = bpf_obj_get(p);
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) || info.id != sm->scope_map_id) {
+		sm_set_err(
+			0,
+			"the sockmesh instance at '%s' was unloaded since this handle opened it; open it again",
+			sm->pin_dir);
+		err = -ESTALE;
+	}
+	if (fd >= 0)
+		close(fd);
+	return err;
+}
+
+/* Every mutation runs under the instance lock, on the current instance. */
 #define LOCKED(sm, call)                             \
 	({                                           \
 		int _l = sm_lock((sm)->pin_dir), _r; \
 		if (_l < 0)                          \
 			return _l;                   \
-		_r = (call);                         \
+		_r = handle_current(sm);             \
+		if (!_r)                             \
+			_r = (call);                 \
 		sm_unlock(_l);                       \
 		_r;                                  \
 	})
@@ -1392,6 +1430,25 @@ int sockmesh__withdraw(struct sockmesh *sm, const struct sockmesh_scope *scope)
 	if (!sm || !scope || sm->destroyed)
 		return -EINVAL;
 	return LOCKED(sm, withdraw_locked(sm, scope));
+}
+
+static int unload_if_unused_locked(struct sockmesh *sm)
+{
+	int err;
+
+	if (any_scope(sm))
+		return 0;
+	err = teardown(sm);
+	return err ? err : 1;
+}
+
+int sockmesh__unload_if_unused(struct sockmesh *sm)
+{
+	if (!sm)
+		return -EINVAL;
+	if (sm->destroyed)
+		return 1;
+	return LOCKED(sm, unload_if_unused_locked(sm));
 }
 
 int sockmesh__destroy(struct sockmesh *sm)
