@@ -154,6 +154,11 @@ SOCKMESH_API int sockmesh__withdraw(struct sockmesh *sm, const struct sockmesh_s
  * failed to enrol uses it to leave nothing behind). 1: unloaded, 0: in use.
  */
 SOCKMESH_API int sockmesh__unload_if_unused(struct sockmesh *sm);
+/* Remove everything pinned at pin_dir, links first (which detaches them),
+ * whatever version of sockmesh made it; for when the pins cannot be opened
+ * (a different version's layout) and everything must go anyway.
+ */
+SOCKMESH_API int sockmesh_purge(const char *pin_dir);
 /* Withdraw every scope, detach and unpin everything. */
 SOCKMESH_API int sockmesh__destroy(struct sockmesh *sm);
 

@@ -26,8 +26,10 @@ static const char *const fields[4] = { "include_outbound_cidrs", "exclude_outbou
 				       "include_outbound_ports", "exclude_outbound_ports" };
 
 /* fields added since the first four; errors must name one of them */
-static const char *const more_fields[] = { "include_inbound_ports", "exclude_inbound_ports",
-					   "pod_ips", "dns_servers", "dns:" };
+static const char *const more_fields[] = {
+	"include_inbound_ports", "exclude_inbound_ports", "pod_ips",
+	"dns_servers",		 "capture_all_dns",	  "dns_port"
+};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -68,30 +68,50 @@ static int fail(int code, const char *fmt, ...)
  */
 static int fail_lib(int err, const char *what)
 {
+	/* Fields with an underscore only ever name a policy field: say the
+	 * option wherever they appear; the plain words only as the prefix.
+	 */
 	static const char *const fields[][2] = {
 		{ "include_outbound_cidrs", "--include-outbound-cidrs" },
 		{ "exclude_outbound_cidrs", "--exclude-outbound-cidrs" },
 		{ "include_outbound_ports", "--include-outbound-ports" },
 		{ "exclude_outbound_ports", "--exclude-outbound-ports" },
-		{ "attach_cgroup", "--attach-cgroup" },
-		{ "cgroup", "--cgroup" },
-		{ "netns", "--netns" },
-		{ "pin dir", "--pin-dir" },
 		{ "include_inbound_ports", "--include-inbound-ports" },
 		{ "exclude_inbound_ports", "--exclude-inbound-ports" },
+		{ "attach_cgroup", "--attach-cgroup" },
 		{ "pod_ips", "--pod-ips" },
 		{ "dns_servers", "--dns-servers" },
+		{ "capture_all_dns", "--capture-all-dns" },
+		{ "redirect_dns", "--redirect-dns" },
+		{ "dns_port", "--dns-port" },
+		{ "cgroup:", "--cgroup:" },
+		{ "netns:", "--netns:" },
+		{ "pin dir:", "--pin-dir:" },
 	};
 	const char *msg = sockmesh_errmsg();
 	int code = err == -EINVAL || err == -ERANGE ? EXIT_USAGE : EXIT_FAIL;
+	char out[1024];
+	size_t o = 0;
 
-	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		size_t n = strlen(fields[i][0]);
+	for (const char *p = msg; *p && o + 64 < sizeof(out);) {
+		size_t i, n = 0;
 
-		if (strncmp(msg, fields[i][0], n) == 0 && msg[n] == ':')
-			return fail(code, "%s: %s%s", what, fields[i][1], msg + n);
+		for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+			bool prefix_only = !strchr(fields[i][0], '_');
+
+			n = strlen(fields[i][0]);
+			if ((!prefix_only || p == msg) && strncmp(p, fields[i][0], n) == 0)
+				break;
+		}
+		if (i < sizeof(fields) / sizeof(fields[0])) {
+			o += (size_t)snprintf(out + o, sizeof(out) - o, "%s", fields[i][1]);
+			p += n;
+		} else {
+			out[o++] = *p++;
+		}
 	}
-	return fail(code, "%s: %s", what, msg);
+	out[o < sizeof(out) ? o : sizeof(out) - 1] = '\0';
+	return fail(code, "%s: %s", what, out);
 }
 
 static void print_json(json_object *o)
@@ -525,6 +545,19 @@ static int cmd_disable(struct cmd_args *a)
 	if (err)
 		return err;
 	sm = sockmesh__open(&oo);
+	if (!sm && a->set[O_ALL] && sockmesh__exists(pin_dir)) {
+		/* Pins we cannot open (another version's layout): remove them
+		 * anyway; --all means nothing of sockmesh stays.
+		 */
+		err = sockmesh_purge(pin_dir);
+		if (err)
+			return fail_lib(err, "disable");
+		if (json_mode)
+			printf("{\"disabled\": \"all\"}\n");
+		else
+			printf("disabled all (purged pins at %s)\n", pin_dir);
+		return 0;
+	}
 	if (!sm) {
 		if (errno == ENOENT && a->set[O_ALL]) {
 			/* Nothing loaded: --all is already true. */
@@ -1225,17 +1258,16 @@ static int cmd_uninstall(struct cmd_args *a)
 	return bad ? EXIT_FAIL : 0;
 }
 
-static const int enable_opts[] = { O_CGROUP,	    O_NETNS,
-				   O_ATTACH_CGROUP, O_PROXY_PORT,
-				   O_PROXY_UID,	    O_PROXY_GID,
-				   O_PROXY_MARK,    O_INC_CIDRS,
-				   O_EXC_CIDRS,	    O_INC_PORTS,
-				   O_EXC_PORTS,	    O_NO_SPLICE,
-				   O_MAX_SCOPES,    O_MAX_CONNS,
-				   O_MAX_RULES,	    O_INBOUND_PORT,
-				   O_INC_IN_PORTS,  O_EXC_IN_PORTS,
-				   O_POD_IPS,	    O_ANNOTATIONS,
-				   O_HELP,	    -1 };
+/* clang-format off */
+static const int enable_opts[] = {
+	O_CGROUP, O_NETNS, O_ATTACH_CGROUP,
+	O_PROXY_PORT, O_PROXY_UID, O_PROXY_GID, O_PROXY_MARK,
+	O_INC_CIDRS, O_EXC_CIDRS, O_INC_PORTS, O_EXC_PORTS, O_NO_SPLICE,
+	O_INBOUND_PORT, O_INC_IN_PORTS, O_EXC_IN_PORTS, O_POD_IPS,
+	O_REDIRECT_DNS, O_CAPTURE_ALL_DNS, O_DNS_PORT, O_DNS_SERVERS,
+	O_ANNOTATIONS, O_MAX_SCOPES, O_MAX_CONNS, O_MAX_RULES, O_HELP, -1
+};
+/* clang-format on */
 static const int disable_opts[] = { O_CGROUP, O_NETNS, O_ALL, O_HELP, -1 };
 static const int scope_opts[] = { O_CGROUP, O_NETNS, O_HELP, -1 };
 static const int status_opts[] = { O_CGROUP, O_NETNS, O_STATE_FILE, O_HELP, -1 };

@@ -337,9 +337,18 @@ int sm_policy_compile(const struct sockmesh_policy *user, struct sm_compiled *ou
 		err = sm_parse_cidr_list("pod_ips", in->pod_ips, false, &out->pod_ips);
 	if (!err)
 		err = sm_parse_cidr_list("dns_servers", in->dns_servers, false, &out->dns_servers);
-	if (!err && (in->dns_servers || in->capture_all_dns || in->dns_port) && !in->redirect_dns) {
-		sm_set_err(0, "dns: dns_servers, capture_all_dns and dns_port need redirect_dns");
-		err = -EINVAL;
+	if (!err && !in->redirect_dns) {
+		/* name the first field that only means something with DNS capture */
+		if (in->capture_all_dns)
+			sm_set_err(0, "capture_all_dns: needs DNS capture (redirect_dns) on");
+		else if (in->dns_servers)
+			sm_set_err(0, "dns_servers: '%s' needs DNS capture (redirect_dns) on",
+				   in->dns_servers);
+		else if (in->dns_port)
+			sm_set_err(0, "dns_port: %u needs DNS capture (redirect_dns) on",
+				   in->dns_port);
+		if (in->capture_all_dns || in->dns_servers || in->dns_port)
+			err = -EINVAL;
 	}
 	for (size_t i = 0; !err && i < out->pod_ips.n; i++) {
 		const struct sm_cidr *c = (const struct sm_cidr *)out->pod_ips.v + i;

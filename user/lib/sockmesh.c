@@ -631,25 +631,67 @@ out:
  * has no regular files to lock). Held only for one mutating call, so a
  * long-lived handle (a sidecar, the daemon) never blocks anyone.
  */
+/* One lock file per instance in /run/lock (tmpfs), named after the pin dir,
+ * so instances never wait for each other. "" if it does not fit.
+ */
+static void sm_lock_path(const char *pin_dir, char *path, size_t len)
+{
+	int n = snprintf(path, len, "/run/lock/sockmesh%s.lock", pin_dir);
+
+	if (n < 0 || (size_t)n >= len) {
+		path[0] = '\0';
+		return;
+	}
+	for (char *c = path + strlen("/run/lock/sockmesh"); *c; c++)
+		if (*c == '/')
+			*c = '_';
+}
+
 static int sm_lock(const char *pin_dir)
 {
-	char parent[PATH_MAX], *slash;
-	int fd;
+	char path[PATH_MAX];
+	struct stat a, b;
 
-	snprintf(parent, sizeof(parent), "%s", pin_dir);
-	slash = strrchr(parent, '/');
-	if (slash && slash != parent)
-		*slash = '\0';
-	fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (flock(fd, LOCK_EX)) {
-		int err = -errno;
+	sm_lock_path(pin_dir, path, sizeof(path));
+	/* The last one out unlinks the file (see teardown) while holding it: a
+	 * waiter that then gets the old inode retries with the new file.
+	 */
+	for (int tries = 0; path[0] && tries < 100; tries++) {
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 
+		if (fd < 0)
+			break;
+		if (flock(fd, LOCK_EX)) {
+			int err = -errno;
+
+			close(fd);
+			return err;
+		}
+		if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
+		    a.st_dev == b.st_dev)
+			return fd;
 		close(fd);
-		return err;
 	}
-	return fd;
+	/* No /run/lock: lock the pin dir's parent directory instead. */
+	{
+		char *slash;
+		int fd;
+
+		snprintf(path, sizeof(path), "%s", pin_dir);
+		slash = strrchr(path, '/');
+		if (slash && slash != path)
+			*slash = '\0';
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		if (flock(fd, LOCK_EX)) {
+			int err = -errno;
+
+			close(fd);
+			return err;
+		}
+		return fd;
+	}
 }
 
 static void sm_unlock(int fd)
@@ -710,6 +752,14 @@ struct sockmesh *sockmesh__open(const struct sockmesh_open_opts *user_opts)
 	} else {
 		sm_set_err(0, "nothing is loaded at pin dir '%s'", sm->pin_dir);
 		err = -ENOENT;
+	}
+	if (err && lock >= 0 && !sockmesh__exists(sm->pin_dir)) {
+		/* a failed first load leaves nothing, not even the lock file */
+		char p[PATH_MAX];
+
+		sm_lock_path(sm->pin_dir, p, sizeof(p));
+		if (p[0])
+			unlink(p);
 	}
 	sm_unlock(lock);
 	lock = -1;
@@ -1342,12 +1392,17 @@ static bool any_scope(struct sockmesh *sm)
 
 static int teardown(struct sockmesh *sm)
 {
+	char p[PATH_MAX];
 	int err;
 
 	bpf_prog_detach2(sm->prog_fd[PROG_MSG], sm->map_fd[MAP_SPLICE], BPF_SK_MSG_VERDICT);
 	handle_close_fds(sm);
 	err = unpin_all(sm);
 	sm->destroyed = true;
+	/* nothing of the instance stays, not even its lock file (we hold it) */
+	sm_lock_path(sm->pin_dir, p, sizeof(p));
+	if (p[0])
+		unlink(p);
 	if (err)
 		sm_set_err(-err, "cannot remove everything from '%s'", sm->pin_dir);
 	return err;
@@ -1440,6 +1495,33 @@ static int unload_if_unused_locked(struct sockmesh *sm)
 		return 0;
 	err = teardown(sm);
 	return err ? err : 1;
+}
+
+int sockmesh_purge(const char *pin_dir)
+{
+	struct sockmesh tmp = { 0 };
+	int lock, err;
+
+	if (!pin_dir || pin_dir[0] != '/') {
+		sm_set_err(0, "pin dir: '%s' must be an absolute path", pin_dir ? pin_dir : "");
+		return -EINVAL;
+	}
+	snprintf(tmp.pin_dir, sizeof(tmp.pin_dir), "%s", pin_dir);
+	lock = sm_lock(pin_dir);
+	if (lock < 0)
+		return lock;
+	err = unpin_all(&tmp);
+	{
+		char p[PATH_MAX];
+
+		sm_lock_path(pin_dir, p, sizeof(p));
+		if (p[0])
+			unlink(p);
+	}
+	sm_unlock(lock);
+	if (err)
+		sm_set_err(-err, "cannot remove everything from '%s'", pin_dir);
+	return err;
 }
 
 int sockmesh__unload_if_unused(struct sockmesh *sm)
