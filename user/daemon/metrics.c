@@ -1,0 +1,436 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockmeshd: Prometheus text exposition format 0.0.4.
+ *
+ * Families (every series of one family is written together, HELP and TYPE
+ * first, as the format requires):
+ *   sockmesh_up, sockmesh_build_info, sockmesh_daemon_start_time_seconds,
+ *   sockmesh_scopes{kind}, sockmesh_gc_*_total,
+ *   sockmesh_attach_programs{attach_type}       programs of ours at the attach cgroup
+ *   sockmesh_<counter>_total{kind,scope,id,pod_namespace,pod_name}
+ *       one family per sockmesh__stats counter; one series per enrolled
+ *       scope, plus kind="global" for the scope-less slot.
+ * The id label (cgroup id or netns cookie) keeps two scopes apart that share
+ * a name for a moment (a netns deleted and made again under the same name,
+ * before garbage collection withdrew the old one).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "sockmesh.h"
+#include "metrics.h"
+
+/* ---- growing text buffer ------------------------------------------------- */
+
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void sb_grow(struct sbuf *b, size_t need)
+{
+	char *np;
+	size_t cap;
+
+	if (b->oom || b->len + need + 1 <= b->cap)
+		return;
+	cap = b->cap ? b->cap : 16384;
+	while (cap < b->len + need + 1)
+		cap *= 2;
+	np = realloc(b->p, cap);
+	if (!np) {
+		b->oom = true;
+		return;
+	}
+	b->p = np;
+	b->cap = cap;
+}
+
+static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		b->oom = true;
+		return;
+	}
+	sb_grow(b, (size_t)n);
+	if (b->oom)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+static void sb_putc(struct sbuf *b, char c)
+{
+	sb_grow(b, 1);
+	if (b->oom)
+		return;
+	b->p[b->len++] = c;
+	b->p[b->len] = '\0';
+}
+
+/* Length of the valid UTF-8 sequence at s (0: invalid). */
+static size_t utf8_len(const unsigned char *s)
+{
+	unsigned int c = s[0], n, min, cp;
+
+	if (c < 0x80)
+		return 1;
+	if ((c & 0xe0) == 0xc0)
+		n = 2, min = 0x80, cp = c & 0x1f;
+	else if ((c & 0xf0) == 0xe0)
+		n = 3, min = 0x800, cp = c & 0x0f;
+	else if ((c & 0xf8) == 0xf0)
+		n = 4, min = 0x10000, cp = c & 0x07;
+	else
+		return 0;
+	for (unsigned int i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* A label value, escaped as the format says (backslash, double quote,
+ * line feed); bytes that are not UTF-8 become U+FFFD, as Prometheus only
+ * takes UTF-8.
+ */
+static void sb_label_value(struct sbuf *b, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		size_t n = utf8_len(p);
+
+		if (n == 0) {
+			sb_printf(b, "\xef\xbf\xbd");
+			p++;
+		} else if (*p == '\\') {
+			sb_printf(b, "\\\\");
+			p++;
+		} else if (*p == '"') {
+			sb_printf(b, "\\\"");
+			p++;
+		} else if (*p == '\n') {
+			sb_printf(b, "\\n");
+			p++;
+		} else {
+			for (size_t i = 0; i < n; i++)
+				sb_putc(b, (char)p[i]);
+			p += n;
+		}
+	}
+}
+
+static void family(struct sbuf *b, const char *name, const char *type, const char *help)
+{
+	/* HELP text escapes backslash and line feed only */
+	sb_printf(b, "# HELP %s ", name);
+	for (const char *p = help; *p; p++) {
+		if (*p == '\\')
+			sb_printf(b, "\\\\");
+		else if (*p == '\n')
+			sb_printf(b, "\\n");
+		else
+			sb_putc(b, *p);
+	}
+	sb_printf(b, "\n# TYPE %s %s\n", name, type);
+}
+
+/* ---- counters ------------------------------------------------------------ */
+
+static const struct {
+	const char *name;
+	const char *help;
+} counter_help[] = {
+	{ "captured", "Outbound TCP connects redirected to the proxy." },
+	{ "bypass_not_enrolled",
+	  "TCP connects seen from sockets of no enrolled scope (counted in the global series)." },
+	{ "bypass_loopback", "Connects to loopback destinations, never captured." },
+	{ "bypass_proxy_uid", "Connects by the proxy's uid, not captured." },
+	{ "bypass_proxy_gid", "Connects by the proxy's gid, not captured." },
+	{ "bypass_proxy_mark", "Connects from sockets with the proxy's SO_MARK, not captured." },
+	{ "bypass_excluded_port", "Connects to an excluded outbound port, not captured." },
+	{ "bypass_not_included_port",
+	  "Connects to a port outside the included ones, not captured." },
+	{ "bypass_excluded_cidr", "Connects to an excluded outbound CIDR, not captured." },
+	{ "bypass_not_included_cidr",
+	  "Connects to an address outside the included CIDRs, not captured." },
+	{ "origdst_published",
+	  "Original destinations published for the proxy when a captured connection was established." },
+	{ "origdst_miss", "Captured connections whose original destination was lost." },
+	{ "origdst_answered", "SO_ORIGINAL_DST queries answered for the proxy." },
+	{ "splice_sockets", "Sockets inserted into the in-kernel splice map." },
+	{ "splice_msgs", "Messages spliced socket to socket in the kernel." },
+	{ "splice_bytes", "Bytes spliced socket to socket in the kernel." },
+	{ "splice_miss", "Splice redirects that missed their peer and took the TCP stack." },
+	{ "map_full", "Inserts that failed because a BPF map was full." },
+	{ "inbound_captured", "Inbound connections steered to the proxy's inbound listener." },
+	{ "inbound_bypass_excluded_port", "Inbound connections to an excluded port, not steered." },
+	{ "inbound_bypass_not_included_port",
+	  "Inbound connections to a port outside the included ones, not steered." },
+	{ "inbound_no_listener",
+	  "Inbound connections not steered because no proxy listener was registered." },
+	{ "inbound_listeners", "Inbound proxy listeners registered." },
+	{ "dns_captured", "DNS queries redirected to the proxy's DNS port." },
+	{ "dns_replies", "DNS replies shown as coming from the server the app asked." },
+};
+
+static const char *help_of(const char *name)
+{
+	for (size_t i = 0; i < sizeof(counter_help) / sizeof(counter_help[0]); i++)
+		if (strcmp(counter_help[i].name, name) == 0)
+			return counter_help[i].help;
+	return NULL;
+}
+
+/* sockmesh_<name>_total, name reduced to [a-z0-9_] */
+static void metric_name(char *buf, size_t len, const char *counter)
+{
+	size_t n = (size_t)snprintf(buf, len, "sockmesh_");
+
+	for (const char *p = counter; *p && n + 7 < len; p++)
+		buf[n++] = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ? *p :
+			   (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') :
+						      '_';
+	snprintf(buf + n, len - n, "_total");
+}
+
+struct scope_row {
+	struct sockmesh_scope_info info;
+	struct sockmesh_stats st;
+	bool have_stats;
+};
+
+static const char *kind_name(enum sockmesh_scope_kind k)
+{
+	return k == SOCKMESH_SCOPE_CGROUP ? "cgroup" :
+	       k == SOCKMESH_SCOPE_NETNS  ? "netns" :
+					    "other";
+}
+
+static void scope_labels(struct sbuf *b, const struct sockmesh_scope_info *i)
+{
+	sb_printf(b, "{kind=\"%s\",scope=\"", kind_name(i->scope.kind));
+	sb_label_value(b, i->scope.name);
+	sb_printf(b, "\",id=\"%llu\",pod_namespace=\"", (unsigned long long)i->scope.id);
+	sb_label_value(b, i->pod_namespace);
+	sb_printf(b, "\",pod_name=\"");
+	sb_label_value(b, i->pod_name);
+	sb_printf(b, "\"}");
+}
+
+/* ---- attach cgroup ------------------------------------------------------- */
+
+static int pinned_prog_ids(const char *pin_dir, __u32 *ids, size_t cap, size_t *n)
+{
+	DIR *d = opendir(pin_dir);
+	struct dirent *e;
+	char p[PATH_MAX];
+
+	*n = 0;
+	if (!d)
+		return -errno;
+	while ((e = readdir(d)) && *n < cap) {
+		struct bpf_prog_info info;
+		__u32 len = sizeof(info);
+		int fd;
+
+		if (strncmp(e->d_name, "prog_", 5))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", pin_dir, e->d_name);
+		fd = bpf_obj_get(p);
+		if (fd < 0)
+			continue;
+		memset(&info, 0, sizeof(info));
+		if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
+			ids[(*n)++] = info.id;
+		close(fd);
+	}
+	closedir(d);
+	return 0;
+}
+
+int sd_attached_programs(const char *pin_dir, const char *cgroup,
+			 void (*fn)(const char *type, unsigned int n, void *arg), void *arg)
+{
+	__u32 ours[64], ids[64];
+	size_t nours;
+	int cg, seen = 0, err;
+
+	err = pinned_prog_ids(pin_dir, ours, sizeof(ours) / sizeof(ours[0]), &nours);
+	if (err)
+		return err;
+	cg = open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cg < 0)
+		return -errno;
+	for (int t = 0; t < __MAX_BPF_ATTACH_TYPE; t++) {
+		__u32 cnt = sizeof(ids) / sizeof(ids[0]), flags = 0;
+		unsigned int mine = 0;
+		const char *name;
+
+		if (bpf_prog_query(cg, (enum bpf_attach_type)t, 0, &flags, ids, &cnt))
+			continue; /* not a cgroup attach type */
+		for (__u32 i = 0; i < cnt; i++)
+			for (size_t j = 0; j < nours; j++)
+				mine += ids[i] == ours[j];
+		name = libbpf_bpf_attach_type_str((enum bpf_attach_type)t);
+		if (!mine || !name)
+			continue;
+		fn(name, mine, arg);
+		seen++;
+	}
+	close(cg);
+	return seen;
+}
+
+static void attach_line(const char *type, unsigned int n, void *arg)
+{
+	struct sbuf *b = arg;
+
+	sb_printf(b, "sockmesh_attach_programs{attach_type=\"");
+	sb_label_value(b, type);
+	sb_printf(b, "\"} %u\n", n);
+}
+
+/* ---- render -------------------------------------------------------------- */
+
+char *sd_metrics_render(const struct sd_metrics_ctx *ctx, size_t *len)
+{
+	struct sockmesh_open_opts oo = { .sz = sizeof(oo), .pin_dir = ctx->pin_dir };
+	struct sockmesh_stats global = { 0 };
+	struct scope_row *rows = NULL;
+	size_t nrows = 0, cap = 0, nkind[3] = { 0 };
+	unsigned int ncounters = 0;
+	bool have_global = false, up = false;
+	struct sbuf b = { 0 };
+	struct sockmesh *sm;
+	char name[160];
+
+	sm = sockmesh__open(&oo);
+	if (sm) {
+		struct sockmesh_scope_info info;
+		struct sockmesh_scope prev;
+		const struct sockmesh_scope *pp = NULL;
+
+		up = true;
+		/* bounded: never more than the scope table can hold */
+		while (nrows < (1u << 24) && sockmesh__next_scope(sm, pp, &info) == 0) {
+			if (nrows == cap) {
+				struct scope_row *nr =
+					realloc(rows, (cap = cap ? 2 * cap : 64) * sizeof(*rows));
+
+				if (!nr) {
+					b.oom = true;
+					break;
+				}
+				rows = nr;
+			}
+			rows[nrows].info = info;
+			rows[nrows].have_stats =
+				sockmesh__stats(sm, &info.scope, &rows[nrows].st) == 0;
+			if (info.scope.kind == SOCKMESH_SCOPE_CGROUP)
+				nkind[1]++;
+			else if (info.scope.kind == SOCKMESH_SCOPE_NETNS)
+				nkind[2]++;
+			nrows++;
+			prev = info.scope;
+			pp = &prev;
+		}
+		have_global = sockmesh__stats(sm, NULL, &global) == 0;
+		sockmesh__close(sm);
+	}
+	/* the counter set: what the library names */
+	while (ncounters < SOCKMESH_STATS_MAX && sockmesh_stat_name(ncounters))
+		ncounters++;
+
+	family(&b, "sockmesh_up", "gauge",
+	       "1 when the pinned sockmesh data path at the pin dir opens, else 0.");
+	sb_printf(&b, "sockmesh_up %d\n", up ? 1 : 0);
+	family(&b, "sockmesh_build_info", "gauge", "sockmeshd version and pin dir (always 1).");
+	sb_printf(&b, "sockmesh_build_info{version=\"");
+	sb_label_value(&b, ctx->version);
+	sb_printf(&b, "\",pin_dir=\"");
+	sb_label_value(&b, ctx->pin_dir);
+	sb_printf(&b, "\"} 1\n");
+	family(&b, "sockmesh_daemon_start_time_seconds", "gauge",
+	       "Start time of this sockmeshd process, seconds since the epoch.");
+	sb_printf(&b, "sockmesh_daemon_start_time_seconds %.3f\n", ctx->start_time);
+	family(&b, "sockmesh_scopes", "gauge", "Enrolled scopes by kind.");
+	sb_printf(&b, "sockmesh_scopes{kind=\"cgroup\"} %zu\n", nkind[1]);
+	sb_printf(&b, "sockmesh_scopes{kind=\"netns\"} %zu\n", nkind[2]);
+	family(&b, "sockmesh_gc_runs_total", "counter",
+	       "Garbage-collection passes over the enrolled scopes.");
+	sb_printf(&b, "sockmesh_gc_runs_total %llu\n", ctx->gc_runs);
+	family(&b, "sockmesh_gc_withdrawn_total", "counter",
+	       "Scopes withdrawn because their netns or cgroup was gone.");
+	sb_printf(&b, "sockmesh_gc_withdrawn_total{kind=\"cgroup\"} %llu\n",
+		  ctx->gc_withdrawn_cgroup);
+	sb_printf(&b, "sockmesh_gc_withdrawn_total{kind=\"netns\"} %llu\n",
+		  ctx->gc_withdrawn_netns);
+	family(&b, "sockmesh_gc_errors_total", "counter",
+	       "Scopes garbage collection could not check or withdraw.");
+	sb_printf(&b, "sockmesh_gc_errors_total %llu\n", ctx->gc_errors);
+	if (ctx->attach_cgroup) {
+		family(&b, "sockmesh_attach_programs", "gauge",
+		       "Programs of this instance attached directly at the attach cgroup, by attach type (1 each when healthy).");
+		if (up)
+			sd_attached_programs(ctx->pin_dir, ctx->attach_cgroup, attach_line, &b);
+	}
+	for (unsigned int k = 0; k < ncounters && up; k++) {
+		const char *cn = sockmesh_stat_name(k);
+		const char *help = help_of(cn);
+		char generic[160];
+
+		if (!help) {
+			snprintf(generic, sizeof(generic),
+				 "sockmesh counter %s (as in sockmesh stats).", cn);
+			help = generic;
+		}
+		metric_name(name, sizeof(name), cn);
+		family(&b, name, "counter", help);
+		if (have_global && k < global.count)
+			sb_printf(
+				&b,
+				"%s{kind=\"global\",scope=\"\",id=\"\",pod_namespace=\"\",pod_name=\"\"} %llu\n",
+				name, (unsigned long long)global.v[k]);
+		for (size_t r = 0; r < nrows; r++) {
+			if (!rows[r].have_stats || k >= rows[r].st.count)
+				continue;
+			sb_printf(&b, "%s", name);
+			scope_labels(&b, &rows[r].info);
+			sb_printf(&b, " %llu\n", (unsigned long long)rows[r].st.v[k]);
+		}
+	}
+	free(rows);
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	*len = b.len;
+	return b.p;
+}
