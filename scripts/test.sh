@@ -122,6 +122,10 @@ run_suite() {
 for s in "${SUITES[@]}"; do
 	run_suite "$s"
 done
-[ ${#failed_names[@]} -gt 0 ] && echo "failing suites: ${failed_names[*]} (logs in $LOGDIR)"
+if [ ${#failed_names[@]} -gt 0 ] || [ "$failed" != 0 ]; then
+	echo "failing suites: ${failed_names[*]} (logs in $LOGDIR)"
+else
+	rm -rf "$LOGDIR"
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
