@@ -61,5 +61,9 @@ for name in "${tests[@]}"; do
 		} >&2
 	fi
 done
+# logs of a clean run are not worth keeping (a caller's E2E_LOG_DIR is theirs)
+if [ "$failed" = 0 ] && [ -z "${E2E_LOG_DIR:-}" ]; then
+	rm -rf "$log_dir"
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
