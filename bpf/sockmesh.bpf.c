@@ -336,9 +336,17 @@ static __always_inline int is_loopback(const struct sm_addr *a)
 	return addr_is_loopback(a->family, a->addr);
 }
 
-static __always_inline int tuple_remote_is_loopback(const struct sm_tuple *t)
+/* A source that can only be inside the pod: loopback, or ::6, the address
+ * istio's sidecars bind for IPv6 inbound passthrough (as 127.0.0.6 for IPv4,
+ * which loopback covers); it lives on the pod's lo.
+ */
+static __always_inline int tuple_remote_is_inside(const struct sm_tuple *t)
 {
-	return addr_is_loopback(t->family, t->remote);
+	const __u32 *w = (const __u32 *)t->remote;
+
+	if (addr_is_loopback(t->family, t->remote))
+		return 1;
+	return t->family == AF_INET6 && w[0] == 0 && w[1] == 0 && w[2] == 0 && w[3] == bpf_htonl(6);
 }
 
 /* Decide whether to capture; returns the counter that explains a bypass, or
@@ -1005,7 +1013,7 @@ int sm_lookup(struct bpf_sk_lookup *ctx)
 	 * (locally sent packets to a pod address do not report lo as their
 	 * ingress device).
 	 */
-	if (tuple_remote_is_loopback(&t))
+	if (tuple_remote_is_inside(&t))
 		return SK_PASS;
 	src_netns = pod_netns(t.family, t.remote);
 	if (src_netns && *src_netns == *netns)

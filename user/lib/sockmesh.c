@@ -360,16 +360,23 @@ static int netns_addrs(int nsfd, struct sm_list *out)
 	for (i = ifa; i; i = i->ifa_next) {
 		struct sm_cidr *c = &v[out->n];
 
-		if (!i->ifa_addr || (i->ifa_flags & IFF_LOOPBACK))
+		/* lo's own 127/8 and ::1 are never a pod's address; other
+		 * addresses a pod puts on lo (a sidecar's bind address) are
+		 */
+		if (!i->ifa_addr)
 			continue;
 		if (i->ifa_addr->sa_family == AF_INET) {
+			const struct in_addr *a = &((struct sockaddr_in *)i->ifa_addr)->sin_addr;
+
+			if ((ntohl(a->s_addr) >> 24) == 127)
+				continue;
 			c->family = AF_INET;
 			c->prefix = 32;
-			memcpy(c->addr, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, 4);
+			memcpy(c->addr, a, 4);
 		} else if (i->ifa_addr->sa_family == AF_INET6) {
 			const struct in6_addr *a = &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr;
 
-			if (IN6_IS_ADDR_LINKLOCAL(a))
+			if (IN6_IS_ADDR_LINKLOCAL(a) || IN6_IS_ADDR_LOOPBACK(a))
 				continue;
 			c->family = AF_INET6;
 			c->prefix = 128;

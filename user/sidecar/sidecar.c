@@ -464,12 +464,14 @@ static int original_dst(int fd, int family, struct sockaddr_storage *out, sockle
  * again, two sockets per hop until EMFILE. A wildcard listener is reachable
  * through any loopback address.
  */
-static bool is_loop(const struct sockaddr_storage *orig, const struct sockaddr_storage *local)
+static bool is_loop(const struct sockaddr_storage *orig)
 {
 	size_t i;
 
-	if (addr_ip_eq(orig, local) && addr_port(orig) == addr_port(local))
-		return true;
+	/* orig == local is fine: a connection steered without NAT (sockmesh's
+	 * sk_lookup inbound capture, TPROXY) keeps the original destination as
+	 * its local address. Only our own listeners are a loop.
+	 */
 	for (i = 0; i < nlisteners; i++) {
 		const struct sockaddr_storage *l = &listeners[i].addr;
 
@@ -795,8 +797,8 @@ err:
 static void client_accepted(int fd, const struct sockaddr_storage *client)
 {
 	char cbuf[ADDR_STRLEN], obuf[ADDR_STRLEN];
-	struct sockaddr_storage orig, local;
-	socklen_t olen, ulen, llen = sizeof(local);
+	struct sockaddr_storage orig;
+	socklen_t olen, ulen;
 	struct conn *c;
 	int ufd, i;
 
@@ -812,8 +814,7 @@ static void client_accepted(int fd, const struct sockaddr_storage *client)
 		close_rst(fd);
 		return;
 	}
-	if ((getsockname(fd, (struct sockaddr *)&local, &llen) == 0 && is_loop(&orig, &local)) ||
-	    is_own_upstream(client)) {
+	if (is_loop(&orig) || is_own_upstream(client)) {
 		log_line("error loop client=%s orig=%s", fmt_addr(client, cbuf, sizeof(cbuf)),
 			 fmt_addr(&orig, obuf, sizeof(obuf)));
 		close_rst(fd);
