@@ -400,6 +400,7 @@ static int read_annotations(const char *path, struct sm_annotations *ann)
 
 static int cmd_enable(struct cmd_args *a)
 {
+	static char exc_in_buf[8192];
 	struct sockmesh_policy pol = { .sz = sizeof(pol) };
 	struct sm_annotations ann = { 0 };
 	struct sockmesh_open_opts oo = { .sz = sizeof(oo) };
@@ -479,8 +480,17 @@ static int cmd_enable(struct cmd_args *a)
 		pol.exclude_outbound_ports = a->val[O_EXC_PORTS];
 	if (a->set[O_INC_IN_PORTS])
 		pol.include_inbound_ports = a->val[O_INC_IN_PORTS];
-	if (a->set[O_EXC_IN_PORTS])
+	if (a->set[O_EXC_IN_PORTS]) {
+		const char *status = ann.v[SM_ANN_STATUS_PORT];
+
 		pol.exclude_inbound_ports = a->val[O_EXC_IN_PORTS];
+		/* the sidecar's status port stays excluded, as istio does */
+		if (status && strcmp(status, "0") != 0) {
+			snprintf(exc_in_buf, sizeof(exc_in_buf), "%s%s%s", a->val[O_EXC_IN_PORTS],
+				 a->val[O_EXC_IN_PORTS][0] ? "," : "", status);
+			pol.exclude_inbound_ports = exc_in_buf;
+		}
+	}
 	pol.pod_ips = a->val[O_POD_IPS];
 	pol.redirect_dns = a->set[O_REDIRECT_DNS];
 	pol.capture_all_dns = a->set[O_CAPTURE_ALL_DNS];
