@@ -671,31 +671,6 @@ static void print_scope_text(struct sockmesh *sm, const struct sockmesh_scope_in
 
 /* ---- sockmeshd (status, uninstall) --------------------------------------- */
 
-/* Start time (clock ticks after boot, field 22 of /proc/PID/stat) of pid;
- * 0 when unknown.
- */
-static unsigned long long pid_start_ticks(long long pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long v = 0;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%lld/stat", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	for (int field = 2; p && field < 22; field++)
-		p = strchr(p + 1, ' ');
-	if (p)
-		v = strtoull(p + 1, NULL, 10);
-	return v;
-}
-
 /* What sockmeshd's state file says, and whether that process still runs
  * (same pid and start time). Returns {"state_file", "running", ...}.
  */
@@ -733,7 +708,7 @@ static json_object *daemon_state(struct cmd_args *a)
 		} else if (kill((pid_t)pid, 0) && errno != EPERM) {
 			snprintf(why, sizeof(why), "pid %lld is not running (stale state file)",
 				 pid);
-		} else if (ticks && pid_start_ticks(pid) != ticks) {
+		} else if (ticks && sm_proc_start_ticks(pid) != ticks) {
 			snprintf(why, sizeof(why),
 				 "pid %lld is another process now (stale state file)", pid);
 		} else {

@@ -286,30 +286,6 @@ static int mkdir_parents(const char *path)
 	return 0;
 }
 
-/* Field 22 of /proc/self/stat: start time in clock ticks after boot. With
- * the pid it identifies this process (pids are reused; the pair is not).
- */
-static unsigned long long proc_start_ticks(void)
-{
-	char buf[1024], *p;
-	unsigned long long v = 0;
-	FILE *f = fopen("/proc/self/stat", "re");
-	size_t n;
-
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	/* after ") ": state is field 3, starttime field 22 */
-	for (int field = 2; p && field < 22; field++)
-		p = strchr(p + 1, ' ');
-	if (p)
-		v = strtoull(p + 1, NULL, 10);
-	return v;
-}
-
 static int state_lock(struct daemon *d)
 {
 	char buf[4096];
@@ -360,7 +336,8 @@ static int state_write(struct daemon *d)
 
 	snprintf(url, sizeof(url), "http://%s/metrics", d->listen);
 	json_object_object_add(o, "pid", json_object_new_int64(getpid()));
-	json_object_object_add(o, "proc_start_ticks", json_object_new_uint64(proc_start_ticks()));
+	json_object_object_add(o, "proc_start_ticks",
+			       json_object_new_uint64(sm_proc_start_ticks(0)));
 	json_object_object_add(o, "start_time", json_object_new_string(d->start_time_str));
 	json_object_object_add(o, "start_time_unix",
 			       json_object_new_int64((long long)d->start_time));
