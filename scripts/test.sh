@@ -5,6 +5,7 @@
 # run of the parsers, the benchmark smoke run and the lint checks.
 # Bootstraps (apt-get, build) first. Ends with "N passed, N failed".
 #   scripts/test.sh [SUITE...]   suites: unit asan kernel e2e fuzz bench lint vm
+# SOCKMESH_TEST_VM=1 adds vm (the kernel suite inside a Debian 6.1 guest).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
@@ -40,7 +41,7 @@ count_meson() {
 # count_plain LOG: add the counts of a runner that ends with "N passed, N failed"
 count_plain() {
 	local line
-	line=$(grep -E '^([A-Za-z]+: )?[0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
+	line=$(grep -E '^([A-Za-z0-9.]+: )?[0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
 	if [ -z "$line" ]; then
 		failed=$((failed + 1))
 		return
@@ -106,7 +107,11 @@ run_suite() {
 		one bench-smoke $?
 		;;
 	vm)
-		scripts/vm-test.sh >"$log" 2>&1
+		# The 6.1 guest runs under software emulation: the kernel suite
+		# takes about a minute there, the e2e suite an hour (run it with
+		# SOCKMESH_VM_SUITES="kernel e2e" when there is time).
+		# shellcheck disable=SC2086
+		scripts/vm-test.sh ${SOCKMESH_VM_SUITES:-kernel} >"$log" 2>&1
 		rc=$?
 		count_plain "$log"
 		[ $rc = 0 ] || failed_names+=(vm)
