@@ -13,20 +13,34 @@ suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(kernel e2e)
 "$ROOT/scripts/bootstrap.sh"
 
+modules="veth bridge ip_tables iptable_filter iptable_nat ip6_tables ip6table_filter"
+modules+=" xt_tcpudp xt_comment xt_REDIRECT nf_tables nft_compat"
+# Software emulation runs the e2e tests some 10-20 times slower than the host
+# (every jq, python and curl start costs 0.4-1.4 s): a longer deadline per
+# test, and their logs kept in the shared tree (the guest's /tmp is gone
+# when it powers off).
+e2e_timeout=${E2E_TIMEOUT:-1500}
+e2e_logs=$ROOT/build/vm-e2e-logs
+rm -rf "$e2e_logs"
+mkdir -p "$e2e_logs"
+
 # Inside the guest: mount what a booted Debian would have, then run the suites.
 inner="set -e
 [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
-# this guest does not autoload modules: load what the tests use
-modprobe -a veth bridge 2>/dev/null || echo 'modprobe veth/bridge failed'
+# this guest does not autoload modules: load what the tests use (veth pairs,
+# bridges, and the pod's iptables/nft rules of test_getsockopt_neutral)
+modprobe -a $modules 2>/dev/null || echo 'modprobe: some of $modules failed'
 mkdir -p /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup
 mount -t bpf bpf /sys/fs/bpf
 ip link set lo up
 echo \"guest kernel: \$(uname -r)\"
+export E2E_LOG_DIR=$e2e_logs E2E_TIMEOUT=$e2e_timeout
 SOCKMESH_IN_VM=1 SOCKMESH_NO_BOOTSTRAP=1 ./scripts/test.sh ${suites[*]}"
 out=$(mktemp /tmp/sockmesh-vm.XXXXXX)
 trap 'rm -f "$out"' EXIT
 rc=0
-VM_SHARE=$ROOT VM_MEM=${VM_MEM:-2G} VM_TIMEOUT=${VM_TIMEOUT:-2400} bash "$VMRUN" "$inner" 2>&1 |
+echo "vm-test: e2e logs in $e2e_logs" >&2
+VM_SHARE=$ROOT VM_MEM=${VM_MEM:-2G} VM_TIMEOUT=${VM_TIMEOUT:-7200} bash "$VMRUN" "$inner" 2>&1 |
 	sed -u 's/^/[6.1] /' | tee "$out" || rc=$?
 # the guest's closing line, said again unprefixed for the outer runner
 line=$(sed -n 's/^\[6\.1\] \([0-9]* passed, [0-9]* failed\)$/\1/p' "$out" | tail -1)
