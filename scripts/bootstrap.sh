@@ -10,7 +10,7 @@ PKGS=(clang libbpf-dev bpftool libelf-dev zlib1g-dev meson ninja-build pkg-confi
       haproxy nginx-light curl socat sockperf iperf3 wrk python3 jq gnuplot-nox
       iproute2 iptables procps shellcheck
       libmicrohttpd-dev containernetworking-plugins dnsutils dnsmasq-base yamllint prometheus
-      qemu-system-x86 kmod)
+      qemu-system-x86 kmod linux-perf)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -105,6 +105,23 @@ run_suite() {
 	bench)
 		scripts/bench/bench.sh --quick --out "$ROOT/build/bench-smoke" >"$log" 2>&1
 		one bench-smoke $?
+		# The profiler: every 64 B round trip is two spliced messages, so
+		# sm_msg must have run twice per round trip (an exact count).
+		rc=0
+		scripts/bench/bench.sh --quick --profile --modes iptables,sockmesh --workloads latency \
+			--sizes 64 --out "$ROOT/build/bench-profile-smoke" >>"$log" 2>&1 || rc=1
+		python3 - "$ROOT/build/bench-profile-smoke/results.json" >>"$log" 2>&1 <<'PY' || rc=1
+import json, sys
+p = json.load(open(sys.argv[1]))["profile"]["sockperf-64"]["modes"]
+runs = p["sockmesh"]["bpf"]["sm_msg"]["runs_per_unit"]
+cats = p["iptables"]["us_per_unit"]
+print(f"profile: sm_msg {runs:.3f} runs per round trip; iptables netfilter "
+      f"{cats.get('netfilter, conntrack, NAT', 0):.2f} us per round trip")
+assert 1.98 <= runs <= 2.02, "sm_msg should run twice per round trip"
+assert cats.get("netfilter, conntrack, NAT", 0) > 0, "iptables mode shows no netfilter time"
+assert "sm_msg" not in p["iptables"]["bpf"], "a BPF program ran in the iptables mode"
+PY
+		one bench-profile-smoke $rc
 		;;
 	vm)
 		# The 6.1 guest runs under software emulation: the kernel suite

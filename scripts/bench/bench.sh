@@ -63,6 +63,12 @@ options
                          cross-CPU wake-ups of an idle VM dominate the RTT)
       --build            run meson setup (if needed) + ninja -C build first
       --publish          also write the results into docs/benchmarks.md
+      --profile          also profile every run: per-program BPF run time
+                         (kernel.bpf_stats_enabled, on for the run only) and a
+                         whole-machine perf profile grouped by where the time
+                         goes; adds overhead, so its speed figures are not
+                         comparable with a run without it (not with --publish);
+                         SM_BENCH_KEEP_PERF=1 keeps each run's perf.data
   -h, --help             this text
 
 The sockmesh modes need the CLI at \$SM_CLI (default build/user/cli/sockmesh).
@@ -121,6 +127,8 @@ NGINX_WORKERS=1
 LAT_CPU=
 DO_BUILD=0
 PUBLISH=0
+PROFILE=0
+PERF_HZ=997
 
 while [ $# -gt 0 ]; do
 	EQ=0
@@ -154,12 +162,15 @@ while [ $# -gt 0 ]; do
 		LAT_CPU=$2; shift ;;
 	--build) no_val "$1"; DO_BUILD=1 ;;
 	--publish) no_val "$1"; PUBLISH=1 ;;
+	--profile) no_val "$1"; PROFILE=1 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage_error "unknown option '$1'" ;;
 	esac
 	shift
 done
 
+[ "$PROFILE" = 1 ] && [ "$PUBLISH" = 1 ] &&
+	usage_error "--profile slows every mode down: its figures are not for --publish"
 if [ "$QUICK" = 1 ]; then
 	: "${ROUNDS:=1}" "${LAT_T:=2}" "${IPERF_T:=2}" "${WRK_T:=2}"
 else
@@ -174,7 +185,9 @@ IFS=, read -r -a SIZE_LIST <<<"$SIZES"
 has_wl() { [[ ,$WORKLOADS, == *",$1,"* ]]; }
 has_mode() { [[ ,$MODES, == *",$1,"* ]]; }
 
-for t in haproxy nginx sockperf iperf3 wrk gnuplot python3 iptables ip ss timeout taskset bpftool; do
+tools=(haproxy nginx sockperf iperf3 wrk gnuplot python3 iptables ip ss timeout taskset bpftool)
+[ "$PROFILE" = 1 ] && tools+=(perf sysctl)
+for t in "${tools[@]}"; do
 	command -v "$t" >/dev/null || sm_die "$t not found (Debian: see docs/benchmarks.md)"
 done
 
@@ -196,6 +209,13 @@ RUNS=$RAW/runs.jsonl
 : >"$RUNS"
 
 sm_init
+if [ "$PROFILE" = 1 ]; then
+	# BPF run-time accounting costs two clock reads per program run, in
+	# every mode that has programs; it is put back as it was on every exit.
+	old_stats=$(sysctl -n kernel.bpf_stats_enabled)
+	sm_on_cleanup "sysctl -qw kernel.bpf_stats_enabled=$old_stats"
+	sysctl -qw kernel.bpf_stats_enabled=1
+fi
 
 # --- testbed ----------------------------------------------------------------
 # Two identical client pods, so the iptables pod's nat table (and with it
@@ -288,11 +308,31 @@ cg_usage() { # CPU microseconds used in our two cgroups
 # per mode-run state, set by mode_up
 M_NS='' M_SRV='' M_HAP_PID='' M_HAP_SOCK='' M_FAIL=''
 
+# our_progs: JSON list of the programs pinned in our pin dir (run counts and
+# run time), so another sockmesh instance on the machine is not counted
+our_progs() {
+	local f first=1
+	printf '['
+	for f in "$PIN"/prog_*; do
+		[ -e "$f" ] || continue
+		[ "$first" = 1 ] || printf ','
+		bpftool -j prog show pinned "$f" 2>/dev/null || printf '{}'
+		first=0
+	done
+	printf ']\n'
+}
+
 # run_wl ROUND MODE WORKLOAD TIMEOUT CMD...: one measurement, appended to runs.jsonl
 run_wl() {
 	local r=$1 mode=$2 wl=$3 tmo=$4
 	shift 4
-	local base="r$r-$mode-$wl" rc=0 c0 c1 g0 g1 t0 t1 sess=null stats=null
+	local base="r$r-$mode-$wl" rc=0 c0 c1 g0 g1 t0 t1 sess=null stats=null perf_pid=''
+	if [ "$PROFILE" = 1 ] && [ -z "$M_FAIL" ]; then
+		our_progs >"$RAW/$base.progs0.json"
+		perf record -q -a -g -F "$PERF_HZ" -o "$RAW/$base.perf.data" >"$RAW/$base.perf.log" 2>&1 &
+		perf_pid=$!
+		sleep 0.5 # perf is recording before the workload starts
+	fi
 	if [ -n "$M_FAIL" ]; then
 		printf '%s\n' "mode setup failed: $M_FAIL" >"$RAW/$base.log"
 		rc=125
@@ -304,6 +344,16 @@ run_wl() {
 		t1=$(date +%s%N)
 		g1=$(cg_usage)
 		read -r -a c1 < <(cpu_sample)
+	fi
+	if [ -n "$perf_pid" ]; then
+		kill -INT "$perf_pid" 2>/dev/null
+		wait "$perf_pid" 2>/dev/null || true
+		our_progs >"$RAW/$base.progs1.json"
+		perf report -i "$RAW/$base.perf.data" --stdio --no-children -g none --sort sym \
+			--percent-limit 0.05 >"$RAW/$base.perf.txt" 2>>"$RAW/$base.perf.log" || true
+		perf script -i "$RAW/$base.perf.data" -F comm,ip,sym 2>>"$RAW/$base.perf.log" |
+			"${PY[@]}" perf-summary --hz "$PERF_HZ" >"$RAW/$base.profile.json" || true
+		[ "${SM_BENCH_KEEP_PERF:-0}" = 1 ] || rm -f "$RAW/$base.perf.data"
 	fi
 	if [ -n "$M_HAP_SOCK" ]; then
 		sess=$("${PY[@]}" haproxy-sessions "$M_HAP_SOCK" 2>"$RAW/$base.haproxy.err") || sess=null
@@ -449,7 +499,7 @@ rc=0
 	--meta "sizes=$SIZES" --meta "latency_time=$LAT_T" --meta "iperf_time=$IPERF_T" \
 	--meta "wrk_time=$WRK_T" --meta "wrk_conns=$WRK_CONNS" \
 	--meta "proxy_threads=$PROXY_THREADS" --meta "nginx_workers=$NGINX_WORKERS" \
-	--meta "cli=$CLI_ID" --meta "latency_cpu=$LAT_CPU" --meta "quick=$QUICK" --meta "elapsed_s=$(($(date +%s) - START))" || rc=$?
+	--meta "cli=$CLI_ID" --meta "latency_cpu=$LAT_CPU" --meta "quick=$QUICK" --meta "profile=$PROFILE" --meta "elapsed_s=$(($(date +%s) - START))" || rc=$?
 [ -f "$OUT/report.md" ] && cat "$OUT/report.md"
 sm_log "results: $OUT/report.md $OUT/results.json $OUT/plot.png"
 exit "$rc"

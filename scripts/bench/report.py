@@ -8,6 +8,9 @@
       traffic did not take the mode's path, else 0.
   report.py haproxy-sessions SOCKET
       print the total sessions of HAProxy's `listen out` (stats socket).
+  perf script -F comm,ip,sym | report.py perf-summary
+      (bench.sh --profile) sort each sampled stack into where the time
+      went (CATEGORIES) and print the counts as JSON.
 """
 
 import argparse
@@ -42,6 +45,43 @@ SHORT = {
     "wrk_ka_p99": "keep-alive p99", "wrk_ka_max": "keep-alive max", "wrk_close_p99": "close p99",
     "cpu_req_us": "CPU/req", "cpu_conn_us": "CPU/conn", "cgcpu_req_us": "CPU/req (cgroups)",
 }
+# --profile: a sample belongs to the category of the first frame, from the
+# leaf up, that matches one of these (tried in this order on each frame).
+# Locks, allocations and RCU match nothing, so they count for their caller.
+CATEGORIES = [
+    ("idle", r"(pv_native_safe_halt|default_idle|cpuidle_|do_idle|poll_idle|acpi_idle|mwait_idle|intel_idle)"),
+    ("BPF programs, maps, helpers",
+     r"(bpf_prog_|__bpf_prog_|bpf_trampoline|htab_|__htab_|lookup_nulls_elem_raw|bpf_sk_storage_|"
+     r"bpf_local_storage|bpf_selem|bpf_map_|bpf_msg_redirect|bpf_sock_hash_update|__sock_hash_lookup|"
+     r"bpf_get_socket_cookie|bpf_get_netns_cookie|bpf_sock_ops_cb_flags_set|__cgroup_bpf_run|"
+     r"bpf_sk_lookup|bpf_sk_assign|percpu_array)"),
+    ("sockmap: psock setup/teardown",
+     r"(sk_psock_init|sk_psock_destroy|sk_psock_drop|sk_psock_stop|sk_psock_link|sock_map_close|"
+     r"sock_map_remove_links|sock_map_unref|sock_hash_update_common|sock_map_link|sock_hash_delete|"
+     r"sock_map_unhash|sock_map_destroy|tcp_bpf_update_proto|sock_map_update)"),
+    ("sockmap: sk_msg data path", r"(tcp_bpf_|sk_msg_|__sk_msg_|sk_psock_|bpf_tcp_ingress|tcp_msg_wait_data)"),
+    ("netfilter, conntrack, NAT",
+     r"(nf_|__nf_|ipt_|nft_|iptable_|ipv4_conntrack|ipv6_conntrack|ipv4_confirm|xt_|hash_conntrack)"),
+    ("wake-ups", r"(try_to_wake_up|sock_def_readable|__wake_up|ep_poll_callback|wake_up_q|autoremove_wake)"),
+    ("context switches, scheduler",
+     r"(schedule|__schedule|finish_task_switch|pick_next|enqueue_task|dequeue_task|__switch_to|"
+     r"switch_mm|update_curr|psi_|ttwu_|select_task_rq)"),
+    ("data copies",
+     r"(_copy_from_iter|_copy_to_iter|copy_page_to_iter|copy_page_from_iter|copy_user|rep_movs|"
+     r"_copy_to_user|_copy_from_user|__check_object_size|skb_copy_datagram_iter|__skb_datagram_iter|"
+     r"csum_partial_copy)"),
+    ("epoll, poll", r"(ep_|do_epoll|__x64_sys_epoll|epoll_|sock_poll|tcp_poll|do_select|core_sys_select|do_sys_poll)"),
+    ("clock reads", r"(clock_gettime|__vdso_clock_gettime|__x64_sys_clock_gettime|posix_cpu_clock_get|"
+                    r"task_sched_runtime|ktime_get|read_tsc|pvclock)"),
+    ("TCP/IP stack, veth, loopback",
+     r"(tcp_|__tcp|ip_|__ip|ipv6_|ip6_|inet_|__inet|inet6_|dev_|__dev|net_rx|__netif|netif_|process_backlog|"
+     r"veth_|skb_|__skb|kfree_skb|__kfree_skb|alloc_skb|__alloc_skb|sk_stream|sk_reset_timer|lock_sock|"
+     r"release_sock|__release_sock|sock_|__sock|sk_|bbr_|dst_|fib_|__napi|napi_|loopback_xmit|"
+     r"handle_softirqs|do_softirq|__sys_connect|__sys_accept|__sys_sendto|__sys_recvfrom|__sys_shutdown)"),
+    ("syscall entry, file, other kernel", r"(do_syscall_64|entry_SYSCALL|syscall_|__x64_sys_|fdget|__fput)"),
+]
+CAT_NAMES = [c for c, _ in CATEGORIES] + ["other kernel", "user space"]
+_CAT_RE = [(c, re.compile(r)) for c, r in CATEGORIES]
 DOC_BEGIN = "<!-- bench-results:begin -->"
 DOC_END = "<!-- bench-results:end -->"
 
@@ -145,6 +185,160 @@ def haproxy_sessions(path):
         if len(f) > i_stot and f[i_px] == "out" and f[i_sv] == "FRONTEND":
             return int(f[i_stot] or 0)
     raise SystemExit("no FRONTEND row for 'out'")
+
+
+def _categorize(frames):
+    """frames: [(is_kernel, symbol)] leaf first -> category name"""
+    if frames and not frames[0][0]:
+        return "user space"
+    for _, sym in frames:
+        for cat, rx in _CAT_RE:
+            if rx.match(sym):
+                return cat
+    return "other kernel"
+
+
+def perf_summary(stream):
+    """perf script -F comm,ip,sym on stdin -> {category: samples, ...}"""
+    cats, comms = {}, {}
+    n = 0
+    comm, frames = None, []
+
+    def flush():
+        nonlocal n
+        if comm is None:
+            return
+        n += 1
+        c = _categorize(frames)
+        cats[c] = cats.get(c, 0) + 1
+        comms[comm] = comms.get(comm, 0) + 1
+
+    for line in stream:
+        if not line.strip():
+            flush()
+            comm, frames = None, []
+        elif not line[0].isspace():
+            flush()
+            comm, frames = line.split()[0], []
+        else:
+            parts = line.split(None, 1)
+            if len(parts) == 2:
+                try:
+                    kernel = int(parts[0], 16) >= 0xffff800000000000
+                except ValueError:
+                    kernel = False
+                frames.append((kernel, parts[1].strip().split("+")[0]))
+    flush()
+    return {"samples": n, "categories": cats, "comms": comms}
+
+
+def bpf_prog_delta(before, after):
+    """bpftool -j prog show before/after -> {prog name: (runs, run ns)} of sockmesh's programs"""
+    def load(path):
+        try:
+            with open(path) as f:
+                return {p["id"]: p for p in json.load(f) if str(p.get("name", "")).startswith("sm_")}
+        except (OSError, ValueError):
+            return {}
+    a, b = load(before), load(after)
+    out = {}
+    for pid, p in b.items():
+        q = a.get(pid, {})
+        runs = p.get("run_cnt", 0) - q.get("run_cnt", 0)
+        ns = p.get("run_time_ns", 0) - q.get("run_time_ns", 0)
+        if runs > 0:
+            r = out.setdefault(p["name"], [0, 0])
+            r[0] += runs
+            r[1] += ns
+    return out
+
+
+def work_units(wl, text):
+    """(units, unit name) a run did: round trips, MiB, requests, connections"""
+    if wl.startswith("sockperf-"):
+        m = re.search(r"\[Total Run\].*?ReceivedMessages=(\d+)", text)
+        return (int(m.group(1)), "round trip") if m else (None, None)
+    if wl.startswith("iperf3-"):
+        try:
+            j = json.JSONDecoder().raw_decode(text[text.index("{"):])[0]
+            return j["end"]["sum_received"]["bytes"] / 2**20, "MiB"
+        except (ValueError, KeyError):
+            return None, None
+    if wl.startswith("wrk-"):
+        m = re.search(r"(\d+) requests in", text)
+        unit = "connection" if wl == "wrk-close" else "request"
+        return (int(m.group(1)), unit) if m else (None, None)
+    return None, None
+
+
+def profile(raw, runs):
+    """--profile runs -> {workload: {"unit":, "modes": {mode: {...}}}} (first round of each)"""
+    prof = {}
+    for run in runs:
+        base = run["log"][:-len(".log")] if run.get("log", "").endswith(".log") else None
+        if not base or run.get("rc") != 0:
+            continue
+        summ = os.path.join(raw, base + ".profile.json")
+        if not os.path.exists(summ):
+            continue
+        wl, mode = run["workload"], run["mode"]
+        slot = prof.setdefault(wl, {"unit": None, "modes": {}})
+        if mode in slot["modes"]:
+            continue
+        with open(summ) as f:
+            ps = json.load(f)
+        with open(os.path.join(raw, run["log"]), errors="replace") as f:
+            units, uname = work_units(wl, f.read())
+        if not units:
+            continue
+        slot["unit"] = uname
+        hz = ps.get("hz", 997)
+        us = {c: n / hz * 1e6 / units for c, n in ps["categories"].items()}
+        progs = bpf_prog_delta(os.path.join(raw, base + ".progs0.json"), os.path.join(raw, base + ".progs1.json"))
+        slot["modes"][mode] = {
+            "units": units, "samples": ps["samples"], "us_per_unit": us,
+            "busy_us_per_unit": sum(v for c, v in us.items() if c != "idle"),
+            "bpf": {n: {"runs_per_unit": r / units, "avg_ns": t / r, "us_per_unit": t / 1e3 / units}
+                    for n, (r, t) in sorted(progs.items())},
+        }
+    return prof
+
+
+def profile_markdown(prof, modes):
+    L = ["## Profile (--profile)", "",
+         "Where the CPU time of each run went, in µs of CPU per unit of work (all CPUs; `perf record -a -g` "
+         "at 997 Hz, each sample sorted by the first frame from the leaf up that names a known part; locks, "
+         "allocations and RCU count for their caller). Then sockmesh's BPF programs from "
+         "`kernel.bpf_stats_enabled` (run counts are exact; the run time includes the accounting's own "
+         "clock reads). Profiling slows every mode: compare within this table only.", ""]
+    for wl in sorted(prof, key=lambda w: (w.split("-")[0], len(w), w)):
+        slot = prof[wl]
+        ms = [m for m in modes if m in slot["modes"]]
+        if not ms:
+            continue
+        L.append(f"### {wl}: µs of CPU per {slot['unit']}")
+        L.append("")
+        L.append("| where | " + " | ".join(ms) + " |")
+        L.append("|---|" + "--:|" * len(ms))
+        for c in CAT_NAMES:
+            if c == "idle" or not any(slot["modes"][m]["us_per_unit"].get(c) for m in ms):
+                continue
+            L.append(f"| {c} | " + " | ".join(fmt(slot["modes"][m]["us_per_unit"].get(c, 0.0)) for m in ms) + " |")
+        L.append("| **busy, total** | " + " | ".join(f"**{fmt(slot['modes'][m]['busy_us_per_unit'])}**" for m in ms) + " |")
+        L.append("| idle | " + " | ".join(fmt(slot["modes"][m]["us_per_unit"].get("idle", 0.0)) for m in ms) + " |")
+        L.append("")
+        rows = []
+        for m in ms:
+            for name, b in slot["modes"][m]["bpf"].items():
+                if b["runs_per_unit"] < 0.005:  # setup-time programs of a data-path run
+                    continue
+                rows.append(f"| {m} | {name} | {b['runs_per_unit']:.2f} | {b['avg_ns']:.0f} | {b['us_per_unit']:.3f} |")
+        if rows:
+            L.append(f"| mode | BPF program | runs per {slot['unit']} | ns per run | µs per {slot['unit']} |")
+            L.append("|---|---|--:|--:|--:|")
+            L += rows
+            L.append("")
+    return "\n".join(L)
 
 
 def counters(path):
@@ -320,7 +514,8 @@ def build(out, meta):
         met = None if r is None else (r <= target if op == "<=" else r >= target)
         goals.append({"metric": key, "target": f"{op} {target}x", "ratio": r, "met": met})
     res = {"meta": meta, "modes": modes, "rounds": len(rounds), "metrics": metrics,
-           "goals": goals, "failures": failures, "warnings": warnings, "ok": False}
+           "goals": goals, "failures": failures, "warnings": warnings, "ok": False,
+           "profile": profile(raw, runs)}
     plot_err = plot(out, res)
     if plot_err:
         failures.append(plot_err)
@@ -329,6 +524,8 @@ def build(out, meta):
         json.dump(res, f, indent=1, ensure_ascii=False)
         f.write("\n")
     body = markdown(res)
+    if res["profile"]:
+        body += "\n" + profile_markdown(res["profile"], modes) + "\n"
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write("# sockmesh benchmark report\n\n" + body)
     return res, body, res["ok"]
@@ -478,7 +675,15 @@ def main():
     r.add_argument("--meta", action="append", default=[])
     h = sub.add_parser("haproxy-sessions")
     h.add_argument("socket")
+    ps = sub.add_parser("perf-summary")
+    ps.add_argument("--hz", type=int, default=997)
     a = ap.parse_args()
+    if a.cmd == "perf-summary":
+        summ = perf_summary(sys.stdin)
+        summ["hz"] = a.hz
+        json.dump(summ, sys.stdout)
+        print()
+        return 0
     if a.cmd == "haproxy-sessions":
         print(haproxy_sessions(a.socket))
         return 0
