@@ -66,13 +66,16 @@ struct {
 	__type(value, struct sm_pending);
 } pending_map SEC(".maps");
 
-/* Original destinations of established captured connections. Plain hash:
- * entries leave when the connection closes, never by eviction.
+/* Original destinations from the app's established connect until the proxy's
+ * end is established, which moves its entry into the accepted socket's
+ * storage (the connection's lifetime is the socket's, no close callback).
+ * LRU for pending_map's reason: an entry whose proxy end never comes (the
+ * listener dropped the final ACK and the app gave up) has nobody to delete
+ * it; live entries exist for one handshake.
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SM_DEFAULT_MAX_CONNS);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SM_DEFAULT_MAX_PENDING);
 	__type(key, struct sm_tuple);
 	__type(value, struct sm_origdst);
 } origdst_map SEC(".maps");
@@ -236,14 +239,14 @@ static __always_inline void tuple_from_sockops(struct sm_tuple *t, struct bpf_so
 /* The scope of the calling socket: its netns (pods) first, then its cgroup
  * or the nearest enrolled ancestor cgroup (bare hosts).
  */
-static __always_inline struct sm_policy *scope_lookup(struct bpf_sock_addr *ctx)
+static __always_inline struct sm_policy *scope_lookup_in(__u64 netns)
 {
 	struct sm_scope_key key = { .kind = SM_SCOPE_NETNS };
 	struct sm_policy *pol, *found = NULL;
 	__u64 id, self;
 	int level;
 
-	key.id = bpf_get_netns_cookie(ctx);
+	key.id = netns;
 	pol = bpf_map_lookup_elem(&scope_map, &key);
 	if (pol)
 		return pol;
@@ -267,6 +270,8 @@ static __always_inline struct sm_policy *scope_lookup(struct bpf_sock_addr *ctx)
 	}
 	return found;
 }
+
+#define scope_lookup(ctx) scope_lookup_in(bpf_get_netns_cookie(ctx))
 
 static __always_inline int rule_port(__u32 rules_id, __u16 port, __u8 list)
 {
@@ -595,7 +600,6 @@ static __always_inline int restore_peer(struct bpf_sock_addr *ctx, int v6, int r
 	struct sm_addr from = {};
 	struct sm_dns_state *dns;
 	struct sm_sk_state *st;
-	struct sm_origdst *od;
 	int mapped;
 
 	if (!sk)
@@ -613,11 +617,8 @@ static __always_inline int restore_peer(struct bpf_sock_addr *ctx, int v6, int r
 		return 1;
 	}
 	st = bpf_sk_storage_get(&sk_state_map, sk, NULL, 0);
-	if (!st || !(st->flags & SM_SK_APP))
-		return 1;
-	od = bpf_map_lookup_elem(&origdst_map, &st->self);
-	if (od)
-		addr_write(ctx, v6, &od->orig);
+	if (st && (st->flags & SM_SK_APP))
+		addr_write(ctx, v6, &st->orig);
 	return 1;
 }
 
@@ -656,9 +657,21 @@ static __always_inline struct sm_sk_state *sk_state_new(struct bpf_sock_ops *sko
 	return bpf_sk_storage_get(&sk_state_map, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 }
 
+/* State callbacks run the program at every state change of the socket until
+ * it is gone: ask for them only where something must be undone at close.
+ */
 static __always_inline void want_close_cb(struct bpf_sock_ops *skops)
 {
-	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+	if (!(skops->bpf_sock_ops_cb_flags & BPF_SOCK_OPS_STATE_CB_FLAG))
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
+							 BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+static __always_inline void no_close_cb(struct bpf_sock_ops *skops)
+{
+	if (skops->bpf_sock_ops_cb_flags & BPF_SOCK_OPS_STATE_CB_FLAG)
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags &
+							 ~BPF_SOCK_OPS_STATE_CB_FLAG);
 }
 
 static __always_inline void splice_insert(struct bpf_sock_ops *skops, struct sm_sk_state *st,
@@ -708,15 +721,17 @@ static __always_inline void on_active_pod_peer(struct bpf_sock_ops *skops)
 	tuple_reverse(&st->peer, &self);
 	st->peer.netns = *peer_netns;
 	splice_insert(skops, st, &self);
-	want_close_cb(skops);
+	if (st->flags & SM_SK_SPLICE)
+		want_close_cb(skops); /* for its pair entry */
 }
 
 /* The app's captured connect completed: publish its original destination
- * under the tuple the proxy will see, and splice the app's end.
+ * under the tuple the proxy will see, and splice the app's end. The pair
+ * entry of a spliced connection is the only thing left to undo at close.
  */
 static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 {
-	struct sm_origdst od = {}, *od_live;
+	struct sm_origdst od = {};
 	struct sm_pending *p;
 	struct sm_sk_state *st;
 	struct sm_tuple self;
@@ -735,32 +750,32 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 	bpf_map_delete_elem(&pending_map, &cookie);
 
 	tuple_from_sockops(&self, skops);
+	st = sk_state_new(skops);
+	if (!st) {
+		stat_inc(od.scope_idx, SM_STAT_MAP_FULL);
+		return;
+	}
+	st->self = self;
+	st->orig = od.orig;
+	st->scope_idx = od.scope_idx;
+	st->flags = SM_SK_APP;
+	if (pflags & SM_POL_SPLICE) {
+		tuple_reverse(&st->peer, &self);
+		splice_insert(skops, st, &self);
+		if (st->flags & SM_SK_SPLICE)
+			od.flags |= SM_ORIG_SPLICED;
+	}
+	/* Asked for at TCP_CONNECT_CB for the pending entry; from now on
+	 * only a pair entry needs a close.
+	 */
+	if (!(st->flags & SM_SK_SPLICE))
+		no_close_cb(skops);
+	/* Last: the proxy splices its end only if the entry says ours is. */
 	if (bpf_map_update_elem(&origdst_map, &self, &od, BPF_ANY)) {
 		stat_inc(od.scope_idx, SM_STAT_MAP_FULL);
 		return;
 	}
 	stat_inc(od.scope_idx, SM_STAT_ORIGDST_PUBLISHED);
-
-	st = sk_state_new(skops);
-	if (!st) {
-		/* Without state nobody deletes the entry on close. */
-		bpf_map_delete_elem(&origdst_map, &self);
-		stat_inc(od.scope_idx, SM_STAT_MAP_FULL);
-		return;
-	}
-	st->self = self;
-	st->scope_idx = od.scope_idx;
-	st->flags = SM_SK_APP;
-	want_close_cb(skops);
-	if (pflags & SM_POL_SPLICE) {
-		tuple_reverse(&st->peer, &self);
-		splice_insert(skops, st, &self);
-		if (st->flags & SM_SK_SPLICE) {
-			od_live = bpf_map_lookup_elem(&origdst_map, &self);
-			if (od_live)
-				od_live->flags |= SM_ORIG_SPLICED;
-		}
-	}
 }
 
 /* The proxy accepted a connection sk_lookup steered to it: remember that
@@ -793,7 +808,6 @@ static __always_inline void on_passive_inbound(struct bpf_sock_ops *skops, struc
 		tuple_reverse(&st->peer, mine);
 		st->peer.netns = *peer_netns;
 		splice_insert(skops, st, mine);
-		want_close_cb(skops);
 	}
 }
 
@@ -817,9 +831,9 @@ static __always_inline void on_listen(struct bpf_sock_ops *skops)
 	stat_inc(pol->scope_idx, SM_STAT_INBOUND_LISTENERS);
 }
 
-/* The proxy accepted a captured connection: it owns the entry from now on
- * (so a fast app close cannot delete it before the proxy asked), and its end
- * is spliced to the app's.
+/* The proxy accepted a captured connection: its socket takes the original
+ * destination into its own storage (it lives and dies with the socket) and
+ * its end is spliced to the app's.
  */
 static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 {
@@ -835,26 +849,28 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 		return;
 	}
 	st = sk_state_new(skops);
-	if (!st)
+	if (!st) {
+		stat_inc(od->scope_idx, SM_STAT_MAP_FULL);
+		bpf_map_delete_elem(&origdst_map, &app);
 		return;
-	od->flags |= SM_ORIG_PEER_TRACKED;
+	}
 	st->self = app;
+	st->orig = od->orig;
 	st->scope_idx = od->scope_idx;
 	st->flags = SM_SK_PROXY;
 	st->side = 1;
-	want_close_cb(skops);
 	/* Splice only if the app's end made it into the map. */
 	if (od->flags & SM_ORIG_SPLICED) {
 		st->peer = app;
 		splice_insert(skops, st, &mine);
 	}
+	bpf_map_delete_elem(&origdst_map, &app);
 }
 
 static __always_inline void on_close(struct bpf_sock_ops *skops)
 {
 	struct bpf_sock *sk = skops->sk;
 	struct sm_sk_state *st;
-	struct sm_origdst *od;
 	__u64 cookie;
 
 	if (!sk)
@@ -866,16 +882,11 @@ static __always_inline void on_close(struct bpf_sock_ops *skops)
 		bpf_map_delete_elem(&pending_map, &cookie);
 		return;
 	}
-	if (st->flags & SM_SK_PROXY) {
-		bpf_map_delete_elem(&origdst_map, &st->self);
-	} else if (st->flags & SM_SK_APP) {
-		od = bpf_map_lookup_elem(&origdst_map, &st->self);
-		if (od && !(od->flags & SM_ORIG_PEER_TRACKED))
-			bpf_map_delete_elem(&origdst_map, &st->self);
-	}
-	/* The kernel drops a closing socket from splice_map by itself. */
-	if (st->flags & SM_SK_SPLICE)
-		bpf_map_delete_elem(&pair_map, st->side ? &st->peer : &st->self);
+	/* The kernel drops a closing socket from splice_map by itself; the
+	 * connecting end owns the pair entry.
+	 */
+	if ((st->flags & SM_SK_SPLICE) && !st->side)
+		bpf_map_delete_elem(&pair_map, &st->self);
 	st->flags &= ~SM_SK_SPLICE;
 }
 
@@ -1055,11 +1066,9 @@ int sm_getsockopt(struct bpf_sockopt *ctx)
 {
 	struct bpf_sock *sk = ctx->sk;
 	struct sm_sk_state *st;
-	struct sm_origdst *od;
+	struct sm_policy *pol;
 	struct sm_addr orig;
-	struct sm_tuple app;
 	__u32 scope_idx;
-	__u32 src6[4], dst6[4];
 	void *optval, *end;
 	__u32 *w;
 
@@ -1067,33 +1076,23 @@ int sm_getsockopt(struct bpf_sockopt *ctx)
 	    (ctx->level != SOL_IP && ctx->level != SOL_IPV6) || !sk || sk->protocol != IPPROTO_TCP)
 		goto pass;
 
-	src6[0] = sk->src_ip6[0];
-	src6[1] = sk->src_ip6[1];
-	src6[2] = sk->src_ip6[2];
-	src6[3] = sk->src_ip6[3];
-	dst6[0] = sk->dst_ip6[0];
-	dst6[1] = sk->dst_ip6[1];
-	dst6[2] = sk->dst_ip6[2];
-	dst6[3] = sk->dst_ip6[3];
-	/* The proxy's accepted socket, seen from the app: local <-> remote. */
-	tuple_fill(&app, bpf_get_netns_cookie(ctx), sk->family, sk->dst_ip4, dst6,
-		   bpf_ntohs(sk->dst_port), sk->src_ip4, src6, (__u16)sk->src_port);
-	od = bpf_map_lookup_elem(&origdst_map, &app);
-	if (od) {
-		orig = od->orig;
-		scope_idx = od->scope_idx;
-	} else {
+	st = bpf_sk_storage_get(&sk_state_map, sk, NULL, 0);
+	if (!st)
+		goto miss;
+	if (st->flags & SM_SK_PROXY) {
+		orig = st->orig;
+	} else if (st->flags & SM_SK_INBOUND) {
 		/* Steered inbound: the original destination is the socket's
 		 * own local address, as with TPROXY.
 		 */
-		st = bpf_sk_storage_get(&sk_state_map, sk, NULL, 0);
-		if (!st || !(st->flags & SM_SK_INBOUND))
-			goto pass;
-		orig.family = app.family;
-		orig.port = app.remote_port;
-		__builtin_memcpy(orig.addr, app.remote, 16);
-		scope_idx = st->scope_idx;
+		orig.family = st->self.family;
+		orig.port = st->self.local_port;
+		orig.pad = 0;
+		__builtin_memcpy(orig.addr, st->self.local, 16);
+	} else {
+		goto pass; /* e.g. the app asking about its own socket */
 	}
+	scope_idx = st->scope_idx;
 
 	optval = ctx->optval;
 	end = ctx->optval_end;
@@ -1130,6 +1129,14 @@ int sm_getsockopt(struct bpf_sockopt *ctx)
 	ctx->retval = 0;
 	stat_inc(scope_idx, SM_STAT_ORIGDST_ANSWERED);
 	return 1;
+miss:
+	/* Asked in an enrolled scope about a connection we did not capture
+	 * (or whose entry was evicted): the kernel's own answer, if any
+	 * (conntrack), goes back unchanged.
+	 */
+	pol = scope_lookup(ctx);
+	if (pol)
+		stat_inc(pol->scope_idx, SM_STAT_ORIGDST_MISS);
 pass:
 	/* Not ours: leave the kernel's answer as it is. An optlen beyond the
 	 * page the kernel showed us would make it fail the call with EFAULT

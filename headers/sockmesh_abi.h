@@ -16,13 +16,16 @@
  */
 /* Enrolled scopes (pods or cgroups) per node; also the stats array size. */
 #define SM_DEFAULT_MAX_SCOPES 16384
-/* Concurrent captured connections (original-destination entries). */
+/* Concurrent spliced connections (pair entries; two splice_map sockets each). */
 #define SM_DEFAULT_MAX_CONNS 262144
 /* Sockets in the splice SOCKHASH: two per spliced connection. */
 #define SM_DEFAULT_MAX_SPLICE_SOCKS (2 * SM_DEFAULT_MAX_CONNS)
 /* CIDR and port rules over all scopes. */
 #define SM_DEFAULT_MAX_RULES 65536
-/* Connects between connect4/6 and establishment (handshakes in flight). */
+/* Captured handshakes in flight: connects between connect4/6 and
+ * establishment (pending_map), and established ones whose proxy side has not
+ * been accepted yet (origdst_map).
+ */
 #define SM_DEFAULT_MAX_PENDING 65536
 /* Unread bytes one spliced socket may leave queued at its peer. sk_msg
  * ingress redirects bypass the receiver's buffer limit (the kernel charges
@@ -174,13 +177,14 @@ struct sm_pending {
 };
 
 enum sm_origdst_flags {
-	/* the proxy's accepted socket is tracked: it removes the entry on close */
-	SM_ORIG_PEER_TRACKED = 1u << 0,
 	/* the app's socket is in splice_map: splice the proxy's end too */
-	SM_ORIG_SPLICED = 1u << 1,
+	SM_ORIG_SPLICED = 1u << 0,
 };
 
-/* origdst_map value (key: sm_tuple from the app socket's view). */
+/* origdst_map value (key: sm_tuple from the app socket's view). Lives from
+ * the app's ACTIVE_ESTABLISHED to the proxy's PASSIVE_ESTABLISHED, which
+ * moves it into the accepted socket's sm_sk_state.
+ */
 struct sm_origdst {
 	struct sm_addr orig;
 	__u32 scope_idx;
@@ -190,8 +194,8 @@ struct sm_origdst {
 enum sm_sk_flags {
 	SM_SK_SPLICE = 1u << 0, /* in splice_map; sk_msg may redirect */
 	SM_SK_NO_SPLICE = 1u << 1, /* a message took the stack: never redirect again */
-	SM_SK_APP = 1u << 2, /* the app's captured socket (owns its origdst entry) */
-	SM_SK_PROXY = 1u << 3, /* the proxy's accepted socket for a captured connect */
+	SM_SK_APP = 1u << 2, /* the app's captured socket: orig is what getpeername shows */
+	SM_SK_PROXY = 1u << 3, /* the proxy's accepted socket: orig answers SO_ORIGINAL_DST */
 	SM_SK_INBOUND = 1u << 4, /* accepted after sk_lookup steering: orig dst = local addr */
 };
 
@@ -200,7 +204,8 @@ enum sm_sk_flags {
  */
 struct sm_sk_state {
 	struct sm_tuple peer; /* the peer socket's splice_map key */
-	struct sm_tuple self; /* this socket's key (for the origdst entry) */
+	struct sm_tuple self; /* this socket's key */
+	struct sm_addr orig; /* original destination (SM_SK_APP, SM_SK_PROXY) */
 	__u32 scope_idx;
 	__u32 flags; /* enum sm_sk_flags */
 	__u32 side; /* 0: the connecting end, 1: the accepted end (index in sm_pair) */
@@ -278,7 +283,7 @@ _Static_assert(sizeof(struct sm_addr) == 24, "sm_addr layout");
 _Static_assert(sizeof(struct sm_tuple) == 48, "sm_tuple layout");
 _Static_assert(sizeof(struct sm_pending) == 32, "sm_pending layout");
 _Static_assert(sizeof(struct sm_origdst) == 32, "sm_origdst layout");
-_Static_assert(sizeof(struct sm_sk_state) == 128, "sm_sk_state layout");
+_Static_assert(sizeof(struct sm_sk_state) == 152, "sm_sk_state layout");
 _Static_assert(sizeof(struct sm_pair) == 16, "sm_pair layout");
 _Static_assert(sizeof(struct sm_dns_state) == 32, "sm_dns_state layout");
 _Static_assert(sizeof(struct sm_pod_addr_key) == 20, "sm_pod_addr_key layout");

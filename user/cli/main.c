@@ -211,7 +211,7 @@ static const struct opt_def opt_defs[O_COUNT] = {
 			    "istio pod annotations (JSON object) for the policy; options win" },
 	[O_MAX_SCOPES] = { "max-scopes", "N", "first load only: scope table size (default 16384)" },
 	[O_MAX_CONNS] = { "max-conns", "N",
-			  "first load only: concurrent connections (default 262144)" },
+			  "first load only: concurrent spliced connections (default 262144)" },
 	[O_MAX_RULES] = { "max-rules", "N",
 			  "first load only: CIDR and port rules (default 65536)" },
 	[O_STATE_FILE] = { "state-file", "FILE",

@@ -571,7 +571,7 @@ static int create_pinned(struct sockmesh *sm, const struct sockmesh_open_opts *o
 		set_size(maps[MAP_LISTENER], o->max_scopes ? 2 * o->max_scopes : 0);
 		set_size(maps[MAP_POD_ADDR], o->max_scopes ? 4 * o->max_scopes : 0);
 		set_size(maps[MAP_STEERED], o->max_pending);
-		set_size(maps[MAP_ORIGDST], o->max_conns);
+		set_size(maps[MAP_ORIGDST], o->max_pending);
 		set_size(maps[MAP_PAIR], o->max_conns);
 		if (o->splice_budget)
 			skel->rodata->splice_budget = o->splice_budget;
