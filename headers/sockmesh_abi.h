@@ -38,6 +38,12 @@
 #define SM_DEFAULT_SPLICE_BUDGET (8u << 20)
 /* Below this many unacknowledged bytes the peer is not looked at. */
 #define SM_SPLICE_CHECK_BYTES (256u << 10)
+/* Range of the budget (struct sockmesh_open_opts.splice_budget, `sockmesh
+ * enable --splice-budget`): at least one check interval, at most what a
+ * sender may pile up in kernel memory nobody limits.
+ */
+#define SM_MIN_SPLICE_BUDGET ((__u64)SM_SPLICE_CHECK_BYTES)
+#define SM_MAX_SPLICE_BUDGET (4ull << 30)
 /* cgroup nesting levels searched for an enrolled ancestor cgroup; deeper
  * enrolment is refused by user space, so nothing is silently missed.
  */

@@ -57,6 +57,10 @@ options
       --wrk-conns N      wrk connections (default 16)
       --proxy-threads N  HAProxy nbthread, same in every mode (default 1)
       --nginx-workers N  nginx worker_processes (default 1)
+      --splice-budget SIZE
+                         sockmesh mode only: passed to 'sockmesh enable' (the
+                         bytes a spliced socket may queue unread at its peer
+                         before it falls back to the stack; default 8MiB)
       --latency-cpu C    run the sockperf client, the sockperf server and the
                          sidecar on CPU C during the latency runs (default: the
                          last CPU); 'none' lets the scheduler spread them (then
@@ -67,8 +71,10 @@ options
                          (kernel.bpf_stats_enabled, on for the run only) and a
                          whole-machine perf profile grouped by where the time
                          goes; adds overhead, so its speed figures are not
-                         comparable with a run without it (not with --publish);
-                         SM_BENCH_KEEP_PERF=1 keeps each run's perf.data
+                         comparable with a run without it; with --publish it
+                         goes to the profile section of docs/benchmarks.md,
+                         not the results; SM_BENCH_KEEP_PERF=1 keeps each
+                         run's perf.data
   -h, --help             this text
 
 The sockmesh modes need the CLI at \$SM_CLI (default build/user/cli/sockmesh).
@@ -125,6 +131,7 @@ WRK_CONNS=16
 PROXY_THREADS=1
 NGINX_WORKERS=1
 LAT_CPU=
+SPLICE_BUDGET=
 DO_BUILD=0
 PUBLISH=0
 PROFILE=0
@@ -160,6 +167,10 @@ while [ $# -gt 0 ]; do
 			[ "$2" -lt "$(nproc)" ] || usage_error "$1: CPU '$2' is not online (have $(nproc))"
 		fi
 		LAT_CPU=$2; shift ;;
+	--splice-budget)
+		need_arg "$1" $#
+		[[ $2 =~ ^[1-9][0-9]*([KMG](iB)?)?$ ]] || usage_error "$1: '$2' is not a size (e.g. 8MiB)"
+		SPLICE_BUDGET=$2; shift ;;
 	--build) no_val "$1"; DO_BUILD=1 ;;
 	--publish) no_val "$1"; PUBLISH=1 ;;
 	--profile) no_val "$1"; PROFILE=1 ;;
@@ -169,8 +180,6 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-[ "$PROFILE" = 1 ] && [ "$PUBLISH" = 1 ] &&
-	usage_error "--profile slows every mode down: its figures are not for --publish"
 if [ "$QUICK" = 1 ]; then
 	: "${ROUNDS:=1}" "${LAT_T:=2}" "${IPERF_T:=2}" "${WRK_T:=2}"
 else
@@ -386,6 +395,7 @@ mode_up() { # mode_up ROUND MODE
 	direct) return 0 ;;
 	iptables) M_NS=$NS_IPT M_SRV=10.77.2.2 ;;
 	capture) flags=(--no-splice) ;;
+	sockmesh) [ -z "$SPLICE_BUDGET" ] || flags=(--splice-budget "$SPLICE_BUDGET") ;;
 	esac
 	if [ "$mode" = capture ] || [ "$mode" = sockmesh ]; then
 		if ! "$SM_CLI" --pin-dir "$PIN" enable --cgroup "$CG" "${flags[@]}" >"$RAW/r$r-$mode-enable.log" 2>&1; then
@@ -499,7 +509,7 @@ rc=0
 	--meta "sizes=$SIZES" --meta "latency_time=$LAT_T" --meta "iperf_time=$IPERF_T" \
 	--meta "wrk_time=$WRK_T" --meta "wrk_conns=$WRK_CONNS" \
 	--meta "proxy_threads=$PROXY_THREADS" --meta "nginx_workers=$NGINX_WORKERS" \
-	--meta "cli=$CLI_ID" --meta "latency_cpu=$LAT_CPU" --meta "quick=$QUICK" --meta "profile=$PROFILE" --meta "elapsed_s=$(($(date +%s) - START))" || rc=$?
+	--meta "cli=$CLI_ID" --meta "latency_cpu=$LAT_CPU" --meta "quick=$QUICK" --meta "profile=$PROFILE" --meta "splice_budget=${SPLICE_BUDGET:-default}" --meta "elapsed_s=$(($(date +%s) - START))" || rc=$?
 [ -f "$OUT/report.md" ] && cat "$OUT/report.md"
 sm_log "results: $OUT/report.md $OUT/results.json $OUT/plot.png"
 exit "$rc"

@@ -84,6 +84,9 @@ CAT_NAMES = [c for c, _ in CATEGORIES] + ["other kernel", "user space"]
 _CAT_RE = [(c, re.compile(r)) for c, r in CATEGORIES]
 DOC_BEGIN = "<!-- bench-results:begin -->"
 DOC_END = "<!-- bench-results:end -->"
+# a --profile run publishes here instead (its speed figures are slowed down)
+PROF_BEGIN = "<!-- bench-profile:begin -->"
+PROF_END = "<!-- bench-profile:end -->"
 
 
 # --- parsers: log text -> {metric: value} ------------------------------------
@@ -545,6 +548,8 @@ def markdown(res):
              f"(+1 s omitted), wrk {meta.get('wrk_time', '?')} s x {meta.get('wrk_conns', '?')} "
              f"connections; took {meta.get('elapsed_s', '?')} s")
     L.append("- modes: " + "; ".join(f"**{m}** = {MODE_DOC[m]}" for m in modes))
+    if meta.get("splice_budget", "default") != "default":
+        L.append(f"- sockmesh mode loaded with `--splice-budget {meta['splice_budget']}` (default 8MiB)")
     L.append("")
     vs_ipt = [m for m in modes if m != "iptables"] if "iptables" in modes else []
     vs_dir = [m for m in modes if m != "direct"] if "direct" in modes else []
@@ -653,13 +658,13 @@ set bmargin 7
     return None
 
 
-def publish(doc, body):
+def publish(doc, body, begin=DOC_BEGIN, end=DOC_END):
     with open(doc) as f:
         text = f.read()
-    if DOC_BEGIN not in text or DOC_END not in text:
-        raise SystemExit(f"{doc}: markers {DOC_BEGIN} / {DOC_END} not found")
-    a = text.index(DOC_BEGIN) + len(DOC_BEGIN)
-    b = text.index(DOC_END)
+    if begin not in text or end not in text:
+        raise SystemExit(f"{doc}: markers {begin} / {end} not found")
+    a = text.index(begin) + len(begin)
+    b = text.index(end)
     text = text[:a] + "\n" + body + "\n" + text[b:]
     with open(doc + ".tmp", "w") as f:
         f.write(text)
@@ -695,7 +700,10 @@ def main():
         meta[k] = v
     res, body, ok = build(a.out, meta)
     if a.publish:
-        publish(a.publish, body)
+        if meta.get("profile") == "1":
+            publish(a.publish, body, PROF_BEGIN, PROF_END)
+        else:
+            publish(a.publish, body)
     return 0 if ok else 1
 
 

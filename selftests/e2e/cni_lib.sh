@@ -121,42 +121,18 @@ cni_pod() {
 # cni_pod_ip RESULT_JSON: the pod's IPv4 address from a CNI result
 cni_pod_ip() { jq -r '[.ips[] | select(.address | test("^[0-9.]+/"))][0].address | sub("/.*"; "")' <<<"$1"; }
 
-# cni_haproxy_start NAME CGROUP NETNS: HAProxy 2.6 as a pod's sidecar, as
-# uid 1337: "out" on 127.0.0.1:15001 and "in" on 127.0.0.1:15006, both
-# forwarding to the original destination (SO_ORIGINAL_DST, else the
-# accepted socket's local address). Files as e2e_haproxy_start.
+# cni_haproxy_start NAME CGROUP NETNS: HAProxy as a pod's sidecar: "out" on
+# 127.0.0.1:15001 and "in" on 127.0.0.1:15006, both forwarding to the
+# original destination (SO_ORIGINAL_DST, else the accepted socket's local
+# address). Files as e2e_haproxy_run.
 cni_haproxy_start() {
-	local name=$1 cg=$2 ns=$3 pid
-	cat >"$TMP/$name.cfg" <<-EOF
-		global
-		    uid $E2E_PROXY_UID
-		    gid $E2E_PROXY_GID
-		    maxconn 4000
-		    stats socket $TMP/$name.sock mode 600 level admin
-		defaults
-		    mode tcp
-		    timeout connect 5s
-		    timeout client 30s
-		    timeout server 30s
-		listen out
-		    bind 127.0.0.1:15001
-		    server orig 0.0.0.0:0
-		listen in
-		    bind 127.0.0.1:15006
-		    server orig 0.0.0.0:0
-	EOF
-	pid=$(sm_bg_log "$TMP/$name.log" "$cg" "$ns" haproxy -db -f "$TMP/$name.cfg")
-	echo "$pid" >"$TMP/$name.pid"
-	sm_wait_port "$ns" 127.0.0.1 15001 || sm_die "haproxy $name: $(cat "$TMP/$name.log")"
-	sm_wait_port "$ns" 127.0.0.1 15006 || sm_die "haproxy $name: $(cat "$TMP/$name.log")"
+	e2e_haproxy_run "$1" "$2" "$3" "listen out
+    bind 127.0.0.1:15001
+    server orig 0.0.0.0:0
+listen in
+    bind 127.0.0.1:15006
+    server orig 0.0.0.0:0" 127.0.0.1:15001 127.0.0.1:15006
 }
 
-# cni_haproxy_sessions NAME FRONTEND: total sessions of HAProxy NAME's
-# "out" or "in" frontend
-cni_haproxy_sessions() {
-	local v
-	v=$(echo "show stat" | timeout 5 socat -t 2 - "UNIX-CONNECT:$TMP/$1.sock" |
-		awk -F, -v f="$2" '$1 == f && $2 == "FRONTEND" { print $8 }')
-	[ -n "$v" ] || sm_die "no stats from haproxy $1"
-	echo "$v"
-}
+# cni_haproxy_sessions NAME FRONTEND: sessions of HAProxy NAME's "out" or "in"
+cni_haproxy_sessions() { e2e_haproxy_sessions "$1" "$2"; }

@@ -239,38 +239,53 @@ e2e_curl() {
 
 # ------------------------------------------------------------------ sidecars
 
-# e2e_haproxy_start NAME CGROUP NETNS [PORT]: HAProxy 2.6 as transparent
-# sidecar on 127.0.0.1:PORT (15001) forwarding to SO_ORIGINAL_DST, as uid
-# 1337. Files: $TMP/NAME.cfg, .sock (stats), .log, .pid (our pid of it).
-e2e_haproxy_start() {
-	local name=$1 cg=$2 ns=$3 port=${4:-15001} pid
-	cat >"$TMP/$name.cfg" <<-EOF
-		global
-		    uid $E2E_PROXY_UID
-		    gid $E2E_PROXY_GID
-		    maxconn 4000
-		    stats socket $TMP/$name.sock mode 600 level admin
-		defaults
-		    mode tcp
-		    timeout connect 5s
-		    timeout client 30s
-		    timeout server 30s
-		listen out
-		    bind 127.0.0.1:$port
-		    server orig 0.0.0.0:0
-	EOF
+# e2e_haproxy_run NAME CGROUP NETNS LISTEN_BLOCK WAIT...: HAProxy 2.6 as a
+# sidecar, as uid/gid 1337, inside CGROUP and NETNS, with the `listen`
+# sections in LISTEN_BLOCK after the common global/defaults part; waits for
+# each WAIT (ADDR:PORT, [V6]:PORT). E2E_HAP_MAXCONN (default 4000) and
+# E2E_HAP_TIMEOUT (default 30s) tune it. Files: $TMP/NAME.cfg, .sock
+# (stats), .log, .pid (our pid of it).
+e2e_haproxy_run() {
+	local name=$1 cg=$2 ns=$3 listen=$4 pid l
+	shift 4
+	{
+		cat <<-EOF
+			global
+			    uid $E2E_PROXY_UID
+			    gid $E2E_PROXY_GID
+			    maxconn ${E2E_HAP_MAXCONN:-4000}
+			    stats socket $TMP/$name.sock mode 600 level admin
+			defaults
+			    mode tcp
+			    timeout connect 5s
+			    timeout client ${E2E_HAP_TIMEOUT:-30s}
+			    timeout server ${E2E_HAP_TIMEOUT:-30s}
+		EOF
+		printf '%s\n' "$listen"
+	} >"$TMP/$name.cfg"
 	pid=$(sm_bg_log "$TMP/$name.log" "$cg" "$ns" haproxy -db -f "$TMP/$name.cfg")
 	echo "$pid" >"$TMP/$name.pid"
-	sm_wait_port "$ns" 127.0.0.1 "$port" || sm_die "haproxy $name: $(cat "$TMP/$name.log")"
+	for l in "$@"; do
+		sm_wait_port "$ns" "${l%:*}" "${l##*:}" || sm_die "haproxy $name: $(cat "$TMP/$name.log")"
+	done
 }
 
-# e2e_haproxy_sessions NAME: total sessions (stot) of HAProxy NAME's `out`
-# frontend, from its stats socket.
+# e2e_haproxy_start NAME CGROUP NETNS [PORT]: HAProxy as transparent sidecar
+# on 127.0.0.1:PORT (15001) forwarding to SO_ORIGINAL_DST (frontend "out").
+e2e_haproxy_start() {
+	local port=${4:-15001}
+	e2e_haproxy_run "$1" "$2" "$3" "listen out
+    bind 127.0.0.1:$port
+    server orig 0.0.0.0:0" "127.0.0.1:$port"
+}
+
+# e2e_haproxy_sessions NAME [FRONTEND]: total sessions (stot) of HAProxy
+# NAME's FRONTEND (default out), from its stats socket.
 e2e_haproxy_sessions() {
 	local v
 	v=$(echo "show stat" | timeout 5 socat -t 2 - "UNIX-CONNECT:$TMP/$1.sock" |
-		awk -F, '$1 == "out" && $2 == "FRONTEND" { print $8 }')
-	[ -n "$v" ] || sm_die "no stats from haproxy $1"
+		awk -F, -v fe="${2:-out}" '$1 == fe && $2 == "FRONTEND" { print $8 }')
+	[ -n "$v" ] || sm_die "no stats for frontend ${2:-out} from haproxy $1"
 	echo "$v"
 }
 

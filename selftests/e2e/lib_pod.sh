@@ -19,52 +19,26 @@ E2E_INBOUND_SRC6=::6
 #   listen in6  [::1]:15006      -> the same for IPv6; from IN6_SOURCE if
 #               given (istio uses ::6, which this adds to lo), else from the
 #               kernel's choice (the pod's own address)
-# E2E_HAP_MAXCONN (default 4000) and E2E_HAP_TIMEOUT (default 30s) tune it.
-# Files: $TMP/NAME.cfg, .sock (stats), .log, .pid (our pid of it).
+# Tuning and files as e2e_haproxy_run.
 e2e_haproxy_pod_start() {
-	local name=$1 cg=$2 ns=$3 src6=${4:-} pid src6_line=""
+	local name=$1 cg=$2 ns=$3 src6=${4:-} src6_line=""
 	if [ -n "$src6" ]; then
 		ip -n "$ns" addr replace "$src6/128" dev lo
 		src6_line=" source [$src6]"
 	fi
-	cat >"$TMP/$name.cfg" <<-EOF
-		global
-		    uid $E2E_PROXY_UID
-		    gid $E2E_PROXY_GID
-		    maxconn ${E2E_HAP_MAXCONN:-4000}
-		    stats socket $TMP/$name.sock mode 600 level admin
-		defaults
-		    mode tcp
-		    timeout connect 5s
-		    timeout client ${E2E_HAP_TIMEOUT:-30s}
-		    timeout server ${E2E_HAP_TIMEOUT:-30s}
-		listen out
-		    bind 127.0.0.1:15001
-		    server orig 0.0.0.0:0
-		listen in
-		    bind 127.0.0.1:15006
-		    server in 0.0.0.0:0 source $E2E_INBOUND_SRC4
-		listen in6
-		    bind [::1]:15006
-		    server in6 0.0.0.0:0$src6_line
-	EOF
-	pid=$(sm_bg_log "$TMP/$name.log" "$cg" "$ns" haproxy -db -f "$TMP/$name.cfg")
-	echo "$pid" >"$TMP/$name.pid"
-	local l
-	for l in 127.0.0.1:15001 127.0.0.1:15006 "[::1]:15006"; do
-		sm_wait_port "$ns" "${l%:*}" "${l##*:}" || sm_die "haproxy $name: $(cat "$TMP/$name.log")"
-	done
+	e2e_haproxy_run "$name" "$cg" "$ns" "listen out
+    bind 127.0.0.1:15001
+    server orig 0.0.0.0:0
+listen in
+    bind 127.0.0.1:15006
+    server in 0.0.0.0:0 source $E2E_INBOUND_SRC4
+listen in6
+    bind [::1]:15006
+    server in6 0.0.0.0:0$src6_line" 127.0.0.1:15001 127.0.0.1:15006 "[::1]:15006"
 }
 
-# e2e_haproxy_fe_sessions NAME FRONTEND: total sessions (stot) of one
-# frontend (out, in, in6) of HAProxy NAME, from its stats socket
-e2e_haproxy_fe_sessions() {
-	local v
-	v=$(echo "show stat" | timeout 5 socat -t 2 - "UNIX-CONNECT:$TMP/$1.sock" |
-		awk -F, -v fe="$2" '$1 == fe && $2 == "FRONTEND" { print $8 }')
-	[ -n "$v" ] || sm_die "no stats for frontend $2 from haproxy $1"
-	echo "$v"
-}
+# e2e_haproxy_fe_sessions NAME FRONTEND: sessions of one frontend (out, in, in6)
+e2e_haproxy_fe_sessions() { e2e_haproxy_sessions "$1" "$2"; }
 
 # e2e_l4_in NETNS: TCP segments plus UDP datagrams (IPv4 and IPv6, delivered
 # or not) that arrived in NETNS so far; a delta of 0 means no TCP or UDP

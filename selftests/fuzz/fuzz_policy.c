@@ -312,6 +312,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	err = sm_parse_u32("proxy_uid", in, 0xffffffffu, &v);
 	if (err)
 		check_failed(err, NULL, "proxy_uid", in);
+	{
+		__u64 sz = 0;
+
+		err = sm_parse_size("--splice-budget", in, 1, 1ull << 32, &sz);
+		if (err)
+			check_failed(err, NULL, "--splice-budget", in);
+		else if (sz < 1 || sz > 1ull << 32)
+			abort();
+	}
 
 	copy = strdup(in);
 	if (copy) {

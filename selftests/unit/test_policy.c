@@ -119,6 +119,54 @@ static void check_u32_bad_at(int line, const char *in, __u32 max, int want)
 
 #define CHECK_U32_BAD(in, max, want) check_u32_bad_at(__LINE__, in, max, want)
 
+/* ---- sm_parse_size --------------------------------------------------------- */
+
+static void check_size_at(int line, const char *in, __u64 want)
+{
+	__u64 v = 0xdeadbeef;
+	int err = sm_parse_size("--splice-budget", in, 1024, 1ull << 32, &v);
+
+	check_at(line, err == 0 && v == want, "'%s': err %d value %llu, want %llu (%s)", in, err,
+		 (unsigned long long)v, (unsigned long long)want, sockmesh_errmsg());
+}
+
+static void check_size_bad_at(int line, const char *in, int want)
+{
+	const char *shown = in ? in : "(null)";
+	__u64 v = 0xdeadbeef;
+	int err = sm_parse_size("--splice-budget", in, 1024, 1ull << 32, &v);
+
+	check_err_at(line, shown, err, want, "--splice-budget", in && *in ? in : NULL);
+	check_at(line, v == 0xdeadbeef, "'%s': output written on failure", shown);
+}
+
+static void test_size(void)
+{
+	check_size_at(__LINE__, "1024", 1024);
+	check_size_at(__LINE__, "8M", 8ull << 20);
+	check_size_at(__LINE__, "8MiB", 8ull << 20);
+	check_size_at(__LINE__, "64K", 64ull << 10);
+	check_size_at(__LINE__, "4G", 4ull << 30);
+	check_size_at(__LINE__, "4GiB", 4ull << 30);
+	check_size_at(__LINE__, "4294967296", 1ull << 32);
+	check_size_bad_at(__LINE__, NULL, -EINVAL);
+	check_size_bad_at(__LINE__, "", -EINVAL);
+	check_size_bad_at(__LINE__, "1023", -ERANGE);
+	check_size_bad_at(__LINE__, "0", -ERANGE);
+	check_size_bad_at(__LINE__, "5G", -ERANGE);
+	check_size_bad_at(__LINE__, "4294967297", -ERANGE);
+	check_size_bad_at(__LINE__, "99999999999999999999999", -ERANGE);
+	check_size_bad_at(__LINE__, "99999999999999999999G", -ERANGE);
+	check_size_bad_at(__LINE__, "8m", -EINVAL);
+	check_size_bad_at(__LINE__, "8MB", -EINVAL);
+	check_size_bad_at(__LINE__, "8Mi", -EINVAL);
+	check_size_bad_at(__LINE__, "M", -EINVAL);
+	check_size_bad_at(__LINE__, "-8M", -EINVAL);
+	check_size_bad_at(__LINE__, " 8M", -EINVAL);
+	check_size_bad_at(__LINE__, "8 M", -EINVAL);
+	check_size_bad_at(__LINE__, "8MiB ", -EINVAL);
+}
+
 static void test_u32_valid(void)
 {
 	CHECK_U32("0", 0xffffffffu, 0);
@@ -1041,6 +1089,11 @@ static void test_no_leaks(void)
 
 /* ---- main ----------------------------------------------------------------- */
 
+static CU_TestInfo size_tests[] = {
+	{ "sizes, suffixes, bounds, malformed", test_size },
+	CU_TEST_INFO_NULL,
+};
+
 static CU_TestInfo u32_tests[] = {
 	{ "valid", test_u32_valid },
 	{ "bounds and overflow", test_u32_bounds },
@@ -1079,6 +1132,7 @@ static CU_TestInfo compile_tests[] = {
 
 static CU_SuiteInfo suites[] = {
 	{ .pName = "sm_parse_u32", .pTests = u32_tests },
+	{ .pName = "sm_parse_size", .pTests = size_tests },
 	{ .pName = "sm_parse_cidr", .pTests = cidr_tests },
 	{ .pName = "lists", .pTests = list_tests },
 	{ .pName = "sm_policy_compile", .pTests = compile_tests },

@@ -165,6 +165,7 @@ enum {
 	O_MAX_SCOPES,
 	O_MAX_CONNS,
 	O_MAX_RULES,
+	O_SPLICE_BUDGET,
 	O_STATE_FILE,
 	O_CNI_CONF_DIR,
 	O_CNI_BIN_DIR,
@@ -212,6 +213,9 @@ static const struct opt_def opt_defs[O_COUNT] = {
 	[O_MAX_SCOPES] = { "max-scopes", "N", "first load only: scope table size (default 16384)" },
 	[O_MAX_CONNS] = { "max-conns", "N",
 			  "first load only: concurrent spliced connections (default 262144)" },
+	[O_SPLICE_BUDGET] = { "splice-budget", "SIZE",
+			      "first load only: unread bytes a spliced socket may queue at its "
+			      "peer before it falls back to the TCP stack (default 8MiB)" },
 	[O_MAX_RULES] = { "max-rules", "N",
 			  "first load only: CIDR and port rules (default 65536)" },
 	[O_STATE_FILE] = { "state-file", "FILE",
@@ -445,6 +449,10 @@ static int cmd_enable(struct cmd_args *a)
 		return EXIT_USAGE;
 	if (a->set[O_MAX_RULES] && opt_u32(a, O_MAX_RULES, 1u << 24, &oo.max_rules))
 		return EXIT_USAGE;
+	if (a->set[O_SPLICE_BUDGET] && sm_parse_size("--splice-budget", a->val[O_SPLICE_BUDGET],
+						     SM_MIN_SPLICE_BUDGET, SM_MAX_SPLICE_BUDGET,
+						     &oo.splice_budget))
+		return fail(EXIT_USAGE, "%s", sockmesh_errmsg());
 	if (a->set[O_INBOUND_PORT]) {
 		if (opt_u32(a, O_INBOUND_PORT, 65535, &v))
 			return EXIT_USAGE;
@@ -1250,7 +1258,7 @@ static const int enable_opts[] = {
 	O_INC_CIDRS, O_EXC_CIDRS, O_INC_PORTS, O_EXC_PORTS, O_NO_SPLICE,
 	O_INBOUND_PORT, O_INC_IN_PORTS, O_EXC_IN_PORTS, O_POD_IPS,
 	O_REDIRECT_DNS, O_CAPTURE_ALL_DNS, O_DNS_PORT, O_DNS_SERVERS,
-	O_ANNOTATIONS, O_MAX_SCOPES, O_MAX_CONNS, O_MAX_RULES, O_HELP, -1
+	O_ANNOTATIONS, O_MAX_SCOPES, O_MAX_CONNS, O_MAX_RULES, O_SPLICE_BUDGET, O_HELP, -1
 };
 /* clang-format on */
 static const int disable_opts[] = { O_CGROUP, O_NETNS, O_ALL, O_HELP, -1 };

@@ -40,6 +40,7 @@ struct sm_compiled {
 SM_HIDDEN void sm_set_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 SM_HIDDEN int sm_parse_u32(const char *field, const char *s, __u32 max, __u32 *out);
+SM_HIDDEN int sm_parse_size(const char *field, const char *s, __u64 min, __u64 max, __u64 *out);
 SM_HIDDEN int sm_parse_cidr(const char *field, const char *s, struct sm_cidr *out);
 SM_HIDDEN int sm_parse_cidr_list(const char *field, const char *s, bool allow_star,
 				 struct sm_list *out);

@@ -106,6 +106,59 @@ int sm_parse_u32(const char *field, const char *s, __u32 max, __u32 *out)
 	return 0;
 }
 
+/* A byte count: decimal digits, optionally followed by K, M or G (binary
+ * multiples, also written KiB, MiB, GiB), within [min, max].
+ */
+int sm_parse_size(const char *field, const char *s, __u64 min, __u64 max, __u64 *out)
+{
+	unsigned long long v = 0, mult = 1;
+	const char *p = s;
+
+	if (!s || !*s) {
+		sm_set_err(0, "%s: empty value", field);
+		return -EINVAL;
+	}
+	for (; isdigit((unsigned char)*p); p++) {
+		if (v > 0xffffffffffull) {
+			sm_set_err(0, "%s: '%s' is out of range (max %llu)", field, s,
+				   (unsigned long long)max);
+			return -ERANGE;
+		}
+		v = v * 10 + (unsigned)(*p - '0');
+	}
+	if (p == s)
+		goto bad;
+	if (*p) {
+		switch (*p) {
+		case 'K':
+			mult = 1ull << 10;
+			break;
+		case 'M':
+			mult = 1ull << 20;
+			break;
+		case 'G':
+			mult = 1ull << 30;
+			break;
+		default:
+			goto bad;
+		}
+		p++;
+		if (*p && strcmp(p, "iB"))
+			goto bad;
+	}
+	if (v > max / mult || v * mult > max || v * mult < min) {
+		sm_set_err(0, "%s: '%s' is out of range (%llu..%llu bytes)", field, s,
+			   (unsigned long long)min, (unsigned long long)max);
+		return -ERANGE;
+	}
+	*out = v * mult;
+	return 0;
+bad:
+	sm_set_err(0, "%s: '%s' is not a size (bytes, or a number with K, M, G, KiB, MiB, GiB)",
+		   field, s);
+	return -EINVAL;
+}
+
 int sm_parse_cidr(const char *field, const char *s, struct sm_cidr *out)
 {
 	char addr[INET6_ADDRSTRLEN + 1];

@@ -727,6 +727,15 @@ struct sockmesh *sockmesh__open(const struct sockmesh_open_opts *user_opts)
 		sm_opts_copy(&copy, sizeof(copy), user_opts, user_opts->sz);
 		opts = &copy;
 	}
+	if (opts && opts->splice_budget &&
+	    (opts->splice_budget < SM_MIN_SPLICE_BUDGET || opts->splice_budget > SM_MAX_SPLICE_BUDGET)) {
+		sm_set_err(0, "splice_budget: %llu is out of range (%llu..%llu bytes)",
+			   (unsigned long long)opts->splice_budget,
+			   (unsigned long long)SM_MIN_SPLICE_BUDGET,
+			   (unsigned long long)SM_MAX_SPLICE_BUDGET);
+		errno = EINVAL;
+		return NULL;
+	}
 	dir = opts && opts->pin_dir ? opts->pin_dir : SOCKMESH_DEFAULT_PIN_DIR;
 	if (dir[0] != '/' || strlen(dir) >= PATH_MAX - 64) {
 		sm_set_err(0, "pin dir: '%s' must be an absolute path", dir);
