@@ -449,9 +449,9 @@ static int cmd_enable(struct cmd_args *a)
 		return EXIT_USAGE;
 	if (a->set[O_MAX_RULES] && opt_u32(a, O_MAX_RULES, 1u << 24, &oo.max_rules))
 		return EXIT_USAGE;
-	if (a->set[O_SPLICE_BUDGET] && sm_parse_size("--splice-budget", a->val[O_SPLICE_BUDGET],
-						     SM_MIN_SPLICE_BUDGET, SM_MAX_SPLICE_BUDGET,
-						     &oo.splice_budget))
+	if (a->set[O_SPLICE_BUDGET] &&
+	    sm_parse_size("--splice-budget", a->val[O_SPLICE_BUDGET], SM_MIN_SPLICE_BUDGET,
+			  SM_MAX_SPLICE_BUDGET, &oo.splice_budget))
 		return fail(EXIT_USAGE, "%s", sockmesh_errmsg());
 	if (a->set[O_INBOUND_PORT]) {
 		if (opt_u32(a, O_INBOUND_PORT, 65535, &v))

@@ -728,7 +728,8 @@ struct sockmesh *sockmesh__open(const struct sockmesh_open_opts *user_opts)
 		opts = &copy;
 	}
 	if (opts && opts->splice_budget &&
-	    (opts->splice_budget < SM_MIN_SPLICE_BUDGET || opts->splice_budget > SM_MAX_SPLICE_BUDGET)) {
+	    (opts->splice_budget < SM_MIN_SPLICE_BUDGET ||
+	     opts->splice_budget > SM_MAX_SPLICE_BUDGET)) {
 		sm_set_err(0, "splice_budget: %llu is out of range (%llu..%llu bytes)",
 			   (unsigned long long)opts->splice_budget,
 			   (unsigned long long)SM_MIN_SPLICE_BUDGET,
