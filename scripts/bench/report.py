@@ -308,7 +308,7 @@ def profile(raw, runs):
 
 
 def profile_markdown(prof, modes):
-    L = ["## Profile (--profile)", "",
+    L = ["### Profile (--profile)", "",
          "Where the CPU time of each run went, in µs of CPU per unit of work (all CPUs; `perf record -a -g` "
          "at 997 Hz, each sample sorted by the first frame from the leaf up that names a known part; locks, "
          "allocations and RCU count for their caller). Then sockmesh's BPF programs from "
@@ -319,7 +319,7 @@ def profile_markdown(prof, modes):
         ms = [m for m in modes if m in slot["modes"]]
         if not ms:
             continue
-        L.append(f"### {wl}: µs of CPU per {slot['unit']}")
+        L.append(f"#### {wl}: µs of CPU per {slot['unit']}")
         L.append("")
         L.append("| where | " + " | ".join(ms) + " |")
         L.append("|---|" + "--:|" * len(ms))
