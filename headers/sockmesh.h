@@ -46,7 +46,7 @@ struct sockmesh_open_opts {
 	__u32 max_pending;
 	/* unread bytes a spliced socket may queue at its peer before it falls
 	 * back to the TCP stack (sk_msg redirects have no backpressure);
-	 * 0 keeps the default (8 MiB); else 256 KiB..4 GiB
+	 * 0 keeps the default (8 MiB); else 256 KiB..1 GiB
 	 */
 	__u64 splice_budget;
 	size_t : 0;

@@ -39,11 +39,12 @@
 /* Below this many unacknowledged bytes the peer is not looked at. */
 #define SM_SPLICE_CHECK_BYTES (256u << 10)
 /* Range of the budget (struct sockmesh_open_opts.splice_budget, `sockmesh
- * enable --splice-budget`): at least one check interval, at most what a
- * sender may pile up in kernel memory nobody limits.
+ * enable --splice-budget`): at least one check interval, at most 1 GiB per
+ * socket. The queued bytes count against tcp_mem only: four bulk streams at
+ * 1 GiB each already ran a 24 GiB machine (tcp_mem 2.2 GB) into ENOMEM.
  */
 #define SM_MIN_SPLICE_BUDGET ((__u64)SM_SPLICE_CHECK_BYTES)
-#define SM_MAX_SPLICE_BUDGET (4ull << 30)
+#define SM_MAX_SPLICE_BUDGET (1ull << 30)
 /* cgroup nesting levels searched for an enrolled ancestor cgroup; deeper
  * enrolment is refused by user space, so nothing is silently missed.
  */

@@ -215,7 +215,8 @@ static const struct opt_def opt_defs[O_COUNT] = {
 			  "first load only: concurrent spliced connections (default 262144)" },
 	[O_SPLICE_BUDGET] = { "splice-budget", "SIZE",
 			      "first load only: unread bytes a spliced socket may queue at its "
-			      "peer before it falls back to the TCP stack (default 8MiB)" },
+			      "peer before it falls back to the TCP stack (default 8MiB, max 1GiB; "
+			      "they count against tcp_mem only)" },
 	[O_MAX_RULES] = { "max-rules", "N",
 			  "first load only: CIDR and port rules (default 65536)" },
 	[O_STATE_FILE] = { "state-file", "FILE",
