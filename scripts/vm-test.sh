@@ -5,6 +5,8 @@
 # test matrix. The guest sees this machine's / read-only and the project
 # read-write, so it uses the host's build/ and packages.
 #   scripts/vm-test.sh [SUITE...]     default: kernel e2e
+#   SOCKMESH_E2E_ONLY="splice capture" limits e2e to the scripts whose names
+#   contain one of the words (as selftests/e2e/run.sh WORD...)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VMRUN=${VMRUN:-$ROOT/../shared/tools/vm-run.sh}
@@ -20,8 +22,8 @@ modules+=" xt_tcpudp xt_comment xt_REDIRECT nf_tables nft_compat"
 # test, and their logs kept in the shared tree (the guest's /tmp is gone
 # when it powers off).
 e2e_timeout=${E2E_TIMEOUT:-1500}
-e2e_logs=$ROOT/build/vm-e2e-logs
-rm -rf "$e2e_logs"
+# One directory per run: two runs at once must not remove each other's logs.
+e2e_logs=$ROOT/build/vm-e2e-logs/$(date -u +%Y%m%dT%H%M%SZ)-$$
 mkdir -p "$e2e_logs"
 
 # Inside the guest: mount what a booted Debian would have, then run the suites.
@@ -34,7 +36,7 @@ mkdir -p /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup
 mount -t bpf bpf /sys/fs/bpf
 ip link set lo up
 echo \"guest kernel: \$(uname -r)\"
-export E2E_LOG_DIR=$e2e_logs E2E_TIMEOUT=$e2e_timeout
+export E2E_LOG_DIR=$e2e_logs E2E_TIMEOUT=$e2e_timeout SOCKMESH_E2E_ONLY='${SOCKMESH_E2E_ONLY:-}'
 SOCKMESH_IN_VM=1 SOCKMESH_NO_BOOTSTRAP=1 ./scripts/test.sh ${suites[*]}"
 out=$(mktemp /tmp/sockmesh-vm.XXXXXX)
 trap 'rm -f "$out"' EXIT
