@@ -15,6 +15,7 @@
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -633,9 +634,16 @@ def plot(out, res):
             cols += f", 1 with lines dt 2 lw 2 lc rgb '{colors[ref]}' title '{ref} = 1'"
         panels.append(f"set title '{title}'\nplot {cols}\n")
     what = f"median ratio to {ref}, log scale" if ref else "medians"
-    yaxis = ("set logscale y 2\nset yrange [0.0625:16]\n"
-             "set ytics ('1/16' 0.0625, '1/8' 0.125, '1/4' 0.25, '1/2' 0.5, '1' 1, '2' 2, '4' 4, '8' 8, '16' 16)\n"
-             if ref else "set yrange [0:*]\n")
+    yaxis = "set yrange [0:*]\n"
+    if ref:
+        # powers of two around every plotted ratio (1/16..16 at least)
+        vals = [e[rkey][m] for e in metrics for m in shown if e[rkey].get(m)]
+        lo = min([0.0625] + [v for v in vals if v > 0])
+        hi = max([16.0] + vals)
+        e_lo, e_hi = math.floor(math.log2(lo)), math.ceil(math.log2(hi))
+        tics = ", ".join((f"'1/{2 ** -k}' {2.0 ** k}" if k < 0 else f"'{2 ** k}' {2 ** k}")
+                         for k in range(e_lo, e_hi + 1))
+        yaxis = f"set logscale y 2\nset yrange [{2.0 ** e_lo}:{2.0 ** e_hi}]\nset ytics ({tics})\n"
     meta = res["meta"]
     script = f"""set terminal pngcairo size 1500,620 font ',10'
 set output 'plot.png'
