@@ -367,6 +367,11 @@ run_wl() {
 	if [ -n "$M_HAP_SOCK" ]; then
 		sess=$("${PY[@]}" haproxy-sessions "$M_HAP_SOCK" 2>"$RAW/$base.haproxy.err") || sess=null
 	fi
+	# TIME_WAIT sockets left in the client pod, by local address: short
+	# connections crowd the connect port range toward the server with them
+	ip netns exec "$M_NS" ss -Htan state time-wait 2>/dev/null |
+		awk '{ sub(/:[0-9]+$/, "", $3); n[$3]++ } END { for (a in n) printf "%s %d\n", a, n[a] }' \
+			>"$RAW/$base.timewait.txt" || true
 	if [ "$mode" = capture ] || [ "$mode" = sockmesh ]; then
 		if "$SM_CLI" -j --pin-dir "$PIN" stats --cgroup "$CG" >"$RAW/$base.stats.json" 2>"$RAW/$base.stats.err"; then
 			stats="\"$base.stats.json\""
