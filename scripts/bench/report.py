@@ -105,14 +105,19 @@ def parse_sockperf(text, size):
     }
 
 
-def parse_iperf(text, streams):
+def iperf_json(text):
+    """iperf3 -J output (after anything printed before it) -> dict"""
     try:
         j = json.JSONDecoder().raw_decode(text[text.index("{"):])[0]
     except ValueError as e:
         raise ValueError(f"iperf3 JSON unreadable: {e}") from None
     if j.get("error"):
         raise ValueError(f"iperf3: {j['error']}")
-    bps = j["end"]["sum_received"]["bits_per_second"]
+    return j
+
+
+def parse_iperf(text, streams):
+    bps = iperf_json(text)["end"]["sum_received"]["bits_per_second"]
     return {f"iperf_{streams}": bps / 1e9}
 
 
@@ -262,12 +267,14 @@ def work_units(wl, text):
     if wl.startswith("sockperf-"):
         m = re.search(r"\[Total Run\].*?ReceivedMessages=(\d+)", text)
         return (int(m.group(1)), "round trip") if m else (None, None)
-    if wl.startswith("iperf3-"):
-        try:
-            j = json.JSONDecoder().raw_decode(text[text.index("{"):])[0]
-            return j["end"]["sum_received"]["bytes"] / 2**20, "MiB"
-        except (ValueError, KeyError):
-            return None, None
+    try:
+        if wl.startswith("iperf3-"):
+            return iperf_json(text)["end"]["sum_received"]["bytes"] / 2**20, "MiB"
+        if wl.startswith("wrk-"):
+            return parse_wrk(text)["requests"], "connection" if wl == "wrk-close" else "request"
+    except (ValueError, KeyError):
+        pass
+    return None, None
     if wl.startswith("wrk-"):
         m = re.search(r"(\d+) requests in", text)
         unit = "connection" if wl == "wrk-close" else "request"

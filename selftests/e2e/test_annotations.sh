@@ -52,52 +52,39 @@ stats() { e2e_stats --netns "$POD"; }
 assert_in_steered() { assert_match "$1" "^app-$2 $E2E_INBOUND_SRC4:[0-9]+\$" "podIP:$2 steered to the proxy"; }
 assert_in_direct() { assert_match "$1" "^app-$2 $E2E_SRV4A:[0-9]+\$" "podIP:$2 straight to the app"; }
 
-include_outbound_ip_ranges() {
-	local s0 s1 a b
-	annotate "{\"$K/includeOutboundIPRanges\": \"$E2E_SRV4A/32\"}"
+# outbound_case NAME JSON URL_PROXIED URL_DIRECT COUNTER: with annotations
+# JSON, URL_PROXIED goes through HAProxy and URL_DIRECT straight to the
+# server, counted once as COUNTER
+outbound_case() {
+	local name=$1 json=$2 url_p=$3 url_d=$4 counter=$5 s0 s1 a b
+	annotate "$json"
 	s0=$(stats)
-	a=$(req_out "http://$E2E_SRV4A/")
-	b=$(req_out "http://$E2E_SRV4B/")
+	a=$(req_out "$url_p")
+	b=$(req_out "$url_d")
 	s1=$(stats)
-	assert_proxied "$a" "$E2E_SRV4A (included)"
-	assert_direct "$b" "$E2E_SRV4B (not included)"
-	assert_deltas "$s0" "$s1" "includeOutboundIPRanges" "${OUT1[@]}" bypass_not_included_cidr=1
+	assert_proxied "$a" "$url_p"
+	assert_direct "$b" "$url_d"
+	assert_deltas "$s0" "$s1" "$name" "${OUT1[@]}" "$counter=1"
+}
+
+include_outbound_ip_ranges() {
+	outbound_case includeOutboundIPRanges "{\"$K/includeOutboundIPRanges\": \"$E2E_SRV4A/32\"}" \
+		"http://$E2E_SRV4A/" "http://$E2E_SRV4B/" bypass_not_included_cidr
 }
 
 exclude_outbound_ip_ranges() {
-	local s0 s1 a b
-	annotate "{\"$K/excludeOutboundIPRanges\": \"$E2E_SRV4B/32\"}"
-	s0=$(stats)
-	a=$(req_out "http://$E2E_SRV4A/")
-	b=$(req_out "http://$E2E_SRV4B/")
-	s1=$(stats)
-	assert_proxied "$a" "$E2E_SRV4A"
-	assert_direct "$b" "$E2E_SRV4B (excluded)"
-	assert_deltas "$s0" "$s1" "excludeOutboundIPRanges" "${OUT1[@]}" bypass_excluded_cidr=1
+	outbound_case excludeOutboundIPRanges "{\"$K/excludeOutboundIPRanges\": \"$E2E_SRV4B/32\"}" \
+		"http://$E2E_SRV4A/" "http://$E2E_SRV4B/" bypass_excluded_cidr
 }
 
 include_outbound_ports() {
-	local s0 s1 a b
-	annotate "{\"$K/includeOutboundPorts\": \"80\"}"
-	s0=$(stats)
-	a=$(req_out "http://$E2E_SRV4A/")
-	b=$(req_out "http://$E2E_SRV4A:8080/")
-	s1=$(stats)
-	assert_proxied "$a" ":80 (included)"
-	assert_direct "$b" ":8080 (not included)"
-	assert_deltas "$s0" "$s1" "includeOutboundPorts" "${OUT1[@]}" bypass_not_included_port=1
+	outbound_case includeOutboundPorts "{\"$K/includeOutboundPorts\": \"80\"}" \
+		"http://$E2E_SRV4A/" "http://$E2E_SRV4A:8080/" bypass_not_included_port
 }
 
 exclude_outbound_ports() {
-	local s0 s1 a b
-	annotate "{\"$K/excludeOutboundPorts\": \"8080\"}"
-	s0=$(stats)
-	a=$(req_out "http://$E2E_SRV4A/")
-	b=$(req_out "http://$E2E_SRV4A:8080/")
-	s1=$(stats)
-	assert_proxied "$a" ":80"
-	assert_direct "$b" ":8080 (excluded)"
-	assert_deltas "$s0" "$s1" "excludeOutboundPorts" "${OUT1[@]}" bypass_excluded_port=1
+	outbound_case excludeOutboundPorts "{\"$K/excludeOutboundPorts\": \"8080\"}" \
+		"http://$E2E_SRV4A/" "http://$E2E_SRV4A:8080/" bypass_excluded_port
 }
 
 include_inbound_ports() {
