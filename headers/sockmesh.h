@@ -163,6 +163,7 @@ SOCKMESH_API int sockmesh_purge(const char *pin_dir);
 SOCKMESH_API int sockmesh__destroy(struct sockmesh *sm);
 
 struct sockmesh_scope_info {
+	size_t sz; /* sizeof(struct sockmesh_scope_info) as the caller knows it */
 	struct sockmesh_scope scope;
 	__u32 scope_idx;
 	__u16 proxy_port;
@@ -176,7 +177,9 @@ struct sockmesh_scope_info {
 	char pod_namespace[64]; /* labels set by sockmesh__set_scope_labels() */
 	char pod_name[256];
 	char container_id[128];
+	size_t : 0;
 };
+#define sockmesh_scope_info__last_field container_id
 
 /* Attach Kubernetes labels to an enrolled scope (for status and metrics);
  * NULL leaves a label as it is. Names longer than Kubernetes allows: -EINVAL.
@@ -203,6 +206,173 @@ SOCKMESH_API int sockmesh__stats(struct sockmesh *sm, const struct sockmesh_scop
 				 struct sockmesh_stats *out);
 /* Name of counter i ("captured", "bypass_proxy_uid", ...), NULL past the end. */
 SOCKMESH_API const char *sockmesh_stat_name(unsigned int i);
+/* One sentence saying what counter i counts (Prometheus HELP), NULL past the end. */
+SOCKMESH_API const char *sockmesh_stat_help(unsigned int i);
+
+/* ---- the policy schema ------------------------------------------------------
+ * Every value a user can give sockmesh (CLI option, CNI config key, istio pod
+ * annotation) is a field of this one table: its name in each vocabulary, its
+ * type, range, default and help. Front-ends build their option parsers, help
+ * texts and docs from it and set values through sockmesh_policy__set() /
+ * sockmesh_open_opts__set(); errors carry the field (sockmesh_errfield()) and
+ * can be rendered in the caller's vocabulary (sockmesh_errmsg_as()).
+ */
+enum sockmesh_field {
+	/* struct sockmesh_policy */
+	SOCKMESH_F_PROXY_PORT,
+	SOCKMESH_F_PROXY_UID,
+	SOCKMESH_F_PROXY_GID,
+	SOCKMESH_F_PROXY_MARK,
+	SOCKMESH_F_INCLUDE_OUTBOUND_CIDRS,
+	SOCKMESH_F_EXCLUDE_OUTBOUND_CIDRS,
+	SOCKMESH_F_INCLUDE_OUTBOUND_PORTS,
+	SOCKMESH_F_EXCLUDE_OUTBOUND_PORTS,
+	SOCKMESH_F_NO_SPLICE,
+	SOCKMESH_F_INBOUND_PORT,
+	SOCKMESH_F_INCLUDE_INBOUND_PORTS,
+	SOCKMESH_F_EXCLUDE_INBOUND_PORTS,
+	SOCKMESH_F_POD_IPS,
+	SOCKMESH_F_REDIRECT_DNS,
+	SOCKMESH_F_CAPTURE_ALL_DNS,
+	SOCKMESH_F_DNS_PORT,
+	SOCKMESH_F_DNS_SERVERS,
+	/* struct sockmesh_open_opts: table sizes, used when the data path is loaded */
+	SOCKMESH_F_MAX_SCOPES,
+	SOCKMESH_F_MAX_CONNS,
+	SOCKMESH_F_MAX_RULES,
+	SOCKMESH_F_SPLICE_BUDGET,
+	/* where: the scope, the attach point, the instance */
+	SOCKMESH_F_CGROUP,
+	SOCKMESH_F_NETNS,
+	SOCKMESH_F_ATTACH_CGROUP,
+	SOCKMESH_F_PIN_DIR,
+	SOCKMESH_F__COUNT
+};
+
+enum sockmesh_field_kind {
+	SOCKMESH_FK_POLICY = 1, /* a member of struct sockmesh_policy */
+	SOCKMESH_FK_LOAD = 2, /* a member of struct sockmesh_open_opts (first load only) */
+	SOCKMESH_FK_WHERE = 3, /* which scope, attach cgroup or pin directory */
+};
+
+enum sockmesh_field_type {
+	SOCKMESH_FT_FLAG = 1, /* on/off: "true"/"false" (NULL: true) */
+	SOCKMESH_FT_PORT, /* 1-65535 */
+	SOCKMESH_FT_U32, /* decimal, min..max */
+	SOCKMESH_FT_SIZE, /* bytes, or a number with K, M, G, KiB, MiB, GiB */
+	SOCKMESH_FT_CIDR_LIST, /* comma list of IPv4/IPv6 CIDRs ('*': all, include lists) */
+	SOCKMESH_FT_PORT_LIST, /* comma list of ports ('*': all, include lists) */
+	SOCKMESH_FT_ADDR_LIST, /* comma list of addresses */
+	SOCKMESH_FT_PATH, /* a path or name */
+};
+
+enum sockmesh_field_flags {
+	SOCKMESH_FIELD_STAR = 1u << 0, /* '*' means everything */
+	SOCKMESH_FIELD_NETNS_ONLY = 1u << 1, /* only means something for a netns scope */
+	SOCKMESH_FIELD_NEEDS_DNS = 1u << 2, /* only with redirect_dns */
+	SOCKMESH_FIELD_CNI_NEGATED = 1u << 3, /* the CNI key is the opposite flag ("splice") */
+	SOCKMESH_FIELD_CNI_DERIVED = 1u << 4, /* the CNI plugin fills it (pod_ips from prevResult) */
+};
+
+struct sockmesh_field_desc {
+	enum sockmesh_field id;
+	enum sockmesh_field_kind kind;
+	enum sockmesh_field_type type;
+	__u32 flags; /* enum sockmesh_field_flags */
+	const char *name; /* struct member and canonical name: "proxy_port" */
+	const char *option; /* CLI long option without "--": "proxy-port" */
+	char short_opt; /* istio-iptables' short flag for it, or 0 */
+	const char *arg; /* CLI argument name ("PORT"), NULL for flags */
+	const char *cni_key; /* CNI config key ("proxyPort"), NULL: none */
+	const char *annotation; /* istio pod annotation key, NULL: none */
+	const char *help; /* one line, without the default */
+	const char *default_text; /* "15001", "*", "8MiB"; NULL: none (unset) */
+	__u64 min, max; /* range of PORT, U32 and SIZE fields */
+};
+
+/* The field with this id, NULL past the end (iterate from 0). */
+SOCKMESH_API const struct sockmesh_field_desc *sockmesh_field(unsigned int id);
+/* Look a field up by its CLI option ("proxy-port"), CNI key ("proxyPort"),
+ * annotation key or canonical name; NULL and errno ENOENT if none.
+ */
+SOCKMESH_API const struct sockmesh_field_desc *sockmesh_field_lookup(const char *name);
+
+/* Set one policy field from text, validating it as the field's type says
+ * (ranges, list syntax; cross-field rules are checked by
+ * sockmesh_policy__validate()). List and path values are not copied: text
+ * must outlive pol's use. A flag's text is NULL or "true"/"false". Returns
+ * -EINVAL/-ERANGE naming the field; pol is unchanged then.
+ */
+SOCKMESH_API int sockmesh_policy__set(struct sockmesh_policy *pol, enum sockmesh_field f,
+				      const char *text);
+/* The same for the load options (SOCKMESH_FK_LOAD fields). */
+SOCKMESH_API int sockmesh_open_opts__set(struct sockmesh_open_opts *opts, enum sockmesh_field f,
+					 const char *text);
+
+/* Vocabularies to render error messages in. */
+enum sockmesh_naming {
+	SOCKMESH_NAMES_FIELD = 0, /* "proxy_port" (what sockmesh_errmsg() says) */
+	SOCKMESH_NAMES_CLI = 1, /* "--proxy-port" */
+	SOCKMESH_NAMES_CNI = 2, /* "proxyPort" (fields without a key: their canonical name) */
+	SOCKMESH_NAMES_ANNOTATION = 3, /* the istio annotation key, else the canonical name */
+};
+
+/* The field the last failure on this thread is about, or -1. */
+SOCKMESH_API int sockmesh_errfield(void);
+/* The last failure's description with every field named in the given
+ * vocabulary, written to buf (truncated to len); returns buf.
+ */
+SOCKMESH_API const char *sockmesh_errmsg_as(enum sockmesh_naming naming, char *buf, size_t len);
+
+/* ---- what the tools need ------------------------------------------------- */
+
+/* The cgroup2 mount point (from /proc/mounts). */
+SOCKMESH_API int sockmesh_cgroup2_root(char *buf, size_t len);
+
+/* One kernel feature check of sockmesh_probe_kernel(). */
+struct sockmesh_check {
+	const char *name; /* "sk_msg program", "load data path", ... */
+	bool ok;
+	const char *detail; /* what was found, or what to do about it */
+};
+typedef void (*sockmesh_check_fn)(const struct sockmesh_check *c, void *ctx);
+/* Check what sockmesh needs from this kernel (privileges, cgroup2, bpffs,
+ * program and map types, and whether the verifier takes the data path);
+ * fn is called once per check. Returns the number of failed checks.
+ */
+SOCKMESH_API int sockmesh_probe_kernel(sockmesh_check_fn fn, void *ctx);
+
+/* One attachment of an instance (a pinned cgroup or netns link, or the
+ * sk_msg program on the splice map).
+ */
+struct sockmesh_link_info {
+	size_t sz;
+	char hook[32]; /* "connect4", "sockops", "sk_lookup", "sk_msg", ... */
+	char prog[32]; /* program name */
+	__u32 prog_id;
+	__u32 link_id; /* 0: attached without a link (sk_msg) */
+	__u64 target_id; /* cgroup id, netns cookie, or the splice map's id */
+	size_t : 0;
+};
+#define sockmesh_link_info__last_field target_id
+typedef int (*sockmesh_link_fn)(const struct sockmesh_link_info *l, void *ctx);
+/* Call fn for every attachment of the instance; a non-zero return stops
+ * the walk and is returned.
+ */
+SOCKMESH_API int sockmesh__for_each_link(struct sockmesh *sm, sockmesh_link_fn fn, void *ctx);
+
+/* Read back one field of an enrolled scope's policy as text, normalised as
+ * the library stores it (lists sorted, "*" for everything, "" for none;
+ * flags "true"/"false"). SOCKMESH_FK_POLICY fields only.
+ */
+SOCKMESH_API int sockmesh__policy_get(struct sockmesh *sm, const struct sockmesh_scope *scope,
+				      enum sockmesh_field f, char *buf, size_t len);
+/* Does the scope enforce exactly pol? 1: yes; 0: no, and sockmesh_errfield()
+ * / sockmesh_errmsg() name the first field that differs (enrolled vs pol);
+ * negative errno on failure (-ENOENT: not enrolled).
+ */
+SOCKMESH_API int sockmesh__policy_matches(struct sockmesh *sm, const struct sockmesh_scope *scope,
+					  const struct sockmesh_policy *pol);
 
 /* For sidecars: the original destination of a connection the proxy accepted
  * (what getsockopt(SO_ORIGINAL_DST) answers). addr must hold a

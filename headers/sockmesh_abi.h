@@ -247,36 +247,60 @@ struct sm_scope_meta {
 	char container_id[128];
 };
 
-/* Per-scope counters. Names for user space are in sm_stat_names[]. */
-enum sm_stat {
-	SM_STAT_CAPTURED,
-	SM_STAT_BYPASS_NOT_ENROLLED,
-	SM_STAT_BYPASS_LOOPBACK,
-	SM_STAT_BYPASS_PROXY_UID,
-	SM_STAT_BYPASS_PROXY_GID,
-	SM_STAT_BYPASS_PROXY_MARK,
-	SM_STAT_BYPASS_EXCLUDED_PORT,
-	SM_STAT_BYPASS_NOT_INCLUDED_PORT,
-	SM_STAT_BYPASS_EXCLUDED_CIDR,
-	SM_STAT_BYPASS_NOT_INCLUDED_CIDR,
-	SM_STAT_ORIGDST_PUBLISHED,
-	SM_STAT_ORIGDST_MISS,
-	SM_STAT_ORIGDST_ANSWERED,
-	SM_STAT_SPLICE_SOCKETS,
-	SM_STAT_SPLICE_MSGS,
-	SM_STAT_SPLICE_BYTES,
-	SM_STAT_SPLICE_MISS,
-	SM_STAT_MAP_FULL,
-	SM_STAT_INBOUND_CAPTURED,
-	SM_STAT_INBOUND_BYPASS_EXCLUDED_PORT,
-	SM_STAT_INBOUND_BYPASS_NOT_INCLUDED_PORT,
-	SM_STAT_INBOUND_NO_LISTENER,
-	SM_STAT_INBOUND_LISTENERS,
-	SM_STAT_DNS_CAPTURED,
-	SM_STAT_DNS_REPLIES,
-	SM_STAT_SPLICE_BUDGET_FALLBACKS,
-	SM_STAT_MAX
-};
+/* Per-scope counters: id, name (user space, metrics) and help text, in one
+ * list. The BPF side uses the ids; libsockmesh exports the names and help
+ * (sockmesh_stat_name(), sockmesh_stat_help()) for the CLI and the daemon.
+ */
+/* clang-format off */
+#define SM_STATS(X)                                                                               \
+	X(CAPTURED, captured, "Outbound TCP connects redirected to the proxy.")                   \
+	X(BYPASS_NOT_ENROLLED, bypass_not_enrolled,                                               \
+	  "TCP connects seen from sockets of no enrolled scope (counted in the global series).")  \
+	X(BYPASS_LOOPBACK, bypass_loopback, "Connects to loopback destinations, never captured.") \
+	X(BYPASS_PROXY_UID, bypass_proxy_uid, "Connects by the proxy's uid, not captured.")       \
+	X(BYPASS_PROXY_GID, bypass_proxy_gid, "Connects by the proxy's gid, not captured.")       \
+	X(BYPASS_PROXY_MARK, bypass_proxy_mark,                                                   \
+	  "Connects from sockets with the proxy's SO_MARK, not captured.")                        \
+	X(BYPASS_EXCLUDED_PORT, bypass_excluded_port,                                             \
+	  "Connects to an excluded outbound port, not captured.")                                 \
+	X(BYPASS_NOT_INCLUDED_PORT, bypass_not_included_port,                                     \
+	  "Connects to a port outside the included ones, not captured.")                          \
+	X(BYPASS_EXCLUDED_CIDR, bypass_excluded_cidr,                                             \
+	  "Connects to an excluded outbound CIDR, not captured.")                                 \
+	X(BYPASS_NOT_INCLUDED_CIDR, bypass_not_included_cidr,                                     \
+	  "Connects to an address outside the included CIDRs, not captured.")                     \
+	X(ORIGDST_PUBLISHED, origdst_published,                                                   \
+	  "Original destinations published for the proxy when a captured connection was "        \
+	  "established.")                                                                         \
+	X(ORIGDST_MISS, origdst_miss,                                                             \
+	  "SO_ORIGINAL_DST asked in an enrolled scope for a connection sockmesh has no answer "   \
+	  "for.")                                                                                 \
+	X(ORIGDST_ANSWERED, origdst_answered, "SO_ORIGINAL_DST queries answered for the proxy.")  \
+	X(SPLICE_SOCKETS, splice_sockets, "Sockets inserted into the in-kernel splice map.")      \
+	X(SPLICE_MSGS, splice_msgs, "Messages spliced socket to socket in the kernel.")           \
+	X(SPLICE_BYTES, splice_bytes, "Bytes spliced socket to socket in the kernel.")            \
+	X(SPLICE_MISS, splice_miss,                                                               \
+	  "Splice redirects that missed their peer and took the TCP stack.")                      \
+	X(MAP_FULL, map_full, "Inserts that failed because a BPF map was full.")                  \
+	X(INBOUND_CAPTURED, inbound_captured,                                                     \
+	  "Inbound connections steered to the proxy's inbound listener.")                         \
+	X(INBOUND_BYPASS_EXCLUDED_PORT, inbound_bypass_excluded_port,                             \
+	  "Inbound connections to an excluded port, not steered.")                                \
+	X(INBOUND_BYPASS_NOT_INCLUDED_PORT, inbound_bypass_not_included_port,                     \
+	  "Inbound connections to a port outside the included ones, not steered.")                \
+	X(INBOUND_NO_LISTENER, inbound_no_listener,                                               \
+	  "Inbound connections not steered because no proxy listener was registered.")            \
+	X(INBOUND_LISTENERS, inbound_listeners, "Inbound proxy listeners registered.")            \
+	X(DNS_CAPTURED, dns_captured, "DNS queries redirected to the proxy's DNS port.")          \
+	X(DNS_REPLIES, dns_replies, "DNS replies shown as coming from the server the app asked.") \
+	X(SPLICE_BUDGET_FALLBACKS, splice_budget_fallbacks,                                       \
+	  "Spliced sockets that went back to the TCP stack because their peer left more than "    \
+	  "the splice budget unread.")
+/* clang-format on */
+
+#define SM_STAT_ENUM_(ID, name, help) SM_STAT_##ID,
+enum sm_stat { SM_STATS(SM_STAT_ENUM_) SM_STAT_MAX };
+#undef SM_STAT_ENUM_
 
 struct sm_stats {
 	__u64 c[SM_STAT_MAX];

@@ -231,7 +231,7 @@ static int enroll_cgroup(const struct sockmesh_policy *pol)
 
 static __u64 stat_of(const char *name, bool global)
 {
-	struct sockmesh_scope_info info;
+	struct sockmesh_scope_info info = { .sz = sizeof(info) };
 	struct sockmesh_stats st;
 
 	if (global) {
@@ -829,7 +829,7 @@ static void test_lifecycle(void)
 						      BPF_CGROUP_INET6_CONNECT, BPF_CGROUP_SOCK_OPS,
 						      BPF_CGROUP_GETSOCKOPT };
 	struct sockmesh_open_opts o = { .sz = sizeof(o), .pin_dir = E.pin };
-	struct sockmesh_scope_info info;
+	struct sockmesh_scope_info info = { .sz = sizeof(info) };
 	struct sockmesh_scope s;
 	struct stat st;
 	int cgfd;
@@ -997,7 +997,7 @@ static void test_pod_to_pod_splice(void)
 	struct sockmesh_policy pol = { .sz = sizeof(pol), .proxy_uid = 0, .has_proxy_uid = true };
 	struct sockmesh_scope sa, sb;
 	struct xfer up = { .size = 1 << 20, .seed = 3 }, down = { .size = 1 << 20, .seed = 5 };
-	struct sockmesh_scope_info ia, ib;
+	struct sockmesh_scope_info ia = { .sz = sizeof(ia) }, ib = { .sz = sizeof(ib) };
 	struct sockmesh_stats sta, stb;
 	pthread_t t1, t2;
 	int a, b, blfd, cfd, afd;

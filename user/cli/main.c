@@ -767,7 +767,7 @@ static void daemon_status(struct cmd_args *a, json_object *root)
 static int list_scopes(struct cmd_args *a, bool with_stats)
 {
 	struct sockmesh_open_opts oo = { .sz = sizeof(oo), .pin_dir = pin_dir };
-	struct sockmesh_scope_info info;
+	struct sockmesh_scope_info info = { .sz = sizeof(info) };
 	struct sockmesh_scope scope;
 	const struct sockmesh_scope *prev = NULL;
 	struct sockmesh *sm;

@@ -143,7 +143,7 @@ static int netns_scope(const struct cni_env *env, struct sockmesh_scope *s, stru
 static bool enrolled_live(const struct cni_env *env, const struct cni_conf *c,
 			  const struct sockmesh_scope *scope)
 {
-	struct sockmesh_scope_info info;
+	struct sockmesh_scope_info info = { .sz = sizeof(info) };
 	struct sockmesh *sm = open_instance(c, false);
 	bool ok;
 
@@ -158,7 +158,7 @@ static bool enrolled_live(const struct cni_env *env, const struct cni_conf *c,
 static int enrol(const struct cni_env *env, const struct cni_conf *c, const char *pod_ips,
 		 struct cni_error *e)
 {
-	struct sockmesh_scope_info info;
+	struct sockmesh_scope_info info = { .sz = sizeof(info) };
 	struct sm_annotations ann;
 	struct sockmesh_policy pol;
 	struct sockmesh_scope scope;
@@ -256,7 +256,7 @@ static int cmd_add(const struct cni_env *env, struct cni_conf *c, struct cni_err
  */
 static int withdraw_labelled(struct sockmesh *sm, const struct cni_env *env, struct cni_error *e)
 {
-	struct sockmesh_scope_info info;
+	struct sockmesh_scope_info info = { .sz = sizeof(info) };
 	struct sockmesh_scope prev;
 	int err = 0;
 
@@ -412,7 +412,7 @@ static int compare(const struct cni_env *env, const struct sockmesh_policy *want
 
 static int cmd_check(const struct cni_env *env, struct cni_conf *c, struct cni_error *e)
 {
-	struct sockmesh_scope_info info;
+	struct sockmesh_scope_info info = { .sz = sizeof(info) };
 	struct sockmesh_policy pol;
 	struct sockmesh_scope scope;
 	struct sm_annotations ann = { 0 };

@@ -334,7 +334,7 @@ char *sd_metrics_render(const struct sd_metrics_ctx *ctx, size_t *len)
 
 	sm = sockmesh__open(&oo);
 	if (sm) {
-		struct sockmesh_scope_info info;
+		struct sockmesh_scope_info info = { .sz = sizeof(info) };
 		struct sockmesh_scope prev;
 		const struct sockmesh_scope *pp = NULL;
 

@@ -433,7 +433,7 @@ static void attach_note(const char *type, unsigned int n, void *arg)
 static void instance_report(struct daemon *d, struct sockmesh *sm, bool created)
 {
 	struct attach_report r = { .types = json_object_new_object() };
-	struct sockmesh_scope_info info;
+	struct sockmesh_scope_info info = { .sz = sizeof(info) };
 	struct sockmesh_scope prev;
 	const struct sockmesh_scope *pp = NULL;
 	unsigned int n = 0;
@@ -596,7 +596,7 @@ static void counter_add(unsigned long long *c, unsigned long long v)
 
 static void gc_tick(struct daemon *d)
 {
-	struct sockmesh_scope_info *list = NULL, info;
+	struct sockmesh_scope_info *list = NULL, info = { .sz = sizeof(info) };
 	struct sockmesh_scope prev;
 	const struct sockmesh_scope *pp = NULL;
 	size_t n = 0, cap = 0;

@@ -129,34 +129,12 @@ static const char *const prog_names[PROG_COUNT] = {
 };
 /* clang-format on */
 
-static const char *const stat_names[SM_STAT_MAX] = {
-	[SM_STAT_CAPTURED] = "captured",
-	[SM_STAT_BYPASS_NOT_ENROLLED] = "bypass_not_enrolled",
-	[SM_STAT_BYPASS_LOOPBACK] = "bypass_loopback",
-	[SM_STAT_BYPASS_PROXY_UID] = "bypass_proxy_uid",
-	[SM_STAT_BYPASS_PROXY_GID] = "bypass_proxy_gid",
-	[SM_STAT_BYPASS_PROXY_MARK] = "bypass_proxy_mark",
-	[SM_STAT_BYPASS_EXCLUDED_PORT] = "bypass_excluded_port",
-	[SM_STAT_BYPASS_NOT_INCLUDED_PORT] = "bypass_not_included_port",
-	[SM_STAT_BYPASS_EXCLUDED_CIDR] = "bypass_excluded_cidr",
-	[SM_STAT_BYPASS_NOT_INCLUDED_CIDR] = "bypass_not_included_cidr",
-	[SM_STAT_ORIGDST_PUBLISHED] = "origdst_published",
-	[SM_STAT_ORIGDST_MISS] = "origdst_miss",
-	[SM_STAT_ORIGDST_ANSWERED] = "origdst_answered",
-	[SM_STAT_SPLICE_SOCKETS] = "splice_sockets",
-	[SM_STAT_SPLICE_MSGS] = "splice_msgs",
-	[SM_STAT_SPLICE_BYTES] = "splice_bytes",
-	[SM_STAT_SPLICE_MISS] = "splice_miss",
-	[SM_STAT_MAP_FULL] = "map_full",
-	[SM_STAT_INBOUND_CAPTURED] = "inbound_captured",
-	[SM_STAT_INBOUND_BYPASS_EXCLUDED_PORT] = "inbound_bypass_excluded_port",
-	[SM_STAT_INBOUND_BYPASS_NOT_INCLUDED_PORT] = "inbound_bypass_not_included_port",
-	[SM_STAT_INBOUND_NO_LISTENER] = "inbound_no_listener",
-	[SM_STAT_INBOUND_LISTENERS] = "inbound_listeners",
-	[SM_STAT_DNS_CAPTURED] = "dns_captured",
-	[SM_STAT_DNS_REPLIES] = "dns_replies",
-	[SM_STAT_SPLICE_BUDGET_FALLBACKS] = "splice_budget_fallbacks",
-};
+#define SM_STAT_NAME_(ID, name, help) [SM_STAT_##ID] = #name,
+static const char *const stat_names[SM_STAT_MAX] = { SM_STATS(SM_STAT_NAME_) };
+#undef SM_STAT_NAME_
+#define SM_STAT_HELP_(ID, name, help) [SM_STAT_##ID] = help,
+static const char *const stat_help[SM_STAT_MAX] = { SM_STATS(SM_STAT_HELP_) };
+#undef SM_STAT_HELP_
 _Static_assert(SM_STAT_MAX <= SOCKMESH_STATS_MAX, "public stats array too small");
 
 struct sockmesh {
@@ -171,6 +149,16 @@ struct sockmesh {
 const char *sockmesh_stat_name(unsigned int i)
 {
 	return i < SM_STAT_MAX ? stat_names[i] : NULL;
+}
+
+const char *sockmesh_stat_help(unsigned int i)
+{
+	return i < SM_STAT_MAX ? stat_help[i] : NULL;
+}
+
+int sockmesh_cgroup2_root(char *buf, size_t len)
+{
+	return sm_cgroup2_root(buf, len);
 }
 
 static int pin_path(const struct sockmesh *sm, char *buf, size_t len, const char *fmt, ...)
@@ -1562,9 +1550,12 @@ int sockmesh__destroy(struct sockmesh *sm)
 /* ---- queries ------------------------------------------------------------- */
 
 static void fill_info(struct sockmesh *sm, const struct sm_scope_key *k, const struct sm_policy *p,
-		      struct sockmesh_scope_info *out)
+		      struct sockmesh_scope_info *user)
 {
 	struct sm_scope_meta meta = {};
+	struct sockmesh_scope_info full, *out = &full;
+	/* sz 0: a caller of the current layout that did not set it */
+	size_t sz = user->sz ? user->sz : sizeof(full);
 
 	memset(out, 0, sizeof(*out));
 	out->scope.kind = k->kind;
@@ -1588,6 +1579,8 @@ static void fill_info(struct sockmesh *sm, const struct sm_scope_key *k, const s
 		 meta.pod_name);
 	snprintf(out->container_id, sizeof(out->container_id), "%.*s",
 		 (int)sizeof(meta.container_id), meta.container_id);
+	full.sz = sz < sizeof(full) ? sz : sizeof(full);
+	memcpy(user, &full, full.sz);
 }
 
 static int label_set(char *dst, size_t cap, const char *what, const char *v)
