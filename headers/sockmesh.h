@@ -324,6 +324,29 @@ SOCKMESH_API int sockmesh_errfield(void);
  */
 SOCKMESH_API const char *sockmesh_errmsg_as(enum sockmesh_naming naming, char *buf, size_t len);
 
+/* ---- istio pod annotations ----------------------------------------------
+ * The traffic.sidecar.istio.io/... keys of the schema's fields (their
+ * .annotation) plus status.sidecar.istio.io/port, whose port istio never
+ * captures inbound. Unknown keys are ignored; a bad value of a known key is
+ * an error naming the key and the value.
+ */
+struct sockmesh_annotations;
+/* Parse a JSON object of annotations (string values). NULL + errno. */
+SOCKMESH_API struct sockmesh_annotations *sockmesh_annotations__parse(const char *json);
+/* Overlay the annotations on pol, except the fields in keep (a mask of
+ * 1ull << enum sockmesh_field the caller set explicitly: they win). The
+ * status port is appended to exclude_inbound_ports whatever set it. The
+ * strings pol then points at belong to a: free a after pol's last use.
+ */
+SOCKMESH_API int sockmesh_annotations__apply(struct sockmesh_annotations *a,
+					     struct sockmesh_policy *pol, __u64 keep);
+/* The value of one annotation key that was given and valid, or NULL. */
+SOCKMESH_API const char *sockmesh_annotations__get(const struct sockmesh_annotations *a,
+						   const char *key);
+SOCKMESH_API void sockmesh_annotations__free(struct sockmesh_annotations *a);
+
+#define SOCKMESH_ANNOTATION_STATUS_PORT "status.sidecar.istio.io/port"
+
 /* ---- what the tools need ------------------------------------------------- */
 
 /* The cgroup2 mount point (from /proc/mounts). */

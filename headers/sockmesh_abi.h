@@ -19,7 +19,8 @@
 /* Concurrent spliced connections (pair entries; two splice_map sockets each). */
 #define SM_DEFAULT_MAX_CONNS 262144
 /* Sockets in the splice SOCKHASH: two per spliced connection. */
-#define SM_DEFAULT_MAX_SPLICE_SOCKS (2 * SM_DEFAULT_MAX_CONNS)
+#define SM_SOCKS_PER_CONN 2
+#define SM_DEFAULT_MAX_SPLICE_SOCKS (SM_SOCKS_PER_CONN * SM_DEFAULT_MAX_CONNS)
 /* CIDR and port rules over all scopes. */
 #define SM_DEFAULT_MAX_RULES 65536
 /* Captured handshakes in flight: connects between connect4/6 and
@@ -45,6 +46,13 @@
  */
 #define SM_MIN_SPLICE_BUDGET ((__u64)SM_SPLICE_CHECK_BYTES)
 #define SM_MAX_SPLICE_BUDGET (1ull << 30)
+/* Upper bounds of the table sizes a user may ask for at load time (each map
+ * is allocated up front: past these the kernel's memcg charge, not the
+ * policy, would decide).
+ */
+#define SM_LIMIT_MAX_SCOPES (1u << 24)
+#define SM_LIMIT_MAX_CONNS (1u << 26)
+#define SM_LIMIT_MAX_RULES (1u << 24)
 /* cgroup nesting levels searched for an enrolled ancestor cgroup; deeper
  * enrolment is refused by user space, so nothing is silently missed.
  */
@@ -57,8 +65,13 @@
 #define SM_DEFAULT_INBOUND_PORT 15006
 #define SM_DEFAULT_DNS_PORT 15053
 #define SM_DNS_PORT 53
-/* Local pod addresses (inbound steering and cross-pod splice), all pods. */
-#define SM_DEFAULT_MAX_POD_ADDRS (4 * SM_DEFAULT_MAX_SCOPES)
+/* Local pod addresses (inbound steering and cross-pod splice), all pods:
+ * room for a dual-stack pod with a second address per family.
+ */
+#define SM_POD_ADDRS_PER_SCOPE 4
+#define SM_DEFAULT_MAX_POD_ADDRS (SM_POD_ADDRS_PER_SCOPE * SM_DEFAULT_MAX_SCOPES)
+/* Inbound listeners: one per family per pod. */
+#define SM_LISTENERS_PER_SCOPE 2
 #define SM_DEFAULT_PROXY_UID 1337
 
 /* getsockopt(SOL_IP, SO_ORIGINAL_DST) and (SOL_IPV6, IP6T_SO_ORIGINAL_DST) */

@@ -2,8 +2,9 @@
 /*
  * Istio pod annotations -> sockmesh policy. The same keys istio's sidecar
  * injector and istio-iptables honour, so a pod annotated for istio gets the
- * same capture from sockmesh. Used by the CLI (--from-annotations) and the
- * CNI plugin (runtimeConfig pod annotations).
+ * same capture from sockmesh. Which key sets which field is the schema's
+ * (.annotation); only the status port is not a field of its own. Used by the
+ * CLI (--from-annotations) and the CNI plugin (runtimeConfig annotations).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,64 +15,95 @@
 
 #include "internal.h"
 
-static const char *const ann_keys[SM_ANN_COUNT] = {
-	[SM_ANN_INC_CIDRS] = "traffic.sidecar.istio.io/includeOutboundIPRanges",
-	[SM_ANN_EXC_CIDRS] = "traffic.sidecar.istio.io/excludeOutboundIPRanges",
-	[SM_ANN_INC_IN_PORTS] = "traffic.sidecar.istio.io/includeInboundPorts",
-	[SM_ANN_EXC_IN_PORTS] = "traffic.sidecar.istio.io/excludeInboundPorts",
-	[SM_ANN_INC_OUT_PORTS] = "traffic.sidecar.istio.io/includeOutboundPorts",
-	[SM_ANN_EXC_OUT_PORTS] = "traffic.sidecar.istio.io/excludeOutboundPorts",
-	[SM_ANN_STATUS_PORT] = "status.sidecar.istio.io/port",
+struct sockmesh_annotations {
+	char *v[SOCKMESH_F__COUNT]; /* validated values of the fields' keys present */
+	char *status_port; /* status.sidecar.istio.io/port */
+	char *combined; /* exclude_inbound_ports + status port */
 };
 
-const char *sm_annotation_key(int i)
-{
-	return i >= 0 && i < SM_ANN_COUNT ? ann_keys[i] : NULL;
-}
-
 /* Validate one value with the parser of its field, naming the annotation. */
-static int check_value(int i, const char *v)
+static int check_value(const struct sockmesh_field_desc *f, const char *v)
 {
-	struct sm_list l;
-	__u32 port;
-	int err;
+	int err = sm_field_list_check(f->id, v);
 
-	switch (i) {
-	case SM_ANN_INC_CIDRS:
-	case SM_ANN_EXC_CIDRS:
-		err = sm_parse_cidr_list(ann_keys[i], v, i == SM_ANN_INC_CIDRS, &l);
-		break;
-	case SM_ANN_STATUS_PORT:
-		/* istio: "0" disables the status port */
-		err = sm_parse_u32(ann_keys[i], v, 65535, &port);
-		if (err)
-			sm_set_err(0, "%s: '%s' is not a port (0-65535)", ann_keys[i], v);
-		return err ? -EINVAL : 0;
-	default:
-		err = sm_parse_port_list(ann_keys[i], v,
-					 i == SM_ANN_INC_IN_PORTS || i == SM_ANN_INC_OUT_PORTS, &l);
-		break;
-	}
-	if (!err)
-		sm_list_free(&l);
 	return err == -ERANGE ? -EINVAL : err;
 }
 
-int sm_annotations_from_json(const char *json, struct sm_annotations *out)
+static int check_status_port(const char *v)
 {
+	__u32 port;
+
+	/* istio: "0" disables the status port */
+	if (sm_parse_u32(SOCKMESH_ANNOTATION_STATUS_PORT, v, 65535, &port)) {
+		sm_set_err(0, "%s: '%s' is not a port (0-65535)", SOCKMESH_ANNOTATION_STATUS_PORT,
+			   v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int take(struct json_object *root, const char *key, char **out)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(root, key, &v))
+		return 1;
+	if (!json_object_is_type(v, json_type_string)) {
+		sm_set_err(0, "%s: value must be a string", key);
+		return -EINVAL;
+	}
+	*out = strdup(json_object_get_string(v));
+	return *out ? 0 : -ENOMEM;
+}
+
+static int from_object(struct json_object *root, struct sockmesh_annotations *out)
+{
+	int err;
+
+	if (!json_object_is_type(root, json_type_object)) {
+		sm_set_err(0, "annotations: expected a JSON object of string values");
+		return -EINVAL;
+	}
+	for (unsigned int i = 0; i < SOCKMESH_F__COUNT; i++) {
+		const struct sockmesh_field_desc *f = sockmesh_field(i);
+
+		if (!f->annotation)
+			continue;
+		err = take(root, f->annotation, &out->v[i]);
+		if (err > 0)
+			continue;
+		if (!err)
+			err = check_value(f, out->v[i]);
+		if (err)
+			return err;
+	}
+	err = take(root, SOCKMESH_ANNOTATION_STATUS_PORT, &out->status_port);
+	if (err > 0)
+		return 0;
+	return err ? err : check_status_port(out->status_port);
+}
+
+struct sockmesh_annotations *sockmesh_annotations__parse(const char *json)
+{
+	struct sockmesh_annotations *a;
 	struct json_tokener *tok;
 	struct json_object *root;
 	enum json_tokener_error jerr;
 	int err = 0;
 
-	memset(out, 0, sizeof(*out));
 	if (!json) {
 		sm_set_err(0, "annotations: missing");
-		return -EINVAL;
+		errno = EINVAL;
+		return NULL;
 	}
+	a = calloc(1, sizeof(*a));
 	tok = json_tokener_new();
-	if (!tok)
-		return -ENOMEM;
+	if (!a || !tok) {
+		free(a);
+		json_tokener_free(tok);
+		errno = ENOMEM;
+		return NULL;
+	}
 	root = json_tokener_parse_ex(tok, json, (int)strlen(json));
 	jerr = json_tokener_get_error(tok);
 	if (jerr == json_tokener_success && tok->char_offset < (int)strlen(json) &&
@@ -86,86 +118,75 @@ int sm_annotations_from_json(const char *json, struct sm_annotations *out)
 		err = -EINVAL;
 	}
 	json_tokener_free(tok);
-	if (err)
-		goto out;
-	err = sm_annotations_from_object(root, out);
-out:
+	if (!err)
+		err = from_object(root, a);
 	json_object_put(root);
-	return err;
+	if (err) {
+		sockmesh_annotations__free(a);
+		errno = -err;
+		return NULL;
+	}
+	return a;
 }
 
-int sm_annotations_from_object(struct json_object *root, struct sm_annotations *out)
+const char *sockmesh_annotations__get(const struct sockmesh_annotations *a, const char *key)
 {
-	memset(out, 0, sizeof(*out));
-	if (!json_object_is_type(root, json_type_object)) {
-		sm_set_err(0, "annotations: expected a JSON object of string values");
+	const struct sockmesh_field_desc *f;
+
+	if (!a || !key)
+		return NULL;
+	if (strcmp(key, SOCKMESH_ANNOTATION_STATUS_PORT) == 0)
+		return a->status_port;
+	f = sockmesh_field_lookup(key);
+	return f && f->annotation && strcmp(f->annotation, key) == 0 ? a->v[f->id] : NULL;
+}
+
+int sockmesh_annotations__apply(struct sockmesh_annotations *a, struct sockmesh_policy *pol,
+				__u64 keep)
+{
+	const char *status = a ? a->status_port : NULL, *exc;
+	struct sockmesh_policy p;
+	int err;
+
+	if (!a || !pol)
 		return -EINVAL;
-	}
-	for (int i = 0; i < SM_ANN_COUNT; i++) {
-		struct json_object *v;
-		int err;
-
-		if (!json_object_object_get_ex(root, ann_keys[i], &v))
+	p = *pol;
+	for (unsigned int i = 0; i < SOCKMESH_F__COUNT; i++) {
+		if (!a->v[i] || (keep & (1ull << i)))
 			continue;
-		if (!json_object_is_type(v, json_type_string)) {
-			sm_set_err(0, "%s: value must be a string", ann_keys[i]);
-			sm_annotations_free(out);
-			return -EINVAL;
-		}
-		err = check_value(i, json_object_get_string(v));
-		if (!err) {
-			out->v[i] = strdup(json_object_get_string(v));
-			if (!out->v[i])
-				err = -ENOMEM;
-		}
-		if (err) {
-			sm_annotations_free(out);
+		err = sockmesh_policy__set(&p, (enum sockmesh_field)i, a->v[i]);
+		if (err)
 			return err;
-		}
 	}
-	return 0;
-}
-
-int sm_annotations_apply(struct sm_annotations *a, struct sockmesh_policy *pol)
-{
-	/* without the annotation, the policy's own list stays and gets the port */
-	const char *exc =
-		a->v[SM_ANN_EXC_IN_PORTS] ? a->v[SM_ANN_EXC_IN_PORTS] : pol->exclude_inbound_ports;
-	const char *status = a->v[SM_ANN_STATUS_PORT];
-
-	if (a->v[SM_ANN_INC_CIDRS])
-		pol->include_outbound_cidrs = a->v[SM_ANN_INC_CIDRS];
-	if (a->v[SM_ANN_EXC_CIDRS])
-		pol->exclude_outbound_cidrs = a->v[SM_ANN_EXC_CIDRS];
-	if (a->v[SM_ANN_INC_OUT_PORTS])
-		pol->include_outbound_ports = a->v[SM_ANN_INC_OUT_PORTS];
-	if (a->v[SM_ANN_EXC_OUT_PORTS])
-		pol->exclude_outbound_ports = a->v[SM_ANN_EXC_OUT_PORTS];
-	if (a->v[SM_ANN_INC_IN_PORTS])
-		pol->include_inbound_ports = a->v[SM_ANN_INC_IN_PORTS];
-	/* Like istio, the sidecar's status port is never captured inbound. */
+	/* Like istio, the sidecar's status port is never captured inbound,
+	 * whichever list (option, config or annotation) excludes the rest.
+	 */
+	exc = p.exclude_inbound_ports;
 	if (status && strcmp(status, "0") != 0) {
 		size_t n = (exc ? strlen(exc) : 0) + strlen(status) + 2;
+		char *c = malloc(n);
 
-		free(a->combined);
-		a->combined = malloc(n);
-		if (!a->combined)
+		if (!c)
 			return -ENOMEM;
 		if (exc && exc[strspn(exc, " \t")])
-			snprintf(a->combined, n, "%s,%s", exc, status);
+			snprintf(c, n, "%s,%s", exc, status);
 		else
-			snprintf(a->combined, n, "%s", status);
-		exc = a->combined;
+			snprintf(c, n, "%s", status);
+		free(a->combined);
+		a->combined = c;
+		p.exclude_inbound_ports = c;
 	}
-	if (exc)
-		pol->exclude_inbound_ports = exc;
+	*pol = p;
 	return 0;
 }
 
-void sm_annotations_free(struct sm_annotations *a)
+void sockmesh_annotations__free(struct sockmesh_annotations *a)
 {
-	for (int i = 0; i < SM_ANN_COUNT; i++)
+	if (!a)
+		return;
+	for (unsigned int i = 0; i < SOCKMESH_F__COUNT; i++)
 		free(a->v[i]);
+	free(a->status_port);
 	free(a->combined);
-	memset(a, 0, sizeof(*a));
+	free(a);
 }

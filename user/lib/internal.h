@@ -39,6 +39,18 @@ struct sm_compiled {
 
 SM_HIDDEN void sm_set_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ---- the policy schema (schema.c) ---- */
+/* A field's name in a message: a marker rendered in the reader's vocabulary
+ * (sockmesh_errmsg_as); sockmesh_errfield() reports the first one.
+ */
+SM_HIDDEN const char *sm_fname(enum sockmesh_field f);
+/* Render a message with markers; returns the first field named, or -1. */
+SM_HIDDEN int sm_render(const char *msg, enum sockmesh_naming naming, char *buf, size_t len);
+/* Parse a PORT or U32 field's text within its range. */
+SM_HIDDEN int sm_field_u32(enum sockmesh_field f, const char *text, __u32 *out);
+/* Validate a list field's text on its own. */
+SM_HIDDEN int sm_field_list_check(enum sockmesh_field f, const char *text);
+
 SM_HIDDEN int sm_parse_u32(const char *field, const char *s, __u32 max, __u32 *out);
 SM_HIDDEN int sm_parse_size(const char *field, const char *s, __u64 min, __u64 max, __u64 *out);
 SM_HIDDEN int sm_parse_cidr(const char *field, const char *s, struct sm_cidr *out);
@@ -62,33 +74,5 @@ SM_HIDDEN int sm_cgroup2_root(char *buf, size_t len);
 /* copy a caller's opts struct of size src_sz into a zeroed full-size one */
 SM_HIDDEN void sm_opts_copy(void *dst, size_t dst_sz, const void *src, size_t src_sz);
 SM_HIDDEN bool sm_opts_valid(const void *opts, size_t known_sz, size_t user_sz);
-
-/* ---- istio pod annotations (annotations.c) ---- */
-enum sm_annotation {
-	SM_ANN_INC_CIDRS,
-	SM_ANN_EXC_CIDRS,
-	SM_ANN_INC_IN_PORTS,
-	SM_ANN_EXC_IN_PORTS,
-	SM_ANN_INC_OUT_PORTS,
-	SM_ANN_EXC_OUT_PORTS,
-	SM_ANN_STATUS_PORT,
-	SM_ANN_COUNT
-};
-
-struct sm_annotations {
-	char *v[SM_ANN_COUNT]; /* validated values of the keys present */
-	char *combined; /* excludeInboundPorts + status port */
-};
-
-struct json_object;
-SM_HIDDEN const char *sm_annotation_key(int i);
-/* Parse a JSON object of annotations; unknown keys are ignored, bad values
- * of known keys are errors naming the key and the value.
- */
-SM_HIDDEN int sm_annotations_from_json(const char *json, struct sm_annotations *out);
-SM_HIDDEN int sm_annotations_from_object(struct json_object *obj, struct sm_annotations *out);
-/* Point pol's fields at the annotation values (a must outlive pol's use). */
-SM_HIDDEN int sm_annotations_apply(struct sm_annotations *a, struct sockmesh_policy *pol);
-SM_HIDDEN void sm_annotations_free(struct sm_annotations *a);
 
 #endif

@@ -31,7 +31,30 @@ void sm_set_err(int err, const char *fmt, ...)
 
 const char *sockmesh_errmsg(void)
 {
-	return errbuf[0] ? errbuf : "no error";
+	static __thread char out[sizeof(errbuf) + 256];
+
+	if (!errbuf[0])
+		return "no error";
+	sm_render(errbuf, SOCKMESH_NAMES_FIELD, out, sizeof(out));
+	return out;
+}
+
+int sockmesh_errfield(void)
+{
+	char tmp[sizeof(errbuf) + 256];
+
+	return errbuf[0] ? sm_render(errbuf, SOCKMESH_NAMES_FIELD, tmp, sizeof(tmp)) : -1;
+}
+
+const char *sockmesh_errmsg_as(enum sockmesh_naming naming, char *buf, size_t len)
+{
+	if (!buf || !len)
+		return "";
+	if (!errbuf[0])
+		snprintf(buf, len, "no error");
+	else
+		sm_render(errbuf, naming, buf, len);
+	return buf;
 }
 
 unsigned long long sm_proc_start_ticks(long long pid)
@@ -346,7 +369,7 @@ int sm_resolv_conf_servers(const char *path, struct sm_list *out)
 
 	if (!f) {
 		err = -errno;
-		sm_set_err(-err, "dns_servers: cannot read '%s'", path);
+		sm_set_err(-err, "%s: cannot read '%s'", sm_fname(SOCKMESH_F_DNS_SERVERS), path);
 		return err;
 	}
 	while (fgets(line, sizeof(line), f)) {
@@ -358,7 +381,7 @@ int sm_resolv_conf_servers(const char *path, struct sm_list *out)
 		p += 10 + strspn(p + 10, " \t");
 		end = p + strcspn(p, " \t\r\n#;%");
 		*end = '\0';
-		if (!*p || sm_parse_cidr("dns_servers", p, &c))
+		if (!*p || sm_parse_cidr(sm_fname(SOCKMESH_F_DNS_SERVERS), p, &c))
 			continue; /* resolvers ignore what they cannot parse, so do we */
 		nv = realloc(out->v, (out->n + 1) * sizeof(c));
 		if (!nv) {
@@ -394,38 +417,41 @@ int sm_policy_compile(const struct sockmesh_policy *user, struct sm_compiled *ou
 	inc_cidrs = in->include_outbound_cidrs ? in->include_outbound_cidrs : "*";
 	inc_ports = in->include_outbound_ports ? in->include_outbound_ports : "*";
 
-	err = sm_parse_cidr_list("include_outbound_cidrs", inc_cidrs, true, &out->inc_cidrs);
+	err = sm_parse_cidr_list(sm_fname(SOCKMESH_F_INCLUDE_OUTBOUND_CIDRS), inc_cidrs, true, &out->inc_cidrs);
 	if (!err)
-		err = sm_parse_cidr_list("exclude_outbound_cidrs", in->exclude_outbound_cidrs,
+		err = sm_parse_cidr_list(sm_fname(SOCKMESH_F_EXCLUDE_OUTBOUND_CIDRS), in->exclude_outbound_cidrs,
 					 false, &out->exc_cidrs);
 	if (!err)
-		err = sm_parse_port_list("include_outbound_ports", inc_ports, true,
+		err = sm_parse_port_list(sm_fname(SOCKMESH_F_INCLUDE_OUTBOUND_PORTS), inc_ports, true,
 					 &out->inc_ports);
 	if (!err)
-		err = sm_parse_port_list("exclude_outbound_ports", in->exclude_outbound_ports,
+		err = sm_parse_port_list(sm_fname(SOCKMESH_F_EXCLUDE_OUTBOUND_PORTS), in->exclude_outbound_ports,
 					 false, &out->exc_ports);
 	if (!err)
-		err = sm_parse_port_list("include_inbound_ports",
+		err = sm_parse_port_list(sm_fname(SOCKMESH_F_INCLUDE_INBOUND_PORTS),
 					 in->include_inbound_ports ? in->include_inbound_ports :
 								     "*",
 					 true, &out->inc_in_ports);
 	if (!err)
-		err = sm_parse_port_list("exclude_inbound_ports", in->exclude_inbound_ports, false,
+		err = sm_parse_port_list(sm_fname(SOCKMESH_F_EXCLUDE_INBOUND_PORTS), in->exclude_inbound_ports, false,
 					 &out->exc_in_ports);
 	if (!err)
-		err = sm_parse_cidr_list("pod_ips", in->pod_ips, false, &out->pod_ips);
+		err = sm_parse_cidr_list(sm_fname(SOCKMESH_F_POD_IPS), in->pod_ips, false, &out->pod_ips);
 	if (!err)
-		err = sm_parse_cidr_list("dns_servers", in->dns_servers, false, &out->dns_servers);
+		err = sm_parse_cidr_list(sm_fname(SOCKMESH_F_DNS_SERVERS), in->dns_servers, false, &out->dns_servers);
 	if (!err && !in->redirect_dns) {
 		/* name the first field that only means something with DNS capture */
+		const char *dns = sm_fname(SOCKMESH_F_REDIRECT_DNS);
+
 		if (in->capture_all_dns)
-			sm_set_err(0, "capture_all_dns: needs DNS capture (redirect_dns) on");
+			sm_set_err(0, "%s: needs DNS capture (%s) on",
+				   sm_fname(SOCKMESH_F_CAPTURE_ALL_DNS), dns);
 		else if (in->dns_servers)
-			sm_set_err(0, "dns_servers: '%s' needs DNS capture (redirect_dns) on",
-				   in->dns_servers);
+			sm_set_err(0, "%s: '%s' needs DNS capture (%s) on",
+				   sm_fname(SOCKMESH_F_DNS_SERVERS), in->dns_servers, dns);
 		else if (in->dns_port)
-			sm_set_err(0, "dns_port: %u needs DNS capture (redirect_dns) on",
-				   in->dns_port);
+			sm_set_err(0, "%s: %u needs DNS capture (%s) on", sm_fname(SOCKMESH_F_DNS_PORT),
+				   in->dns_port, dns);
 		if (in->capture_all_dns || in->dns_servers || in->dns_port)
 			err = -EINVAL;
 	}
@@ -433,7 +459,8 @@ int sm_policy_compile(const struct sockmesh_policy *user, struct sm_compiled *ou
 		const struct sm_cidr *c = (const struct sm_cidr *)out->pod_ips.v + i;
 
 		if (c->prefix != (c->family == AF_INET ? 32 : 128)) {
-			sm_set_err(0, "pod_ips: '%s': give addresses, not networks", in->pod_ips);
+			sm_set_err(0, "%s: '%s': give addresses, not networks",
+				   sm_fname(SOCKMESH_F_POD_IPS), in->pod_ips);
 			err = -EINVAL;
 		}
 	}

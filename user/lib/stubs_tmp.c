@@ -4,37 +4,6 @@
 #include <stdio.h>
 #include "internal.h"
 
-const struct sockmesh_field_desc *sockmesh_field(unsigned int id)
-{
-	(void)id;
-	return NULL;
-}
-const struct sockmesh_field_desc *sockmesh_field_lookup(const char *name)
-{
-	(void)name;
-	errno = ENOENT;
-	return NULL;
-}
-int sockmesh_policy__set(struct sockmesh_policy *pol, enum sockmesh_field f, const char *text)
-{
-	(void)pol, (void)f, (void)text;
-	return -EOPNOTSUPP;
-}
-int sockmesh_open_opts__set(struct sockmesh_open_opts *o, enum sockmesh_field f, const char *text)
-{
-	(void)o, (void)f, (void)text;
-	return -EOPNOTSUPP;
-}
-int sockmesh_errfield(void)
-{
-	return -1;
-}
-const char *sockmesh_errmsg_as(enum sockmesh_naming naming, char *buf, size_t len)
-{
-	(void)naming;
-	snprintf(buf, len, "%s", sockmesh_errmsg());
-	return buf;
-}
 int sockmesh_probe_kernel(sockmesh_check_fn fn, void *ctx)
 {
 	(void)fn, (void)ctx;

@@ -1,0 +1,407 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* libsockmesh: enroll and withdraw scopes; teardown */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <sys/syscall.h>
+#include <linux/magic.h>
+#include <netinet/in.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "lib.h"
+
+/* ---- enrol / withdraw ---------------------------------------------------- */
+
+void sm_scope_key(const struct sockmesh_scope *s, struct sm_scope_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->kind = s->kind;
+	k->id = s->id;
+}
+
+static int alloc_scope_idx(struct sockmesh *sm, __u32 *out)
+{
+	struct sm_scope_key k, *prev = NULL;
+	struct sm_policy pol;
+	size_t nbits = sm->max_scopes ? sm->max_scopes : SM_DEFAULT_MAX_SCOPES;
+	unsigned char *used = calloc(nbits, 1);
+	int err = -ENOSPC;
+
+	if (!used)
+		return -ENOMEM;
+	while (bpf_map_get_next_key(sm->map_fd[MAP_scope_map], prev, &k) == 0) {
+		if (bpf_map_lookup_elem(sm->map_fd[MAP_scope_map], &k, &pol) == 0 &&
+		    pol.scope_idx < nbits)
+			used[pol.scope_idx] = 1;
+		prev = &k;
+	}
+	for (size_t i = 1; i < nbits; i++) {
+		if (!used[i]) {
+			*out = (__u32)i;
+			err = 0;
+			break;
+		}
+	}
+	free(used);
+	if (err)
+		sm_set_err(0, "enroll: all %zu scope slots are in use (raise %s)",
+			   nbits - 1, sm_fname(SOCKMESH_F_MAX_SCOPES));
+	return err;
+}
+
+static bool attach_point_used(struct sockmesh *sm, __u64 cgid)
+{
+	struct sm_scope_key k, *prev = NULL;
+	struct sm_policy pol;
+
+	while (bpf_map_get_next_key(sm->map_fd[MAP_scope_map], prev, &k) == 0) {
+		if (bpf_map_lookup_elem(sm->map_fd[MAP_scope_map], &k, &pol) == 0 &&
+		    pol.attach_cgroup_id == cgid)
+			return true;
+		prev = &k;
+	}
+	return false;
+}
+
+static int stats_slot_reset(struct sockmesh *sm, __u32 idx)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct sm_stats *zero;
+	int err = 0;
+
+	if (ncpu <= 0)
+		return -EINVAL;
+	zero = calloc((size_t)ncpu, sizeof(*zero));
+	if (!zero)
+		return -ENOMEM;
+	if (bpf_map_update_elem(sm->map_fd[MAP_stats_map], &idx, zero, BPF_ANY))
+		err = -errno;
+	free(zero);
+	return err;
+}
+
+/* The resolvers a scope uses: `ip netns exec NAME` bind-mounts
+ * /etc/netns/NAME/resolv.conf over /etc/resolv.conf, so a named netns reads
+ * that one when it exists.
+ */
+static int resolvers_of(const struct sockmesh_scope *scope, struct sm_list *out)
+{
+	char path[PATH_MAX] = "/etc/resolv.conf";
+	int err;
+
+	if (scope->kind == SOCKMESH_SCOPE_NETNS && !strchr(scope->name, '/')) {
+		char p[PATH_MAX];
+
+		snprintf(p, sizeof(p), "/etc/netns/%s/resolv.conf", scope->name);
+		if (access(p, R_OK) == 0)
+			snprintf(path, sizeof(path), "%s", p);
+	}
+	err = sm_resolv_conf_servers(path, out);
+	if (!err && !out->n) {
+		sm_set_err(
+			0,
+			"dns_servers: no nameserver in '%s'; name the resolvers or capture all DNS",
+			path);
+		err = -EINVAL;
+	}
+	return err;
+}
+
+static int enroll_locked(struct sockmesh *sm, const struct sockmesh_scope *scope,
+			 const char *attach_cgroup, const struct sockmesh_policy *policy)
+{
+	char root[PATH_MAX];
+	struct sm_compiled c;
+	struct sm_policy old;
+	struct sm_scope_meta meta = {};
+	struct sm_scope_key key;
+	bool existed, did_attach = false;
+	__u64 cgid;
+	int err;
+
+	if (!sm || !scope || sm->destroyed)
+		return -EINVAL;
+	err = sm_policy_compile(policy, &c);
+	if (err)
+		return err;
+	if ((c.pol.flags & SM_POL_DNS) && !(c.pol.flags & SM_POL_DNS_ALL) && !c.dns_servers.n) {
+		err = resolvers_of(scope, &c.dns_servers);
+		if (err)
+			goto out;
+	}
+
+	if (scope->kind == SOCKMESH_SCOPE_CGROUP) {
+		if (attach_cgroup && strcmp(attach_cgroup, scope->name) != 0) {
+			sm_set_err(
+				0,
+				"attach_cgroup: a cgroup scope attaches at its own cgroup, not '%s'",
+				attach_cgroup);
+			err = -EINVAL;
+			goto out;
+		}
+		attach_cgroup = scope->name;
+	} else if (scope->kind == SOCKMESH_SCOPE_NETNS) {
+		if (!attach_cgroup) {
+			err = sm_cgroup2_root(root, sizeof(root));
+			if (err) {
+				sm_set_err(-err, "%s: no cgroup2 mount", sm_fname(SOCKMESH_F_ATTACH_CGROUP));
+				goto out;
+			}
+			attach_cgroup = root;
+		}
+	} else {
+		sm_set_err(0, "scope: unknown kind %d", scope->kind);
+		err = -EINVAL;
+		goto out;
+	}
+	err = sm_cgroup_id_of(sm_fname(SOCKMESH_F_ATTACH_CGROUP), attach_cgroup, &cgid, NULL);
+	if (err)
+		goto out;
+
+	sm_scope_key(scope, &key);
+	existed = bpf_map_lookup_elem(sm->map_fd[MAP_scope_map], &key, &old) == 0;
+	if (existed) {
+		c.pol.scope_idx = old.scope_idx;
+		/* Two alternating rule sets make the policy switch atomic. */
+		c.pol.rules_id = old.rules_id ^ 0x80000000u;
+	} else {
+		err = alloc_scope_idx(sm, &c.pol.scope_idx);
+		if (err)
+			goto out;
+		c.pol.rules_id = c.pol.scope_idx;
+	}
+	c.pol.attach_cgroup_id = cgid;
+
+	sm_rules_delete(sm, c.pol.rules_id); /* leftovers of a crashed writer */
+	err = sm_rules_write(sm, c.pol.rules_id, &c);
+	if (err)
+		goto undo_rules;
+	if (!existed) {
+		err = stats_slot_reset(sm, c.pol.scope_idx);
+		if (err) {
+			sm_set_err(-err, "enroll: cannot create the stats slot");
+			goto undo_rules;
+		}
+	}
+	if (!sm_cgroup_attached(sm, cgid)) {
+		err = sm_attach_at_cgroup(sm, attach_cgroup, cgid);
+		if (err)
+			goto undo_stats;
+		did_attach = true;
+	}
+	if (scope->kind == SOCKMESH_SCOPE_NETNS) {
+		err = sm_pod_setup(sm, scope, &c);
+		if (err)
+			goto undo_attach;
+		if (existed && !(c.pol.flags & SM_POL_INBOUND))
+			sm_detach_netns(sm, scope->id);
+	}
+	/* keep the labels of a re-enrolled scope */
+	bpf_map_lookup_elem(sm->map_fd[MAP_scope_meta_map], &key, &meta);
+	snprintf(meta.name, sizeof(meta.name), "%s", scope->name);
+	bpf_map_update_elem(sm->map_fd[MAP_scope_meta_map], &key, &meta, BPF_ANY);
+	if (bpf_map_update_elem(sm->map_fd[MAP_scope_map], &key, &c.pol, BPF_ANY)) {
+		err = -errno;
+		sm_set_err(-err, "enroll: cannot store the scope (raise %s?)", sm_fname(SOCKMESH_F_MAX_SCOPES));
+		if (!existed) {
+			bpf_map_delete_elem(sm->map_fd[MAP_scope_meta_map], &key);
+			if (scope->kind == SOCKMESH_SCOPE_NETNS)
+				sm_pod_teardown(sm, scope->id);
+		}
+		goto undo_attach;
+	}
+	if (existed) {
+		sm_rules_delete(sm, old.rules_id);
+		if (old.attach_cgroup_id != cgid && !attach_point_used(sm, old.attach_cgroup_id))
+			sm_detach_cgroup(sm, old.attach_cgroup_id);
+	}
+	err = 0;
+	goto out;
+
+undo_attach:
+	if (did_attach)
+		sm_detach_cgroup(sm, cgid);
+undo_stats:
+	if (!existed)
+		bpf_map_delete_elem(sm->map_fd[MAP_stats_map], &c.pol.scope_idx);
+undo_rules:
+	sm_rules_delete(sm, c.pol.rules_id);
+out:
+	sm_compiled_free(&c);
+	return err;
+}
+
+static bool any_scope(struct sockmesh *sm)
+{
+	struct sm_scope_key k;
+
+	return bpf_map_get_next_key(sm->map_fd[MAP_scope_map], NULL, &k) == 0;
+}
+
+static int teardown(struct sockmesh *sm)
+{
+	char p[PATH_MAX];
+	int err;
+
+	bpf_prog_detach2(sm->prog_fd[PROG_sm_msg], sm->map_fd[MAP_splice_map], BPF_SK_MSG_VERDICT);
+	sm_handle_close_fds(sm);
+	err = sm_unpin_all(sm);
+	sm->destroyed = true;
+	/* nothing of the instance stays, not even its lock file (we hold it) */
+	sm_lock_path(sm->pin_dir, p, sizeof(p));
+	if (p[0])
+		unlink(p);
+	if (err)
+		sm_set_err(-err, "cannot remove everything from '%s'", sm->pin_dir);
+	return err;
+}
+
+static int withdraw_locked(struct sockmesh *sm, const struct sockmesh_scope *scope)
+{
+	struct sm_scope_key key;
+	struct sm_policy pol;
+
+	if (!sm || !scope || sm->destroyed)
+		return -EINVAL;
+	sm_scope_key(scope, &key);
+	if (bpf_map_lookup_elem(sm->map_fd[MAP_scope_map], &key, &pol)) {
+		sm_set_err(0, "withdraw: '%s' is not enrolled", scope->name);
+		return -ENOENT;
+	}
+	bpf_map_delete_elem(sm->map_fd[MAP_scope_map], &key);
+	bpf_map_delete_elem(sm->map_fd[MAP_scope_meta_map], &key);
+	sm_rules_delete(sm, pol.rules_id);
+	bpf_map_delete_elem(sm->map_fd[MAP_stats_map], &pol.scope_idx);
+	if (scope->kind == SOCKMESH_SCOPE_NETNS)
+		sm_pod_teardown(sm, scope->id);
+	if (!attach_point_used(sm, pol.attach_cgroup_id))
+		sm_detach_cgroup(sm, pol.attach_cgroup_id);
+	if (!any_scope(sm))
+		return teardown(sm);
+	return 0;
+}
+
+/* Is the instance this handle opened still the pinned one? Another
+ * process may have unloaded it (last withdraw) and maybe loaded a new one
+ * since; writing through the old maps would be lost, or worse, pin our
+ * links into the new instance. Checked under the lock.
+ */
+static int handle_current(struct sockmesh *sm)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char p[PATH_MAX];
+	int fd, err = 0;
+
+	sm_pin_path(sm, p, sizeof(p), "map_%s", sm_map_names[MAP_scope_map]);
+	fd = bpf_obj_get(p);
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) || info.id != sm->scope_map_id) {
+		sm_set_err(
+			0,
+			"the sockmesh instance at '%s' was unloaded since this handle opened it; open it again",
+			sm->pin_dir);
+		err = -ESTALE;
+	}
+	if (fd >= 0)
+		close(fd);
+	return err;
+}
+
+/* Every mutation runs under the instance lock, on the current instance. */
+#define LOCKED(sm, call)                             \
+	({                                           \
+		int _l = sm_lock((sm)->pin_dir), _r; \
+		if (_l < 0)                          \
+			return _l;                   \
+		_r = handle_current(sm);             \
+		if (!_r)                             \
+			_r = (call);                 \
+		sm_unlock(_l);                       \
+		_r;                                  \
+	})
+
+int sockmesh__enroll(struct sockmesh *sm, const struct sockmesh_scope *scope,
+		     const char *attach_cgroup, const struct sockmesh_policy *pol)
+{
+	if (!sm || !scope || sm->destroyed)
+		return -EINVAL;
+	return LOCKED(sm, enroll_locked(sm, scope, attach_cgroup, pol));
+}
+
+int sockmesh__withdraw(struct sockmesh *sm, const struct sockmesh_scope *scope)
+{
+	if (!sm || !scope || sm->destroyed)
+		return -EINVAL;
+	return LOCKED(sm, withdraw_locked(sm, scope));
+}
+
+static int unload_if_unused_locked(struct sockmesh *sm)
+{
+	int err;
+
+	if (any_scope(sm))
+		return 0;
+	err = teardown(sm);
+	return err ? err : 1;
+}
+
+int sockmesh_purge(const char *pin_dir)
+{
+	struct sockmesh tmp = { 0 };
+	int lock, err;
+
+	if (!pin_dir || pin_dir[0] != '/') {
+		sm_set_err(0, "%s: '%s' must be an absolute path", sm_fname(SOCKMESH_F_PIN_DIR), pin_dir ? pin_dir : "");
+		return -EINVAL;
+	}
+	snprintf(tmp.pin_dir, sizeof(tmp.pin_dir), "%s", pin_dir);
+	lock = sm_lock(pin_dir);
+	if (lock < 0)
+		return lock;
+	err = sm_unpin_all(&tmp);
+	{
+		char p[PATH_MAX];
+
+		sm_lock_path(pin_dir, p, sizeof(p));
+		if (p[0])
+			unlink(p);
+	}
+	sm_unlock(lock);
+	if (err)
+		sm_set_err(-err, "cannot remove everything from '%s'", pin_dir);
+	return err;
+}
+
+int sockmesh__unload_if_unused(struct sockmesh *sm)
+{
+	if (!sm)
+		return -EINVAL;
+	if (sm->destroyed)
+		return 1;
+	return LOCKED(sm, unload_if_unused_locked(sm));
+}
+
+int sockmesh__destroy(struct sockmesh *sm)
+{
+	if (!sm)
+		return -EINVAL;
+	if (sm->destroyed)
+		return 0;
+	return LOCKED(sm, teardown(sm));
+}
+

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What libsockmesh's own source files share (not its unit tests, not the
+ * front-ends): the handle, the pin-name tables generated from the BPF
+ * skeleton, and the helpers one seam calls in another.
+ *
+ *   instance.c  open/create, pins, lock          attach.c  cgroup links
+ *   resolve.c   cgroup2 / netns resolution       rules.c   CIDR and port rules
+ *   pods.c      pod addresses, sk_lookup, inbound listener
+ *   enroll.c    enroll / withdraw / teardown     query.c   scopes, stats, links, policy read-back
+ *   probe.c     kernel feature checks            schema.c  the policy schema
+ *   policy.c    parsers, policy compile, errors  annotations.c  istio annotations
+ */
+#ifndef SOCKMESH_LIB_H
+#define SOCKMESH_LIB_H
+
+#include <limits.h>
+#include <bpf/libbpf.h>
+
+#include "internal.h"
+#include "sockmesh.bpf.names.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+/* Map and program ids, in the skeleton's order: MAP_<name>, PROG_<name>. */
+#define SM_ID_(n) MAP_##n,
+enum sm_map_id { SM_BPF_MAPS(SM_ID_) MAP_COUNT };
+#undef SM_ID_
+#define SM_ID_(n) PROG_##n,
+enum sm_prog_id { SM_BPF_PROGS(SM_ID_) PROG_COUNT };
+#undef SM_ID_
+
+/* pin names: map_<name>, prog_<name> */
+SM_HIDDEN extern const char *const sm_map_names[MAP_COUNT];
+SM_HIDDEN extern const char *const sm_prog_names[PROG_COUNT];
+
+/* Cgroup hooks: program, attach type, and the name used in link pins. */
+struct sm_cgroup_hook {
+	enum sm_prog_id prog;
+	enum bpf_attach_type type;
+	const char *hook;
+};
+SM_HIDDEN extern const struct sm_cgroup_hook sm_cgroup_hooks[];
+SM_HIDDEN extern const size_t sm_n_cgroup_hooks;
+
+struct sockmesh {
+	char pin_dir[PATH_MAX];
+	int map_fd[MAP_COUNT];
+	int prog_fd[PROG_COUNT];
+	__u32 max_scopes;
+	__u32 scope_map_id; /* which instance this handle opened (see handle_current) */
+	bool destroyed;
+};
+
+/* <pin_dir>/<printf name> into buf; -ENAMETOOLONG if it does not fit. */
+SM_HIDDEN int sm_pin_path(const struct sockmesh *sm, char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+SM_HIDDEN void sm_scope_key(const struct sockmesh_scope *s, struct sm_scope_key *k);
+SM_HIDDEN void sm_handle_close_fds(struct sockmesh *sm);
+SM_HIDDEN int sm_unpin_all(struct sockmesh *sm);
+SM_HIDDEN int sm_cgroup_id_of(const char *what, const char *path, __u64 *id, int *depth);
+SM_HIDDEN int sm_netns_addrs(int nsfd, struct sm_list *out);
+SM_HIDDEN int sm_netns_cookie(int nsfd, __u64 *cookie);
+SM_HIDDEN int sm_open_netns(const char *name_or_path);
+SM_HIDDEN int sm_attach_at_cgroup(struct sockmesh *sm, const char *path, __u64 cgid);
+SM_HIDDEN bool sm_cgroup_attached(struct sockmesh *sm, __u64 cgid);
+SM_HIDDEN void sm_detach_cgroup(struct sockmesh *sm, __u64 cgid);
+SM_HIDDEN void sm_detach_netns(struct sockmesh *sm, __u64 netns);
+SM_HIDDEN int sm_pod_setup(struct sockmesh *sm, const struct sockmesh_scope *scope,
+		     const struct sm_compiled *c);
+SM_HIDDEN void sm_pod_teardown(struct sockmesh *sm, __u64 netns);
+SM_HIDDEN void sm_rules_delete(struct sockmesh *sm, __u32 rules_id);
+SM_HIDDEN int sm_rules_write(struct sockmesh *sm, __u32 rules_id, const struct sm_compiled *c);
+SM_HIDDEN void sm_lock_path(const char *pin_dir, char *path, size_t len);
+SM_HIDDEN int sm_lock(const char *pin_dir);
+SM_HIDDEN void sm_unlock(int fd);
+
+#endif

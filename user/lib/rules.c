@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* libsockmesh: a policy's CIDR and port rules in the maps */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <sys/syscall.h>
+#include <linux/magic.h>
+#include <netinet/in.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "lib.h"
+
+/* ---- rules --------------------------------------------------------------- */
+
+int sm_rules_write(struct sockmesh *sm, __u32 rules_id, const struct sm_compiled *c)
+{
+	static const struct sm_list empty;
+	const struct sm_list *cl[5] = { &c->inc_cidrs, &c->exc_cidrs, &empty, &empty,
+					&c->dns_servers };
+	const struct sm_list *pl[5] = { &c->inc_ports, &c->exc_ports, &c->inc_in_ports,
+					&c->exc_in_ports, &empty };
+	__u8 lists[5] = { SM_LIST_INCLUDE, SM_LIST_EXCLUDE, SM_LIST_INBOUND_INCLUDE,
+			  SM_LIST_INBOUND_EXCLUDE, SM_LIST_DNS_SERVERS };
+	__u8 one = 1;
+
+	for (int l = 0; l < 5; l++) {
+		const struct sm_cidr *cidr = cl[l]->v;
+		const __u16 *port = pl[l]->v;
+
+		for (size_t i = 0; i < cl[l]->n; i++) {
+			struct sm_cidr_key k = {
+				.prefixlen = SM_CIDR_HEAD_BITS + cidr[i].prefix,
+				.rules_id = rules_id,
+				.list = lists[l],
+				.family = cidr[i].family,
+			};
+
+			memcpy(k.addr, cidr[i].addr, 16);
+			if (bpf_map_update_elem(sm->map_fd[MAP_cidr_map], &k, &one, BPF_ANY)) {
+				sm_set_err(errno, "rules: cannot store CIDR rule");
+				return -errno;
+			}
+		}
+		for (size_t i = 0; i < pl[l]->n; i++) {
+			struct sm_port_key k = { .rules_id = rules_id,
+						 .port = port[i],
+						 .list = lists[l] };
+
+			if (bpf_map_update_elem(sm->map_fd[MAP_port_map], &k, &one, BPF_ANY)) {
+				sm_set_err(errno, "rules: cannot store port rule");
+				return -errno;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Delete every rule of rules_id. Keys are collected first: deleting while
+ * iterating would restart the walk.
+ */
+void sm_rules_delete(struct sockmesh *sm, __u32 rules_id)
+{
+	int fds[2] = { sm->map_fd[MAP_cidr_map], sm->map_fd[MAP_port_map] };
+	size_t ksz[2] = { sizeof(struct sm_cidr_key), sizeof(struct sm_port_key) };
+
+	for (int m = 0; m < 2; m++) {
+		char key[sizeof(struct sm_cidr_key)], next[sizeof(struct sm_cidr_key)];
+		char *del = NULL;
+		size_t n = 0, cap = 0;
+		void *prev = NULL;
+
+		while (bpf_map_get_next_key(fds[m], prev, next) == 0) {
+			/* rules_id sits right after prefixlen in cidr keys, first in port keys */
+			__u32 id;
+
+			memcpy(&id, next + (m == 0 ? 4 : 0), sizeof(id));
+			if (id == rules_id) {
+				if (n == cap) {
+					char *nd =
+						realloc(del, (cap = cap ? 2 * cap : 64) * ksz[m]);
+
+					if (!nd)
+						break;
+					del = nd;
+				}
+				memcpy(del + n++ * ksz[m], next, ksz[m]);
+			}
+			memcpy(key, next, ksz[m]);
+			prev = key;
+		}
+		for (size_t i = 0; i < n; i++)
+			bpf_map_delete_elem(fds[m], del + i * ksz[m]);
+		free(del);
+	}
+}
+
