@@ -22,8 +22,7 @@
 #include <bpf/libbpf.h>
 #include <json-c/json.h>
 
-#include "internal.h"
-#include "sockmesh.bpf.skel.h"
+#include "sockmesh.h"
 
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
@@ -63,55 +62,14 @@ static int fail(int code, const char *fmt, ...)
 }
 
 /* Library errors: -EINVAL/-ERANGE mean the input was bad (exit 2). The
- * library names policy fields as in struct sockmesh_policy; say the option
- * the user typed instead.
+ * library names the fields it complains about; say them as options.
  */
 static int fail_lib(int err, const char *what)
 {
-	/* Fields with an underscore only ever name a policy field: say the
-	 * option wherever they appear; the plain words only as the prefix.
-	 */
-	static const char *const fields[][2] = {
-		{ "include_outbound_cidrs", "--include-outbound-cidrs" },
-		{ "exclude_outbound_cidrs", "--exclude-outbound-cidrs" },
-		{ "include_outbound_ports", "--include-outbound-ports" },
-		{ "exclude_outbound_ports", "--exclude-outbound-ports" },
-		{ "include_inbound_ports", "--include-inbound-ports" },
-		{ "exclude_inbound_ports", "--exclude-inbound-ports" },
-		{ "attach_cgroup", "--attach-cgroup" },
-		{ "pod_ips", "--pod-ips" },
-		{ "dns_servers", "--dns-servers" },
-		{ "capture_all_dns", "--capture-all-dns" },
-		{ "redirect_dns", "--redirect-dns" },
-		{ "dns_port", "--dns-port" },
-		{ "cgroup:", "--cgroup:" },
-		{ "netns:", "--netns:" },
-		{ "pin dir:", "--pin-dir:" },
-	};
-	const char *msg = sockmesh_errmsg();
-	int code = err == -EINVAL || err == -ERANGE ? EXIT_USAGE : EXIT_FAIL;
-	char out[1024];
-	size_t o = 0;
+	char msg[1024];
 
-	for (const char *p = msg; *p && o + 64 < sizeof(out);) {
-		size_t i, n = 0;
-
-		for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-			bool prefix_only = !strchr(fields[i][0], '_');
-
-			n = strlen(fields[i][0]);
-			if ((!prefix_only || p == msg) && strncmp(p, fields[i][0], n) == 0)
-				break;
-		}
-		if (i < sizeof(fields) / sizeof(fields[0])) {
-			o += (size_t)snprintf(out + o, sizeof(out) - o, "%s", fields[i][1]);
-			p += n;
-		} else {
-			out[o++] = *p++;
-		}
-	}
-	out[o < sizeof(out) ? o : sizeof(out) - 1] = '\0';
-	return fail(code, "%s: %s", what, out);
+	sockmesh_errmsg_as(SOCKMESH_NAMES_CLI, msg, sizeof(msg));
+	return fail(err == -EINVAL || err == -ERANGE ? EXIT_USAGE : EXIT_FAIL, "%s: %s", what, msg);
 }
 
 static void print_json(json_object *o)
@@ -173,52 +131,41 @@ enum {
 	O_COUNT
 };
 
-static const struct opt_def opt_defs[O_COUNT] = {
-	[O_CGROUP] = { "cgroup", "PATH", "a cgroup v2 directory (bare-host scope)" },
-	[O_NETNS] = { "netns", "NAME|PATH",
-		      "a network namespace (pod scope): /run/netns name or path" },
-	[O_ATTACH_CGROUP] = { "attach-cgroup", "PATH",
-			      "netns scopes: cgroup the programs attach to (default: cgroup2 root)" },
+/* Options that are fields of the library's policy schema: their name,
+ * argument, help, default and istio flag come from sockmesh_field().
+ */
+static const int o_field[O_COUNT] = {
+	[O_CGROUP] = SOCKMESH_F_CGROUP + 1,
+	[O_NETNS] = SOCKMESH_F_NETNS + 1,
+	[O_ATTACH_CGROUP] = SOCKMESH_F_ATTACH_CGROUP + 1,
+	[O_PROXY_PORT] = SOCKMESH_F_PROXY_PORT + 1,
+	[O_PROXY_UID] = SOCKMESH_F_PROXY_UID + 1,
+	[O_PROXY_GID] = SOCKMESH_F_PROXY_GID + 1,
+	[O_PROXY_MARK] = SOCKMESH_F_PROXY_MARK + 1,
+	[O_INC_CIDRS] = SOCKMESH_F_INCLUDE_OUTBOUND_CIDRS + 1,
+	[O_EXC_CIDRS] = SOCKMESH_F_EXCLUDE_OUTBOUND_CIDRS + 1,
+	[O_INC_PORTS] = SOCKMESH_F_INCLUDE_OUTBOUND_PORTS + 1,
+	[O_EXC_PORTS] = SOCKMESH_F_EXCLUDE_OUTBOUND_PORTS + 1,
+	[O_NO_SPLICE] = SOCKMESH_F_NO_SPLICE + 1,
+	[O_INBOUND_PORT] = SOCKMESH_F_INBOUND_PORT + 1,
+	[O_INC_IN_PORTS] = SOCKMESH_F_INCLUDE_INBOUND_PORTS + 1,
+	[O_EXC_IN_PORTS] = SOCKMESH_F_EXCLUDE_INBOUND_PORTS + 1,
+	[O_POD_IPS] = SOCKMESH_F_POD_IPS + 1,
+	[O_REDIRECT_DNS] = SOCKMESH_F_REDIRECT_DNS + 1,
+	[O_CAPTURE_ALL_DNS] = SOCKMESH_F_CAPTURE_ALL_DNS + 1,
+	[O_DNS_PORT] = SOCKMESH_F_DNS_PORT + 1,
+	[O_DNS_SERVERS] = SOCKMESH_F_DNS_SERVERS + 1,
+	[O_MAX_SCOPES] = SOCKMESH_F_MAX_SCOPES + 1,
+	[O_MAX_CONNS] = SOCKMESH_F_MAX_CONNS + 1,
+	[O_MAX_RULES] = SOCKMESH_F_MAX_RULES + 1,
+	[O_SPLICE_BUDGET] = SOCKMESH_F_SPLICE_BUDGET + 1,
+};
+
+/* The CLI's own options; the schema's are filled in by opt_defs_init(). */
+static struct opt_def opt_defs[O_COUNT] = {
 	[O_ALL] = { "all", NULL, "every scope; then detach and unpin everything" },
-	[O_PROXY_PORT] = { "proxy-port", "PORT", "outbound proxy port (default 15001)", 'p' },
-	[O_PROXY_UID] = { "proxy-uid", "UID", "the proxy's uid, never captured (default 1337)",
-			  'u' },
-	[O_PROXY_GID] = { "proxy-gid", "GID", "the proxy's gid, never captured", 'g' },
-	[O_PROXY_MARK] = { "proxy-mark", "MARK", "sockets with this SO_MARK are never captured" },
-	[O_INC_CIDRS] = { "include-outbound-cidrs", "LIST",
-			  "captured destinations, '*' = all (default)", 'i' },
-	[O_EXC_CIDRS] = { "exclude-outbound-cidrs", "LIST", "destinations never captured", 'x' },
-	[O_INC_PORTS] = { "include-outbound-ports", "LIST", "captured ports, '*' = all (default)",
-			  'q' },
-	[O_EXC_PORTS] = { "exclude-outbound-ports", "LIST", "ports never captured", 'o' },
-	[O_NO_SPLICE] = { "no-splice", NULL, "capture only: do not splice app<->proxy sockets" },
-	[O_INBOUND_PORT] = { "inbound-port", "PORT",
-			     "netns scopes: the proxy's inbound listener port (default 15006)",
-			     'z' },
-	[O_INC_IN_PORTS] = { "include-inbound-ports", "LIST",
-			     "netns scopes: inbound ports steered to the proxy, '*' = all (default)",
-			     'b' },
-	[O_EXC_IN_PORTS] = { "exclude-inbound-ports", "LIST", "inbound ports never steered", 'd' },
-	[O_POD_IPS] = { "pod-ips", "LIST",
-			"netns scopes: the pod's addresses (default: its global addresses now)" },
-	[O_REDIRECT_DNS] = { "redirect-dns", NULL,
-			     "send DNS to the proxy's DNS port (resolvers of resolv.conf)" },
-	[O_CAPTURE_ALL_DNS] = { "capture-all-dns", NULL,
-				"with --redirect-dns: all port-53 traffic, not only the resolvers" },
-	[O_DNS_PORT] = { "dns-port", "PORT", "the proxy's DNS port (default 15053)" },
-	[O_DNS_SERVERS] = { "dns-servers", "LIST",
-			    "with --redirect-dns: the resolvers to capture (default: resolv.conf)" },
 	[O_ANNOTATIONS] = { "from-annotations", "FILE|-",
 			    "istio pod annotations (JSON object) for the policy; options win" },
-	[O_MAX_SCOPES] = { "max-scopes", "N", "first load only: scope table size (default 16384)" },
-	[O_MAX_CONNS] = { "max-conns", "N",
-			  "first load only: concurrent spliced connections (default 262144)" },
-	[O_SPLICE_BUDGET] = { "splice-budget", "SIZE",
-			      "first load only: unread bytes a spliced socket may queue at its "
-			      "peer before it falls back to the TCP stack (default 8MiB, max 1GiB; "
-			      "they count against tcp_mem only)" },
-	[O_MAX_RULES] = { "max-rules", "N",
-			  "first load only: CIDR and port rules (default 65536)" },
 	[O_STATE_FILE] = { "state-file", "FILE",
 			   "sockmeshd's state file (default " SOCKMESHD_STATE_FILE ")" },
 	[O_CNI_CONF_DIR] = { "cni-conf-dir", "DIR",
@@ -227,6 +174,25 @@ static const struct opt_def opt_defs[O_COUNT] = {
 			    "CNI plugin binaries (default " CNI_BIN_DIR_DEFAULT ")" },
 	[O_HELP] = { "help", NULL, "show this help" },
 };
+
+static char opt_help_buf[O_COUNT][256];
+
+static void opt_defs_init(void)
+{
+	for (int o = 0; o < O_COUNT; o++) {
+		const struct sockmesh_field_desc *f;
+
+		if (!o_field[o])
+			continue;
+		f = sockmesh_field((unsigned int)(o_field[o] - 1));
+		if (f->default_text)
+			snprintf(opt_help_buf[o], sizeof(opt_help_buf[o]), "%s (default %s)",
+				 f->help, f->default_text);
+		else
+			snprintf(opt_help_buf[o], sizeof(opt_help_buf[o]), "%s", f->help);
+		opt_defs[o] = (struct opt_def){ f->option, f->arg, opt_help_buf[o], f->short_opt };
+	}
+}
 
 struct cmd_args {
 	const char *val[O_COUNT];
@@ -317,16 +283,6 @@ static int parse_cmd_args(const struct cmd *c, int argc, char **argv, struct cmd
 	return 0;
 }
 
-static int opt_u32(struct cmd_args *a, int id, __u32 max, __u32 *out)
-{
-	char field[64];
-
-	snprintf(field, sizeof(field), "--%s", opt_defs[id].name);
-	if (sm_parse_u32(field, a->val[id], max, out))
-		return fail(EXIT_USAGE, "%s", sockmesh_errmsg());
-	return 0;
-}
-
 /* Exactly one of --cgroup / --netns (or --all where allowed). */
 static int parse_scope(struct cmd_args *a, const char *cmd, bool allow_all, bool required,
 		       struct sockmesh_scope *s, bool *have)
@@ -363,12 +319,11 @@ static const char *kind_name(enum sockmesh_scope_kind k)
 /* ---- commands ------------------------------------------------------------ */
 
 /* --from-annotations FILE|-: a JSON object of pod annotations. */
-static int read_annotations(const char *path, struct sm_annotations *ann)
+static int read_annotations(const char *path, struct sockmesh_annotations **ann)
 {
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "re");
-	char *buf = NULL;
+	char *buf = NULL, msg[1024];
 	size_t len = 0, cap = 0, n;
-	int err;
 
 	if (!f)
 		return fail(EXIT_USAGE, "--from-annotations: cannot open '%s': %s", path,
@@ -396,23 +351,23 @@ static int read_annotations(const char *path, struct sm_annotations *ann)
 		return fail(EXIT_USAGE, "--from-annotations: '%s' is not a JSON text under 1 MiB",
 			    path);
 	}
-	err = sm_annotations_from_json(buf, ann);
+	*ann = sockmesh_annotations__parse(buf);
 	free(buf);
-	if (err)
-		return fail(EXIT_USAGE, "--from-annotations: %s", sockmesh_errmsg());
+	if (!*ann)
+		return fail(EXIT_USAGE, "--from-annotations: %s",
+			    sockmesh_errmsg_as(SOCKMESH_NAMES_ANNOTATION, msg, sizeof(msg)));
 	return 0;
 }
 
 static int cmd_enable(struct cmd_args *a)
 {
-	static char exc_in_buf[8192];
 	struct sockmesh_policy pol = { .sz = sizeof(pol) };
-	struct sm_annotations ann = { 0 };
+	struct sockmesh_annotations *ann = NULL;
 	struct sockmesh_open_opts oo = { .sz = sizeof(oo) };
 	struct sockmesh_scope scope;
 	struct sockmesh *sm;
+	__u64 explicit = 0;
 	bool have;
-	__u32 v;
 	int err;
 
 	err = parse_scope(a, "enable", false, true, &scope, &have);
@@ -422,93 +377,40 @@ static int cmd_enable(struct cmd_args *a)
 		return fail(
 			EXIT_USAGE,
 			"enable: --attach-cgroup goes with --netns; a --cgroup scope attaches at its own cgroup");
-	if (a->set[O_PROXY_PORT]) {
-		if (opt_u32(a, O_PROXY_PORT, 65535, &v))
-			return EXIT_USAGE;
-		if (v == 0)
-			return fail(EXIT_USAGE, "--proxy-port: '0' is not a port (1-65535)");
-		pol.proxy_port = (__u16)v;
-	}
-	if (a->set[O_PROXY_UID]) {
-		if (opt_u32(a, O_PROXY_UID, 0xffffffffu, &pol.proxy_uid))
-			return EXIT_USAGE;
-		pol.has_proxy_uid = true;
-	}
-	if (a->set[O_PROXY_GID]) {
-		if (opt_u32(a, O_PROXY_GID, 0xffffffffu, &pol.proxy_gid))
-			return EXIT_USAGE;
-		pol.has_proxy_gid = true;
-	}
-	if (a->set[O_PROXY_MARK]) {
-		if (opt_u32(a, O_PROXY_MARK, 0xffffffffu, &pol.proxy_mark))
-			return EXIT_USAGE;
-		pol.has_proxy_mark = true;
-	}
-	if (a->set[O_MAX_SCOPES] && opt_u32(a, O_MAX_SCOPES, 1u << 24, &oo.max_scopes))
-		return EXIT_USAGE;
-	if (a->set[O_MAX_CONNS] && opt_u32(a, O_MAX_CONNS, 1u << 26, &oo.max_conns))
-		return EXIT_USAGE;
-	if (a->set[O_MAX_RULES] && opt_u32(a, O_MAX_RULES, 1u << 24, &oo.max_rules))
-		return EXIT_USAGE;
-	if (a->set[O_SPLICE_BUDGET] &&
-	    sm_parse_size("--splice-budget", a->val[O_SPLICE_BUDGET], SM_MIN_SPLICE_BUDGET,
-			  SM_MAX_SPLICE_BUDGET, &oo.splice_budget))
-		return fail(EXIT_USAGE, "%s", sockmesh_errmsg());
-	if (a->set[O_INBOUND_PORT]) {
-		if (opt_u32(a, O_INBOUND_PORT, 65535, &v))
-			return EXIT_USAGE;
-		if (v == 0)
-			return fail(EXIT_USAGE, "--inbound-port: '0' is not a port (1-65535)");
-		pol.inbound_port = (__u16)v;
-	}
-	if (a->set[O_DNS_PORT]) {
-		if (opt_u32(a, O_DNS_PORT, 65535, &v))
-			return EXIT_USAGE;
-		if (v == 0)
-			return fail(EXIT_USAGE, "--dns-port: '0' is not a port (1-65535)");
-		pol.dns_port = (__u16)v;
+	/* Every policy and load option goes through the schema: one parser,
+	 * one range, one message per field.
+	 */
+	for (int o = 0; o < O_COUNT; o++) {
+		enum sockmesh_field f = (enum sockmesh_field)(o_field[o] - 1);
+		const struct sockmesh_field_desc *d;
+
+		if (!o_field[o] || !a->set[o])
+			continue;
+		d = sockmesh_field(f);
+		if (d->kind == SOCKMESH_FK_POLICY) {
+			err = sockmesh_policy__set(&pol, f, a->val[o]);
+			explicit |= 1ull << f;
+		} else if (d->kind == SOCKMESH_FK_LOAD) {
+			err = sockmesh_open_opts__set(&oo, f, a->val[o]);
+		}
+		if (err)
+			return fail_lib(err, "enable");
 	}
 	if (a->set[O_ANNOTATIONS]) {
 		err = read_annotations(a->val[O_ANNOTATIONS], &ann);
 		if (err)
 			return err;
-		err = sm_annotations_apply(&ann, &pol);
+		/* explicit options win over annotations */
+		err = sockmesh_annotations__apply(ann, &pol, explicit);
 		if (err) {
-			sm_annotations_free(&ann);
-			return fail(EXIT_FAIL, "enable: out of memory");
+			sockmesh_annotations__free(ann);
+			return fail_lib(err, "enable");
 		}
 	}
-	/* Explicit options win over annotations. */
-	if (a->set[O_INC_CIDRS])
-		pol.include_outbound_cidrs = a->val[O_INC_CIDRS];
-	if (a->set[O_EXC_CIDRS])
-		pol.exclude_outbound_cidrs = a->val[O_EXC_CIDRS];
-	if (a->set[O_INC_PORTS])
-		pol.include_outbound_ports = a->val[O_INC_PORTS];
-	if (a->set[O_EXC_PORTS])
-		pol.exclude_outbound_ports = a->val[O_EXC_PORTS];
-	if (a->set[O_INC_IN_PORTS])
-		pol.include_inbound_ports = a->val[O_INC_IN_PORTS];
-	if (a->set[O_EXC_IN_PORTS]) {
-		const char *status = ann.v[SM_ANN_STATUS_PORT];
-
-		pol.exclude_inbound_ports = a->val[O_EXC_IN_PORTS];
-		/* the sidecar's status port stays excluded, as istio does */
-		if (status && strcmp(status, "0") != 0) {
-			snprintf(exc_in_buf, sizeof(exc_in_buf), "%s%s%s", a->val[O_EXC_IN_PORTS],
-				 a->val[O_EXC_IN_PORTS][0] ? "," : "", status);
-			pol.exclude_inbound_ports = exc_in_buf;
-		}
-	}
-	pol.pod_ips = a->val[O_POD_IPS];
-	pol.redirect_dns = a->set[O_REDIRECT_DNS];
-	pol.capture_all_dns = a->set[O_CAPTURE_ALL_DNS];
-	pol.dns_servers = a->val[O_DNS_SERVERS];
-	pol.no_splice = a->set[O_NO_SPLICE];
 	/* Validate everything before anything is loaded or attached. */
 	err = sockmesh_policy__validate(&pol);
 	if (err) {
-		sm_annotations_free(&ann);
+		sockmesh_annotations__free(ann);
 		return fail_lib(err, "enable");
 	}
 	if (a->set[O_ATTACH_CGROUP]) {
@@ -516,8 +418,11 @@ static int cmd_enable(struct cmd_args *a)
 
 		err = sockmesh_scope_from_cgroup(a->val[O_ATTACH_CGROUP], &tmp);
 		if (err) {
-			sm_annotations_free(&ann);
-			return fail(EXIT_USAGE, "enable: --attach-cgroup: %s", sockmesh_errmsg());
+			char msg[1024];
+
+			sockmesh_annotations__free(ann);
+			return fail(EXIT_USAGE, "enable: --attach-cgroup: %s",
+				    sockmesh_errmsg_as(SOCKMESH_NAMES_CLI, msg, sizeof(msg)));
 		}
 	}
 
@@ -526,11 +431,11 @@ static int cmd_enable(struct cmd_args *a)
 	sm = sockmesh__open(&oo);
 	if (!sm) {
 		err = -errno;
-		sm_annotations_free(&ann);
+		sockmesh_annotations__free(ann);
 		return fail_lib(err, "enable");
 	}
 	err = sockmesh__enroll(sm, &scope, a->val[O_ATTACH_CGROUP], &pol);
-	sm_annotations_free(&ann);
+	sockmesh_annotations__free(ann);
 	if (err) {
 		/* Do not leave a freshly loaded, empty instance behind. */
 		sockmesh__unload_if_unused(sm);
@@ -680,6 +585,32 @@ static void print_scope_text(struct sockmesh *sm, const struct sockmesh_scope_in
 
 /* ---- sockmeshd (status, uninstall) --------------------------------------- */
 
+/* Start time of a process (field 22 of /proc/PID/stat): with the pid it
+ * names a process, as pids are reused.
+ */
+static unsigned long long proc_start_ticks(long long pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long v = 0;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%lld/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* the command name may hold spaces and ')': count from the last ')' */
+	p = strrchr(buf, ')');
+	for (int field = 2; p && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	if (p)
+		v = strtoull(p + 1, NULL, 10);
+	return v;
+}
+
 /* What sockmeshd's state file says, and whether that process still runs
  * (same pid and start time). Returns {"state_file", "running", ...}.
  */
@@ -717,7 +648,7 @@ static json_object *daemon_state(struct cmd_args *a)
 		} else if (kill((pid_t)pid, 0) && errno != EPERM) {
 			snprintf(why, sizeof(why), "pid %lld is not running (stale state file)",
 				 pid);
-		} else if (ticks && sm_proc_start_ticks(pid) != ticks) {
+		} else if (ticks && proc_start_ticks(pid) != ticks) {
 			snprintf(why, sizeof(why),
 				 "pid %lld is another process now (stale state file)", pid);
 		} else {
@@ -871,122 +802,44 @@ static int cmd_stats(struct cmd_args *a)
 	return list_scopes(a, true);
 }
 
-struct check {
-	const char *name;
-	bool ok;
-	char detail[256];
+struct doctor_out {
+	json_object *arr; /* -j */
 };
+
+static void doctor_check(const struct sockmesh_check *c, void *ctx)
+{
+	struct doctor_out *d = ctx;
+
+	if (d->arr) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "check", json_object_new_string(c->name));
+		json_object_object_add(o, "ok", json_object_new_boolean(c->ok));
+		json_object_object_add(o, "detail", json_object_new_string(c->detail));
+		json_object_array_add(d->arr, o);
+	} else {
+		printf("  [%s] %-36s %s\n", c->ok ? " ok " : "FAIL", c->name, c->detail);
+	}
+}
 
 static int cmd_doctor(struct cmd_args *a)
 {
-	static const struct {
-		enum bpf_prog_type type;
-		const char *name;
-	} ptypes[] = {
-		{ BPF_PROG_TYPE_CGROUP_SOCK_ADDR, "prog cgroup_sock_addr (connect4/6)" },
-		{ BPF_PROG_TYPE_SOCK_OPS, "prog sock_ops" },
-		{ BPF_PROG_TYPE_SK_MSG, "prog sk_msg" },
-		{ BPF_PROG_TYPE_CGROUP_SOCKOPT, "prog cgroup_sockopt (getsockopt)" },
-		{ BPF_PROG_TYPE_SK_LOOKUP, "prog sk_lookup (inbound capture)" },
-	};
-	static const struct {
-		enum bpf_map_type type;
-		const char *name;
-	} mtypes[] = {
-		{ BPF_MAP_TYPE_SOCKHASH, "map sockhash" },
-		{ BPF_MAP_TYPE_SK_STORAGE, "map sk_storage" },
-		{ BPF_MAP_TYPE_LPM_TRIE, "map lpm_trie" },
-		{ BPF_MAP_TYPE_LRU_HASH, "map lru_hash" },
-		{ BPF_MAP_TYPE_PERCPU_HASH, "map percpu_hash" },
-	};
-	struct check checks[32];
-	int n = 0, bad = 0;
+	struct doctor_out d = { .arr = json_mode ? json_object_new_array() : NULL };
 	struct utsname u;
-	struct statfs sfs;
-	char root[4096];
-	struct sockmesh_bpf *skel;
+	int bad;
 
 	(void)a;
 	uname(&u);
-	checks[n] = (struct check){ "root", geteuid() == 0, "" };
-	snprintf(checks[n].detail, sizeof(checks[n].detail), "%s",
-		 checks[n].ok ? "running as root" :
-				"run as root (needs CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)");
-	n++;
-	checks[n] = (struct check){ "cgroup2", sm_cgroup2_root(root, sizeof(root)) == 0, "" };
-	snprintf(checks[n].detail, sizeof(checks[n].detail), "%.200s",
-		 checks[n].ok ? root :
-				"mount cgroup2: mount -t cgroup2 none /sys/fs/cgroup/unified");
-	n++;
-	checks[n] = (struct check){ "bpffs",
-				    statfs("/sys/fs/bpf", &sfs) == 0 && sfs.f_type == BPF_FS_MAGIC,
-				    "" };
-	snprintf(
-		checks[n].detail, sizeof(checks[n].detail), "%s",
-		checks[n].ok ?
-			"/sys/fs/bpf" :
-			"not mounted; sockmesh enable mounts it, or: mount -t bpf bpf /sys/fs/bpf");
-	n++;
-	for (size_t i = 0; i < sizeof(ptypes) / sizeof(ptypes[0]); i++, n++) {
-		int r = libbpf_probe_bpf_prog_type(ptypes[i].type, NULL);
-
-		checks[n] = (struct check){ ptypes[i].name, r == 1, "" };
-		snprintf(
-			checks[n].detail, sizeof(checks[n].detail), "%s",
-			r == 1 ?
-				"supported" :
-				"missing: kernel needs CONFIG_CGROUP_BPF / CONFIG_BPF_STREAM_PARSER / CONFIG_NET_SOCK_MSG");
-	}
-	for (size_t i = 0; i < sizeof(mtypes) / sizeof(mtypes[0]); i++, n++) {
-		int r = libbpf_probe_bpf_map_type(mtypes[i].type, NULL);
-
-		checks[n] = (struct check){ mtypes[i].name, r == 1, "" };
-		snprintf(checks[n].detail, sizeof(checks[n].detail), "%s",
-			 r == 1 ? "supported" : "missing: kernel too old or BPF_STREAM_PARSER off");
-	}
-	/* The real test: does the verifier of this kernel take our programs? */
-	skel = sockmesh_bpf__open();
-	if (skel) {
-		int err;
-
-		/* keep the probe cheap: shrink tables */
-		bpf_map__set_max_entries(skel->maps.pending_map, 16);
-		err = sockmesh_bpf__load(skel);
-		checks[n] = (struct check){ "load data path", err == 0, "" };
-		snprintf(checks[n].detail, sizeof(checks[n].detail), "%s%s",
-			 err ? "the verifier rejected a program: rerun with -v for its log: " :
-			       "all programs load",
-			 err ? strerror(-err) : "");
-		sockmesh_bpf__destroy(skel);
-	} else {
-		checks[n] = (struct check){ "load data path", false, "cannot open the BPF object" };
-	}
-	n++;
-
+	if (!json_mode)
+		printf("kernel %s\n", u.release);
+	bad = sockmesh_probe_kernel(doctor_check, &d);
 	if (json_mode) {
-		json_object *o = json_object_new_object(), *arr = json_object_new_array();
+		json_object *o = json_object_new_object();
 
 		json_object_object_add(o, "kernel", json_object_new_string(u.release));
-		for (int i = 0; i < n; i++) {
-			json_object *c = json_object_new_object();
-
-			json_object_object_add(c, "check", json_object_new_string(checks[i].name));
-			json_object_object_add(c, "ok", json_object_new_boolean(checks[i].ok));
-			json_object_object_add(c, "detail",
-					       json_object_new_string(checks[i].detail));
-			json_object_array_add(arr, c);
-		}
-		json_object_object_add(o, "checks", arr);
+		json_object_object_add(o, "checks", d.arr);
 		print_json(o);
 		json_object_put(o);
-	} else {
-		printf("kernel %s\n", u.release);
-	}
-	for (int i = 0; i < n; i++) {
-		bad += !checks[i].ok;
-		if (!json_mode)
-			printf("  [%s] %-36s %s\n", checks[i].ok ? " ok " : "FAIL", checks[i].name,
-			       checks[i].detail);
 	}
 	return bad ? EXIT_FAIL : 0;
 }
@@ -1330,6 +1183,7 @@ int main(int argc, char **argv)
 		}
 	}
 	libbpf_set_print(libbpf_print);
+	opt_defs_init();
 	if (optind >= argc) {
 		usage(stderr);
 		return EXIT_USAGE;
