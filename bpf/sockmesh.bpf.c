@@ -108,7 +108,7 @@ struct {
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
-	__uint(max_entries, SM_LISTENERS_PER_SCOPE * SM_DEFAULT_MAX_SCOPES);
+	__uint(max_entries, SM_LISTENERS_PER_SCOPE *SM_DEFAULT_MAX_SCOPES);
 	__type(key, struct sm_listener_key);
 	__type(value, __u64);
 } listener_map SEC(".maps");

@@ -271,7 +271,8 @@ enum sockmesh_field_flags {
 	SOCKMESH_FIELD_NETNS_ONLY = 1u << 1, /* only means something for a netns scope */
 	SOCKMESH_FIELD_NEEDS_DNS = 1u << 2, /* only with redirect_dns */
 	SOCKMESH_FIELD_CNI_NEGATED = 1u << 3, /* the CNI key is the opposite flag ("splice") */
-	SOCKMESH_FIELD_CNI_DERIVED = 1u << 4, /* the CNI plugin fills it (pod_ips from prevResult) */
+	SOCKMESH_FIELD_CNI_DERIVED = 1u
+				     << 4, /* the CNI plugin fills it (pod_ips from prevResult) */
 };
 
 struct sockmesh_field_desc {

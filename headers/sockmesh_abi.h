@@ -333,7 +333,6 @@ _Static_assert(sizeof(struct sm_dns_state) == 32, "sm_dns_state layout");
 _Static_assert(sizeof(struct sm_pod_addr_key) == 20, "sm_pod_addr_key layout");
 _Static_assert(sizeof(struct sm_listener_key) == 16, "sm_listener_key layout");
 
-
 /* ---- map keys: built here, by both sides -------------------------------
  * Each key is built by one function so the BPF program and the library hash
  * the same bytes (padding zeroed, prefix lengths counted the same way).

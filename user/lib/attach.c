@@ -33,7 +33,7 @@ bool sm_cgroup_attached(struct sockmesh *sm, __u64 cgid)
 
 	for (size_t i = 0; i < sm_n_cgroup_hooks; i++) {
 		sm_pin_path(sm, p, sizeof(p), "link_%llu_%s", (unsigned long long)cgid,
-			 sm_cgroup_hooks[i].hook);
+			    sm_cgroup_hooks[i].hook);
 		if (access(p, F_OK))
 			return false;
 	}
@@ -46,7 +46,7 @@ void sm_detach_cgroup(struct sockmesh *sm, __u64 cgid)
 
 	for (size_t i = 0; i < sm_n_cgroup_hooks; i++) {
 		sm_pin_path(sm, p, sizeof(p), "link_%llu_%s", (unsigned long long)cgid,
-			 sm_cgroup_hooks[i].hook);
+			    sm_cgroup_hooks[i].hook);
 		unlink(p);
 	}
 }
@@ -64,14 +64,15 @@ int sm_attach_at_cgroup(struct sockmesh *sm, const char *path, __u64 cgid)
 	}
 	for (size_t i = 0; i < sm_n_cgroup_hooks; i++) {
 		sm_pin_path(sm, p, sizeof(p), "link_%llu_%s", (unsigned long long)cgid,
-			 sm_cgroup_hooks[i].hook);
+			    sm_cgroup_hooks[i].hook);
 		if (access(p, F_OK) == 0)
 			continue;
-		link = bpf_link_create(sm->prog_fd[sm_cgroup_hooks[i].prog], cg, sm_cgroup_hooks[i].type,
-				       NULL);
+		link = bpf_link_create(sm->prog_fd[sm_cgroup_hooks[i].prog], cg,
+				       sm_cgroup_hooks[i].type, NULL);
 		if (link < 0) {
 			err = -errno;
-			sm_set_err(-err, "attach: %s on '%s' failed", sm_cgroup_hooks[i].hook, path);
+			sm_set_err(-err, "attach: %s on '%s' failed", sm_cgroup_hooks[i].hook,
+				   path);
 			break;
 		}
 		if (bpf_obj_pin(link, p)) {
@@ -87,4 +88,3 @@ int sm_attach_at_cgroup(struct sockmesh *sm, const char *path, __u64 cgid)
 		sm_detach_cgroup(sm, cgid);
 	return err;
 }
-

@@ -57,8 +57,8 @@ static int alloc_scope_idx(struct sockmesh *sm, __u32 *out)
 	}
 	free(used);
 	if (err)
-		sm_set_err(0, "enroll: all %zu scope slots are in use (raise %s)",
-			   nbits - 1, sm_fname(SOCKMESH_F_MAX_SCOPES));
+		sm_set_err(0, "enroll: all %zu scope slots are in use (raise %s)", nbits - 1,
+			   sm_fname(SOCKMESH_F_MAX_SCOPES));
 	return err;
 }
 
@@ -157,7 +157,8 @@ static int enroll_locked(struct sockmesh *sm, const struct sockmesh_scope *scope
 		if (!attach_cgroup) {
 			err = sm_cgroup2_root(root, sizeof(root));
 			if (err) {
-				sm_set_err(-err, "%s: no cgroup2 mount", sm_fname(SOCKMESH_F_ATTACH_CGROUP));
+				sm_set_err(-err, "%s: no cgroup2 mount",
+					   sm_fname(SOCKMESH_F_ATTACH_CGROUP));
 				goto out;
 			}
 			attach_cgroup = root;
@@ -215,7 +216,8 @@ static int enroll_locked(struct sockmesh *sm, const struct sockmesh_scope *scope
 	bpf_map_update_elem(sm->map_fd[MAP_scope_meta_map], &key, &meta, BPF_ANY);
 	if (bpf_map_update_elem(sm->map_fd[MAP_scope_map], &key, &c.pol, BPF_ANY)) {
 		err = -errno;
-		sm_set_err(-err, "enroll: cannot store the scope (raise %s?)", sm_fname(SOCKMESH_F_MAX_SCOPES));
+		sm_set_err(-err, "enroll: cannot store the scope (raise %s?)",
+			   sm_fname(SOCKMESH_F_MAX_SCOPES));
 		if (!existed) {
 			bpf_map_delete_elem(sm->map_fd[MAP_scope_meta_map], &key);
 			if (scope->kind == SOCKMESH_SCOPE_NETNS)
@@ -364,7 +366,8 @@ int sockmesh_purge(const char *pin_dir)
 	int lock, err;
 
 	if (!pin_dir || pin_dir[0] != '/') {
-		sm_set_err(0, "%s: '%s' must be an absolute path", sm_fname(SOCKMESH_F_PIN_DIR), pin_dir ? pin_dir : "");
+		sm_set_err(0, "%s: '%s' must be an absolute path", sm_fname(SOCKMESH_F_PIN_DIR),
+			   pin_dir ? pin_dir : "");
 		return -EINVAL;
 	}
 	snprintf(tmp.pin_dir, sizeof(tmp.pin_dir), "%s", pin_dir);
@@ -402,4 +405,3 @@ int sockmesh__destroy(struct sockmesh *sm)
 		return 0;
 	return LOCKED(sm, teardown(sm));
 }
-

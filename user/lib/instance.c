@@ -175,7 +175,8 @@ static int ensure_bpffs(const char *pin_dir)
 	snprintf(parent, sizeof(parent), "%s", pin_dir);
 	slash = strrchr(parent, '/');
 	if (!slash || slash == parent) {
-		sm_set_err(0, "%s: '%s' must be a directory inside a bpffs mount", sm_fname(SOCKMESH_F_PIN_DIR), pin_dir);
+		sm_set_err(0, "%s: '%s' must be a directory inside a bpffs mount",
+			   sm_fname(SOCKMESH_F_PIN_DIR), pin_dir);
 		return -EINVAL;
 	}
 	*slash = '\0';
@@ -237,9 +238,10 @@ static int create_pinned(struct sockmesh *sm, const struct sockmesh_open_opts *o
 		set_size(maps[MAP_pair_map], o->max_conns);
 		if (o->splice_budget)
 			skel->rodata->splice_budget = o->splice_budget;
-		set_size(maps[MAP_splice_map], o->max_splice_socks ?
-						   o->max_splice_socks :
-						   (o->max_conns ? SM_SOCKS_PER_CONN * o->max_conns : 0));
+		set_size(maps[MAP_splice_map],
+			 o->max_splice_socks ?
+				 o->max_splice_socks :
+				 (o->max_conns ? SM_SOCKS_PER_CONN * o->max_conns : 0));
 		set_size(maps[MAP_cidr_map], o->max_rules);
 		set_size(maps[MAP_port_map], o->max_rules);
 		set_size(maps[MAP_pending_map], o->max_pending);
@@ -251,7 +253,8 @@ static int create_pinned(struct sockmesh *sm, const struct sockmesh_open_opts *o
 	}
 	if (mkdir(sm->pin_dir, 0700) && errno != EEXIST) {
 		err = -errno;
-		sm_set_err(-err, "%s: cannot create '%s'", sm_fname(SOCKMESH_F_PIN_DIR), sm->pin_dir);
+		sm_set_err(-err, "%s: cannot create '%s'", sm_fname(SOCKMESH_F_PIN_DIR),
+			   sm->pin_dir);
 		goto out;
 	}
 	for (int i = 0; i < MAP_COUNT; i++) {
@@ -393,7 +396,8 @@ struct sockmesh *sockmesh__open(const struct sockmesh_open_opts *user_opts)
 	    (opts->splice_budget < SM_MIN_SPLICE_BUDGET ||
 	     opts->splice_budget > SM_MAX_SPLICE_BUDGET)) {
 		sm_set_err(0, "%s: %llu is out of range (%llu..%llu bytes)",
-			   sm_fname(SOCKMESH_F_SPLICE_BUDGET), (unsigned long long)opts->splice_budget,
+			   sm_fname(SOCKMESH_F_SPLICE_BUDGET),
+			   (unsigned long long)opts->splice_budget,
 			   (unsigned long long)SM_MIN_SPLICE_BUDGET,
 			   (unsigned long long)SM_MAX_SPLICE_BUDGET);
 		errno = EINVAL;
@@ -412,15 +416,15 @@ struct sockmesh *sockmesh__open(const struct sockmesh_open_opts *user_opts)
 			if (sizes[i].v <= sockmesh_field(sizes[i].f)->max)
 				continue;
 			sm_set_err(0, "%s: %u is out of range (max %llu)", sm_fname(sizes[i].f),
-				   sizes[i].v,
-				   (unsigned long long)sockmesh_field(sizes[i].f)->max);
+				   sizes[i].v, (unsigned long long)sockmesh_field(sizes[i].f)->max);
 			errno = ERANGE;
 			return NULL;
 		}
 	}
 	dir = opts && opts->pin_dir ? opts->pin_dir : SOCKMESH_DEFAULT_PIN_DIR;
 	if (dir[0] != '/' || strlen(dir) >= PATH_MAX - 64) {
-		sm_set_err(0, "%s: '%s' must be an absolute path", sm_fname(SOCKMESH_F_PIN_DIR), dir);
+		sm_set_err(0, "%s: '%s' must be an absolute path", sm_fname(SOCKMESH_F_PIN_DIR),
+			   dir);
 		errno = EINVAL;
 		return NULL;
 	}
@@ -483,4 +487,3 @@ const char *sockmesh__pin_dir(const struct sockmesh *sm)
 {
 	return sm->pin_dir;
 }
-

@@ -70,7 +70,7 @@ SM_HIDDEN bool sm_cgroup_attached(struct sockmesh *sm, __u64 cgid);
 SM_HIDDEN void sm_detach_cgroup(struct sockmesh *sm, __u64 cgid);
 SM_HIDDEN void sm_detach_netns(struct sockmesh *sm, __u64 netns);
 SM_HIDDEN int sm_pod_setup(struct sockmesh *sm, const struct sockmesh_scope *scope,
-		     const struct sm_compiled *c);
+			   const struct sm_compiled *c);
 SM_HIDDEN void sm_pod_teardown(struct sockmesh *sm, __u64 netns);
 SM_HIDDEN void sm_rules_delete(struct sockmesh *sm, __u32 rules_id);
 SM_HIDDEN int sm_rules_write(struct sockmesh *sm, __u32 rules_id, const struct sm_compiled *c);

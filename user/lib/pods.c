@@ -34,7 +34,8 @@ static void pod_addrs_clear(struct sockmesh *sm, __u64 netns)
 	__u64 v;
 
 	while (bpf_map_get_next_key(sm->map_fd[MAP_pod_addr_map], prev, &next) == 0) {
-		if (bpf_map_lookup_elem(sm->map_fd[MAP_pod_addr_map], &next, &v) == 0 && v == netns) {
+		if (bpf_map_lookup_elem(sm->map_fd[MAP_pod_addr_map], &next, &v) == 0 &&
+		    v == netns) {
 			if (n == cap) {
 				void *nd = realloc(del, (cap = cap ? 2 * cap : 8) * sizeof(*del));
 
@@ -214,7 +215,7 @@ int sockmesh__register_inbound_listener(struct sockmesh *sm, const struct sockme
  * its netns, and a listener that was there before us.
  */
 int sm_pod_setup(struct sockmesh *sm, const struct sockmesh_scope *scope,
-		     const struct sm_compiled *c)
+		 const struct sm_compiled *c)
 {
 	struct sm_list found = { 0 };
 	const struct sm_list *addrs = &c->pod_ips;
@@ -226,7 +227,8 @@ int sm_pod_setup(struct sockmesh *sm, const struct sockmesh_scope *scope,
 		return nsfd;
 	err = sm_netns_cookie(nsfd, &cookie);
 	if (!err && cookie != scope->id) {
-		sm_set_err(0, "%s: '%s' is no longer the namespace it was", sm_fname(SOCKMESH_F_NETNS), scope->name);
+		sm_set_err(0, "%s: '%s' is no longer the namespace it was",
+			   sm_fname(SOCKMESH_F_NETNS), scope->name);
 		err = -ESTALE;
 	}
 	if (!err && !addrs->n) {
@@ -252,4 +254,3 @@ void sm_pod_teardown(struct sockmesh *sm, __u64 netns)
 	pod_addrs_clear(sm, netns);
 	sm_detach_netns(sm, netns);
 }
-

@@ -417,28 +417,31 @@ int sm_policy_compile(const struct sockmesh_policy *user, struct sm_compiled *ou
 	inc_cidrs = in->include_outbound_cidrs ? in->include_outbound_cidrs : "*";
 	inc_ports = in->include_outbound_ports ? in->include_outbound_ports : "*";
 
-	err = sm_parse_cidr_list(sm_fname(SOCKMESH_F_INCLUDE_OUTBOUND_CIDRS), inc_cidrs, true, &out->inc_cidrs);
+	err = sm_parse_cidr_list(sm_fname(SOCKMESH_F_INCLUDE_OUTBOUND_CIDRS), inc_cidrs, true,
+				 &out->inc_cidrs);
 	if (!err)
-		err = sm_parse_cidr_list(sm_fname(SOCKMESH_F_EXCLUDE_OUTBOUND_CIDRS), in->exclude_outbound_cidrs,
-					 false, &out->exc_cidrs);
+		err = sm_parse_cidr_list(sm_fname(SOCKMESH_F_EXCLUDE_OUTBOUND_CIDRS),
+					 in->exclude_outbound_cidrs, false, &out->exc_cidrs);
 	if (!err)
-		err = sm_parse_port_list(sm_fname(SOCKMESH_F_INCLUDE_OUTBOUND_PORTS), inc_ports, true,
-					 &out->inc_ports);
+		err = sm_parse_port_list(sm_fname(SOCKMESH_F_INCLUDE_OUTBOUND_PORTS), inc_ports,
+					 true, &out->inc_ports);
 	if (!err)
-		err = sm_parse_port_list(sm_fname(SOCKMESH_F_EXCLUDE_OUTBOUND_PORTS), in->exclude_outbound_ports,
-					 false, &out->exc_ports);
+		err = sm_parse_port_list(sm_fname(SOCKMESH_F_EXCLUDE_OUTBOUND_PORTS),
+					 in->exclude_outbound_ports, false, &out->exc_ports);
 	if (!err)
 		err = sm_parse_port_list(sm_fname(SOCKMESH_F_INCLUDE_INBOUND_PORTS),
 					 in->include_inbound_ports ? in->include_inbound_ports :
 								     "*",
 					 true, &out->inc_in_ports);
 	if (!err)
-		err = sm_parse_port_list(sm_fname(SOCKMESH_F_EXCLUDE_INBOUND_PORTS), in->exclude_inbound_ports, false,
-					 &out->exc_in_ports);
+		err = sm_parse_port_list(sm_fname(SOCKMESH_F_EXCLUDE_INBOUND_PORTS),
+					 in->exclude_inbound_ports, false, &out->exc_in_ports);
 	if (!err)
-		err = sm_parse_cidr_list(sm_fname(SOCKMESH_F_POD_IPS), in->pod_ips, false, &out->pod_ips);
+		err = sm_parse_cidr_list(sm_fname(SOCKMESH_F_POD_IPS), in->pod_ips, false,
+					 &out->pod_ips);
 	if (!err)
-		err = sm_parse_cidr_list(sm_fname(SOCKMESH_F_DNS_SERVERS), in->dns_servers, false, &out->dns_servers);
+		err = sm_parse_cidr_list(sm_fname(SOCKMESH_F_DNS_SERVERS), in->dns_servers, false,
+					 &out->dns_servers);
 	if (!err && !in->redirect_dns) {
 		/* name the first field that only means something with DNS capture */
 		const char *dns = sm_fname(SOCKMESH_F_REDIRECT_DNS);
@@ -450,8 +453,8 @@ int sm_policy_compile(const struct sockmesh_policy *user, struct sm_compiled *ou
 			sm_set_err(0, "%s: '%s' needs DNS capture (%s) on",
 				   sm_fname(SOCKMESH_F_DNS_SERVERS), in->dns_servers, dns);
 		else if (in->dns_port)
-			sm_set_err(0, "%s: %u needs DNS capture (%s) on", sm_fname(SOCKMESH_F_DNS_PORT),
-				   in->dns_port, dns);
+			sm_set_err(0, "%s: %u needs DNS capture (%s) on",
+				   sm_fname(SOCKMESH_F_DNS_PORT), in->dns_port, dns);
 		if (in->capture_all_dns || in->dns_servers || in->dns_port)
 			err = -EINVAL;
 	}

@@ -58,7 +58,8 @@ int sockmesh_probe_kernel(sockmesh_check_fn fn, void *ctx)
 
 	ok = geteuid() == 0;
 	report(fn, ctx, &bad, "root", ok,
-	       ok ? "running as root" : "run as root (needs CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)");
+	       ok ? "running as root" :
+		    "run as root (needs CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)");
 	ok = sm_cgroup2_root(root, sizeof(root)) == 0;
 	report(fn, ctx, &bad, "cgroup2", ok,
 	       ok ? root : "mount cgroup2: mount -t cgroup2 none /sys/fs/cgroup/unified");

@@ -60,7 +60,8 @@ int sockmesh__for_each_link(struct sockmesh *sm, sockmesh_link_fn fn, void *ctx)
 		char p[PATH_MAX];
 		int fd;
 
-		if (strncmp(e->d_name, "link_", 5) || sm_pin_path(sm, p, sizeof(p), "%s", e->d_name))
+		if (strncmp(e->d_name, "link_", 5) ||
+		    sm_pin_path(sm, p, sizeof(p), "%s", e->d_name))
 			continue;
 		fd = bpf_obj_get(p);
 		if (fd < 0)
@@ -133,10 +134,10 @@ static int list_add(struct sm_list *l, const void *item, size_t sz)
 static int compiled_from_maps(struct sockmesh *sm, const struct sockmesh_scope *scope,
 			      struct sm_compiled *c)
 {
-	struct sm_list *cl[6] = { NULL, &c->inc_cidrs, &c->exc_cidrs, NULL, NULL,
-				  &c->dns_servers };
-	struct sm_list *pl[6] = { NULL, &c->inc_ports, &c->exc_ports, &c->inc_in_ports,
-				  &c->exc_in_ports, NULL };
+	struct sm_list *cl[6] = { NULL, &c->inc_cidrs, &c->exc_cidrs, NULL, NULL, &c->dns_servers };
+	struct sm_list *pl[6] = {
+		NULL, &c->inc_ports, &c->exc_ports, &c->inc_in_ports, &c->exc_in_ports, NULL
+	};
 	struct sm_cidr_key ck, *cprev = NULL;
 	struct sm_port_key pk, *pprev = NULL;
 	struct sm_pod_addr_key ak, *aprev = NULL;
@@ -193,8 +194,7 @@ static void put(char *buf, size_t len, size_t *o, const char *s)
 	*o += n > 0 ? (size_t)n : 0;
 }
 
-static void render_cidrs(const struct sm_list *l, bool addr_only, char *buf, size_t len,
-			 size_t *o)
+static void render_cidrs(const struct sm_list *l, bool addr_only, char *buf, size_t len, size_t *o)
 {
 	struct sm_cidr *v = l->v;
 
@@ -312,8 +312,7 @@ int sockmesh__policy_get(struct sockmesh *sm, const struct sockmesh_scope *scope
 
 	if (!sm || sm->destroyed || !scope || !buf || !len)
 		return -EINVAL;
-	if ((unsigned int)f >= SOCKMESH_F__COUNT ||
-	    sockmesh_field(f)->kind != SOCKMESH_FK_POLICY) {
+	if ((unsigned int)f >= SOCKMESH_F__COUNT || sockmesh_field(f)->kind != SOCKMESH_FK_POLICY) {
 		sm_set_err(0, "policy: %d is not a policy field", (int)f);
 		return -EINVAL;
 	}

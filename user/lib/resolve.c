@@ -88,8 +88,8 @@ int sockmesh_scope_from_cgroup(const char *path, struct sockmesh_scope *out)
 	if (err)
 		return err;
 	if (depth >= SM_MAX_CGROUP_DEPTH - 1) {
-		sm_set_err(0, "%s: '%s' is %d levels deep; at most %d are searched", sm_fname(SOCKMESH_F_CGROUP), path,
-			   depth, SM_MAX_CGROUP_DEPTH - 2);
+		sm_set_err(0, "%s: '%s' is %d levels deep; at most %d are searched",
+			   sm_fname(SOCKMESH_F_CGROUP), path, depth, SM_MAX_CGROUP_DEPTH - 2);
 		return -EINVAL;
 	}
 	out->kind = SOCKMESH_SCOPE_CGROUP;
@@ -141,7 +141,8 @@ int sm_open_netns(const char *name_or_path)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		err = -errno;
-		sm_set_err(-err, "%s: unknown network namespace '%s'", sm_fname(SOCKMESH_F_NETNS), name_or_path);
+		sm_set_err(-err, "%s: unknown network namespace '%s'", sm_fname(SOCKMESH_F_NETNS),
+			   name_or_path);
 		return err == -ENOENT ? -EINVAL : err;
 	}
 	return fd;
@@ -227,4 +228,3 @@ out:
 		freeifaddrs(ifa);
 	return err;
 }
-

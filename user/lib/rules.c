@@ -121,4 +121,3 @@ void sm_rules_delete(struct sockmesh *sm, __u32 rules_id)
 	delete_matching(sm->map_fd[MAP_port_map], sizeof(struct sm_port_key), rules_id,
 			port_key_rules_id);
 }
-

@@ -223,9 +223,8 @@ const struct sockmesh_field_desc *sockmesh_field_lookup(const char *name)
 
 static const char marks[SOCKMESH_F__COUNT][3] = {
 #define M(i) [i] = { SM_MARK, 0x40 + i, 0 }
-	M(0),  M(1),  M(2),  M(3),  M(4),  M(5),  M(6),	 M(7),	M(8),
-	M(9),  M(10), M(11), M(12), M(13), M(14), M(15), M(16), M(17),
-	M(18), M(19), M(20), M(21), M(22), M(23), M(24),
+	M(0),  M(1),  M(2),  M(3),  M(4),  M(5),  M(6),	 M(7),	M(8),  M(9),  M(10), M(11), M(12),
+	M(13), M(14), M(15), M(16), M(17), M(18), M(19), M(20), M(21), M(22), M(23), M(24),
 #undef M
 };
 _Static_assert(SOCKMESH_F__COUNT == 25, "one marker per field");
