@@ -8,7 +8,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PKGS=(clang libbpf-dev bpftool libelf-dev zlib1g-dev meson ninja-build pkg-config
       libcunit1-dev libjson-c-dev libclang-rt-14-dev
       haproxy nginx-light curl socat sockperf iperf3 wrk python3 jq gnuplot-nox
-      iproute2 iptables procps shellcheck
+      iproute2 iptables procps shellcheck pandoc man-db groff-base
       libmicrohttpd-dev containernetworking-plugins dnsutils dnsmasq-base yamllint prometheus
       qemu-system-x86 kmod linux-perf)
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Run every sockmesh test on this machine (root): unit tests (plain and
-# ASan+UBSan), the CUnit kernel tests, the end-to-end suite, a bounded fuzz
-# run of the parsers, the benchmark smoke run and the lint checks.
+# ASan+UBSan), the CUnit kernel tests, the installed tree (meson install into
+# a scratch DESTDIR, docs drift), the end-to-end suite, a bounded fuzz run of
+# the parsers, the benchmark smoke run and the lint checks.
 # Bootstraps (apt-get, build) first. Ends with "N passed, N failed".
-#   scripts/test.sh [SUITE...]   suites: unit asan kernel e2e fuzz bench lint vm
+#   scripts/test.sh [SUITE...]   suites: unit asan kernel install e2e fuzz bench lint vm
 # SOCKMESH_TEST_VM=1 adds vm (the kernel suite inside a Debian 6.1 guest).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,7 +16,7 @@ if [ "${SOCKMESH_NO_BOOTSTRAP:-0}" != 1 ]; then
 	"$ROOT/scripts/bootstrap.sh" || { echo "bootstrap failed" >&2; exit 1; }
 fi
 
-ALL=(lint unit asan kernel e2e fuzz bench)
+ALL=(lint unit asan kernel install e2e fuzz bench)
 [ "${SOCKMESH_TEST_VM:-0}" = 1 ] && ALL+=(vm)
 SUITES=("$@")
 [ ${#SUITES[@]} -eq 0 ] && SUITES=("${ALL[@]}")
@@ -63,7 +64,7 @@ run_suite() {
 	lint)
 		rc=0
 		shellcheck -x scripts/*.sh scripts/lib/*.sh selftests/e2e/*.sh scripts/bench/*.sh \
-			.ci/run >"$log" 2>&1 || rc=1
+			selftests/install/*.sh completion/*.bash .ci/run >"$log" 2>&1 || rc=1
 		if command -v clang-format >/dev/null; then
 			# kernel style: the tree must be formatted as .clang-format says
 			git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror >>"$log" 2>&1 || rc=1
@@ -91,6 +92,19 @@ run_suite() {
 		rc=$?
 		count_meson build "$log"
 		[ $rc = 0 ] || failed_names+=(kernel)
+		;;
+	install)
+		# what meson install puts on a machine, run from a scratch DESTDIR
+		selftests/install/test_installed.sh build >"$log" 2>&1
+		rc=$?
+		count_plain "$log"
+		[ $rc = 0 ] || failed_names+=(install)
+		# the CLI's options = docs/cli-contract.md = man/sockmesh.8.md
+		selftests/install/test_docs.sh >"$LOGDIR/install-docs.log" 2>&1
+		rc=$?
+		count_plain "$LOGDIR/install-docs.log"
+		[ $rc = 0 ] || failed_names+=(install-docs)
+		cat "$LOGDIR/install-docs.log" >>"$log"
 		;;
 	e2e)
 		# SOCKMESH_E2E_ONLY="splice capture": only those scripts
