@@ -58,6 +58,13 @@
  */
 #define SM_MAX_CGROUP_DEPTH 32
 
+/* A policy's rules live under rules_id = its scope_idx, or scope_idx with
+ * this bit flipped: a re-enrollment writes the new rules under the other id,
+ * switches the policy with one map update, then deletes the old rules, so
+ * traffic sees the old or the new rules, never a mix.
+ */
+#define SM_RULES_ID_ALT (1u << 31)
+
 /* Stats slot 0 is for events that have no scope (not enrolled). */
 #define SM_SCOPE_IDX_GLOBAL 0
 

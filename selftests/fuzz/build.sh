@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Build the policy parser fuzzer (libFuzzer + ASan + UBSan) from
-# selftests/fuzz/fuzz_policy.c and user/lib/policy.c.
+# selftests/fuzz/fuzz_policy.c and the library's parsers (policy.c, the schema,
+# the annotations).
 #   selftests/fuzz/build.sh [OUTDIR]    default OUTDIR: build/fuzz
 # CC overrides the compiler (default: clang, else clang-14).
 set -euo pipefail
@@ -25,10 +26,13 @@ if [ -z "$cc" ]; then
 fi
 
 mkdir -p "$out"
+read -r -a jsonc_cflags <<<"$(pkg-config --cflags json-c)"
+read -r -a jsonc_libs <<<"$(pkg-config --libs json-c)"
 "$cc" -std=gnu11 -g -O1 \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-Wall -Wextra -Werror \
-	-D_GNU_SOURCE -I "$root/headers" -I "$root/user/lib" \
-	"$here/fuzz_policy.c" "$root/user/lib/policy.c" \
+	-D_GNU_SOURCE -I "$root/headers" -I "$root/user/lib" "${jsonc_cflags[@]}" \
+	"$here/fuzz_policy.c" "$root/user/lib/policy.c" "$root/user/lib/schema.c" \
+	"$root/user/lib/annotations.c" "${jsonc_libs[@]}" \
 	-o "$out/fuzz_policy"
 echo "built $out/fuzz_policy"

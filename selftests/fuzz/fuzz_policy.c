@@ -287,6 +287,55 @@ static void fuzz_compile(char *s, size_t size, const char *in)
 		fail("validate and compile disagree", in);
 }
 
+/* Every schema field set from the input: it is taken, or refused with an
+ * error about that field (in every vocabulary) and the policy unchanged.
+ */
+static void fuzz_schema(const char *in)
+{
+	for (unsigned int i = 0; sockmesh_field(i); i++) {
+		const struct sockmesh_field_desc *f = sockmesh_field(i);
+		struct sockmesh_policy pol = { .sz = sizeof(pol) }, before;
+		struct sockmesh_open_opts oo = { .sz = sizeof(oo) };
+		char msg[1024], opt[80];
+		int err;
+
+		if (f->kind == SOCKMESH_FK_POLICY) {
+			before = pol;
+			err = sockmesh_policy__set(&pol, f->id, in);
+			if (err && memcmp(&pol, &before, sizeof(pol)))
+				fail("a refused value changed the policy", in);
+		} else if (f->kind == SOCKMESH_FK_LOAD) {
+			err = sockmesh_open_opts__set(&oo, f->id, in);
+		} else {
+			continue;
+		}
+		if (!err)
+			continue;
+		if (err != -EINVAL && err != -ERANGE)
+			fail("schema set: unexpected error code", in);
+		if (sockmesh_errfield() != (int)f->id)
+			fail("schema set: the error is about another field", in);
+		snprintf(opt, sizeof(opt), "--%s", f->option);
+		if (!strstr(sockmesh_errmsg_as(SOCKMESH_NAMES_CLI, msg, sizeof(msg)), opt))
+			fail("schema set: the CLI message does not name the option", in);
+	}
+}
+
+/* The input as a JSON object of annotations: parsed or refused; what parses
+ * applies to a policy that then validates.
+ */
+static void fuzz_annotations(const char *in)
+{
+	struct sockmesh_annotations *a = sockmesh_annotations__parse(in);
+	struct sockmesh_policy pol = { .sz = sizeof(pol) };
+
+	if (!a)
+		return;
+	if (sockmesh_annotations__apply(a, &pol, 0) == 0 && sockmesh_policy__validate(&pol))
+		fail("annotations that parsed give a policy that does not validate", in);
+	sockmesh_annotations__free(a);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *in = malloc(size + 1), *copy;
@@ -321,6 +370,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		else if (sz < 1 || sz > 1ull << 32)
 			abort();
 	}
+
+	fuzz_schema(in);
+	fuzz_annotations(in);
 
 	copy = strdup(in);
 	if (copy) {

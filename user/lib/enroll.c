@@ -177,7 +177,7 @@ static int enroll_locked(struct sockmesh *sm, const struct sockmesh_scope *scope
 	if (existed) {
 		c.pol.scope_idx = old.scope_idx;
 		/* Two alternating rule sets make the policy switch atomic. */
-		c.pol.rules_id = old.rules_id ^ 0x80000000u;
+		c.pol.rules_id = old.rules_id ^ SM_RULES_ID_ALT;
 	} else {
 		err = alloc_scope_idx(sm, &c.pol.scope_idx);
 		if (err)
@@ -323,31 +323,47 @@ static int handle_current(struct sockmesh *sm)
 }
 
 /* Every mutation runs under the instance lock, on the current instance. */
-#define LOCKED(sm, call)                             \
-	({                                           \
-		int _l = sm_lock((sm)->pin_dir), _r; \
-		if (_l < 0)                          \
-			return _l;                   \
-		_r = handle_current(sm);             \
-		if (!_r)                             \
-			_r = (call);                 \
-		sm_unlock(_l);                       \
-		_r;                                  \
-	})
+/* Take the instance's lock and check the handle still names the instance
+ * pinned now; on success the caller runs its mutation and calls sm_unlock.
+ */
+static int lock_current(struct sockmesh *sm, int *lock)
+{
+	int err;
+
+	*lock = sm_lock(sm->pin_dir);
+	if (*lock < 0)
+		return *lock;
+	err = handle_current(sm);
+	if (err)
+		sm_unlock(*lock);
+	return err;
+}
 
 int sockmesh__enroll(struct sockmesh *sm, const struct sockmesh_scope *scope,
 		     const char *attach_cgroup, const struct sockmesh_policy *pol)
 {
 	if (!sm || !scope || sm->destroyed)
 		return -EINVAL;
-	return LOCKED(sm, enroll_locked(sm, scope, attach_cgroup, pol));
+	int lock, err = lock_current(sm, &lock);
+
+	if (err)
+		return err;
+	err = enroll_locked(sm, scope, attach_cgroup, pol);
+	sm_unlock(lock);
+	return err;
 }
 
 int sockmesh__withdraw(struct sockmesh *sm, const struct sockmesh_scope *scope)
 {
 	if (!sm || !scope || sm->destroyed)
 		return -EINVAL;
-	return LOCKED(sm, withdraw_locked(sm, scope));
+	int lock, err = lock_current(sm, &lock);
+
+	if (err)
+		return err;
+	err = withdraw_locked(sm, scope);
+	sm_unlock(lock);
+	return err;
 }
 
 static int unload_if_unused_locked(struct sockmesh *sm)
@@ -394,7 +410,13 @@ int sockmesh__unload_if_unused(struct sockmesh *sm)
 		return -EINVAL;
 	if (sm->destroyed)
 		return 1;
-	return LOCKED(sm, unload_if_unused_locked(sm));
+	int lock, err = lock_current(sm, &lock);
+
+	if (err)
+		return err;
+	err = unload_if_unused_locked(sm);
+	sm_unlock(lock);
+	return err;
 }
 
 int sockmesh__destroy(struct sockmesh *sm)
@@ -403,5 +425,11 @@ int sockmesh__destroy(struct sockmesh *sm)
 		return -EINVAL;
 	if (sm->destroyed)
 		return 0;
-	return LOCKED(sm, teardown(sm));
+	int lock, err = lock_current(sm, &lock);
+
+	if (err)
+		return err;
+	err = teardown(sm);
+	sm_unlock(lock);
+	return err;
 }

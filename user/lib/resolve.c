@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* libsockmesh: cgroup2 mount, cgroup and netns resolution */
 #include <dirent.h>
+#include <mntent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -29,20 +30,20 @@
 
 int sm_cgroup2_root(char *buf, size_t len)
 {
-	FILE *f = fopen("/proc/mounts", "re");
-	char dev[256], dir[PATH_MAX], type[64];
+	FILE *f = setmntent("/proc/mounts", "re");
+	struct mntent *m;
 	int err = -ENOENT;
 
 	if (!f)
 		return -errno;
-	while (fscanf(f, "%255s %4095s %63s %*[^\n]", dev, dir, type) == 3) {
-		if (strcmp(type, "cgroup2") == 0) {
-			snprintf(buf, len, "%s", dir);
+	while ((m = getmntent(f))) {
+		if (strcmp(m->mnt_type, "cgroup2") == 0) {
+			snprintf(buf, len, "%s", m->mnt_dir);
 			err = 0;
 			break;
 		}
 	}
-	fclose(f);
+	endmntent(f);
 	return err;
 }
 
