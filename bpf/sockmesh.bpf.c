@@ -241,12 +241,11 @@ static __always_inline void tuple_from_sockops(struct sm_tuple *t, struct bpf_so
  */
 static __always_inline struct sm_policy *scope_lookup_in(__u64 netns)
 {
-	struct sm_scope_key key = { .kind = SM_SCOPE_NETNS };
+	struct sm_scope_key key = sm_scope_key_make(SM_SCOPE_NETNS, netns);
 	struct sm_policy *pol, *found = NULL;
 	__u64 id, self;
 	int level;
 
-	key.id = netns;
 	pol = bpf_map_lookup_elem(&scope_map, &key);
 	if (pol)
 		return pol;
@@ -275,27 +274,23 @@ static __always_inline struct sm_policy *scope_lookup_in(__u64 netns)
 
 static __always_inline int rule_port(__u32 rules_id, __u16 port, __u8 list)
 {
-	struct sm_port_key k = { .rules_id = rules_id, .port = port, .list = list };
+	struct sm_port_key k = sm_port_key_make(rules_id, list, port);
 
 	return bpf_map_lookup_elem(&port_map, &k) != NULL;
 }
 
 static __always_inline int rule_cidr(__u32 rules_id, const struct sm_addr *a, __u8 list)
 {
-	struct sm_cidr_key k = {
-		.prefixlen = SM_CIDR_HEAD_BITS + (a->family == AF_INET ? 32 : 128),
-		.rules_id = rules_id,
-		.list = list,
-		.family = (__u8)a->family,
-	};
+	struct sm_cidr_key k;
 
-	__builtin_memcpy(k.addr, a->addr, 16);
+	sm_cidr_key_init(&k, rules_id, list, (__u8)a->family, a->addr,
+			 a->family == AF_INET ? 32 : 128);
 	return bpf_map_lookup_elem(&cidr_map, &k) != NULL;
 }
 
 static __always_inline struct sm_policy *netns_policy(__u64 netns)
 {
-	struct sm_scope_key key = { .kind = SM_SCOPE_NETNS, .id = netns };
+	struct sm_scope_key key = sm_scope_key_make(SM_SCOPE_NETNS, netns);
 
 	return bpf_map_lookup_elem(&scope_map, &key);
 }
@@ -303,9 +298,9 @@ static __always_inline struct sm_policy *netns_policy(__u64 netns)
 /* The netns of a local pod that owns addr, or NULL. */
 static __always_inline __u64 *pod_netns(__u32 family, const __u8 addr[16])
 {
-	struct sm_pod_addr_key k = { .family = family };
+	struct sm_pod_addr_key k;
 
-	__builtin_memcpy(k.addr, addr, 16);
+	sm_pod_addr_key_init(&k, family, addr);
 	return bpf_map_lookup_elem(&pod_addr_map, &k);
 }
 
@@ -816,14 +811,14 @@ static __always_inline void on_passive_inbound(struct bpf_sock_ops *skops, struc
  */
 static __always_inline void on_listen(struct bpf_sock_ops *skops)
 {
-	struct sm_listener_key lk = {};
+	__u64 netns = bpf_get_netns_cookie(skops);
+	struct sm_listener_key lk;
 	struct sm_policy *pol;
 
-	lk.netns = bpf_get_netns_cookie(skops);
-	pol = netns_policy(lk.netns);
+	pol = netns_policy(netns);
 	if (!pol || !(pol->flags & SM_POL_INBOUND) || skops->local_port != pol->inbound_port)
 		return;
-	lk.family = skops->family;
+	lk = sm_listener_key_make(netns, skops->family);
 	if (bpf_sock_hash_update(skops, &listener_map, &lk, BPF_ANY)) {
 		stat_inc(pol->scope_idx, SM_STAT_MAP_FULL);
 		return;
@@ -995,7 +990,7 @@ int sm_msg(struct sk_msg_md *msg)
 SEC("sk_lookup")
 int sm_lookup(struct bpf_sk_lookup *ctx)
 {
-	struct sm_listener_key lk = {};
+	struct sm_listener_key lk;
 	struct sm_policy *pol;
 	struct bpf_sock *sk;
 	struct sm_tuple t;
@@ -1037,8 +1032,7 @@ int sm_lookup(struct bpf_sk_lookup *ctx)
 		stat_inc(pol->scope_idx, v);
 		return SK_PASS;
 	}
-	lk.netns = *netns;
-	lk.family = ctx->family;
+	lk = sm_listener_key_make(*netns, ctx->family);
 	sk = bpf_map_lookup_elem(&listener_map, &lk);
 	if (!sk && ctx->family == AF_INET) {
 		lk.family = AF_INET6; /* a dual-stack listener takes IPv4 too */

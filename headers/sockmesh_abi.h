@@ -333,4 +333,57 @@ _Static_assert(sizeof(struct sm_dns_state) == 32, "sm_dns_state layout");
 _Static_assert(sizeof(struct sm_pod_addr_key) == 20, "sm_pod_addr_key layout");
 _Static_assert(sizeof(struct sm_listener_key) == 16, "sm_listener_key layout");
 
+
+/* ---- map keys: built here, by both sides -------------------------------
+ * Each key is built by one function so the BPF program and the library hash
+ * the same bytes (padding zeroed, prefix lengths counted the same way).
+ */
+#ifdef __bpf__
+#define SM_KEY_FN static __always_inline
+#define sm_key_memcpy __builtin_memcpy
+#else
+#define SM_KEY_FN static inline
+#define sm_key_memcpy __builtin_memcpy
+#endif
+
+SM_KEY_FN struct sm_scope_key sm_scope_key_make(__u32 kind, __u64 id)
+{
+	struct sm_scope_key k = { .kind = kind, .pad = 0, .id = id };
+
+	return k;
+}
+
+/* prefix: the CIDR's own prefix length (0-32 or 0-128) */
+SM_KEY_FN void sm_cidr_key_init(struct sm_cidr_key *k, __u32 rules_id, __u8 list, __u8 family,
+				const __u8 addr[16], __u32 prefix)
+{
+	k->prefixlen = SM_CIDR_HEAD_BITS + prefix;
+	k->rules_id = rules_id;
+	k->list = list;
+	k->family = family;
+	k->pad[0] = 0;
+	k->pad[1] = 0;
+	sm_key_memcpy(k->addr, addr, 16);
+}
+
+SM_KEY_FN struct sm_port_key sm_port_key_make(__u32 rules_id, __u8 list, __u16 port)
+{
+	struct sm_port_key k = { .rules_id = rules_id, .port = port, .list = list, .pad = 0 };
+
+	return k;
+}
+
+SM_KEY_FN void sm_pod_addr_key_init(struct sm_pod_addr_key *k, __u32 family, const __u8 addr[16])
+{
+	k->family = family;
+	sm_key_memcpy(k->addr, addr, 16);
+}
+
+SM_KEY_FN struct sm_listener_key sm_listener_key_make(__u64 netns, __u32 family)
+{
+	struct sm_listener_key k = { .netns = netns, .family = family, .pad = 0 };
+
+	return k;
+}
+
 #endif /* SOCKMESH_ABI_H */

@@ -28,27 +28,7 @@
 #include <CUnit/Basic.h>
 
 #include "internal.h"
-
-/* ---- assertions that print what they saw -------------------------------- */
-
-#define ASSERT_TRUE(cond, what)                                                                    \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "  FAIL %s:%d %s: %s (errno %d %s)\n", __func__, __LINE__, \
-				what, #cond, errno, strerror(errno));                              \
-			CU_FAIL_FATAL(what);                                                       \
-		}                                                                                  \
-	} while (0)
-
-#define ASSERT_EQ(got, want, what)                                                          \
-	do {                                                                                \
-		long long _g = (long long)(got), _w = (long long)(want);                    \
-		if (_g != _w) {                                                             \
-			fprintf(stderr, "  FAIL %s:%d %s: got %lld, want %lld\n", __func__, \
-				__LINE__, what, _g, _w);                                    \
-			CU_FAIL_FATAL(what);                                                \
-		}                                                                           \
-	} while (0)
+#include "sm_test.h"
 
 /* ---- environment: cgroup + netns + pin dir per test ---------------------- */
 

@@ -18,6 +18,7 @@
 #include <CUnit/Basic.h>
 
 #include "internal.h"
+#include "sm_test.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define HAVE_ASAN 1
@@ -44,17 +45,16 @@
 
 /* ---- assertion helpers ---------------------------------------------------- */
 
-/* A CUnit assertion with a formatted description and the caller's line. */
+/* A non-fatal check with a formatted description and the caller's line,
+ * printed as the EXPECT_* checks print theirs.
+ */
 static void __attribute__((format(printf, 3, 4))) check_at(int line, bool ok, const char *fmt, ...)
 {
-	char buf[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	sm_test_vcheck(ok, false, __FILE__, line, "test_policy.c", fmt, ap);
 	va_end(ap);
-	CU_assertImplementation(ok ? CU_TRUE : CU_FALSE, (unsigned int)line, buf, __FILE__, "",
-				CU_FALSE);
 }
 
 #define CHECK(cond, ...) check_at(__LINE__, (cond), __VA_ARGS__)
@@ -521,26 +521,26 @@ static void test_port_list_all(void)
 	struct sm_list l;
 	int err;
 
-	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	ASSERT_NOT_NULL(s, "s");
 	for (unsigned int p = 1; p <= 65535; p++)
 		off += (size_t)snprintf(s + off, len - off, "%s%u", p > 1 ? "," : "", p);
 	err = sm_parse_port_list(F_INC_PORTS, s, false, &l);
-	CU_ASSERT_EQUAL(err, 0);
+	EXPECT_OK(err, "sm_parse_port_list()");
 	if (!err) {
-		CU_ASSERT_EQUAL(l.n, 65535);
+		EXPECT_EQ(l.n, 65535, "l.n");
 		for (size_t i = 0; i < l.n; i++)
 			bad += ((__u16 *)l.v)[i] != i + 1;
-		CU_ASSERT_EQUAL(bad, 0);
+		EXPECT_EQ(bad, 0, "bad");
 		sm_list_free(&l);
 	}
 
 	/* A trailing empty item in a long list is still caught and named. */
 	strcat(s, ",");
 	err = sm_parse_port_list(F_EXC_PORTS, s, false, &l);
-	CU_ASSERT_EQUAL(err, -EINVAL);
+	EXPECT_ERR(err, -EINVAL, "sm_parse_port_list()");
 	CHECK(strncmp(sockmesh_errmsg(), F_EXC_PORTS, strlen(F_EXC_PORTS)) == 0, "errmsg %.80s",
 	      sockmesh_errmsg());
-	CU_ASSERT_PTR_NULL(l.v);
+	EXPECT_NULL(l.v, "l.v");
 	free(s);
 }
 
@@ -560,18 +560,18 @@ static void test_compile_inbound(void)
 
 	/* default: every inbound port, the istio inbound port */
 	err = compile(&pol, &c);
-	CU_ASSERT_EQUAL_FATAL(err, 0);
-	CU_ASSERT_EQUAL(c.pol.inbound_port, 15006);
-	CU_ASSERT_EQUAL(c.pol.flags & (SM_POL_INBOUND | SM_POL_INBOUND_INCLUDE_PORTS |
-				       SM_POL_INBOUND_EXCLUDE_PORTS),
-			SM_POL_INBOUND);
+	ASSERT_OK(err, "compile()");
+	EXPECT_EQ(c.pol.inbound_port, 15006, "c.pol.inbound_port");
+	EXPECT_EQ(c.pol.flags & (SM_POL_INBOUND | SM_POL_INBOUND_INCLUDE_PORTS |
+				 SM_POL_INBOUND_EXCLUDE_PORTS),
+		  SM_POL_INBOUND, "c.pol.flags & inbound bits");
 	sm_compiled_free(&c);
 
 	/* "" turns inbound capture off */
 	pol.include_inbound_ports = "";
 	err = compile(&pol, &c);
-	CU_ASSERT_EQUAL_FATAL(err, 0);
-	CU_ASSERT_EQUAL(c.pol.flags & SM_POL_INBOUND, 0);
+	ASSERT_OK(err, "compile()");
+	EXPECT_EQ(c.pol.flags & SM_POL_INBOUND, 0, "c.pol.flags & SM_POL_INBOUND");
 	sm_compiled_free(&c);
 
 	pol.include_inbound_ports = "80,8080";
@@ -579,15 +579,15 @@ static void test_compile_inbound(void)
 	pol.inbound_port = 16006;
 	pol.pod_ips = "10.0.0.5, fd00::5";
 	err = compile(&pol, &c);
-	CU_ASSERT_EQUAL_FATAL(err, 0);
-	CU_ASSERT_EQUAL(c.pol.flags & (SM_POL_INBOUND | SM_POL_INBOUND_INCLUDE_PORTS |
-				       SM_POL_INBOUND_EXCLUDE_PORTS),
-			SM_POL_INBOUND | SM_POL_INBOUND_INCLUDE_PORTS |
-				SM_POL_INBOUND_EXCLUDE_PORTS);
-	CU_ASSERT_EQUAL(c.pol.inbound_port, 16006);
-	CU_ASSERT_EQUAL(c.inc_in_ports.n, 2);
-	CU_ASSERT_EQUAL(c.exc_in_ports.n, 1);
-	CU_ASSERT_EQUAL(c.pod_ips.n, 2);
+	ASSERT_OK(err, "compile()");
+	EXPECT_EQ(c.pol.flags & (SM_POL_INBOUND | SM_POL_INBOUND_INCLUDE_PORTS |
+				 SM_POL_INBOUND_EXCLUDE_PORTS),
+		  SM_POL_INBOUND | SM_POL_INBOUND_INCLUDE_PORTS | SM_POL_INBOUND_EXCLUDE_PORTS,
+		  "c.pol.flags & inbound bits");
+	EXPECT_EQ(c.pol.inbound_port, 16006, "c.pol.inbound_port");
+	EXPECT_EQ(c.inc_in_ports.n, 2, "c.inc_in_ports.n");
+	EXPECT_EQ(c.exc_in_ports.n, 1, "c.exc_in_ports.n");
+	EXPECT_EQ(c.pod_ips.n, 2, "c.pod_ips.n");
 	sm_compiled_free(&c);
 
 	pol.include_inbound_ports = "80,70000";
@@ -611,34 +611,34 @@ static void test_compile_defaults(void)
 	SOCKMESH_OPTS(sockmesh_policy, pol);
 	struct sm_compiled c;
 
-	CU_ASSERT_EQUAL(SM_DEFAULT_PROXY_PORT, 15001);
-	CU_ASSERT_EQUAL(SM_DEFAULT_PROXY_UID, 1337);
-	CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-	CU_ASSERT_EQUAL(c.pol.proxy_port, 15001);
-	CU_ASSERT_EQUAL(c.pol.proxy_uid, 1337);
-	CU_ASSERT_EQUAL(c.pol.proxy_gid, 0);
-	CU_ASSERT_EQUAL(c.pol.proxy_mark, 0);
-	CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE);
+	EXPECT_EQ(SM_DEFAULT_PROXY_PORT, 15001, "SM_DEFAULT_PROXY_PORT");
+	EXPECT_EQ(SM_DEFAULT_PROXY_UID, 1337, "SM_DEFAULT_PROXY_UID");
+	ASSERT_OK(compile(&pol, &c), "compile(&pol, &c)");
+	EXPECT_EQ(c.pol.proxy_port, 15001, "c.pol.proxy_port");
+	EXPECT_EQ(c.pol.proxy_uid, 1337, "c.pol.proxy_uid");
+	EXPECT_EQ(c.pol.proxy_gid, 0, "c.pol.proxy_gid");
+	EXPECT_EQ(c.pol.proxy_mark, 0, "c.pol.proxy_mark");
+	EXPECT_EQ(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE, "c.pol.flags & ~SM_POL_INBOUND");
 	/* Left for enrol to fill; padding is zero (the map value is hashed). */
-	CU_ASSERT_EQUAL(c.pol.scope_idx, 0);
-	CU_ASSERT_EQUAL(c.pol.rules_id, 0);
-	CU_ASSERT_EQUAL(c.pol.attach_cgroup_id, 0);
-	CU_ASSERT_EQUAL(c.pol.inbound_port, SM_DEFAULT_INBOUND_PORT);
-	CU_ASSERT_EQUAL(c.pol.pad2, 0);
+	EXPECT_EQ(c.pol.scope_idx, 0, "c.pol.scope_idx");
+	EXPECT_EQ(c.pol.rules_id, 0, "c.pol.rules_id");
+	EXPECT_EQ(c.pol.attach_cgroup_id, 0, "c.pol.attach_cgroup_id");
+	EXPECT_EQ(c.pol.inbound_port, SM_DEFAULT_INBOUND_PORT, "c.pol.inbound_port");
+	EXPECT_EQ(c.pol.pad2, 0, "c.pol.pad2");
 	/* NULL include lists mean '*'; NULL exclude lists are empty. */
-	CU_ASSERT_TRUE(c.inc_cidrs.star);
-	CU_ASSERT_EQUAL(c.inc_cidrs.n, 0);
-	CU_ASSERT_TRUE(c.inc_ports.star);
-	CU_ASSERT_EQUAL(c.inc_ports.n, 0);
-	CU_ASSERT_FALSE(c.exc_cidrs.star);
-	CU_ASSERT_EQUAL(c.exc_cidrs.n, 0);
-	CU_ASSERT_FALSE(c.exc_ports.star);
-	CU_ASSERT_EQUAL(c.exc_ports.n, 0);
+	EXPECT_TRUE(c.inc_cidrs.star, "c.inc_cidrs.star");
+	EXPECT_EQ(c.inc_cidrs.n, 0, "c.inc_cidrs.n");
+	EXPECT_TRUE(c.inc_ports.star, "c.inc_ports.star");
+	EXPECT_EQ(c.inc_ports.n, 0, "c.inc_ports.n");
+	EXPECT_FALSE(c.exc_cidrs.star, "c.exc_cidrs.star");
+	EXPECT_EQ(c.exc_cidrs.n, 0, "c.exc_cidrs.n");
+	EXPECT_FALSE(c.exc_ports.star, "c.exc_ports.star");
+	EXPECT_EQ(c.exc_ports.n, 0, "c.exc_ports.n");
 	sm_compiled_free(&c);
-	CU_ASSERT_PTR_NULL(c.inc_cidrs.v);
-	CU_ASSERT_PTR_NULL(c.exc_cidrs.v);
-	CU_ASSERT_PTR_NULL(c.inc_ports.v);
-	CU_ASSERT_PTR_NULL(c.exc_ports.v);
+	EXPECT_NULL(c.inc_cidrs.v, "c.inc_cidrs.v");
+	EXPECT_NULL(c.exc_cidrs.v, "c.exc_cidrs.v");
+	EXPECT_NULL(c.inc_ports.v, "c.inc_ports.v");
+	EXPECT_NULL(c.exc_ports.v, "c.exc_ports.v");
 }
 
 static void test_compile_proxy(void)
@@ -649,10 +649,12 @@ static void test_compile_proxy(void)
 		SOCKMESH_OPTS(sockmesh_policy, pol, .proxy_port = 15006, .has_proxy_uid = true,
 			      .proxy_uid = 0);
 
-		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.proxy_port, 15006);
-		CU_ASSERT_EQUAL(c.pol.proxy_uid, 0); /* uid 0 is a valid explicit choice */
-		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE);
+		ASSERT_OK(compile(&pol, &c), "compile(&pol, &c)");
+		EXPECT_EQ(c.pol.proxy_port, 15006, "c.pol.proxy_port");
+		/* uid 0 is a valid explicit choice */
+		EXPECT_EQ(c.pol.proxy_uid, 0, "c.pol.proxy_uid");
+		EXPECT_EQ(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE,
+			  "c.pol.flags & ~SM_POL_INBOUND");
 		sm_compiled_free(&c);
 	}
 	{
@@ -660,31 +662,34 @@ static void test_compile_proxy(void)
 		SOCKMESH_OPTS(sockmesh_policy, pol, .proxy_uid = 42, .proxy_gid = 43,
 			      .proxy_mark = 44);
 
-		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.proxy_uid, 1337);
-		CU_ASSERT_EQUAL(c.pol.proxy_gid, 0);
-		CU_ASSERT_EQUAL(c.pol.proxy_mark, 0);
-		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE);
+		ASSERT_OK(compile(&pol, &c), "compile(&pol, &c)");
+		EXPECT_EQ(c.pol.proxy_uid, 1337, "c.pol.proxy_uid");
+		EXPECT_EQ(c.pol.proxy_gid, 0, "c.pol.proxy_gid");
+		EXPECT_EQ(c.pol.proxy_mark, 0, "c.pol.proxy_mark");
+		EXPECT_EQ(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE,
+			  "c.pol.flags & ~SM_POL_INBOUND");
 		sm_compiled_free(&c);
 	}
 	{
 		SOCKMESH_OPTS(sockmesh_policy, pol, .has_proxy_gid = true, .proxy_gid = 0);
 
-		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE | SM_POL_PROXY_GID);
-		CU_ASSERT_EQUAL(c.pol.proxy_gid, 0);
+		ASSERT_OK(compile(&pol, &c), "compile(&pol, &c)");
+		EXPECT_EQ(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE | SM_POL_PROXY_GID,
+			  "c.pol.flags & ~SM_POL_INBOUND");
+		EXPECT_EQ(c.pol.proxy_gid, 0, "c.pol.proxy_gid");
 		sm_compiled_free(&c);
 	}
 	{
 		SOCKMESH_OPTS(sockmesh_policy, pol, .has_proxy_gid = true, .proxy_gid = 1337,
 			      .has_proxy_mark = true, .proxy_mark = 0x539);
 
-		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND,
-				SM_POL_SPLICE | SM_POL_PROXY_GID | SM_POL_PROXY_MARK);
-		CU_ASSERT_EQUAL(c.pol.proxy_gid, 1337);
-		CU_ASSERT_EQUAL(c.pol.proxy_mark, 0x539);
-		CU_ASSERT_EQUAL(c.pol.proxy_uid, 1337);
+		ASSERT_OK(compile(&pol, &c), "compile(&pol, &c)");
+		EXPECT_EQ(c.pol.flags & ~SM_POL_INBOUND,
+			  SM_POL_SPLICE | SM_POL_PROXY_GID | SM_POL_PROXY_MARK,
+			  "c.pol.flags & ~SM_POL_INBOUND");
+		EXPECT_EQ(c.pol.proxy_gid, 1337, "c.pol.proxy_gid");
+		EXPECT_EQ(c.pol.proxy_mark, 0x539, "c.pol.proxy_mark");
+		EXPECT_EQ(c.pol.proxy_uid, 1337, "c.pol.proxy_uid");
 		sm_compiled_free(&c);
 	}
 	{
@@ -692,11 +697,12 @@ static void test_compile_proxy(void)
 			      .proxy_mark = 0xffffffffu, .has_proxy_uid = true,
 			      .proxy_uid = 0xfffffffeu, .proxy_port = 65535);
 
-		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE | SM_POL_PROXY_MARK);
-		CU_ASSERT_EQUAL(c.pol.proxy_mark, 0xffffffffu);
-		CU_ASSERT_EQUAL(c.pol.proxy_uid, 0xfffffffeu);
-		CU_ASSERT_EQUAL(c.pol.proxy_port, 65535);
+		ASSERT_OK(compile(&pol, &c), "compile(&pol, &c)");
+		EXPECT_EQ(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE | SM_POL_PROXY_MARK,
+			  "c.pol.flags & ~SM_POL_INBOUND");
+		EXPECT_EQ(c.pol.proxy_mark, 0xffffffffu, "c.pol.proxy_mark");
+		EXPECT_EQ(c.pol.proxy_uid, 0xfffffffeu, "c.pol.proxy_uid");
+		EXPECT_EQ(c.pol.proxy_port, 65535, "c.pol.proxy_port");
 		sm_compiled_free(&c);
 	}
 }
@@ -710,21 +716,23 @@ static void test_compile_include(void)
 		SOCKMESH_OPTS(sockmesh_policy, pol, .include_outbound_cidrs = "*",
 			      .include_outbound_ports = "*");
 
-		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE);
-		CU_ASSERT_TRUE(c.inc_cidrs.star);
-		CU_ASSERT_TRUE(c.inc_ports.star);
+		ASSERT_OK(compile(&pol, &c), "compile(&pol, &c)");
+		EXPECT_EQ(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE,
+			  "c.pol.flags & ~SM_POL_INBOUND");
+		EXPECT_TRUE(c.inc_cidrs.star, "c.inc_cidrs.star");
+		EXPECT_TRUE(c.inc_ports.star, "c.inc_ports.star");
 		sm_compiled_free(&c);
 	}
 	{
 		SOCKMESH_OPTS(sockmesh_policy, pol,
 			      .include_outbound_cidrs = "10.0.0.0/8, fd00::/8");
 
-		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE | inc_cidr);
-		CU_ASSERT_FALSE(c.inc_cidrs.star);
-		CU_ASSERT_EQUAL(c.inc_cidrs.n, 2);
-		CU_ASSERT_TRUE(c.inc_ports.star);
+		ASSERT_OK(compile(&pol, &c), "compile(&pol, &c)");
+		EXPECT_EQ(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE | inc_cidr,
+			  "c.pol.flags & ~SM_POL_INBOUND");
+		EXPECT_FALSE(c.inc_cidrs.star, "c.inc_cidrs.star");
+		EXPECT_EQ(c.inc_cidrs.n, 2, "c.inc_cidrs.n");
+		EXPECT_TRUE(c.inc_ports.star, "c.inc_ports.star");
 		sm_compiled_free(&c);
 	}
 	{
@@ -733,11 +741,14 @@ static void test_compile_include(void)
 		 */
 		SOCKMESH_OPTS(sockmesh_policy, pol, .include_outbound_cidrs = "10.1.2.3/8");
 
-		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE | inc_cidr);
-		CU_ASSERT_EQUAL_FATAL(c.inc_cidrs.n, 1);
-		CU_ASSERT_EQUAL(((struct sm_cidr *)c.inc_cidrs.v)[0].family, AF_INET);
-		CU_ASSERT_EQUAL(((struct sm_cidr *)c.inc_cidrs.v)[0].addr[1], 0);
+		ASSERT_OK(compile(&pol, &c), "compile(&pol, &c)");
+		EXPECT_EQ(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE | inc_cidr,
+			  "c.pol.flags & ~SM_POL_INBOUND");
+		ASSERT_EQ(c.inc_cidrs.n, 1, "c.inc_cidrs.n");
+		EXPECT_EQ(((struct sm_cidr *)c.inc_cidrs.v)[0].family, AF_INET,
+			  "((struct sm_cidr *)c.inc_cidrs.v)[0].family");
+		EXPECT_EQ(((struct sm_cidr *)c.inc_cidrs.v)[0].addr[1], 0,
+			  "((struct sm_cidr *)c.inc_cidrs.v)[0].addr[1]");
 		sm_compiled_free(&c);
 	}
 	{
@@ -745,25 +756,26 @@ static void test_compile_include(void)
 		SOCKMESH_OPTS(sockmesh_policy, pol, .include_outbound_cidrs = "",
 			      .include_outbound_ports = "");
 
-		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND,
-				SM_POL_SPLICE | inc_cidr | SM_POL_INCLUDE_PORTS);
-		CU_ASSERT_FALSE(c.inc_cidrs.star);
-		CU_ASSERT_EQUAL(c.inc_cidrs.n, 0);
-		CU_ASSERT_FALSE(c.inc_ports.star);
-		CU_ASSERT_EQUAL(c.inc_ports.n, 0);
+		ASSERT_OK(compile(&pol, &c), "compile(&pol, &c)");
+		EXPECT_EQ(c.pol.flags & ~SM_POL_INBOUND,
+			  SM_POL_SPLICE | inc_cidr | SM_POL_INCLUDE_PORTS,
+			  "c.pol.flags & ~SM_POL_INBOUND");
+		EXPECT_FALSE(c.inc_cidrs.star, "c.inc_cidrs.star");
+		EXPECT_EQ(c.inc_cidrs.n, 0, "c.inc_cidrs.n");
+		EXPECT_FALSE(c.inc_ports.star, "c.inc_ports.star");
+		EXPECT_EQ(c.inc_ports.n, 0, "c.inc_ports.n");
 		sm_compiled_free(&c);
 	}
 	{
 		SOCKMESH_OPTS(sockmesh_policy, pol, .include_outbound_ports = "80,443");
 
-		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND,
-				SM_POL_SPLICE | SM_POL_INCLUDE_PORTS);
-		CU_ASSERT_TRUE(c.inc_cidrs.star);
-		CU_ASSERT_EQUAL_FATAL(c.inc_ports.n, 2);
-		CU_ASSERT_EQUAL(((__u16 *)c.inc_ports.v)[0], 80);
-		CU_ASSERT_EQUAL(((__u16 *)c.inc_ports.v)[1], 443);
+		ASSERT_OK(compile(&pol, &c), "compile(&pol, &c)");
+		EXPECT_EQ(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE | SM_POL_INCLUDE_PORTS,
+			  "c.pol.flags & ~SM_POL_INBOUND");
+		EXPECT_TRUE(c.inc_cidrs.star, "c.inc_cidrs.star");
+		ASSERT_EQ(c.inc_ports.n, 2, "c.inc_ports.n");
+		EXPECT_EQ(((__u16 *)c.inc_ports.v)[0], 80, "((__u16 *)c.inc_ports.v)[0]");
+		EXPECT_EQ(((__u16 *)c.inc_ports.v)[1], 443, "((__u16 *)c.inc_ports.v)[1]");
 		sm_compiled_free(&c);
 	}
 }
@@ -776,22 +788,22 @@ static void test_compile_exclude(void)
 		SOCKMESH_OPTS(sockmesh_policy, pol,
 			      .exclude_outbound_cidrs = "169.254.169.254/32,fe80::/10");
 
-		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND,
-				SM_POL_SPLICE | SM_POL_EXCLUDE_CIDRS);
-		CU_ASSERT_EQUAL(c.exc_cidrs.n, 2);
-		CU_ASSERT_FALSE(c.exc_cidrs.star);
+		ASSERT_OK(compile(&pol, &c), "compile(&pol, &c)");
+		EXPECT_EQ(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE | SM_POL_EXCLUDE_CIDRS,
+			  "c.pol.flags & ~SM_POL_INBOUND");
+		EXPECT_EQ(c.exc_cidrs.n, 2, "c.exc_cidrs.n");
+		EXPECT_FALSE(c.exc_cidrs.star, "c.exc_cidrs.star");
 		sm_compiled_free(&c);
 	}
 	{
 		SOCKMESH_OPTS(sockmesh_policy, pol, .exclude_outbound_ports = "15090, 15021");
 
-		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND,
-				SM_POL_SPLICE | SM_POL_EXCLUDE_PORTS);
-		CU_ASSERT_EQUAL_FATAL(c.exc_ports.n, 2);
-		CU_ASSERT_EQUAL(((__u16 *)c.exc_ports.v)[0], 15090);
-		CU_ASSERT_EQUAL(((__u16 *)c.exc_ports.v)[1], 15021);
+		ASSERT_OK(compile(&pol, &c), "compile(&pol, &c)");
+		EXPECT_EQ(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE | SM_POL_EXCLUDE_PORTS,
+			  "c.pol.flags & ~SM_POL_INBOUND");
+		ASSERT_EQ(c.exc_ports.n, 2, "c.exc_ports.n");
+		EXPECT_EQ(((__u16 *)c.exc_ports.v)[0], 15090, "((__u16 *)c.exc_ports.v)[0]");
+		EXPECT_EQ(((__u16 *)c.exc_ports.v)[1], 15021, "((__u16 *)c.exc_ports.v)[1]");
 		sm_compiled_free(&c);
 	}
 	{
@@ -799,8 +811,9 @@ static void test_compile_exclude(void)
 		SOCKMESH_OPTS(sockmesh_policy, pol, .exclude_outbound_cidrs = "",
 			      .exclude_outbound_ports = " \t ");
 
-		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE);
+		ASSERT_OK(compile(&pol, &c), "compile(&pol, &c)");
+		EXPECT_EQ(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE,
+			  "c.pol.flags & ~SM_POL_INBOUND");
 		sm_compiled_free(&c);
 	}
 	{
@@ -810,11 +823,12 @@ static void test_compile_exclude(void)
 			      .exclude_outbound_ports = "2", .has_proxy_gid = true,
 			      .has_proxy_mark = true, .no_splice = true);
 
-		CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND,
-				SM_POL_PROXY_GID | SM_POL_PROXY_MARK | SM_POL_INCLUDE_PORTS |
-					SM_POL_INCLUDE_CIDR4 | SM_POL_INCLUDE_CIDR6 |
-					SM_POL_EXCLUDE_PORTS | SM_POL_EXCLUDE_CIDRS);
+		ASSERT_OK(compile(&pol, &c), "compile(&pol, &c)");
+		EXPECT_EQ(c.pol.flags & ~SM_POL_INBOUND,
+			  SM_POL_PROXY_GID | SM_POL_PROXY_MARK | SM_POL_INCLUDE_PORTS |
+				  SM_POL_INCLUDE_CIDR4 | SM_POL_INCLUDE_CIDR6 |
+				  SM_POL_EXCLUDE_PORTS | SM_POL_EXCLUDE_CIDRS,
+			  "c.pol.flags & ~SM_POL_INBOUND");
 		sm_compiled_free(&c);
 	}
 }
@@ -824,10 +838,10 @@ static void test_compile_no_splice(void)
 	struct sm_compiled c;
 	SOCKMESH_OPTS(sockmesh_policy, pol, .no_splice = true);
 
-	CU_ASSERT_EQUAL_FATAL(compile(&pol, &c), 0);
-	CU_ASSERT_EQUAL(c.pol.flags & SM_POL_SPLICE, 0);
-	CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND, 0);
-	CU_ASSERT_EQUAL(c.pol.proxy_port, 15001);
+	ASSERT_OK(compile(&pol, &c), "compile(&pol, &c)");
+	EXPECT_EQ(c.pol.flags & SM_POL_SPLICE, 0, "c.pol.flags & SM_POL_SPLICE");
+	EXPECT_EQ(c.pol.flags & ~SM_POL_INBOUND, 0, "c.pol.flags & ~SM_POL_INBOUND");
+	EXPECT_EQ(c.pol.proxy_port, 15001, "c.pol.proxy_port");
 	sm_compiled_free(&c);
 }
 
@@ -894,20 +908,20 @@ static void test_compile_errors(void)
 	}
 
 	err = compile(NULL, &c);
-	CU_ASSERT_EQUAL(err, -EINVAL);
+	EXPECT_ERR(err, -EINVAL, "compile()");
 	CHECK(msg_has("policy"), "errmsg %s", sockmesh_errmsg());
-	CU_ASSERT_EQUAL(sockmesh_policy__validate(NULL), -EINVAL);
+	EXPECT_ERR(sockmesh_policy__validate(NULL), -EINVAL, "sockmesh_policy__validate(NULL)");
 }
 
 static void test_validate(void)
 {
 	SOCKMESH_OPTS(sockmesh_policy, pol);
 
-	CU_ASSERT_EQUAL(sockmesh_policy__validate(&pol), 0);
+	EXPECT_OK(sockmesh_policy__validate(&pol), "sockmesh_policy__validate(&pol)");
 	set_lists(&pol, -1, NULL);
-	CU_ASSERT_EQUAL(sockmesh_policy__validate(&pol), 0);
+	EXPECT_OK(sockmesh_policy__validate(&pol), "sockmesh_policy__validate(&pol)");
 	pol.exclude_outbound_ports = "80,*";
-	CU_ASSERT_EQUAL(sockmesh_policy__validate(&pol), -EINVAL);
+	EXPECT_ERR(sockmesh_policy__validate(&pol), -EINVAL, "sockmesh_policy__validate(&pol)");
 	CHECK(msg_has(F_EXC_PORTS), "errmsg %s", sockmesh_errmsg());
 }
 
@@ -926,24 +940,24 @@ static void test_opts_sz(void)
 	/* sz is required. */
 	memset(&big, 0, sizeof(big));
 	err = compile(&big.pol, &c);
-	CU_ASSERT_EQUAL(err, -EINVAL);
+	EXPECT_ERR(err, -EINVAL, "compile()");
 	CHECK(msg_has("policy"), "errmsg %s", sockmesh_errmsg());
-	CU_ASSERT_PTR_NULL(c.inc_cidrs.v);
+	EXPECT_NULL(c.inc_cidrs.v, "c.inc_cidrs.v");
 
 	/* Exactly the known fields, or the whole struct. */
 	big.pol.sz = known;
-	CU_ASSERT_EQUAL(sockmesh_policy__validate(&big.pol), 0);
+	EXPECT_OK(sockmesh_policy__validate(&big.pol), "sockmesh_policy__validate(&big.pol)");
 	big.pol.sz = sizeof(big.pol);
-	CU_ASSERT_EQUAL(sockmesh_policy__validate(&big.pol), 0);
+	EXPECT_OK(sockmesh_policy__validate(&big.pol), "sockmesh_policy__validate(&big.pol)");
 
 	/* A newer caller's larger struct: a zero tail is accepted... */
 	big.pol.sz = sizeof(big);
 	big.pol.include_outbound_ports = "80";
 	err = compile(&big.pol, &c);
-	CU_ASSERT_EQUAL(err, 0);
+	EXPECT_OK(err, "compile()");
 	if (!err) {
-		CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND,
-				SM_POL_SPLICE | SM_POL_INCLUDE_PORTS);
+		EXPECT_EQ(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE | SM_POL_INCLUDE_PORTS,
+			  "c.pol.flags & ~SM_POL_INBOUND");
 		sm_compiled_free(&c);
 	}
 
@@ -965,7 +979,7 @@ static void test_opts_sz(void)
 	/* Bytes past sz are not looked at. */
 	big.pol.sz = sizeof(big.pol);
 	memset(big.tail, 0xff, sizeof(big.tail));
-	CU_ASSERT_EQUAL(sockmesh_policy__validate(&big.pol), 0);
+	EXPECT_OK(sockmesh_policy__validate(&big.pol), "sockmesh_policy__validate(&big.pol)");
 
 	/* An older caller's shorter struct: only sz bytes are read (ASan
 	 * checks the heap copy), the missing fields count as zero.
@@ -975,14 +989,15 @@ static void test_opts_sz(void)
 		struct sockmesh_policy full = { .sz = short_sz, .proxy_port = 15002 };
 		unsigned char *old = calloc(1, short_sz);
 
-		CU_ASSERT_PTR_NOT_NULL_FATAL(old);
+		ASSERT_NOT_NULL(old, "old");
 		memcpy(old, &full, short_sz);
 		err = compile((const struct sockmesh_policy *)(void *)old, &c);
-		CU_ASSERT_EQUAL(err, 0);
+		EXPECT_OK(err, "compile()");
 		if (!err) {
-			CU_ASSERT_EQUAL(c.pol.proxy_port, 15002);
-			CU_ASSERT_EQUAL(c.pol.proxy_uid, SM_DEFAULT_PROXY_UID);
-			CU_ASSERT_EQUAL(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE);
+			EXPECT_EQ(c.pol.proxy_port, 15002, "c.pol.proxy_port");
+			EXPECT_EQ(c.pol.proxy_uid, SM_DEFAULT_PROXY_UID, "c.pol.proxy_uid");
+			EXPECT_EQ(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE,
+				  "c.pol.flags & ~SM_POL_INBOUND");
 			sm_compiled_free(&c);
 		}
 		free(old);
@@ -1009,11 +1024,13 @@ static void test_errmsg(void)
 	struct sm_list l;
 	pthread_t t;
 
-	CU_ASSERT_PTR_NOT_NULL(sockmesh_errmsg());
-	CU_ASSERT_EQUAL(sm_parse_port_list(F_EXC_PORTS, "*", false, &l), -EINVAL);
-	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, errmsg_thread, fresh), 0);
-	CU_ASSERT_EQUAL(pthread_join(t, NULL), 0);
-	CU_ASSERT_STRING_EQUAL(fresh, "no error");
+	EXPECT_NOT_NULL(sockmesh_errmsg(), "sockmesh_errmsg()");
+	EXPECT_ERR(sm_parse_port_list(F_EXC_PORTS, "*", false, &l), -EINVAL,
+		   "sm_parse_port_list(F_EXC_PORTS, \"*\", false, &l)");
+	ASSERT_OK(pthread_create(&t, NULL, errmsg_thread, fresh),
+		  "pthread_create(&t, NULL, errmsg_thread, fresh)");
+	EXPECT_OK(pthread_join(t, NULL), "pthread_join(t, NULL)");
+	EXPECT_STREQ(fresh, "no error", "fresh");
 	/* The other thread's failure did not overwrite this thread's message. */
 	CHECK(msg_has(F_EXC_PORTS) && !msg_has("thread_field"), "errmsg %s", sockmesh_errmsg());
 
@@ -1023,10 +1040,11 @@ static void test_errmsg(void)
 
 		memset(s, '1', sizeof(s) - 1);
 		s[sizeof(s) - 1] = '\0';
-		CU_ASSERT_NOT_EQUAL(sm_parse_port_list(F_INC_PORTS, s, true, &l), 0);
+		EXPECT_NEQ(sm_parse_port_list(F_INC_PORTS, s, true, &l), 0,
+			   "sm_parse_port_list(F_INC_PORTS, s, true, &l)");
 		CHECK(strncmp(sockmesh_errmsg(), F_INC_PORTS, strlen(F_INC_PORTS)) == 0,
 		      "errmsg %.80s", sockmesh_errmsg());
-		CU_ASSERT(strlen(sockmesh_errmsg()) < 512);
+		EXPECT_TRUE(strlen(sockmesh_errmsg()) < 512, "strlen(sockmesh_errmsg()) < 512");
 	}
 }
 
@@ -1080,10 +1098,10 @@ static void test_no_leaks(void)
 	for (int i = 0; i < 200; i++)
 		unexpected += fail_everything();
 	after = mallinfo2().uordblks;
-	CU_ASSERT_EQUAL(unexpected, 0);
+	EXPECT_EQ(unexpected, 0, "unexpected");
 	CHECK(after == before, "heap in use grew from %zu to %zu bytes", before, after);
 #ifdef HAVE_ASAN
-	CU_ASSERT_EQUAL(__lsan_do_recoverable_leak_check(), 0);
+	EXPECT_EQ(__lsan_do_recoverable_leak_check(), 0, "__lsan_do_recoverable_leak_check()");
 #endif
 }
 

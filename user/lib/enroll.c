@@ -29,9 +29,7 @@
 
 void sm_scope_key(const struct sockmesh_scope *s, struct sm_scope_key *k)
 {
-	memset(k, 0, sizeof(*k));
-	k->kind = s->kind;
-	k->id = s->id;
+	*k = sm_scope_key_make(s->kind, s->id);
 }
 
 static int alloc_scope_idx(struct sockmesh *sm, __u32 *out)

@@ -58,9 +58,9 @@ static int pod_addrs_set(struct sockmesh *sm, __u64 netns, const struct sm_list 
 
 	pod_addrs_clear(sm, netns);
 	for (size_t i = 0; i < addrs->n; i++) {
-		struct sm_pod_addr_key k = { .family = c[i].family };
+		struct sm_pod_addr_key k;
 
-		memcpy(k.addr, c[i].addr, 16);
+		sm_pod_addr_key_init(&k, c[i].family, c[i].addr);
 		if (bpf_map_update_elem(sm->map_fd[MAP_pod_addr_map], &k, &netns, BPF_ANY)) {
 			int err = -errno;
 
@@ -102,21 +102,20 @@ static int attach_netns(struct sockmesh *sm, int nsfd, __u64 netns)
 void sm_detach_netns(struct sockmesh *sm, __u64 netns)
 {
 	char p[PATH_MAX];
-	struct sm_listener_key lk = { .netns = netns };
+	struct sm_listener_key lk4 = sm_listener_key_make(netns, AF_INET);
+	struct sm_listener_key lk6 = sm_listener_key_make(netns, AF_INET6);
 
 	netns_link_path(sm, p, sizeof(p), netns);
 	unlink(p);
-	lk.family = AF_INET;
-	bpf_map_delete_elem(sm->map_fd[MAP_listener_map], &lk);
-	lk.family = AF_INET6;
-	bpf_map_delete_elem(sm->map_fd[MAP_listener_map], &lk);
+	bpf_map_delete_elem(sm->map_fd[MAP_listener_map], &lk4);
+	bpf_map_delete_elem(sm->map_fd[MAP_listener_map], &lk6);
 }
 
 static int listener_register(struct sockmesh *sm, __u64 netns, int fd)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	struct sm_listener_key lk = { .netns = netns };
+	struct sm_listener_key lk;
 	__u64 v = (__u64)fd;
 	int on = 0, proto = 0;
 	socklen_t ol = sizeof(on), pl = sizeof(proto);
@@ -127,7 +126,7 @@ static int listener_register(struct sockmesh *sm, __u64 netns, int fd)
 		sm_set_err(0, "inbound listener: fd %d is not a listening TCP socket", fd);
 		return -EINVAL;
 	}
-	lk.family = ss.ss_family;
+	lk = sm_listener_key_make(netns, ss.ss_family);
 	if (bpf_map_update_elem(sm->map_fd[MAP_listener_map], &lk, &v, BPF_ANY)) {
 		int err = -errno;
 

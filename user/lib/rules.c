@@ -43,23 +43,17 @@ int sm_rules_write(struct sockmesh *sm, __u32 rules_id, const struct sm_compiled
 		const __u16 *port = pl[l]->v;
 
 		for (size_t i = 0; i < cl[l]->n; i++) {
-			struct sm_cidr_key k = {
-				.prefixlen = SM_CIDR_HEAD_BITS + cidr[i].prefix,
-				.rules_id = rules_id,
-				.list = lists[l],
-				.family = cidr[i].family,
-			};
+			struct sm_cidr_key k;
 
-			memcpy(k.addr, cidr[i].addr, 16);
+			sm_cidr_key_init(&k, rules_id, lists[l], cidr[i].family, cidr[i].addr,
+					 cidr[i].prefix);
 			if (bpf_map_update_elem(sm->map_fd[MAP_cidr_map], &k, &one, BPF_ANY)) {
 				sm_set_err(errno, "rules: cannot store CIDR rule");
 				return -errno;
 			}
 		}
 		for (size_t i = 0; i < pl[l]->n; i++) {
-			struct sm_port_key k = { .rules_id = rules_id,
-						 .port = port[i],
-						 .list = lists[l] };
+			struct sm_port_key k = sm_port_key_make(rules_id, lists[l], port[i]);
 
 			if (bpf_map_update_elem(sm->map_fd[MAP_port_map], &k, &one, BPF_ANY)) {
 				sm_set_err(errno, "rules: cannot store port rule");
@@ -73,39 +67,58 @@ int sm_rules_write(struct sockmesh *sm, __u32 rules_id, const struct sm_compiled
 /* Delete every rule of rules_id. Keys are collected first: deleting while
  * iterating would restart the walk.
  */
+/* Delete the keys of one map whose rules_id matches: collect them first
+ * (deleting while walking would restart the walk). ksz: the key's size;
+ * id_of: where its rules_id is, read through the key's own type.
+ */
+static void delete_matching(int fd, size_t ksz, __u32 rules_id, __u32 (*id_of)(const void *k))
+{
+	char key[sizeof(struct sm_cidr_key)], next[sizeof(struct sm_cidr_key)];
+	char *del = NULL;
+	size_t n = 0, cap = 0;
+	void *prev = NULL;
+
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		if (id_of(next) == rules_id) {
+			if (n == cap) {
+				char *nd = realloc(del, (cap = cap ? 2 * cap : 64) * ksz);
+
+				if (!nd)
+					break;
+				del = nd;
+			}
+			memcpy(del + n++ * ksz, next, ksz);
+		}
+		memcpy(key, next, ksz);
+		prev = key;
+	}
+	for (size_t i = 0; i < n; i++)
+		bpf_map_delete_elem(fd, del + i * ksz);
+	free(del);
+}
+
+static __u32 cidr_key_rules_id(const void *k)
+{
+	struct sm_cidr_key c;
+
+	memcpy(&c, k, sizeof(c));
+	return c.rules_id;
+}
+
+static __u32 port_key_rules_id(const void *k)
+{
+	struct sm_port_key p;
+
+	memcpy(&p, k, sizeof(p));
+	return p.rules_id;
+}
+
 void sm_rules_delete(struct sockmesh *sm, __u32 rules_id)
 {
-	int fds[2] = { sm->map_fd[MAP_cidr_map], sm->map_fd[MAP_port_map] };
-	size_t ksz[2] = { sizeof(struct sm_cidr_key), sizeof(struct sm_port_key) };
-
-	for (int m = 0; m < 2; m++) {
-		char key[sizeof(struct sm_cidr_key)], next[sizeof(struct sm_cidr_key)];
-		char *del = NULL;
-		size_t n = 0, cap = 0;
-		void *prev = NULL;
-
-		while (bpf_map_get_next_key(fds[m], prev, next) == 0) {
-			/* rules_id sits right after prefixlen in cidr keys, first in port keys */
-			__u32 id;
-
-			memcpy(&id, next + (m == 0 ? 4 : 0), sizeof(id));
-			if (id == rules_id) {
-				if (n == cap) {
-					char *nd =
-						realloc(del, (cap = cap ? 2 * cap : 64) * ksz[m]);
-
-					if (!nd)
-						break;
-					del = nd;
-				}
-				memcpy(del + n++ * ksz[m], next, ksz[m]);
-			}
-			memcpy(key, next, ksz[m]);
-			prev = key;
-		}
-		for (size_t i = 0; i < n; i++)
-			bpf_map_delete_elem(fds[m], del + i * ksz[m]);
-		free(del);
-	}
+	_Static_assert(sizeof(struct sm_cidr_key) >= sizeof(struct sm_port_key), "key buffer");
+	delete_matching(sm->map_fd[MAP_cidr_map], sizeof(struct sm_cidr_key), rules_id,
+			cidr_key_rules_id);
+	delete_matching(sm->map_fd[MAP_port_map], sizeof(struct sm_port_key), rules_id,
+			port_key_rules_id);
 }
 
