@@ -300,7 +300,7 @@ config_keys_reach_the_enrolment() {
 	assert_eq "$(jq -r '[.proxy_port, .proxy_uid, .proxy_gid, .inbound_port, .splice, .dns_port] | join(" ")' <<<"$s")" \
 		"15001 1400 1401 15007 false 15054" "enrolment from the changed config"
 	assert_eq "$(plugin CHECK a "$cfg")" "" "CHECK with that config"
-	check_err a 103 "proxyUID is 1400, the policy says 1337; proxyGID is 1401, the policy sets none; splice is off, the policy says on; inboundPort is 15007, the policy says 15006; DNS capture goes to port 15054, the policy has none" \
+	check_err a 103 "proxyUID: enrolled '1400', policy '1337'; proxyGID: enrolled '1401', policy ''; splice: enrolled 'false', policy 'true'; inboundPort: enrolled '15007', policy '15006'; redirectDNS: enrolled 'true', policy 'false'\$" \
 		"CHECK with the original config"
 	plugin ADD a >/dev/null
 	assert_eq "$(plugin CHECK a)" "" "CHECK after ADD with the original config"
@@ -322,7 +322,7 @@ check_passes_then_reports_drift() {
 		assert_eq "$out" "" "CHECK of the whole chain for $p: no output, success"
 	done
 	sm_cli enable --netns "$(pod_f a ns)" --attach-cgroup "$CG" --proxy-port 15002 --no-splice >/dev/null
-	check_err a 103 "proxyPort is 15002, the policy says 15001; splice is off, the policy says on" \
+	check_err a 103 "proxyPort: enrolled '15002', policy '15001'; splice: enrolled 'false', policy 'true'; excludeInboundPorts: enrolled '', policy '9090'\$" \
 		"a re-enrolled by hand"
 	plugin ADD a >/dev/null
 	assert_eq "$(plugin CHECK a)" "" "CHECK after ADD restored it"

@@ -8,7 +8,7 @@
 
 #include <json-c/json.h>
 
-#include "internal.h"
+#include <sockmesh.h>
 
 #define CNI_SPEC_VERSION "1.0.0"
 /* containerd's CRI plugin passes the pod's annotations in runtimeConfig
@@ -80,9 +80,11 @@ struct cni_conf {
 	const char *attach_cgroup; /* NULL: the cgroup2 root */
 	bool require_sidecar;
 	json_object *exclude_namespaces; /* array of strings, or NULL */
-	/* The defaults from the config; string lists live in strs[]. */
+	/* The defaults from the config (its keys are the schema's cni_key);
+	 * lists given as JSON arrays are joined into strs[].
+	 */
 	struct sockmesh_policy pol;
-	char *strs[8];
+	char *strs[SOCKMESH_F__COUNT];
 	size_t nstrs;
 };
 
@@ -107,12 +109,15 @@ int cni_decide(const struct cni_conf *c, const struct cni_env *env, struct cni_d
 	       struct cni_error *e);
 
 /* The pod's policy: config defaults overlaid with its istio annotations and
- * its addresses. ann and pod_ips must outlive pol's use.
+ * its addresses. *ann (set even on failure; free it with
+ * sockmesh_annotations__free) and pod_ips must outlive pol's use.
  */
-int cni_pod_policy(const struct cni_conf *c, const char *pod_ips, struct sm_annotations *ann,
+int cni_pod_policy(const struct cni_conf *c, const char *pod_ips, struct sockmesh_annotations **ann,
 		   struct sockmesh_policy *pol, struct cni_error *e);
 
-/* A library message naming a policy field, re-worded with the config key. */
-const char *cni_config_key_of(const char *lib_msg, char *buf, size_t len);
+/* A schema field's config key (its canonical name if it has none). */
+const char *cni_key(enum sockmesh_field f);
+/* The library's last failure, its fields named by their config keys. */
+const char *cni_lib_msg(char *buf, size_t len);
 
 #endif

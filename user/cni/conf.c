@@ -5,6 +5,7 @@
  * validated here, before any state is touched; every error names the
  * variable, key or annotation and the bad value.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -296,49 +297,52 @@ static int get_bool(json_object *o, const char *key, bool def, bool *out, struct
 	return 0;
 }
 
-/* An integer key in [min, max]; *has tells whether it was given. */
-static int get_uint(json_object *o, const char *key, __u32 min, __u32 max, const char *what,
-		    bool *has, __u32 *out, struct cni_error *e)
+const char *cni_key(enum sockmesh_field f)
 {
-	json_object *v;
-	char t[256];
-	int64_t x;
+	const struct sockmesh_field_desc *d = sockmesh_field(f);
 
-	*has = false;
-	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
-		return 0;
-	x = json_object_get_int64(v);
-	if (!json_object_is_type(v, json_type_int) || x < (int64_t)min || x > (int64_t)max)
-		return cni_fail(e, CNI_ERR_INVALID_CONFIG, "%s: %s is not %s (%u-%u)", key,
-				jtext(v, t, sizeof(t)), what, min, max);
-	*has = true;
-	*out = (__u32)x;
-	return 0;
+	return d && d->cni_key ? d->cni_key : d ? d->name : "?";
 }
 
-static int get_port(json_object *o, const char *key, __u16 *out, struct cni_error *e)
+const char *cni_lib_msg(char *buf, size_t len)
 {
-	bool has;
-	__u32 v;
+	return sockmesh_errmsg_as(SOCKMESH_NAMES_CNI, buf, len);
+}
 
-	if (get_uint(o, key, 1, 65535, "a port", &has, &v, e))
-		return -1;
-	*out = has ? (__u16)v : 0;
+/* A number field's config key: a JSON integer in the field's range. The
+ * range's name is the field's argument name ("a port", "a uid").
+ */
+static int num_text(json_object *v, const struct sockmesh_field_desc *f, char *num, size_t len,
+		    struct cni_error *e)
+{
+	char t[256], what[32];
+	int64_t x = json_object_get_int64(v);
+	size_t i;
+
+	if (!json_object_is_type(v, json_type_int) || x < 0 || (__u64)x < f->min ||
+	    (__u64)x > f->max) {
+		for (i = 0; f->arg && f->arg[i] && i < sizeof(what) - 1; i++)
+			what[i] = (char)(f->arg[i] >= 'A' && f->arg[i] <= 'Z' ?
+						 f->arg[i] - 'A' + 'a' :
+						 f->arg[i]);
+		what[i] = '\0';
+		return cni_fail(e, CNI_ERR_INVALID_CONFIG, "%s: %s is not a %s (%llu-%llu)",
+				f->cni_key, jtext(v, t, sizeof(t)), what,
+				(unsigned long long)f->min, (unsigned long long)f->max);
+	}
+	snprintf(num, len, "%lld", (long long)x);
 	return 0;
 }
 
 /* An istio-style list: "a,b" or ["a", "b"] (ports may be numbers). The
  * joined text is kept in c->strs.
  */
-static int get_list(struct cni_conf *c, const char *key, const char **out, struct cni_error *e)
+static int list_text(struct cni_conf *c, json_object *v, const char *key, const char **out,
+		     struct cni_error *e)
 {
-	json_object *v;
 	size_t n, len = 1;
 	char t[256], *s;
 
-	*out = NULL;
-	if (!json_object_object_get_ex(c->root, key, &v) || json_object_is_type(v, json_type_null))
-		return 0;
 	if (json_object_is_type(v, json_type_string)) {
 		*out = json_object_get_string(v);
 		return 0;
@@ -373,77 +377,87 @@ static int get_list(struct cni_conf *c, const char *key, const char **out, struc
 	return 0;
 }
 
-/* Library messages start with the policy field's name: say the config key. */
-static const char *const key_names[][2] = {
-	{ "include_outbound_cidrs", "includeOutboundIPRanges" },
-	{ "exclude_outbound_cidrs", "excludeOutboundIPRanges" },
-	{ "include_outbound_ports", "includeOutboundPorts" },
-	{ "exclude_outbound_ports", "excludeOutboundPorts" },
-	{ "include_inbound_ports", "includeInboundPorts" },
-	{ "exclude_inbound_ports", "excludeInboundPorts" },
-	{ "dns_servers", "dnsServers" },
-	{ "pod_ips", "prevResult.ips" },
-	{ "attach_cgroup", "attachCgroup" },
-	{ "pin dir", "pinDir" },
-};
-
-const char *cni_config_key_of(const char *msg, char *buf, size_t len)
+/* A policy field's config key as the text sockmesh_policy__set() takes;
+ * *text is NULL when the key is absent. JSON types are checked here (the
+ * library only sees text): flags are booleans, numbers integers, lists comma
+ * lists or arrays. Numbers and flags are written to num (the library copies
+ * them); list text stays in the config's JSON or in c->strs.
+ */
+static int key_text(struct cni_conf *c, const struct sockmesh_field_desc *f, char *num, size_t len,
+		    const char **text, struct cni_error *e)
 {
-	for (size_t i = 0; i < sizeof(key_names) / sizeof(key_names[0]); i++) {
-		size_t n = strlen(key_names[i][0]);
+	json_object *v;
+	char t[256];
+	bool on;
 
-		if (!strncmp(msg, key_names[i][0], n) && msg[n] == ':') {
-			snprintf(buf, len, "%s%s", key_names[i][1], msg + n);
-			return buf;
-		}
+	*text = NULL;
+	if (!json_object_object_get_ex(c->root, f->cni_key, &v) ||
+	    json_object_is_type(v, json_type_null))
+		return 0;
+	switch (f->type) {
+	case SOCKMESH_FT_FLAG:
+		if (!json_object_is_type(v, json_type_boolean))
+			return cni_fail(e, CNI_ERR_INVALID_CONFIG, "%s: %s is not true or false",
+					f->cni_key, jtext(v, t, sizeof(t)));
+		on = json_object_get_boolean(v);
+		if (f->flags & SOCKMESH_FIELD_CNI_NEGATED)
+			on = !on; /* "splice": true is no_splice false */
+		*text = on ? "true" : "false";
+		return 0;
+	case SOCKMESH_FT_PORT:
+	case SOCKMESH_FT_U32:
+		if (num_text(v, f, num, len, e))
+			return -1;
+		*text = num;
+		return 0;
+	case SOCKMESH_FT_CIDR_LIST:
+	case SOCKMESH_FT_PORT_LIST:
+	case SOCKMESH_FT_ADDR_LIST:
+		return list_text(c, v, f->cni_key, text, e);
+	default:
+		return cni_fail(e, SMCNI_ERR_SOCKMESH, "internal: %s has a type sockmesh-cni lacks",
+				f->cni_key);
 	}
-	snprintf(buf, len, "%s", msg);
-	return buf;
 }
 
+/* The policy keys are the schema's: every policy field with a CNI key,
+ * except those the plugin fills itself (pod_ips, from prevResult).
+ */
 static int read_policy(struct cni_conf *c, struct cni_error *e)
 {
+	const struct sockmesh_field_desc *f;
 	struct sockmesh_policy *p = &c->pol;
-	json_object *r = c->root;
-	bool splice;
-	char m[600];
+	char m[600], num[32];
+	const char *text;
 
 	memset(p, 0, sizeof(*p));
 	p->sz = sizeof(*p);
-	if (get_port(r, "proxyPort", &p->proxy_port, e) ||
-	    get_port(r, "inboundPort", &p->inbound_port, e) ||
-	    get_port(r, "dnsPort", &p->dns_port, e) ||
-	    get_uint(r, "proxyUID", 0, 0xffffffffu, "a uid", &p->has_proxy_uid, &p->proxy_uid, e) ||
-	    get_uint(r, "proxyGID", 0, 0xffffffffu, "a gid", &p->has_proxy_gid, &p->proxy_gid, e) ||
-	    get_uint(r, "proxyMark", 1, 0xffffffffu, "a mark", &p->has_proxy_mark, &p->proxy_mark,
-		     e) ||
-	    get_bool(r, "redirectDNS", false, &p->redirect_dns, e) ||
-	    get_bool(r, "captureAllDNS", false, &p->capture_all_dns, e) ||
-	    get_bool(r, "splice", true, &splice, e) ||
-	    get_list(c, "includeOutboundIPRanges", &p->include_outbound_cidrs, e) ||
-	    get_list(c, "excludeOutboundIPRanges", &p->exclude_outbound_cidrs, e) ||
-	    get_list(c, "includeOutboundPorts", &p->include_outbound_ports, e) ||
-	    get_list(c, "excludeOutboundPorts", &p->exclude_outbound_ports, e) ||
-	    get_list(c, "includeInboundPorts", &p->include_inbound_ports, e) ||
-	    get_list(c, "excludeInboundPorts", &p->exclude_inbound_ports, e) ||
-	    get_list(c, "dnsServers", &p->dns_servers, e))
-		return -1;
-	p->no_splice = !splice;
+	for (unsigned int i = 0; (f = sockmesh_field(i)); i++) {
+		if (f->kind != SOCKMESH_FK_POLICY || !f->cni_key ||
+		    (f->flags & SOCKMESH_FIELD_CNI_DERIVED))
+			continue;
+		if (key_text(c, f, num, sizeof(num), &text, e))
+			return -1;
+		if (text && sockmesh_policy__set(p, f->id, text))
+			return cni_fail(e, CNI_ERR_INVALID_CONFIG, "%s", cni_lib_msg(m, sizeof(m)));
+	}
 	if (!p->redirect_dns && (p->dns_servers || p->capture_all_dns || p->dns_port))
-		return cni_fail(e, CNI_ERR_INVALID_CONFIG, "%s: needs \"redirectDNS\": true",
-				p->dns_servers	   ? "dnsServers" :
-				p->capture_all_dns ? "captureAllDNS" :
-						     "dnsPort");
+		return cni_fail(e, CNI_ERR_INVALID_CONFIG, "%s: needs \"%s\": true",
+				cni_key(p->dns_servers	   ? SOCKMESH_F_DNS_SERVERS :
+					p->capture_all_dns ? SOCKMESH_F_CAPTURE_ALL_DNS :
+							     SOCKMESH_F_DNS_PORT),
+				cni_key(SOCKMESH_F_REDIRECT_DNS));
 	/* The library would read the resolvers from /etc/resolv.conf, which is
 	 * the node's here, not the pod's (kubelet writes that one).
 	 */
 	if (p->redirect_dns && !p->capture_all_dns && !p->dns_servers)
 		return cni_fail(
 			e, CNI_ERR_INVALID_CONFIG,
-			"redirectDNS: give dnsServers (the cluster's DNS service address) or captureAllDNS; the node's /etc/resolv.conf is not the pod's");
+			"%s: give %s (the cluster's DNS service address) or %s; the node's /etc/resolv.conf is not the pod's",
+			cni_key(SOCKMESH_F_REDIRECT_DNS), cni_key(SOCKMESH_F_DNS_SERVERS),
+			cni_key(SOCKMESH_F_CAPTURE_ALL_DNS));
 	if (sockmesh_policy__validate(p))
-		return cni_fail(e, CNI_ERR_INVALID_CONFIG, "%s",
-				cni_config_key_of(sockmesh_errmsg(), m, sizeof(m)));
+		return cni_fail(e, CNI_ERR_INVALID_CONFIG, "%s", cni_lib_msg(m, sizeof(m)));
 	return 0;
 }
 
@@ -476,14 +490,14 @@ int cni_conf_read(FILE *in, struct cni_conf *c, bool minimal, struct cni_error *
 		c->cni_version = NULL; /* answer in our own version */
 		return err;
 	}
-	if (get_string(c->root, "pinDir", &c->pin_dir, e))
+	if (get_string(c->root, cni_key(SOCKMESH_F_PIN_DIR), &c->pin_dir, e))
 		return -1;
 	if (!c->pin_dir)
 		c->pin_dir = SOCKMESH_DEFAULT_PIN_DIR;
 	if (c->pin_dir[0] != '/' || strlen(c->pin_dir) > 1024)
 		return cni_fail(e, CNI_ERR_INVALID_CONFIG,
-				"pinDir: '%.200s' is not an absolute path in a bpffs mount",
-				c->pin_dir);
+				"%s: '%.200s' is not an absolute path in a bpffs mount",
+				cni_key(SOCKMESH_F_PIN_DIR), c->pin_dir);
 	if (minimal)
 		return 0;
 	if (get_string(c->root, "name", &c->name, e))
@@ -515,13 +529,13 @@ int cni_conf_read(FILE *in, struct cni_conf *c, bool minimal, struct cni_error *
 		}
 	}
 
-	if (get_string(c->root, "attachCgroup", &c->attach_cgroup, e) ||
+	if (get_string(c->root, cni_key(SOCKMESH_F_ATTACH_CGROUP), &c->attach_cgroup, e) ||
 	    get_bool(c->root, "requireSidecar", true, &c->require_sidecar, e))
 		return -1;
 	if (c->attach_cgroup && c->attach_cgroup[0] != '/')
 		return cni_fail(e, CNI_ERR_INVALID_CONFIG,
-				"attachCgroup: '%.200s' is not an absolute cgroup v2 path",
-				c->attach_cgroup);
+				"%s: '%.200s' is not an absolute cgroup v2 path",
+				cni_key(SOCKMESH_F_ATTACH_CGROUP), c->attach_cgroup);
 	if (json_object_object_get_ex(c->root, "excludeNamespaces", &v) &&
 	    !json_object_is_type(v, json_type_null)) {
 		if (!json_object_is_type(v, json_type_array))
@@ -550,6 +564,35 @@ void cni_conf_free(struct cni_conf *c)
 }
 
 /* ---- prevResult ---------------------------------------------------------- */
+
+/* An IPv4 or IPv6 address with an optional /prefix (a CNI result's "address"). */
+static bool is_cidr(const char *s)
+{
+	const char *slash = strchr(s, '/');
+	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned char bin[sizeof(struct in6_addr)];
+	char addr[INET6_ADDRSTRLEN + 1];
+	unsigned long plen, max;
+	char *end;
+
+	if (alen == 0 || alen >= sizeof(addr))
+		return false;
+	memcpy(addr, s, alen);
+	addr[alen] = '\0';
+	if (inet_pton(AF_INET, addr, bin) == 1)
+		max = 32;
+	else if (inet_pton(AF_INET6, addr, bin) == 1)
+		max = 128;
+	else
+		return false;
+	if (!slash)
+		return true;
+	if (slash[1] < '0' || slash[1] > '9')
+		return false;
+	errno = 0;
+	plen = strtoul(slash + 1, &end, 10);
+	return !errno && !*end && plen <= max;
+}
 
 /* Is ips[i].interface one of the container's interfaces? Host-side
  * interfaces (no "sandbox") are not the pod's; without an index, assume it is.
@@ -600,7 +643,6 @@ int cni_prev_result_pod_ips(json_object *prev, char **out, struct cni_error *e)
 		return cni_fail(e, CNI_ERR_IO, "out of memory");
 	for (size_t i = 0; i < n; i++) {
 		json_object *ip = json_object_array_get_idx(ips, i), *a;
-		struct sm_cidr cidr;
 		char addr[48];
 		const char *slash;
 		bool mine;
@@ -613,7 +655,7 @@ int cni_prev_result_pod_ips(json_object *prev, char **out, struct cni_error *e)
 					"prevResult.ips[%zu]: %s has no \"address\" string", i,
 					jtext(ip, t, sizeof(t)));
 		}
-		if (sm_parse_cidr("address", json_object_get_string(a), &cidr)) {
+		if (!is_cidr(json_object_get_string(a))) {
 			free(s);
 			return cni_fail(
 				e, CNI_ERR_INVALID_CONFIG,
@@ -721,29 +763,38 @@ int cni_decide(const struct cni_conf *c, const struct cni_env *env, struct cni_d
 	return 0;
 }
 
-int cni_pod_policy(const struct cni_conf *c, const char *pod_ips, struct sm_annotations *ann,
+int cni_pod_policy(const struct cni_conf *c, const char *pod_ips, struct sockmesh_annotations **ann,
 		   struct sockmesh_policy *pol, struct cni_error *e)
 {
 	char m[600];
+	int err;
 
-	memset(ann, 0, sizeof(*ann));
+	*ann = NULL;
 	*pol = c->pol;
-	if (c->annotations && sm_annotations_from_object(c->annotations, ann))
-		return cni_fail(e, SMCNI_ERR_ANNOTATION, "annotation %s", sockmesh_errmsg());
-	/* The status port is added to the excluded inbound ports; without an
-	 * excludeInboundPorts annotation that list is the config's, which
-	 * sm_annotations_apply() would otherwise replace.
-	 */
-	if (!ann->v[SM_ANN_EXC_IN_PORTS] && c->pol.exclude_inbound_ports) {
-		ann->v[SM_ANN_EXC_IN_PORTS] = strdup(c->pol.exclude_inbound_ports);
-		if (!ann->v[SM_ANN_EXC_IN_PORTS])
+	if (c->annotations) {
+		*ann = sockmesh_annotations__parse(
+			json_object_to_json_string_ext(c->annotations, JSON_C_TO_STRING_PLAIN));
+		if (!*ann) {
+			if (errno == ENOMEM)
+				return cni_fail(e, CNI_ERR_IO, "out of memory");
+			return cni_fail(
+				e, SMCNI_ERR_ANNOTATION, "annotation %s",
+				sockmesh_errmsg_as(SOCKMESH_NAMES_ANNOTATION, m, sizeof(m)));
+		}
+		/* The config's values are the base and the annotations override
+		 * them; the status port joins whichever excludeInboundPorts list
+		 * results (the config's when no annotation replaces it).
+		 */
+		err = sockmesh_annotations__apply(*ann, pol, 0);
+		if (err == -ENOMEM)
 			return cni_fail(e, CNI_ERR_IO, "out of memory");
+		if (err)
+			return cni_fail(
+				e, SMCNI_ERR_ANNOTATION, "annotation %s",
+				sockmesh_errmsg_as(SOCKMESH_NAMES_ANNOTATION, m, sizeof(m)));
 	}
-	if (sm_annotations_apply(ann, pol))
-		return cni_fail(e, CNI_ERR_IO, "out of memory");
 	pol->pod_ips = pod_ips;
 	if (sockmesh_policy__validate(pol))
-		return cni_fail(e, CNI_ERR_INVALID_CONFIG, "%s",
-				cni_config_key_of(sockmesh_errmsg(), m, sizeof(m)));
+		return cni_fail(e, CNI_ERR_INVALID_CONFIG, "%s", cni_lib_msg(m, sizeof(m)));
 	return 0;
 }

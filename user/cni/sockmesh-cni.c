@@ -46,10 +46,18 @@ static void print_error(const char *version, const struct cni_error *e)
 	fprintf(stderr, "sockmesh-cni: %s\n", e->msg);
 }
 
-/* A library message without its own field prefix (we name the variable). */
-static const char *strip_field(const char *msg, const char *prefix)
+/* The library's message about field f without the field's own name in
+ * front (the caller names the key or variable instead).
+ */
+static const char *lib_msg_about(enum sockmesh_field f, char *buf, size_t len)
 {
-	return strncmp(msg, prefix, strlen(prefix)) ? msg : msg + strlen(prefix);
+	const char *msg = cni_lib_msg(buf, len), *name = cni_key(f);
+	size_t n = strlen(name);
+
+	if (sockmesh_errfield() == (int)f && !strncmp(msg, name, n) && msg[n] == ':' &&
+	    msg[n + 1] == ' ')
+		return msg + n + 2;
+	return msg;
 }
 
 /* Who the pod is, for messages. */
@@ -75,8 +83,7 @@ static int lib_fail(struct cni_error *e, int err, const char *what)
 		code = CNI_ERR_INVALID_CONFIG;
 	else if (err == -EAGAIN || err == -EBUSY || err == -EINTR)
 		code = CNI_ERR_TRY_AGAIN;
-	return cni_fail(e, code, "%s: %s", what,
-			cni_config_key_of(sockmesh_errmsg(), m, sizeof(m)));
+	return cni_fail(e, code, "%s: %s", what, cni_lib_msg(m, sizeof(m)));
 }
 
 static struct sockmesh *open_instance(const struct cni_conf *c, bool create)
@@ -107,21 +114,21 @@ static int cmd_version(void)
 
 static int check_attach_cgroup(const struct cni_conf *c, __u64 *id, struct cni_error *e)
 {
+	const char *key = cni_key(SOCKMESH_F_ATTACH_CGROUP), *path = c->attach_cgroup;
 	struct sockmesh_scope cg;
-	char root[4096];
-	const char *path = c->attach_cgroup;
+	char root[4096], m[600];
 	int err;
 
 	if (!path) {
-		err = sm_cgroup2_root(root, sizeof(root));
+		err = sockmesh_cgroup2_root(root, sizeof(root));
 		if (err)
 			return cni_fail(e, SMCNI_ERR_SOCKMESH,
-					"attachCgroup: no cgroup2 mount in /proc/mounts");
+					"%s: no cgroup2 mount in /proc/mounts", key);
 		path = root;
 	}
 	if (sockmesh_scope_from_cgroup(path, &cg))
-		return cni_fail(e, CNI_ERR_INVALID_CONFIG, "attachCgroup: %s",
-				strip_field(sockmesh_errmsg(), "cgroup: "));
+		return cni_fail(e, CNI_ERR_INVALID_CONFIG, "%s: %s", key,
+				lib_msg_about(SOCKMESH_F_CGROUP, m, sizeof(m)));
 	if (id)
 		*id = cg.id;
 	return 0;
@@ -129,9 +136,11 @@ static int check_attach_cgroup(const struct cni_conf *c, __u64 *id, struct cni_e
 
 static int netns_scope(const struct cni_env *env, struct sockmesh_scope *s, struct cni_error *e)
 {
+	char m[600];
+
 	if (sockmesh_scope_from_netns(env->netns, s))
 		return cni_fail(e, CNI_ERR_INVALID_ENV, "CNI_NETNS: %s",
-				strip_field(sockmesh_errmsg(), "netns: "));
+				lib_msg_about(SOCKMESH_F_NETNS, m, sizeof(m)));
 	return 0;
 }
 
@@ -159,7 +168,7 @@ static int enrol(const struct cni_env *env, const struct cni_conf *c, const char
 		 struct cni_error *e)
 {
 	struct sockmesh_scope_info info = { .sz = sizeof(info) };
-	struct sm_annotations ann;
+	struct sockmesh_annotations *ann = NULL;
 	struct sockmesh_policy pol;
 	struct sockmesh_scope scope;
 	struct sockmesh *sm = NULL;
@@ -170,7 +179,7 @@ static int enrol(const struct cni_env *env, const struct cni_conf *c, const char
 	/* Everything is checked before anything is loaded or written. */
 	if (cni_pod_policy(c, pod_ips, &ann, &pol, e) || check_attach_cgroup(c, NULL, e) ||
 	    netns_scope(env, &scope, e)) {
-		sm_annotations_free(&ann);
+		sockmesh_annotations__free(ann);
 		return -1;
 	}
 	pod_desc(env, who, sizeof(who));
@@ -182,7 +191,7 @@ static int enrol(const struct cni_env *env, const struct cni_conf *c, const char
 		sm = open_instance(c, true);
 		if (!sm) {
 			err = -errno;
-			sm_annotations_free(&ann);
+			sockmesh_annotations__free(ann);
 			return lib_fail(e, err, "cannot open or create the sockmesh state");
 		}
 		existed = sockmesh__scope_info(sm, &scope, &info) == 0;
@@ -192,7 +201,7 @@ static int enrol(const struct cni_env *env, const struct cni_conf *c, const char
 		sockmesh__close(sm);
 		sm = NULL;
 	}
-	sm_annotations_free(&ann);
+	sockmesh_annotations__free(ann);
 	if (err) {
 		/* Leave no empty instance behind; atomic with other writers. */
 		lib_fail(e, err, "enrol");
@@ -343,82 +352,90 @@ static void drift_add(struct drift *d, const char *fmt, ...)
 								sizeof(d->buf) - d->len - 1;
 }
 
-static void drift_num(struct drift *d, const char *key, long long got, long long want)
-{
-	if (got == want)
-		return;
-	if (want < 0)
-		drift_add(d, "%s is %lld, the policy sets none", key, got);
-	else if (got < 0)
-		drift_add(d, "%s is not set, the policy says %lld", key, want);
-	else
-		drift_add(d, "%s is %lld, the policy says %lld", key, got, want);
-}
-
 static void drift_str(struct drift *d, const char *key, const char *got, const char *want)
 {
 	if (strcmp(got, want))
 		drift_add(d, "%s is '%s', CNI_ARGS say '%s'", key, got, want);
 }
 
-/* Compare an enrolment with what ADD would write for this pod. */
-static int compare(const struct cni_env *env, const struct sockmesh_policy *want_pol, __u64 want_cg,
-		   const struct sockmesh_scope_info *got, struct drift *d, struct cni_error *e)
+/* The policy fields the enrolment differs in, named by their config keys.
+ * sockmesh__policy_matches() names the first; with the enrolled value of
+ * that field taken over (sockmesh__policy_get) it names the next, until the
+ * rest matches. Returns 0, or -1 with e set.
+ */
+static int policy_drift(struct sockmesh *sm, const struct sockmesh_scope *scope,
+			const struct sockmesh_policy *want, struct drift *d, struct cni_error *e)
 {
-	struct sm_compiled w;
-	const struct sm_policy *p = &w.pol;
+	char got[SOCKMESH_F__COUNT][1024]; /* the texts p points at */
+	struct sockmesh_policy p = *want;
+	__u64 seen = 0;
+	char m[600];
 
-	if (sm_policy_compile(want_pol, &w))
-		return lib_fail(e, -EINVAL, "policy");
-	drift_num(d, "proxyPort", got->proxy_port, p->proxy_port);
-	drift_num(d, "proxyUID", got->proxy_uid, p->proxy_uid);
-	drift_num(d, "proxyGID", got->proxy_gid,
-		  p->flags & SM_POL_PROXY_GID ? (long long)p->proxy_gid : -1);
-	drift_num(d, "proxyMark", got->proxy_mark,
-		  p->flags & SM_POL_PROXY_MARK ? (long long)p->proxy_mark : -1);
-	if (got->splice != !!(p->flags & SM_POL_SPLICE))
-		drift_add(d, "splice is %s, the policy says %s", got->splice ? "on" : "off",
-			  got->splice ? "off" : "on");
-	if (got->inbound_port != (p->flags & SM_POL_INBOUND ? p->inbound_port : 0)) {
-		if (!got->inbound_port)
-			drift_add(d, "inbound capture is off, the policy sends it to port %u",
-				  p->inbound_port);
-		else if (!(p->flags & SM_POL_INBOUND))
-			drift_add(d, "inbound capture goes to port %u, the policy has none",
-				  got->inbound_port);
-		else
-			drift_num(d, "inboundPort", got->inbound_port, p->inbound_port);
+	for (int round = 0; round < SOCKMESH_F__COUNT; round++) {
+		const struct sockmesh_field_desc *f;
+		int r = sockmesh__policy_matches(sm, scope, &p), id;
+
+		if (r == 1)
+			return 0;
+		if (r < 0)
+			return lib_fail(e, r, "compare the enrolment with the policy");
+		id = sockmesh_errfield();
+		f = id >= 0 ? sockmesh_field((unsigned int)id) : NULL;
+		cni_lib_msg(m, sizeof(m));
+		if (!f || f->kind != SOCKMESH_FK_POLICY || (seen & (1ull << id)) ||
+		    sockmesh__policy_get(sm, scope, f->id, got[id], sizeof(got[id]))) {
+			drift_add(d, "%s", m);
+			return 0;
+		}
+		seen |= 1ull << id;
+		if ((f->flags & SOCKMESH_FIELD_CNI_NEGATED) && f->type == SOCKMESH_FT_FLAG) {
+			/* the config key is the opposite flag: say it in its terms */
+			bool on = strcmp(got[id], "true") != 0;
+
+			drift_add(d, "%s: enrolled '%s', policy '%s'", f->cni_key,
+				  on ? "true" : "false", on ? "false" : "true");
+		} else {
+			drift_add(d, "%s", m);
+		}
+		/* The DNS fields mean something only when both capture DNS;
+		 * anything that cannot be taken over ends the list.
+		 */
+		if (f->id == SOCKMESH_F_REDIRECT_DNS || sockmesh_policy__set(&p, f->id, got[id]))
+			return 0;
 	}
-	if (got->dns_port != (p->flags & SM_POL_DNS ? p->dns_port : 0)) {
-		if (!got->dns_port)
-			drift_add(d, "DNS capture is off, the policy sends it to port %u",
-				  p->dns_port);
-		else if (!(p->flags & SM_POL_DNS))
-			drift_add(d, "DNS capture goes to port %u, the policy has none",
-				  got->dns_port);
-		else
-			drift_num(d, "dnsPort", got->dns_port, p->dns_port);
-	}
+	return 0;
+}
+
+/* Compare an enrolment with what ADD would write for this pod: the policy
+ * (the library compares its normalised forms), the attach point and labels.
+ */
+static int compare(const struct cni_env *env, struct sockmesh *sm,
+		   const struct sockmesh_scope *scope, const struct sockmesh_policy *want_pol,
+		   __u64 want_cg, const struct sockmesh_scope_info *got, struct drift *d,
+		   struct cni_error *e)
+{
+	if (policy_drift(sm, scope, want_pol, d, e))
+		return -1;
 	if (got->attach_cgroup_id != want_cg)
-		drift_add(d, "attached at cgroup id %llu, attachCgroup is cgroup id %llu",
-			  (unsigned long long)got->attach_cgroup_id, (unsigned long long)want_cg);
+		drift_add(d, "attached at cgroup id %llu, %s is cgroup id %llu",
+			  (unsigned long long)got->attach_cgroup_id,
+			  cni_key(SOCKMESH_F_ATTACH_CGROUP), (unsigned long long)want_cg);
 	drift_str(d, "the pod namespace label", got->pod_namespace,
 		  env->pod_namespace ? env->pod_namespace : "");
 	drift_str(d, "the pod name label", got->pod_name, env->pod_name ? env->pod_name : "");
 	drift_str(d, "the container id label", got->container_id, cni_env_label_id(env));
-	sm_compiled_free(&w);
 	return 0;
 }
 
 static int cmd_check(const struct cni_env *env, struct cni_conf *c, struct cni_error *e)
 {
 	struct sockmesh_scope_info info = { .sz = sizeof(info) };
+	struct sockmesh_annotations *ann = NULL;
 	struct sockmesh_policy pol;
 	struct sockmesh_scope scope;
-	struct sm_annotations ann = { 0 };
 	struct cni_decision d;
 	struct drift dr = { 0 };
-	struct sockmesh *sm;
+	struct sockmesh *sm = NULL;
 	char *pod_ips = NULL, who[400];
 	__u64 cg = 0;
 	int err = -1, found;
@@ -443,7 +460,6 @@ static int cmd_check(const struct cni_env *env, struct cni_conf *c, struct cni_e
 		found = -ENOENT;
 	} else {
 		found = sockmesh__scope_info(sm, &scope, &info);
-		sockmesh__close(sm);
 	}
 	if (found && found != -ENOENT) {
 		lib_fail(e, found, "scope info");
@@ -462,7 +478,7 @@ static int cmd_check(const struct cni_env *env, struct cni_conf *c, struct cni_e
 		goto out;
 	}
 	if (d.capture) {
-		if (compare(env, &pol, cg, &info, &dr, e))
+		if (compare(env, sm, &scope, &pol, cg, &info, &dr, e))
 			goto out;
 		if (dr.len) {
 			cni_fail(e, SMCNI_ERR_DRIFT,
@@ -474,7 +490,8 @@ static int cmd_check(const struct cni_env *env, struct cni_conf *c, struct cni_e
 	}
 	err = 0;
 out:
-	sm_annotations_free(&ann);
+	sockmesh__close(sm);
+	sockmesh_annotations__free(ann);
 	free(pod_ips);
 	return err;
 }
