@@ -244,9 +244,13 @@ CLI_ID=none
 if has_mode capture || has_mode sockmesh; then
 	# One binary for the whole run (and its cleanup), even if the build
 	# directory is rebuilt meanwhile: pins and CLI must match.
-	cp "$SM_CLI" "$TMP/sockmesh"
+	# (the CLI finds libsockmesh at $ORIGIN/../lib, so the copy keeps
+	# that layout)
+	mkdir -p "$TMP/cli" "$TMP/lib"
+	cp "$SM_CLI" "$TMP/cli/sockmesh"
+	cp -L "$(dirname "$SM_CLI")/../lib/libsockmesh.so.0" "$TMP/lib/"
 	CLI_ID="$SM_CLI sha256:$(sha256sum "$SM_CLI" | cut -c1-12)"
-	SM_CLI=$TMP/sockmesh
+	SM_CLI=$TMP/cli/sockmesh
 fi
 GEN=0
 PY=(python3 "$BENCH_DIR/report.py")

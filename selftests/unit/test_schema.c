@@ -149,11 +149,6 @@ static void test_cross_field(void)
 		     "--dns-port: 5353 needs DNS capture (--redirect-dns) on", "CLI");
 	EXPECT_STREQ(sockmesh_errmsg_as(SOCKMESH_NAMES_CNI, msg, sizeof(msg)),
 		     "dnsPort: 5353 needs DNS capture (redirectDNS) on", "CNI");
-	pol.has_proxy_mark = true;
-	pol.proxy_mark = 0;
-	ASSERT_OK(sockmesh_policy__set(&pol, SOCKMESH_F_REDIRECT_DNS, "true"), "redirect_dns");
-	EXPECT_ERR(sockmesh_policy__validate(&pol), -ERANGE, "mark 0 set directly");
-	EXPECT_EQ(sockmesh_errfield(), SOCKMESH_F_PROXY_MARK, "errfield");
 }
 
 static void test_annotations(void)

@@ -458,12 +458,6 @@ int sm_policy_compile(const struct sockmesh_policy *user, struct sm_compiled *ou
 		if (in->capture_all_dns || in->dns_servers || in->dns_port)
 			err = -EINVAL;
 	}
-	if (!err && in->has_proxy_mark && in->proxy_mark == 0) {
-		/* every unmarked socket has mark 0: nothing would be captured */
-		sm_set_err(0, "%s: '0' is out of range (1..4294967295)",
-			   sm_fname(SOCKMESH_F_PROXY_MARK));
-		err = -ERANGE;
-	}
 	for (size_t i = 0; !err && i < out->pod_ips.n; i++) {
 		const struct sm_cidr *c = (const struct sm_cidr *)out->pod_ips.v + i;
 
