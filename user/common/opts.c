@@ -110,7 +110,7 @@ const struct smc_addr *smc_opts_addr(const struct smc_opts *s, int id)
 {
 	int i = index_of(s, id);
 
-	return i >= 0 && s->set[i] && s->o[i]->type == SMC_OPT_ADDR_PORT ? &s->v[i].addr : NULL;
+	return i >= 0 && s->set[i] && s->o[i]->type == SMC_OPT_ADDR ? &s->v[i].addr : NULL;
 }
 
 static int set_err(struct smc_opts *s, enum smc_opt_error kind, const struct smc_opt *o,
@@ -179,8 +179,9 @@ static int check_value(const struct smc_opt *o, const char *val, union smc_optva
 				     &u64);
 		v->u = u64;
 		break;
-	case SMC_OPT_ADDR_PORT:
-		err = smc_parse_addr(field, val, SMC_ADDR_PORT | o->addr_flags, &v->addr);
+	case SMC_OPT_ADDR:
+		err = smc_parse_addr(field, val, o->addr_flags ? o->addr_flags : SMC_ADDR_PORT,
+				     &v->addr);
 		break;
 	}
 	if (err)

@@ -35,7 +35,7 @@ enum smc_opt_type {
 	SMC_OPT_U32, /* decimal min..max (SMC_OPT_C_INT: also 0x hex, 0 octal) */
 	SMC_OPT_PORT, /* 1-65535 */
 	SMC_OPT_SIZE, /* bytes, or a number with K, M, G, KiB, MiB, GiB; min..max */
-	SMC_OPT_ADDR_PORT, /* ADDR:PORT or [IPV6]:PORT (addr_flags widen it) */
+	SMC_OPT_ADDR, /* ADDR:PORT or [IPV6]:PORT; addr_flags (SMC_ADDR_*) other forms */
 };
 
 enum smc_opt_flags {
@@ -61,7 +61,7 @@ struct smc_opt {
 	enum smc_opt_type type;
 	unsigned int flags; /* enum smc_opt_flags */
 	unsigned long long min, max; /* U32 and SIZE; 0, 0: the type's full range */
-	unsigned int addr_flags; /* ADDR_PORT: extra SMC_ADDR_* flags */
+	unsigned int addr_flags; /* ADDR: the forms allowed; 0: SMC_ADDR_PORT */
 	const char *def; /* default, shown on a line of its own; NULL: none */
 	int id; /* the caller's id, unique within one parse set */
 };
@@ -88,7 +88,7 @@ struct smc_opt_err {
 
 union smc_optval {
 	unsigned long long u; /* U32, PORT, SIZE */
-	struct smc_addr addr; /* ADDR_PORT */
+	struct smc_addr addr; /* ADDR */
 };
 
 /* Called for every value as it is parsed (after its type check). A
