@@ -163,52 +163,6 @@ static void family(struct sbuf *b, const char *name, const char *type, const cha
 
 /* ---- counters ------------------------------------------------------------ */
 
-static const struct {
-	const char *name;
-	const char *help;
-} counter_help[] = {
-	{ "captured", "Outbound TCP connects redirected to the proxy." },
-	{ "bypass_not_enrolled",
-	  "TCP connects seen from sockets of no enrolled scope (counted in the global series)." },
-	{ "bypass_loopback", "Connects to loopback destinations, never captured." },
-	{ "bypass_proxy_uid", "Connects by the proxy's uid, not captured." },
-	{ "bypass_proxy_gid", "Connects by the proxy's gid, not captured." },
-	{ "bypass_proxy_mark", "Connects from sockets with the proxy's SO_MARK, not captured." },
-	{ "bypass_excluded_port", "Connects to an excluded outbound port, not captured." },
-	{ "bypass_not_included_port",
-	  "Connects to a port outside the included ones, not captured." },
-	{ "bypass_excluded_cidr", "Connects to an excluded outbound CIDR, not captured." },
-	{ "bypass_not_included_cidr",
-	  "Connects to an address outside the included CIDRs, not captured." },
-	{ "origdst_published",
-	  "Original destinations published for the proxy when a captured connection was established." },
-	{ "origdst_miss",
-	  "SO_ORIGINAL_DST asked in an enrolled scope for a connection sockmesh has no answer for." },
-	{ "origdst_answered", "SO_ORIGINAL_DST queries answered for the proxy." },
-	{ "splice_sockets", "Sockets inserted into the in-kernel splice map." },
-	{ "splice_msgs", "Messages spliced socket to socket in the kernel." },
-	{ "splice_bytes", "Bytes spliced socket to socket in the kernel." },
-	{ "splice_miss", "Splice redirects that missed their peer and took the TCP stack." },
-	{ "map_full", "Inserts that failed because a BPF map was full." },
-	{ "inbound_captured", "Inbound connections steered to the proxy's inbound listener." },
-	{ "inbound_bypass_excluded_port", "Inbound connections to an excluded port, not steered." },
-	{ "inbound_bypass_not_included_port",
-	  "Inbound connections to a port outside the included ones, not steered." },
-	{ "inbound_no_listener",
-	  "Inbound connections not steered because no proxy listener was registered." },
-	{ "inbound_listeners", "Inbound proxy listeners registered." },
-	{ "dns_captured", "DNS queries redirected to the proxy's DNS port." },
-	{ "dns_replies", "DNS replies shown as coming from the server the app asked." },
-};
-
-static const char *help_of(const char *name)
-{
-	for (size_t i = 0; i < sizeof(counter_help) / sizeof(counter_help[0]); i++)
-		if (strcmp(counter_help[i].name, name) == 0)
-			return counter_help[i].help;
-	return NULL;
-}
-
 /* sockmesh_<name>_total, name reduced to [a-z0-9_] */
 static void metric_name(char *buf, size_t len, const char *counter)
 {
@@ -404,7 +358,8 @@ char *sd_metrics_render(const struct sd_metrics_ctx *ctx, size_t *len)
 	}
 	for (unsigned int k = 0; k < ncounters && up; k++) {
 		const char *cn = sockmesh_stat_name(k);
-		const char *help = help_of(cn);
+		/* the library documents every counter it names */
+		const char *help = sockmesh_stat_help(k);
 		char generic[160];
 
 		if (!help) {

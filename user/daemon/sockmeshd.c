@@ -21,7 +21,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -42,9 +41,14 @@
 #include <json-c/json.h>
 #include <microhttpd.h>
 
-#include "internal.h"
+#include "sockmesh.h"
+#include "addr.h"
+#include "file.h"
 #include "log.h"
 #include "metrics.h"
+#include "opts.h"
+#include "parse.h"
+#include "proc.h"
 
 #ifndef SOCKMESH_VERSION
 #define SOCKMESH_VERSION "unknown"
@@ -75,54 +79,66 @@ enum {
 	O_COUNT
 };
 
-struct opt_def {
-	const char *name;
-	const char *arg; /* NULL: flag */
-	char short_name;
-	const char *help;
-	const char *def; /* default, for the help text */
+/* Values are checked after the parse, in a fixed order, so that every
+ * message names the option and value as it always did: the table only
+ * says which options take a value.
+ */
+static const struct smc_opt opt_defs[O_COUNT] = {
+	{ .id = O_PIN_DIR,
+	  .name = "pin-dir",
+	  .arg = "DIR",
+	  .type = SMC_OPT_STRING,
+	  .help = "bpffs directory of the sockmesh instance",
+	  .def = SOCKMESH_DEFAULT_PIN_DIR },
+	{ .id = O_ATTACH_CGROUP,
+	  .name = "attach-cgroup",
+	  .arg = "PATH",
+	  .type = SMC_OPT_STRING,
+	  .help = "cgroup where this node's netns scopes attach (checked, reported)",
+	  .def = "the cgroup2 mount point in /proc/mounts" },
+	{ .id = O_LISTEN,
+	  .name = "listen",
+	  .arg = "ADDR:PORT",
+	  .type = SMC_OPT_STRING,
+	  .help = "/metrics and /healthz; numeric IPv4 or [IPv6], port 0: any free",
+	  .def = DEFAULT_LISTEN },
+	{ .id = O_GC_INTERVAL,
+	  .name = "gc-interval",
+	  .arg = "SECONDS",
+	  .type = SMC_OPT_STRING,
+	  .help = "garbage-collect scopes whose netns or cgroup is gone (1-86400)",
+	  .def = DEFAULT_GC_INTERVAL },
+	{ .id = O_STATE_FILE,
+	  .name = "state-file",
+	  .arg = "FILE",
+	  .type = SMC_OPT_STRING,
+	  .help = "pid, listen address, pin dir, version (read by sockmesh status)",
+	  .def = DEFAULT_STATE_FILE },
+	{ .id = O_CLEANUP,
+	  .name = "cleanup-on-exit",
+	  .help = "on SIGTERM/SIGINT withdraw every scope and unpin everything",
+	  .def = "off: the data path keeps running" },
+	{ .id = O_LOG_FORMAT,
+	  .name = "log-format",
+	  .arg = "json|text",
+	  .type = SMC_OPT_STRING,
+	  .help = "structured log lines on stderr",
+	  .def = "json" },
+	/* plain flags, not SMC_OPT_HELP: a bad word anywhere still exits 2 */
+	{ .id = O_VERSION,
+	  .name = "version",
+	  .short_opt = 'V',
+	  .help = "print the version and exit" },
+	{ .id = O_HELP, .name = "help", .short_opt = 'h', .help = "show this help" },
 };
 
-static const struct opt_def opt_defs[O_COUNT] = {
-	[O_PIN_DIR] = { "pin-dir", "DIR", 0, "bpffs directory of the sockmesh instance",
-			SOCKMESH_DEFAULT_PIN_DIR },
-	[O_ATTACH_CGROUP] = { "attach-cgroup", "PATH", 0,
-			      "cgroup where this node's netns scopes attach (checked, reported)",
-			      "the cgroup2 mount point in /proc/mounts" },
-	[O_LISTEN] = { "listen", "ADDR:PORT", 0,
-		       "/metrics and /healthz; numeric IPv4 or [IPv6], port 0: any free",
-		       DEFAULT_LISTEN },
-	[O_GC_INTERVAL] = { "gc-interval", "SECONDS", 0,
-			    "garbage-collect scopes whose netns or cgroup is gone (1-86400)",
-			    DEFAULT_GC_INTERVAL },
-	[O_STATE_FILE] = { "state-file", "FILE", 0,
-			   "pid, listen address, pin dir, version (read by sockmesh status)",
-			   DEFAULT_STATE_FILE },
-	[O_CLEANUP] = { "cleanup-on-exit", NULL, 0,
-			"on SIGTERM/SIGINT withdraw every scope and unpin everything",
-			"off: the data path keeps running" },
-	[O_LOG_FORMAT] = { "log-format", "json|text", 0, "structured log lines on stderr", "json" },
-	[O_VERSION] = { "version", NULL, 'V', "print the version and exit", NULL },
-	[O_HELP] = { "help", NULL, 'h', "show this help", NULL },
-};
-
-static void usage(FILE *f)
+static void usage(FILE *f, const struct smc_opts *opts)
 {
 	fprintf(f, "Usage: sockmeshd [options]\n"
 		   "  The sockmesh node daemon: keeps the pinned data path, garbage-collects\n"
 		   "  scopes whose netns or cgroup is gone, serves Prometheus metrics.\n"
 		   "Options:\n");
-	for (int i = 0; i < O_COUNT; i++) {
-		const struct opt_def *d = &opt_defs[i];
-		char lhs[64];
-
-		snprintf(lhs, sizeof(lhs), "%c%c%s --%s%s%s", d->short_name ? '-' : ' ',
-			 d->short_name ? d->short_name : ' ', d->short_name ? "," : " ", d->name,
-			 d->arg ? " " : "", d->arg ? d->arg : "");
-		fprintf(f, "  %-32s %s\n", lhs, d->help);
-		if (d->def)
-			fprintf(f, "  %-32s (default %s)\n", "", d->def);
-	}
+	smc_opts_help(f, opts, 2, 32);
 	fprintf(f, "Exit: 0 stopped by SIGTERM/SIGINT, 1 failed, 2 bad usage.\n"
 		   "SIGHUP runs garbage collection at once.\n");
 }
@@ -200,72 +216,25 @@ static json_object *scope_fields(const struct sockmesh_scope_info *i)
 
 static int parse_listen(const char *s, struct daemon *d)
 {
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *colon, *port_s;
-	__u32 port;
-	size_t hl;
+	struct smc_addr a;
 
-	memset(&d->addr, 0, sizeof(d->addr));
-	if (s[0] == '[') {
-		const char *end = strchr(s, ']');
-
-		if (!end || end[1] != ':')
-			goto bad;
-		hl = (size_t)(end - s - 1);
-		if (hl == 0 || hl >= sizeof(host))
-			goto bad;
-		memcpy(host, s + 1, hl);
-		host[hl] = '\0';
-		port_s = end + 2;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon || colon == s)
-			goto bad;
-		hl = (size_t)(colon - s);
-		if (hl >= sizeof(host))
-			goto bad;
-		memcpy(host, s, hl);
-		host[hl] = '\0';
-		if (strchr(host, ':'))
-			goto bad; /* IPv6 needs brackets */
-		port_s = colon + 1;
-	}
-	if (sm_parse_u32("--listen", port_s, 65535, &port))
-		return usage_err("--listen: '%s': port '%s' is not 0-65535", s, port_s);
-	if (s[0] == '[') {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&d->addr;
-
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons((__u16)port);
-		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
-			return usage_err("--listen: '%s' is not a numeric IPv6 address", host);
-		d->addrlen = sizeof(*a);
-	} else {
-		struct sockaddr_in *a = (struct sockaddr_in *)&d->addr;
-
-		a->sin_family = AF_INET;
-		a->sin_port = htons((__u16)port);
-		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-			return usage_err("--listen: '%s' is not a numeric IPv4 address", host);
-		d->addrlen = sizeof(*a);
-	}
+	if (smc_parse_addr("--listen", s, SMC_ADDR_PORT | SMC_ADDR_PORT0, &a))
+		return usage_err("%s", smc_errmsg());
+	d->addr = a.ss;
+	d->addrlen = a.len;
 	return 0;
-bad:
-	return usage_err("--listen: '%s' is not ADDR:PORT (127.0.0.1:15095, [::1]:15095)", s);
 }
 
+/* d->listen: the address as bound (port 0 resolved) */
 static void format_listen(struct daemon *d, unsigned int port)
 {
-	char host[INET6_ADDRSTRLEN];
+	struct sockaddr_storage a = d->addr;
 
-	if (d->addr.ss_family == AF_INET6) {
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&d->addr)->sin6_addr, host,
-			  sizeof(host));
-		snprintf(d->listen, sizeof(d->listen), "[%s]:%u", host, port);
-	} else {
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&d->addr)->sin_addr, host, sizeof(host));
-		snprintf(d->listen, sizeof(d->listen), "%s:%u", host, port);
-	}
+	if (a.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&a)->sin6_port = htons((__u16)port);
+	else
+		((struct sockaddr_in *)&a)->sin_port = htons((__u16)port);
+	smc_addr_str(&a, true, d->listen, sizeof(d->listen));
 }
 
 /* ---- state file ---------------------------------------------------------- */
@@ -288,7 +257,6 @@ static int mkdir_parents(const char *path)
 
 static int state_lock(struct daemon *d)
 {
-	char buf[4096];
 	int err;
 
 	err = mkdir_parents(d->state_file);
@@ -305,14 +273,12 @@ static int state_lock(struct daemon *d)
 		return -1;
 	}
 	if (flock(d->state_fd, LOCK_EX | LOCK_NB)) {
-		json_object *o = NULL;
-		ssize_t n = pread(d->state_fd, buf, sizeof(buf) - 1, 0);
+		/* the holder's pid, to name it; a state file is a few hundred bytes */
+		char *buf = smc_read_fd("--state-file", d->state_fd, d->state_file, 1u << 16, NULL);
+		json_object *o = buf ? json_tokener_parse(buf) : NULL;
 		long long pid = 0;
 
-		if (n > 0) {
-			buf[n] = '\0';
-			o = json_tokener_parse(buf);
-		}
+		free(buf);
 		if (o && json_object_object_get_ex(o, "pid", NULL))
 			pid = json_object_get_int64(json_object_object_get(o, "pid"));
 		json_object_put(o);
@@ -337,7 +303,7 @@ static int state_write(struct daemon *d)
 	snprintf(url, sizeof(url), "http://%s/metrics", d->listen);
 	json_object_object_add(o, "pid", json_object_new_int64(getpid()));
 	json_object_object_add(o, "proc_start_ticks",
-			       json_object_new_uint64(sm_proc_start_ticks(0)));
+			       json_object_new_uint64(smc_proc_start_ticks(0)));
 	json_object_object_add(o, "start_time", json_object_new_string(d->start_time_str));
 	json_object_object_add(o, "start_time_unix",
 			       json_object_new_int64((long long)d->start_time));
@@ -849,42 +815,35 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 
 static int parse_args(int argc, char **argv, struct daemon *d)
 {
-	struct option lo[O_COUNT + 1];
+	struct smc_opts opts;
 	const char *val[O_COUNT] = { 0 };
 	bool set[O_COUNT] = { 0 };
 	__u32 v;
-	int ch;
+	int err;
 
-	memset(lo, 0, sizeof(lo));
+	smc_opts_init(&opts, "sockmeshd");
+	/* options may follow arguments (GNU order), as they always could */
+	opts.permute = true;
+	err = smc_opts_add_table(&opts, opt_defs, O_COUNT);
+	if (err) {
+		fprintf(stderr, "sockmeshd: option table: %s\n", strerror(-err));
+		return EXIT_FAIL;
+	}
+	err = smc_opts_parse(&opts, argc, argv);
+	if (err) {
+		/* "unknown option" says where to look itself */
+		if (opts.err.kind == SMC_OPT_E_UNKNOWN)
+			fprintf(stderr, "sockmeshd: %s\n", opts.err.msg);
+		else
+			usage_err("%s", opts.err.msg);
+		return EXIT_USAGE;
+	}
 	for (int i = 0; i < O_COUNT; i++) {
-		lo[i].name = opt_defs[i].name;
-		lo[i].has_arg = opt_defs[i].arg ? required_argument : no_argument;
-		lo[i].val = 1000 + i;
+		set[i] = smc_opts_isset(&opts, i);
+		val[i] = smc_opts_str(&opts, i);
 	}
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":hV", lo, NULL)) != -1) {
-		if (ch == 'h')
-			ch = 1000 + O_HELP;
-		else if (ch == 'V')
-			ch = 1000 + O_VERSION;
-		if (ch == ':') {
-			if (optopt >= 1000)
-				return usage_err("option '--%s' needs a value",
-						 opt_defs[optopt - 1000].name);
-			return usage_err("option '%s' needs a value", argv[optind - 1]);
-		}
-		if (ch < 1000 || ch >= 1000 + O_COUNT)
-			return usage_err("unknown option '%s'", argv[optind - 1]);
-		ch -= 1000;
-		if (set[ch])
-			return usage_err("option '--%s' given twice", opt_defs[ch].name);
-		set[ch] = true;
-		val[ch] = optarg;
-	}
-	if (optind < argc)
-		return usage_err("unexpected argument '%s'", argv[optind]);
 	if (set[O_HELP]) {
-		usage(stdout);
+		usage(stdout, &opts);
 		exit(0);
 	}
 	if (set[O_VERSION]) {
@@ -898,9 +857,9 @@ static int parse_args(int argc, char **argv, struct daemon *d)
 	d->state_file = set[O_STATE_FILE] ? val[O_STATE_FILE] : DEFAULT_STATE_FILE;
 	if (d->state_file[0] != '/' || strlen(d->state_file) >= PATH_MAX)
 		return usage_err("--state-file: '%s' must be an absolute path", d->state_file);
-	if (sm_parse_u32("--gc-interval",
-			 set[O_GC_INTERVAL] ? val[O_GC_INTERVAL] : DEFAULT_GC_INTERVAL,
-			 MAX_GC_INTERVAL, &v) ||
+	if (smc_parse_u32("--gc-interval",
+			  set[O_GC_INTERVAL] ? val[O_GC_INTERVAL] : DEFAULT_GC_INTERVAL,
+			  MAX_GC_INTERVAL, &v) ||
 	    v == 0)
 		return usage_err("--gc-interval: '%s' is not a number of seconds (1-%d)",
 				 val[O_GC_INTERVAL], MAX_GC_INTERVAL);
@@ -919,7 +878,7 @@ static int parse_args(int argc, char **argv, struct daemon *d)
 		if (!is_dir(d->attach_cgroup) || !on_cgroup2(d->attach_cgroup))
 			return usage_err("--attach-cgroup: '%s' is not a cgroup2 directory",
 					 d->attach_cgroup);
-	} else if (sm_cgroup2_root(d->attach_cgroup, sizeof(d->attach_cgroup))) {
+	} else if (sockmesh_cgroup2_root(d->attach_cgroup, sizeof(d->attach_cgroup))) {
 		sd_log(SD_ERROR, NULL, "no cgroup2 mount in /proc/mounts: pass --attach-cgroup");
 		return EXIT_FAIL;
 	}

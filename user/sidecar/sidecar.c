@@ -4,7 +4,8 @@
  *
  * Connections redirected to us (by the sockmesh BPF programs, or by iptables
  * REDIRECT in the classic istio setup) are accepted, their original
- * destination is recovered with SO_ORIGINAL_DST, and bytes are copied both
+ * destination is recovered with sockmesh_original_dst() (SO_ORIGINAL_DST),
+ * and bytes are copied both
  * ways between the client and a fresh upstream connection to that
  * destination. It is the smallest proxy that exercises everything a real
  * sidecar (Envoy with an original-dst cluster) relies on: original
@@ -22,7 +23,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -48,18 +48,11 @@
 #include <unistd.h>
 
 #include "sockmesh.h"
+#include "addr.h"
+#include "opts.h"
 
 #define PROG "sockmesh-sidecar"
 
-/* linux/netfilter_ipv4.h and linux/netfilter_ipv6/ip6_tables.h clash with
- * the libc socket headers, so spell the one constant we need from them.
- */
-#ifndef SO_ORIGINAL_DST
-#define SO_ORIGINAL_DST 80
-#endif
-#ifndef IP6T_SO_ORIGINAL_DST
-#define IP6T_SO_ORIGINAL_DST 80
-#endif
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
@@ -352,92 +345,14 @@ static bool is_own_upstream(const struct sockaddr_storage *client)
 	return false;
 }
 
-/* "1.2.3.4", "::1" or "[::1]"; the port is left 0. */
-static bool parse_ip(const char *s, struct sockaddr_storage *out)
-{
-	char tmp[INET6_ADDRSTRLEN + 2];
-	size_t n = strlen(s);
-
-	memset(out, 0, sizeof(*out));
-	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
-		if (n - 2 >= sizeof(tmp))
-			return false;
-		memcpy(tmp, s + 1, n - 2);
-		tmp[n - 2] = '\0';
-		s = tmp;
-	} else if (inet_pton(AF_INET, s, &((struct sockaddr_in *)out)->sin_addr) == 1) {
-		out->ss_family = AF_INET;
-		return true;
-	}
-	if (inet_pton(AF_INET6, s, &((struct sockaddr_in6 *)out)->sin6_addr) == 1) {
-		out->ss_family = AF_INET6;
-		return true;
-	}
-	return false;
-}
-
-/* base 0 only for marks, which are customarily hex; "010" is not a uid 8. */
-static bool parse_ulong(const char *s, int base, unsigned long max, unsigned long *out)
-{
-	unsigned long v;
-	char *end;
-
-	if (!*s || *s == '-' || *s == '+' || *s == ' ')
-		return false;
-	errno = 0;
-	v = strtoul(s, &end, base);
-	if (errno || *end || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
-/* "1.2.3.4:80" or "[::1]:80". IPv6 must be bracketed: "::1:80" is ambiguous. */
-static bool parse_addr_port(const char *s, struct sockaddr_storage *out)
-{
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *colon;
-	unsigned long port;
-	size_t hlen;
-
-	if (s[0] == '[') {
-		const char *rb = strchr(s, ']');
-
-		if (!rb || rb[1] != ':')
-			return false;
-		colon = rb + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon || memchr(s, ':', colon - s))
-			return false;
-	}
-	hlen = colon - s;
-	if (hlen == 0 || hlen >= sizeof(host))
-		return false;
-	memcpy(host, s, hlen);
-	host[hlen] = '\0';
-	if (!parse_ip(host, out))
-		return false;
-	/* A bare IPv6 host here would be "::1" without brackets. */
-	if (out->ss_family == AF_INET6 && s[0] != '[')
-		return false;
-	if (!parse_ulong(colon + 1, 10, 65535, &port))
-		return false;
-	if (out->ss_family == AF_INET)
-		((struct sockaddr_in *)out)->sin_port = htons((uint16_t)port);
-	else
-		((struct sockaddr_in6 *)out)->sin6_port = htons((uint16_t)port);
-	return true;
-}
-
 /*
  * Where the client meant to connect before it was redirected to us.
  *
  * This is what Envoy's original-dst listener filter does: conntrack (for
  * iptables REDIRECT) and the sockmesh BPF getsockopt hook both answer
- * SO_ORIGINAL_DST on the accepted socket, IPv4 at SOL_IP and IPv6 at
- * SOL_IPV6 (IP6T_SO_ORIGINAL_DST, same value); libsockmesh's
- * sockmesh_original_dst() makes that call for us.
+ * getsockopt(SO_ORIGINAL_DST) on the accepted socket, IPv4 at SOL_IP and
+ * IPv6 at SOL_IPV6. We do not ask it ourselves: the library's
+ * sockmesh_original_dst() does, at the level the socket's family needs.
  */
 static int original_dst(int fd, int family, struct sockaddr_storage *out, socklen_t *len)
 {
@@ -445,7 +360,6 @@ static int original_dst(int fd, int family, struct sockaddr_storage *out, sockle
 
 	memset(out, 0, sizeof(*out));
 	*len = sizeof(*out);
-	/* libsockmesh asks SOL_IPV6 for IPv6 sockets, SOL_IP for IPv4 ones. */
 	err = sockmesh_original_dst(fd, (struct sockaddr *)out, len);
 	if (err) {
 		errno = -err;
@@ -1235,51 +1149,90 @@ static void cleanup(void)
 
 /* ---- command line ----------------------------------------------------- */
 
-static const struct opt_desc {
-	const char *name;
-	int val;
-	const char *arg; /* NULL: takes no argument */
-	const char *help;
-} opt_table[] = {
-	{ "listen", 'l', "ADDR:PORT",
-	  "listen there (repeatable; IPv6 as [ADDR]:PORT);\n"
-	  "default 127.0.0.1:15001 and [::1]:15001" },
-	{ "uid", 'u', "N", "after binding, switch to this uid" },
-	{ "gid", 'g', "N", "after binding, switch to this gid" },
-	{ "source", 's', "ADDR", "bind upstream sockets to ADDR (once per family)" },
-	{ "mark", 'm', "N", "set SO_MARK N on upstream sockets" },
-	{ "log", 'L', "FILE", "connection log (default: stderr)" },
-	{ "pidfile", 'p', "FILE", "write our pid to FILE, remove it on exit" },
-	{ "max-conns", 'c', "N", "concurrent connections, more are reset (default 4096)" },
-	{ "help", 'h', NULL, "show this help" },
+enum { O_LISTEN, O_UID, O_GID, O_SOURCE, O_MARK, O_LOG, O_PIDFILE, O_MAX_CONNS, O_HELP, O_COUNT };
+
+/* Every option may be repeated (the last one counts; --listen and
+ * --source collect theirs), as they always could.
+ */
+static const struct smc_opt opt_table[O_COUNT] = {
+	{ .id = O_LISTEN,
+	  .name = "listen",
+	  .short_opt = 'l',
+	  .arg = "ADDR:PORT",
+	  .type = SMC_OPT_ADDR,
+	  .addr_flags = SMC_ADDR_PORT | SMC_ADDR_PORT0,
+	  .flags = SMC_OPT_REPEAT,
+	  .help = "listen there (repeatable; IPv6 as [ADDR]:PORT);\n"
+		  "default 127.0.0.1:15001 and [::1]:15001" },
+	{ .id = O_UID,
+	  .name = "uid",
+	  .short_opt = 'u',
+	  .arg = "N",
+	  .type = SMC_OPT_U32,
+	  .max = UINT32_MAX - 1,
+	  .flags = SMC_OPT_REPEAT,
+	  .help = "after binding, switch to this uid" },
+	{ .id = O_GID,
+	  .name = "gid",
+	  .short_opt = 'g',
+	  .arg = "N",
+	  .type = SMC_OPT_U32,
+	  .max = UINT32_MAX - 1,
+	  .flags = SMC_OPT_REPEAT,
+	  .help = "after binding, switch to this gid" },
+	{ .id = O_SOURCE,
+	  .name = "source",
+	  .short_opt = 's',
+	  .arg = "ADDR",
+	  .type = SMC_OPT_ADDR,
+	  .addr_flags = SMC_ADDR_BARE,
+	  .flags = SMC_OPT_REPEAT,
+	  .help = "bind upstream sockets to ADDR (once per family)" },
+	/* marks are customarily hex */
+	{ .id = O_MARK,
+	  .name = "mark",
+	  .short_opt = 'm',
+	  .arg = "N",
+	  .type = SMC_OPT_U32,
+	  .max = UINT32_MAX,
+	  .flags = SMC_OPT_REPEAT | SMC_OPT_C_INT,
+	  .help = "set SO_MARK N on upstream sockets" },
+	{ .id = O_LOG,
+	  .name = "log",
+	  .short_opt = 'L',
+	  .arg = "FILE",
+	  .type = SMC_OPT_STRING,
+	  .flags = SMC_OPT_REPEAT | SMC_OPT_NONEMPTY,
+	  .help = "connection log (default: stderr)" },
+	{ .id = O_PIDFILE,
+	  .name = "pidfile",
+	  .short_opt = 'p',
+	  .arg = "FILE",
+	  .type = SMC_OPT_STRING,
+	  .flags = SMC_OPT_REPEAT | SMC_OPT_NONEMPTY,
+	  .help = "write our pid to FILE, remove it on exit" },
+	{ .id = O_MAX_CONNS,
+	  .name = "max-conns",
+	  .short_opt = 'c',
+	  .arg = "N",
+	  .type = SMC_OPT_U32,
+	  .min = 1,
+	  .max = MAX_MAX_CONNS,
+	  .flags = SMC_OPT_REPEAT,
+	  .help = "concurrent connections, more are reset (default 4096)" },
+	{ .id = O_HELP,
+	  .name = "help",
+	  .short_opt = 'h',
+	  .flags = SMC_OPT_HELP,
+	  .help = "show this help" },
 };
 
-static void usage(FILE *f)
+static void usage(FILE *f, const struct smc_opts *opts)
 {
-	size_t i;
-
 	fprintf(f, "Usage: " PROG " [options]\n"
 		   "Transparent L4 proxy: relays each redirected connection to its\n"
 		   "original destination (SO_ORIGINAL_DST).\n\nOptions:\n");
-	for (i = 0; i < ARRAY_SIZE(opt_table); i++) {
-		const struct opt_desc *o = &opt_table[i];
-		char left[48];
-		const char *h = o->help;
-
-		snprintf(left, sizeof(left), "-%c, --%s%s%s", o->val, o->name, o->arg ? " " : "",
-			 o->arg ? o->arg : "");
-		fprintf(f, "  %-26s", left);
-		/* continuation lines of the help text line up under the first */
-		while (*h) {
-			const char *nl = strchr(h, '\n');
-			int n = nl ? (int)(nl - h) : (int)strlen(h);
-
-			fprintf(f, "%.*s\n", n, h);
-			h += n;
-			if (*h == '\n' && *++h)
-				fprintf(f, "  %-26s", "");
-		}
-	}
+	smc_opts_help(f, opts, 2, 25);
 }
 
 __attribute__((format(printf, 1, 2), noreturn)) static void bad_usage(const char *fmt, ...)
@@ -1306,99 +1259,92 @@ static void add_listen(const struct sockaddr_storage *addr)
 	cfg.listen[cfg.nlisten++] = *addr;
 }
 
+/* Values as they come, in order: --listen and --source collect theirs. */
+static int opt_value(const struct smc_opt *o, const char *value, const union smc_optval *v,
+		     void *ctx, struct smc_opt_err *err)
+{
+	const struct sockaddr_storage *ss = &v->addr.ss;
+
+	(void)ctx;
+	switch (o->id) {
+	case O_LISTEN:
+		add_listen(ss);
+		break;
+	case O_SOURCE:
+		if (ss->ss_family == AF_INET ? cfg.has_source4 : cfg.has_source6) {
+			snprintf(err->msg, sizeof(err->msg),
+				 "invalid --source '%s': one per family", value);
+			return -EEXIST;
+		}
+		if (ss->ss_family == AF_INET) {
+			cfg.source4 = *ss;
+			cfg.has_source4 = true;
+		} else {
+			cfg.source6 = *ss;
+			cfg.has_source6 = true;
+		}
+		break;
+	}
+	return 0;
+}
+
 static void parse_args(int argc, char **argv)
 {
-	struct option longopts[ARRAY_SIZE(opt_table) + 1];
-	char optstring[2 * ARRAY_SIZE(opt_table) + 2];
+	struct smc_opts opts;
 	struct sockaddr_storage ss;
-	unsigned long v;
-	size_t i, k = 0;
-	int opt;
+	const struct smc_opt_err *e = &opts.err;
+	int err;
 
-	/* ':' first: getopt stays quiet, bad_usage() names the culprit */
-	optstring[k++] = ':';
-	for (i = 0; i < ARRAY_SIZE(opt_table); i++) {
-		longopts[i] = (struct option){
-			.name = opt_table[i].name,
-			.has_arg = opt_table[i].arg ? required_argument : no_argument,
-			.val = opt_table[i].val,
-		};
-		optstring[k++] = (char)opt_table[i].val;
-		if (opt_table[i].arg)
-			optstring[k++] = ':';
+	smc_opts_init(&opts, PROG);
+	opts.permute = true;
+	opts.fn = opt_value;
+	if (smc_opts_add_table(&opts, opt_table, O_COUNT))
+		die("option table");
+	err = smc_opts_parse(&opts, argc, argv);
+	if (err == SMC_OPTS_HELP) {
+		usage(stdout, &opts);
+		exit(0);
 	}
-	longopts[i] = (struct option){ 0 };
-	optstring[k] = '\0';
-
-	while ((opt = getopt_long(argc, argv, optstring, longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'l':
-			if (!parse_addr_port(optarg, &ss))
+	/* in the words this program always used (scripts may match them) */
+	if (err) {
+		switch (e->kind) {
+		case SMC_OPT_E_NEEDS_VALUE:
+			bad_usage("option '%s' needs an argument", e->word);
+		case SMC_OPT_E_ARGUMENT:
+			bad_usage("unexpected argument '%s'", e->word);
+		case SMC_OPT_E_CALLBACK:
+			bad_usage("%s", e->msg);
+		case SMC_OPT_E_VALUE:
+			if (e->opt->id == O_LISTEN)
 				bad_usage("invalid --listen '%s' (want IPV4:PORT or [IPV6]:PORT)",
-					  optarg);
-			add_listen(&ss);
-			break;
-		case 'u':
-			if (!parse_ulong(optarg, 10, UINT32_MAX - 1, &v))
-				bad_usage("invalid --uid '%s'", optarg);
-			cfg.uid = (uid_t)v;
-			cfg.set_uid = true;
-			break;
-		case 'g':
-			if (!parse_ulong(optarg, 10, UINT32_MAX - 1, &v))
-				bad_usage("invalid --gid '%s'", optarg);
-			cfg.gid = (gid_t)v;
-			cfg.set_gid = true;
-			break;
-		case 's':
-			if (!parse_ip(optarg, &ss))
-				bad_usage("invalid --source address '%s'", optarg);
-			if (ss.ss_family == AF_INET ? cfg.has_source4 : cfg.has_source6)
-				bad_usage("invalid --source '%s': one per family", optarg);
-			if (ss.ss_family == AF_INET) {
-				cfg.source4 = ss;
-				cfg.has_source4 = true;
-			} else {
-				cfg.source6 = ss;
-				cfg.has_source6 = true;
-			}
-			break;
-		case 'm':
-			if (!parse_ulong(optarg, 0, UINT32_MAX, &v))
-				bad_usage("invalid --mark '%s'", optarg);
-			cfg.mark = (uint32_t)v;
-			cfg.set_mark = true;
-			break;
-		case 'L':
-			if (!*optarg)
-				bad_usage("invalid --log ''");
-			cfg.log_path = optarg;
-			break;
-		case 'p':
-			if (!*optarg)
-				bad_usage("invalid --pidfile ''");
-			cfg.pid_path = optarg;
-			break;
-		case 'c':
-			if (!parse_ulong(optarg, 10, MAX_MAX_CONNS, &v) || !v)
-				bad_usage("invalid --max-conns '%s' (1..%u)", optarg,
+					  e->value);
+			if (e->opt->id == O_SOURCE)
+				bad_usage("invalid --source address '%s'", e->value);
+			if (e->opt->id == O_MAX_CONNS)
+				bad_usage("invalid --max-conns '%s' (1..%u)", e->value,
 					  MAX_MAX_CONNS);
-			cfg.max_conns = (unsigned int)v;
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		case ':':
-			bad_usage("option '%s' needs an argument", argv[optind - 1]);
+			bad_usage("invalid --%s '%s'", e->opt->name, e->value);
 		default:
-			/* optopt is 0 for an unknown long option */
-			if (optopt)
-				bad_usage("unknown option '-%c'", optopt);
-			bad_usage("unknown option '%s'", argv[optind - 1]);
+			if (e->short_opt)
+				bad_usage("unknown option '-%c'", e->short_opt);
+			bad_usage("unknown option '%s'", e->word);
 		}
 	}
-	if (optind < argc)
-		bad_usage("unexpected argument '%s'", argv[optind]);
+	if (smc_opts_isset(&opts, O_UID)) {
+		cfg.uid = (uid_t)smc_opts_u(&opts, O_UID, 0);
+		cfg.set_uid = true;
+	}
+	if (smc_opts_isset(&opts, O_GID)) {
+		cfg.gid = (gid_t)smc_opts_u(&opts, O_GID, 0);
+		cfg.set_gid = true;
+	}
+	if (smc_opts_isset(&opts, O_MARK)) {
+		cfg.mark = (uint32_t)smc_opts_u(&opts, O_MARK, 0);
+		cfg.set_mark = true;
+	}
+	cfg.log_path = smc_opts_str(&opts, O_LOG);
+	cfg.pid_path = smc_opts_str(&opts, O_PIDFILE);
+	cfg.max_conns = (unsigned int)smc_opts_u(&opts, O_MAX_CONNS, DEFAULT_MAX_CONNS);
 
 	if (!cfg.nlisten) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
