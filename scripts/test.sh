@@ -16,6 +16,15 @@ if [ "${SOCKMESH_NO_BOOTSTRAP:-0}" != 1 ]; then
 	"$ROOT/scripts/bootstrap.sh" || { echo "bootstrap failed" >&2; exit 1; }
 fi
 
+# What an earlier run left when it was killed (it could not clean up after
+# itself) goes first: its namespaces, pins, cgroups and servers would skew
+# or break this run.
+# shellcheck source=scripts/lib/common.sh
+. "$ROOT/scripts/lib/common.sh"
+SM_CG2=$(sm_cg2_root)
+sm_bpffs
+sm_sweep_stale
+
 ALL=(lint unit asan kernel install e2e fuzz bench)
 [ "${SOCKMESH_TEST_VM:-0}" = 1 ] && ALL+=(vm)
 SUITES=("$@")

@@ -33,11 +33,60 @@ sm_bpffs() {
 	mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 }
 
+# _sm_owner_gone NAME: true when NAME carries a test tag (sm<letters><pid>-...
+# from these helpers, smk-<pid>-... from the kernel tests) whose process is
+# gone. A run that was killed (SIGKILL, a machine stop) cannot clean up after
+# itself; the next run does it for it. Live runs' resources are never touched.
+_sm_owner_gone() {
+	local pid
+	if [[ $1 =~ ^sm[a-z]*([0-9]+)- ]] || [[ $1 =~ ^smk-([0-9]+)- ]]; then
+		pid=${BASH_REMATCH[1]}
+		[ "$pid" = $$ ] && return 1
+		# gone, or a zombie its parent has not reaped yet
+		[ ! -e "/proc/$pid" ] || [ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" = Z ]
+		return
+	fi
+	return 1
+}
+
+# sm_sweep_stale: remove what killed runs left: their netns (and the
+# processes in them), pin dirs (detaching their links), cgroups (and their
+# processes), temp dirs.
+sm_sweep_stale() {
+	local n d c
+	for n in $(ip netns list 2>/dev/null | awk '{ print $1 }'); do
+		_sm_owner_gone "$n" || continue
+		sm_log "removing netns $n of a run that is gone"
+		ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null
+		ip netns del "$n" 2>/dev/null
+	done
+	for d in /sys/fs/bpf/sm*; do
+		{ [ -d "$d" ] && _sm_owner_gone "${d##*/}"; } || continue
+		sm_log "removing pin dir $d of a run that is gone"
+		[ -x "$SM_CLI" ] && "$SM_CLI" --pin-dir "$d" disable --all >/dev/null 2>&1
+		rm -rf "$d" 2>/dev/null
+	done
+	for c in "$SM_CG2"/sm*; do
+		{ [ -d "$c" ] && _sm_owner_gone "${c##*/}"; } || continue
+		sm_log "removing cgroup $c of a run that is gone"
+		# children first (sm_subcgroup), then the run's own cgroup
+		while IFS= read -r d; do
+			xargs -r kill -9 <"$d/cgroup.procs" 2>/dev/null
+			for _ in 1 2 3 4 5 6 7 8 9 10; do rmdir "$d" 2>/dev/null && break; sleep 0.1; done
+		done < <(find "$c" -depth -type d 2>/dev/null)
+	done
+	for d in /tmp/sm*; do
+		[ -d "$d" ] && _sm_owner_gone "${d##*/}" && rm -rf "$d"
+	done
+	return 0
+}
+
 sm_init() {
 	[ "$(id -u)" = 0 ] || sm_die "must run as root"
 	SM_CG2=$(sm_cg2_root)
 	[ -n "$SM_CG2" ] || sm_die "no cgroup2 mount in /proc/mounts"
 	sm_bpffs
+	sm_sweep_stale
 	SM_TAG=${SM_TAG:-sm$$}
 	SM_STATE=$(mktemp -d "/tmp/$SM_TAG-state.XXXXXX") || sm_die "mktemp"
 	trap sm_cleanup EXIT
