@@ -207,8 +207,13 @@ containerfile_debian_only() {
 	for lib in "$SM_DAEMON" "$SM_CLI" "$SM_BUILD/user/cni/sockmesh-cni"; do
 		[ -x "$lib" ] || continue
 		while read -r soname path; do
-			# our own libsockmesh: the image installs it with the binaries
-			case $path in "$SM_BUILD"/*) continue ;; esac
+			# our own library (libsockmesh, which sockmeshd links): no Debian
+			# package has it, the build stage's meson install puts it in the image
+			if [[ $(realpath -m "$path") == "$(realpath -m "$SM_BUILD")"/* ]]; then
+				assert_match "$(meson introspect "$SM_BUILD" --installed | jq -r '.[]' | grep -c "/$soname\$")" '^1$' \
+					"meson installs $soname ($(basename "$lib"))"
+				continue
+			fi
 			pkg=$(dpkg -S "*/$(basename "$(dirname "$path")")/$soname" 2>/dev/null | head -1 | cut -d: -f1)
 			assert_match "$pkg" . "package of $soname ($(basename "$lib"))"
 			# libc6 is in the base image; sanitizer runtimes only in sanitizer builds

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Build the policy parser fuzzer (libFuzzer + ASan + UBSan) from
-# selftests/fuzz/fuzz_policy.c and the library's parsers (policy.c, the schema,
-# the annotations).
+# Build the fuzzers (libFuzzer + ASan + UBSan): fuzz_policy from
+# selftests/fuzz/fuzz_policy.c and the library's parsers (policy.c, the
+# schema, the annotations), fuzz_common (the front-ends' address and option
+# value parsers) from fuzz_common.c and user/common.
 #   selftests/fuzz/build.sh [OUTDIR]    default OUTDIR: build/fuzz
 # CC overrides the compiler (default: clang, else clang-14).
 set -euo pipefail
@@ -36,3 +37,10 @@ read -r -a jsonc_libs <<<"$(pkg-config --libs json-c)"
 	"$root/user/lib/annotations.c" "${jsonc_libs[@]}" \
 	-o "$out/fuzz_policy"
 echo "built $out/fuzz_policy"
+"$cc" -std=gnu11 -g -O1 \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-Wall -Wextra -Werror \
+	-D_GNU_SOURCE -I "$root/user/common" \
+	"$here/fuzz_common.c" "$root"/user/common/{addr,opts,parse}.c \
+	-o "$out/fuzz_common"
+echo "built $out/fuzz_common"

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Build the policy parser fuzzer into OUTDIR and run it for a bounded time
-# from a small seed corpus (in a temporary directory, removed afterwards).
+# Build the fuzzers into OUTDIR and run each for a bounded time from a small
+# seed corpus (in a temporary directory, removed afterwards): fuzz_policy
+# (the library's policy parsers), then fuzz_common (the front-ends' address
+# and option value parsers).
 #   selftests/fuzz/run.sh OUTDIR [SECONDS] [LIBFUZZER-FLAG...]
-# SECONDS defaults to 30. Exits non-zero on a crash, leak or timeout; the
+# SECONDS (per fuzzer) defaults to 30. Exits non-zero on a crash, leak or timeout; the
 # offending input is kept as OUTDIR/crash-* (or leak-*, timeout-*).
-# Reproduce one with: OUTDIR/fuzz_policy OUTDIR/crash-...
+# Reproduce one with: OUTDIR/fuzz_policy OUTDIR/crash-... (or fuzz_common)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -84,4 +86,28 @@ if [ "$rc" != 0 ]; then
 	echo "run.sh: fuzz_policy failed (exit $rc); inputs in $out/" >&2
 	exit "$rc"
 fi
-echo "run.sh: no crash in ${secs}s"
+
+# fuzz_common: the first byte holds the SMC_ADDR_* flags (1 ADDR:PORT,
+# 2 bare, 4 port only, 8 port 0); the rest is a value, or words on lines
+mkdir "$work/common"
+cseed() {
+	n=$((n + 1))
+	printf '%b' "$1" >"$work/common/seed-$n"
+}
+cseed '\x01127.0.0.1:15095'
+cseed '\x09[::1]:0'
+cseed '\x02::1'
+cseed '\x03[2001:db8::1]:80'
+cseed '\x048080'
+cseed '\x01localhost:80'
+cseed '\x01--listen\n1.2.3.4:80\n-p\n80'
+cseed '\x00-ap81\n--size\n8MiB\n--mark\n0x10'
+cseed '\x01stray\n--count=7\n-h'
+cseed '\x00--name=\n--port\n0'
+"$out/fuzz_common" -max_total_time="$secs" -timeout=10 -print_final_stats=1 \
+	-artifact_prefix="$out/" "$@" "$work/common" || rc=$?
+if [ "$rc" != 0 ]; then
+	echo "run.sh: fuzz_common failed (exit $rc); inputs in $out/" >&2
+	exit "$rc"
+fi
+echo "run.sh: no crash in ${secs}s per fuzzer"

@@ -4,13 +4,12 @@
  *
  * Connections redirected to us (by the sockmesh BPF programs, or by iptables
  * REDIRECT in the classic istio setup) are accepted, their original
- * destination is recovered with sockmesh_original_dst() (SO_ORIGINAL_DST),
- * and bytes are copied both
- * ways between the client and a fresh upstream connection to that
- * destination. It is the smallest proxy that exercises everything a real
- * sidecar (Envoy with an original-dst cluster) relies on: original
- * destination lookup, the proxy's own traffic escaping capture by uid or
- * mark, half-close and backpressure.
+ * destination is recovered with libsockmesh's sockmesh_original_dst(), and
+ * bytes are copied both ways between the client and a fresh upstream
+ * connection to that destination. It is the smallest proxy that exercises
+ * everything a real sidecar (Envoy with an original-dst cluster) relies on:
+ * original destination lookup, the proxy's own traffic escaping capture by
+ * uid or mark, half-close and backpressure.
  *
  * Single threaded, epoll edge triggered. Each connection owns two bounded
  * ring buffers, one per direction; a side is not read while its buffer
@@ -352,7 +351,8 @@ static bool is_own_upstream(const struct sockaddr_storage *client)
  * iptables REDIRECT) and the sockmesh BPF getsockopt hook both answer
  * getsockopt(SO_ORIGINAL_DST) on the accepted socket, IPv4 at SOL_IP and
  * IPv6 at SOL_IPV6. We do not ask it ourselves: the library's
- * sockmesh_original_dst() does, at the level the socket's family needs.
+ * sockmesh_original_dst() does (SOL_IPV6 first on an IPv6 socket, then
+ * SOL_IP), so no netfilter constant is needed here.
  */
 static int original_dst(int fd, int family, struct sockaddr_storage *out, socklen_t *len)
 {
