@@ -32,8 +32,9 @@ read -r -a jsonc_libs <<<"$(pkg-config --libs json-c)"
 "$cc" -std=gnu11 -g -O1 \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-Wall -Wextra -Werror \
-	-D_GNU_SOURCE -I "$root/headers" -I "$root/user/lib" "${jsonc_cflags[@]}" \
+	-D_GNU_SOURCE -I "$root/headers" -I "$root/user/lib" -I "$root/user/common" "${jsonc_cflags[@]}" \
 	"$here/fuzz_policy.c" "$root/user/lib/policy.c" "$root/user/lib/schema.c" \
+	"$root/user/common/parse.c" \
 	"$root/user/lib/annotations.c" "${jsonc_libs[@]}" \
 	-o "$out/fuzz_policy"
 echo "built $out/fuzz_policy"

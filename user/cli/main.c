@@ -24,6 +24,11 @@
 
 #include "sockmesh.h"
 
+#include "file.h"
+#include "opts.h"
+#include "parse.h"
+#include "proc.h"
+
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
 
@@ -89,109 +94,95 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 
 /* ---- option tables ------------------------------------------------------- */
 
-/* One table per command drives both getopt_long and the help text. */
-struct opt_def {
-	const char *name;
-	const char *arg; /* NULL: flag */
-	const char *help;
-	char istio; /* istio-iptables' short flag for the same thing, or 0 */
-};
-
+/* One table (user/common's option engine) drives getopt_long and the help
+ * of every command; each command picks its options from it by id.
+ */
+/* Option ids: the CLI's own, then one per field of the library's policy
+ * schema (O_F(field)), so a field added to the schema is an option here.
+ */
 enum {
-	O_CGROUP,
-	O_NETNS,
-	O_ATTACH_CGROUP,
 	O_ALL,
-	O_PROXY_PORT,
-	O_PROXY_UID,
-	O_PROXY_GID,
-	O_PROXY_MARK,
-	O_INC_CIDRS,
-	O_EXC_CIDRS,
-	O_INC_PORTS,
-	O_EXC_PORTS,
-	O_NO_SPLICE,
-	O_INBOUND_PORT,
-	O_INC_IN_PORTS,
-	O_EXC_IN_PORTS,
-	O_POD_IPS,
 	O_ANNOTATIONS,
-	O_REDIRECT_DNS,
-	O_CAPTURE_ALL_DNS,
-	O_DNS_PORT,
-	O_DNS_SERVERS,
-	O_MAX_SCOPES,
-	O_MAX_CONNS,
-	O_MAX_RULES,
-	O_SPLICE_BUDGET,
 	O_STATE_FILE,
 	O_CNI_CONF_DIR,
 	O_CNI_BIN_DIR,
 	O_HELP,
-	O_COUNT
+	O_FIELD0,
+	O_COUNT = O_FIELD0 + SOCKMESH_F__COUNT
 };
+#define O_F(f) (O_FIELD0 + (f))
+#define O_CGROUP O_F(SOCKMESH_F_CGROUP)
+#define O_NETNS O_F(SOCKMESH_F_NETNS)
+#define O_ATTACH_CGROUP O_F(SOCKMESH_F_ATTACH_CGROUP)
 
-/* Options that are fields of the library's policy schema: their name,
- * argument, help, default and istio flag come from sockmesh_field().
+/* The CLI's own options; the schema's are filled in by opts_init(). Values
+ * are checked by the library (sockmesh_policy__set), so every option is a
+ * string or a flag here.
  */
-static const int o_field[O_COUNT] = {
-	[O_CGROUP] = SOCKMESH_F_CGROUP + 1,
-	[O_NETNS] = SOCKMESH_F_NETNS + 1,
-	[O_ATTACH_CGROUP] = SOCKMESH_F_ATTACH_CGROUP + 1,
-	[O_PROXY_PORT] = SOCKMESH_F_PROXY_PORT + 1,
-	[O_PROXY_UID] = SOCKMESH_F_PROXY_UID + 1,
-	[O_PROXY_GID] = SOCKMESH_F_PROXY_GID + 1,
-	[O_PROXY_MARK] = SOCKMESH_F_PROXY_MARK + 1,
-	[O_INC_CIDRS] = SOCKMESH_F_INCLUDE_OUTBOUND_CIDRS + 1,
-	[O_EXC_CIDRS] = SOCKMESH_F_EXCLUDE_OUTBOUND_CIDRS + 1,
-	[O_INC_PORTS] = SOCKMESH_F_INCLUDE_OUTBOUND_PORTS + 1,
-	[O_EXC_PORTS] = SOCKMESH_F_EXCLUDE_OUTBOUND_PORTS + 1,
-	[O_NO_SPLICE] = SOCKMESH_F_NO_SPLICE + 1,
-	[O_INBOUND_PORT] = SOCKMESH_F_INBOUND_PORT + 1,
-	[O_INC_IN_PORTS] = SOCKMESH_F_INCLUDE_INBOUND_PORTS + 1,
-	[O_EXC_IN_PORTS] = SOCKMESH_F_EXCLUDE_INBOUND_PORTS + 1,
-	[O_POD_IPS] = SOCKMESH_F_POD_IPS + 1,
-	[O_REDIRECT_DNS] = SOCKMESH_F_REDIRECT_DNS + 1,
-	[O_CAPTURE_ALL_DNS] = SOCKMESH_F_CAPTURE_ALL_DNS + 1,
-	[O_DNS_PORT] = SOCKMESH_F_DNS_PORT + 1,
-	[O_DNS_SERVERS] = SOCKMESH_F_DNS_SERVERS + 1,
-	[O_MAX_SCOPES] = SOCKMESH_F_MAX_SCOPES + 1,
-	[O_MAX_CONNS] = SOCKMESH_F_MAX_CONNS + 1,
-	[O_MAX_RULES] = SOCKMESH_F_MAX_RULES + 1,
-	[O_SPLICE_BUDGET] = SOCKMESH_F_SPLICE_BUDGET + 1,
+static struct smc_opt cli_opts[O_COUNT] = {
+	[O_ALL] = { .name = "all", .help = "every scope; then detach and unpin everything" },
+	[O_ANNOTATIONS] = { .name = "from-annotations",
+			    .arg = "FILE|-",
+			    .type = SMC_OPT_STRING,
+			    .help = "istio pod annotations (JSON object) for the policy; options win" },
+	[O_STATE_FILE] = { .name = "state-file",
+			   .arg = "FILE",
+			   .type = SMC_OPT_STRING,
+			   .help = "sockmeshd's state file",
+			   .def = SOCKMESHD_STATE_FILE },
+	[O_CNI_CONF_DIR] = { .name = "cni-conf-dir",
+			     .arg = "DIR",
+			     .type = SMC_OPT_STRING,
+			     .help = "CNI network configurations",
+			     .def = CNI_CONF_DIR_DEFAULT },
+	[O_CNI_BIN_DIR] = { .name = "cni-bin-dir",
+			    .arg = "DIR",
+			    .type = SMC_OPT_STRING,
+			    .help = "CNI plugin binaries",
+			    .def = CNI_BIN_DIR_DEFAULT },
+	[O_HELP] = { .name = "help",
+		     .short_opt = 'h',
+		     .flags = SMC_OPT_HELP | SMC_OPT_HIDE_SHORT,
+		     .help = "show this help" },
 };
 
-/* The CLI's own options; the schema's are filled in by opt_defs_init(). */
-static struct opt_def opt_defs[O_COUNT] = {
-	[O_ALL] = { "all", NULL, "every scope; then detach and unpin everything" },
-	[O_ANNOTATIONS] = { "from-annotations", "FILE|-",
-			    "istio pod annotations (JSON object) for the policy; options win" },
-	[O_STATE_FILE] = { "state-file", "FILE",
-			   "sockmeshd's state file (default " SOCKMESHD_STATE_FILE ")" },
-	[O_CNI_CONF_DIR] = { "cni-conf-dir", "DIR",
-			     "CNI network configurations (default " CNI_CONF_DIR_DEFAULT ")" },
-	[O_CNI_BIN_DIR] = { "cni-bin-dir", "DIR",
-			    "CNI plugin binaries (default " CNI_BIN_DIR_DEFAULT ")" },
-	[O_HELP] = { "help", NULL, "show this help" },
-};
+/* enable takes the scope, every policy and load field, and annotations */
+static int enable_opts[O_COUNT + 1];
 
-static char opt_help_buf[O_COUNT][256];
-
-static void opt_defs_init(void)
+static void opts_init(void)
 {
+	int n = 0;
+
 	for (int o = 0; o < O_COUNT; o++) {
 		const struct sockmesh_field_desc *f;
 
-		if (!o_field[o])
+		cli_opts[o].id = o;
+		if (o < O_FIELD0)
 			continue;
-		f = sockmesh_field((unsigned int)(o_field[o] - 1));
-		if (f->default_text)
-			snprintf(opt_help_buf[o], sizeof(opt_help_buf[o]), "%s (default %s)",
-				 f->help, f->default_text);
-		else
-			snprintf(opt_help_buf[o], sizeof(opt_help_buf[o]), "%s", f->help);
-		opt_defs[o] = (struct opt_def){ f->option, f->arg, opt_help_buf[o], f->short_opt };
+		f = sockmesh_field((unsigned int)(o - O_FIELD0));
+		cli_opts[o] = (struct smc_opt){
+			.id = o,
+			.name = f->option,
+			.short_opt = f->short_opt,
+			.arg = f->arg,
+			.type = f->arg ? SMC_OPT_STRING : SMC_OPT_FLAG,
+			.help = f->help,
+			.def = f->default_text,
+		};
 	}
+	/* where first (--pin-dir is a global option), then what */
+	for (int pass = 0; pass < 2; pass++)
+		for (int o = O_FIELD0; o < O_COUNT; o++) {
+			const struct sockmesh_field_desc *f =
+				sockmesh_field((unsigned)(o - O_FIELD0));
+
+			if ((f->kind == SOCKMESH_FK_WHERE) == (pass == 0) &&
+			    f->id != SOCKMESH_F_PIN_DIR)
+				enable_opts[n++] = o;
+		}
+	enable_opts[n++] = O_ANNOTATIONS;
+	enable_opts[n++] = O_HELP;
+	enable_opts[n] = -1;
 }
 
 struct cmd_args {
@@ -206,80 +197,44 @@ struct cmd {
 	const int *opts; /* -1 terminated */
 };
 
+static int cmd_opts(const struct cmd *c, struct smc_opts *set, char *prog, size_t len)
+{
+	snprintf(prog, len, "sockmesh %s", c->name);
+	smc_opts_init(set, prog);
+	return smc_opts_add_ids(set, cli_opts, O_COUNT, c->opts);
+}
+
 static void usage_cmd(FILE *f, const struct cmd *c)
 {
+	struct smc_opts set;
+	char prog[64];
+
 	fprintf(f, "Usage: sockmesh [-j] [-v] [--pin-dir DIR] %s [options]\n  %s\n", c->name,
 		c->summary);
-	for (const int *o = c->opts; *o >= 0; o++) {
-		const struct opt_def *d = &opt_defs[*o];
-		char lhs[64];
-
-		if (d->istio)
-			snprintf(lhs, sizeof(lhs), "-%c, --%s%s%s", d->istio, d->name,
-				 d->arg ? " " : "", d->arg ? d->arg : "");
-		else
-			snprintf(lhs, sizeof(lhs), "    --%s%s%s", d->name, d->arg ? " " : "",
-				 d->arg ? d->arg : "");
-		fprintf(f, "    %-34s %s\n", lhs, d->help);
-	}
+	if (cmd_opts(c, &set, prog, sizeof(prog)) == 0)
+		smc_opts_help(f, &set, 4, 34);
 }
 
 static int parse_cmd_args(const struct cmd *c, int argc, char **argv, struct cmd_args *a)
 {
-	struct option lo[O_COUNT + 1];
-	char shorts[3 * O_COUNT + 4] = "+h";
-	size_t sl = 2;
-	int n = 0, ch;
+	struct smc_opts set;
+	char prog[64];
+	int err;
 
 	memset(a, 0, sizeof(*a));
-	memset(lo, 0, sizeof(lo));
-	for (const int *o = c->opts; *o >= 0; o++, n++) {
-		lo[n].name = opt_defs[*o].name;
-		lo[n].has_arg = opt_defs[*o].arg ? required_argument : no_argument;
-		lo[n].val = 1000 + *o;
-		if (opt_defs[*o].istio) {
-			shorts[sl++] = opt_defs[*o].istio;
-			if (opt_defs[*o].arg)
-				shorts[sl++] = ':';
-		}
+	if (cmd_opts(c, &set, prog, sizeof(prog)))
+		return fail(EXIT_FAIL, "%s: internal: bad option table", c->name);
+	err = smc_opts_parse(&set, argc, argv);
+	if (err == SMC_OPTS_HELP) {
+		usage_cmd(stdout, c);
+		exit(0);
 	}
-	shorts[sl] = '\0';
-	optind = 1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
-		/* istio-iptables short flags map onto the long options */
-		for (const int *o = c->opts;
-		     *o >= 0 && ch > 0 && ch < 1000 && ch != '?' && ch != 'h'; o++) {
-			if (opt_defs[*o].istio == ch) {
-				ch = 1000 + *o;
-				break;
-			}
-		}
-		if (ch == 'h' || ch == 1000 + O_HELP) {
-			usage_cmd(stdout, c);
-			exit(0);
-		}
-		if (ch < 1000) {
-			const char *bad = argv[optind - 1];
-
-			if (optopt && optopt >= 1000)
-				return fail(EXIT_USAGE, "%s: option '--%s' needs a value", c->name,
-					    opt_defs[optopt - 1000].name);
-			for (const int *o = c->opts; *o >= 0 && optopt; o++)
-				if (opt_defs[*o].istio == optopt)
-					return fail(EXIT_USAGE, "%s: option '-%c' needs a value",
-						    c->name, optopt);
-			return fail(EXIT_USAGE, "%s: unknown option '%s' (see 'sockmesh %s -h')",
-				    c->name, bad, c->name);
-		}
-		if (a->set[ch - 1000])
-			return fail(EXIT_USAGE, "%s: option '--%s' given twice", c->name,
-				    opt_defs[ch - 1000].name);
-		a->set[ch - 1000] = true;
-		a->val[ch - 1000] = optarg;
+	if (err)
+		return fail(EXIT_USAGE, "%s: %s", c->name, set.err.msg);
+	for (const int *o = c->opts; *o >= 0; o++) {
+		a->set[*o] = smc_opts_isset(&set, *o);
+		a->val[*o] = smc_opts_str(&set, *o);
 	}
-	if (optind < argc)
-		return fail(EXIT_USAGE, "%s: unexpected argument '%s'", c->name, argv[optind]);
 	return 0;
 }
 
@@ -321,36 +276,11 @@ static const char *kind_name(enum sockmesh_scope_kind k)
 /* --from-annotations FILE|-: a JSON object of pod annotations. */
 static int read_annotations(const char *path, struct sockmesh_annotations **ann)
 {
-	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "re");
-	char *buf = NULL, msg[1024];
-	size_t len = 0, cap = 0, n;
+	char *buf, msg[1024];
 
-	if (!f)
-		return fail(EXIT_USAGE, "--from-annotations: cannot open '%s': %s", path,
-			    strerror(errno));
-	do {
-		if (len + 4096 + 1 > cap) {
-			char *nb = realloc(buf, cap = cap ? 2 * cap : 8192);
-
-			if (!nb) {
-				free(buf);
-				if (f != stdin)
-					fclose(f);
-				return fail(EXIT_FAIL, "out of memory");
-			}
-			buf = nb;
-		}
-		n = fread(buf + len, 1, 4096, f);
-		len += n;
-	} while (n > 0 && len < (1u << 20));
-	if (f != stdin)
-		fclose(f);
-	buf[len] = '\0';
-	if (len >= (1u << 20) || strlen(buf) != len) {
-		free(buf);
-		return fail(EXIT_USAGE, "--from-annotations: '%s' is not a JSON text under 1 MiB",
-			    path);
-	}
+	buf = smc_read_file("--from-annotations", path, 1u << 20, NULL);
+	if (!buf)
+		return fail(errno == ENOMEM ? EXIT_FAIL : EXIT_USAGE, "%s", smc_errmsg());
 	*ann = sockmesh_annotations__parse(buf);
 	free(buf);
 	if (!*ann)
@@ -380,11 +310,11 @@ static int cmd_enable(struct cmd_args *a)
 	/* Every policy and load option goes through the schema: one parser,
 	 * one range, one message per field.
 	 */
-	for (int o = 0; o < O_COUNT; o++) {
-		enum sockmesh_field f = (enum sockmesh_field)(o_field[o] - 1);
+	for (int o = O_FIELD0; o < O_COUNT; o++) {
+		enum sockmesh_field f = (enum sockmesh_field)(o - O_FIELD0);
 		const struct sockmesh_field_desc *d;
 
-		if (!o_field[o] || !a->set[o])
+		if (!a->set[o])
 			continue;
 		d = sockmesh_field(f);
 		if (d->kind == SOCKMESH_FK_POLICY) {
@@ -585,32 +515,6 @@ static void print_scope_text(struct sockmesh *sm, const struct sockmesh_scope_in
 
 /* ---- sockmeshd (status, uninstall) --------------------------------------- */
 
-/* Start time of a process (field 22 of /proc/PID/stat): with the pid it
- * names a process, as pids are reused.
- */
-static unsigned long long proc_start_ticks(long long pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long v = 0;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%lld/stat", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* the command name may hold spaces and ')': count from the last ')' */
-	p = strrchr(buf, ')');
-	for (int field = 2; p && field < 22; field++)
-		p = strchr(p + 1, ' ');
-	if (p)
-		v = strtoull(p + 1, NULL, 10);
-	return v;
-}
-
 /* What sockmeshd's state file says, and whether that process still runs
  * (same pid and start time). Returns {"state_file", "running", ...}.
  */
@@ -648,7 +552,7 @@ static json_object *daemon_state(struct cmd_args *a)
 		} else if (kill((pid_t)pid, 0) && errno != EPERM) {
 			snprintf(why, sizeof(why), "pid %lld is not running (stale state file)",
 				 pid);
-		} else if (ticks && proc_start_ticks(pid) != ticks) {
+		} else if (ticks && smc_proc_start_ticks(pid) != ticks) {
 			snprintf(why, sizeof(why),
 				 "pid %lld is another process now (stale state file)", pid);
 		} else {
@@ -1105,16 +1009,6 @@ static int cmd_uninstall(struct cmd_args *a)
 	return bad ? EXIT_FAIL : 0;
 }
 
-/* clang-format off */
-static const int enable_opts[] = {
-	O_CGROUP, O_NETNS, O_ATTACH_CGROUP,
-	O_PROXY_PORT, O_PROXY_UID, O_PROXY_GID, O_PROXY_MARK,
-	O_INC_CIDRS, O_EXC_CIDRS, O_INC_PORTS, O_EXC_PORTS, O_NO_SPLICE,
-	O_INBOUND_PORT, O_INC_IN_PORTS, O_EXC_IN_PORTS, O_POD_IPS,
-	O_REDIRECT_DNS, O_CAPTURE_ALL_DNS, O_DNS_PORT, O_DNS_SERVERS,
-	O_ANNOTATIONS, O_MAX_SCOPES, O_MAX_CONNS, O_MAX_RULES, O_SPLICE_BUDGET, O_HELP, -1
-};
-/* clang-format on */
 static const int disable_opts[] = { O_CGROUP, O_NETNS, O_ALL, O_HELP, -1 };
 static const int scope_opts[] = { O_CGROUP, O_NETNS, O_HELP, -1 };
 static const int status_opts[] = { O_CGROUP, O_NETNS, O_STATE_FILE, O_HELP, -1 };
@@ -1183,7 +1077,7 @@ int main(int argc, char **argv)
 		}
 	}
 	libbpf_set_print(libbpf_print);
-	opt_defs_init();
+	opts_init();
 	if (optind >= argc) {
 		usage(stderr);
 		return EXIT_USAGE;

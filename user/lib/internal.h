@@ -63,11 +63,6 @@ SM_HIDDEN void sm_list_free(struct sm_list *l);
 /* The nameserver lines of a resolv.conf, as host CIDRs (appended to out). */
 SM_HIDDEN int sm_resolv_conf_servers(const char *path, struct sm_list *out);
 SM_HIDDEN void sm_compiled_free(struct sm_compiled *c);
-/* Start time of a process (field 22 of /proc/PID/stat, clock ticks after
- * boot; pid 0: this process), 0 when unknown. With the pid it identifies a
- * process: pids are reused, the pair is not.
- */
-SM_HIDDEN unsigned long long sm_proc_start_ticks(long long pid);
 /* The cgroup2 mount point, read from /proc/mounts. */
 SM_HIDDEN int sm_cgroup2_root(char *buf, size_t len);
 /* opts struct compatibility (libbpf's OPTS_VALID): unknown tail must be 0 */

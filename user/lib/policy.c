@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "internal.h"
+#include "parse.h"
 
 static __thread char errbuf[512];
 
@@ -57,32 +58,6 @@ const char *sockmesh_errmsg_as(enum sockmesh_naming naming, char *buf, size_t le
 	return buf;
 }
 
-unsigned long long sm_proc_start_ticks(long long pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long v = 0;
-	FILE *f;
-	size_t n;
-
-	if (pid > 0)
-		snprintf(path, sizeof(path), "/proc/%lld/stat", pid);
-	else
-		snprintf(path, sizeof(path), "/proc/self/stat");
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* the command name may hold spaces and ')': count from the last ')' */
-	p = strrchr(buf, ')');
-	for (int field = 2; p && field < 22; field++)
-		p = strchr(p + 1, ' ');
-	if (p)
-		v = strtoull(p + 1, NULL, 10);
-	return v;
-}
-
 void sm_opts_copy(void *dst, size_t dst_sz, const void *src, size_t src_sz)
 {
 	memset(dst, 0, dst_sz);
@@ -104,29 +79,17 @@ bool sm_opts_valid(const void *opts, size_t known_sz, size_t user_sz)
 	return true;
 }
 
-/* Decimal only, no sign, no spaces, no leading '+', within [0, max]. */
+/* The number parsers are user/common's (the front-ends use the same ones,
+ * so an option and a library field read numbers alike); the library keeps
+ * the message as its own error.
+ */
 int sm_parse_u32(const char *field, const char *s, __u32 max, __u32 *out)
 {
-	unsigned long long v = 0;
-	const char *p = s;
+	int err = smc_parse_u32(field, s, max, out);
 
-	if (!s || !*s) {
-		sm_set_err(0, "%s: empty value", field);
-		return -EINVAL;
-	}
-	for (; *p; p++) {
-		if (!isdigit((unsigned char)*p) || v > 0xffffffffull) {
-			sm_set_err(0, "%s: '%s' is not a number", field, s);
-			return -EINVAL;
-		}
-		v = v * 10 + (unsigned)(*p - '0');
-	}
-	if (v > max) {
-		sm_set_err(0, "%s: '%s' is out of range (max %u)", field, s, max);
-		return -ERANGE;
-	}
-	*out = (__u32)v;
-	return 0;
+	if (err)
+		sm_set_err(0, "%s", smc_errmsg());
+	return err;
 }
 
 /* A byte count: decimal digits, optionally followed by K, M or G (binary
@@ -134,52 +97,14 @@ int sm_parse_u32(const char *field, const char *s, __u32 max, __u32 *out)
  */
 int sm_parse_size(const char *field, const char *s, __u64 min, __u64 max, __u64 *out)
 {
-	unsigned long long v = 0, mult = 1;
-	const char *p = s;
+	uint64_t v;
+	int err = smc_parse_size(field, s, min, max, &v);
 
-	if (!s || !*s) {
-		sm_set_err(0, "%s: empty value", field);
-		return -EINVAL;
-	}
-	for (; isdigit((unsigned char)*p); p++) {
-		if (v > 0xffffffffffull) {
-			sm_set_err(0, "%s: '%s' is out of range (max %llu)", field, s,
-				   (unsigned long long)max);
-			return -ERANGE;
-		}
-		v = v * 10 + (unsigned)(*p - '0');
-	}
-	if (p == s)
-		goto bad;
-	if (*p) {
-		switch (*p) {
-		case 'K':
-			mult = 1ull << 10;
-			break;
-		case 'M':
-			mult = 1ull << 20;
-			break;
-		case 'G':
-			mult = 1ull << 30;
-			break;
-		default:
-			goto bad;
-		}
-		p++;
-		if (*p && strcmp(p, "iB"))
-			goto bad;
-	}
-	if (v > max / mult || v * mult > max || v * mult < min) {
-		sm_set_err(0, "%s: '%s' is out of range (%llu..%llu bytes)", field, s,
-			   (unsigned long long)min, (unsigned long long)max);
-		return -ERANGE;
-	}
-	*out = v * mult;
-	return 0;
-bad:
-	sm_set_err(0, "%s: '%s' is not a size (bytes, or a number with K, M, G, KiB, MiB, GiB)",
-		   field, s);
-	return -EINVAL;
+	if (err)
+		sm_set_err(0, "%s", smc_errmsg());
+	else
+		*out = v;
+	return err;
 }
 
 int sm_parse_cidr(const char *field, const char *s, struct sm_cidr *out)
