@@ -397,6 +397,19 @@ SOCKMESH_API int sockmesh__policy_get(struct sockmesh *sm, const struct sockmesh
  */
 SOCKMESH_API int sockmesh__policy_matches(struct sockmesh *sm, const struct sockmesh_scope *scope,
 					  const struct sockmesh_policy *pol);
+/* Every field in which the scope's enforced policy differs from pol, with
+ * both values as sockmesh__policy_get renders them: fn is called once per
+ * differing field, in schema order (a non-zero return stops the walk and is
+ * returned). Fields discovered at enrollment (pod_ips, dns_servers) are
+ * compared only when pol gives them; the DNS fields only where both sides
+ * capture DNS; inbound fields only for netns scopes. Returns the number of
+ * differing fields, or a negative errno.
+ */
+typedef int (*sockmesh_policy_diff_fn)(enum sockmesh_field f, const char *enrolled,
+				       const char *want, void *ctx);
+SOCKMESH_API int sockmesh__policy_diff(struct sockmesh *sm, const struct sockmesh_scope *scope,
+				       const struct sockmesh_policy *pol,
+				       sockmesh_policy_diff_fn fn, void *ctx);
 
 /* For sidecars: the original destination of a connection the proxy accepted
  * (what getsockopt(SO_ORIGINAL_DST) answers). addr must hold a

@@ -358,52 +358,29 @@ static void drift_str(struct drift *d, const char *key, const char *got, const c
 		drift_add(d, "%s is '%s', CNI_ARGS say '%s'", key, got, want);
 }
 
-/* The policy fields the enrolment differs in, named by their config keys.
- * sockmesh__policy_matches() names the first; with the enrolled value of
- * that field taken over (sockmesh__policy_get) it names the next, until the
- * rest matches. Returns 0, or -1 with e set.
+/* One differing policy field, named by its config key (for "splice", the
+ * opposite of no_splice, with the values turned round).
  */
+static int drift_field(enum sockmesh_field id, const char *enrolled, const char *want, void *ctx)
+{
+	const struct sockmesh_field_desc *f = sockmesh_field(id);
+	const char *key = f->cni_key ? f->cni_key : f->name;
+
+	if (f->flags & SOCKMESH_FIELD_CNI_NEGATED) {
+		enrolled = strcmp(enrolled, "true") ? "true" : "false";
+		want = strcmp(want, "true") ? "true" : "false";
+	}
+	drift_add(ctx, "%s: enrolled '%s', policy '%s'", key, enrolled, want);
+	return 0;
+}
+
+/* The policy fields the enrolment differs in. Returns 0, or -1 with e set. */
 static int policy_drift(struct sockmesh *sm, const struct sockmesh_scope *scope,
 			const struct sockmesh_policy *want, struct drift *d, struct cni_error *e)
 {
-	char got[SOCKMESH_F__COUNT][1024]; /* the texts p points at */
-	struct sockmesh_policy p = *want;
-	__u64 seen = 0;
-	char m[600];
+	int r = sockmesh__policy_diff(sm, scope, want, drift_field, d);
 
-	for (int round = 0; round < SOCKMESH_F__COUNT; round++) {
-		const struct sockmesh_field_desc *f;
-		int r = sockmesh__policy_matches(sm, scope, &p), id;
-
-		if (r == 1)
-			return 0;
-		if (r < 0)
-			return lib_fail(e, r, "compare the enrolment with the policy");
-		id = sockmesh_errfield();
-		f = id >= 0 ? sockmesh_field((unsigned int)id) : NULL;
-		cni_lib_msg(m, sizeof(m));
-		if (!f || f->kind != SOCKMESH_FK_POLICY || (seen & (1ull << id)) ||
-		    sockmesh__policy_get(sm, scope, f->id, got[id], sizeof(got[id]))) {
-			drift_add(d, "%s", m);
-			return 0;
-		}
-		seen |= 1ull << id;
-		if ((f->flags & SOCKMESH_FIELD_CNI_NEGATED) && f->type == SOCKMESH_FT_FLAG) {
-			/* the config key is the opposite flag: say it in its terms */
-			bool on = strcmp(got[id], "true") != 0;
-
-			drift_add(d, "%s: enrolled '%s', policy '%s'", f->cni_key,
-				  on ? "true" : "false", on ? "false" : "true");
-		} else {
-			drift_add(d, "%s", m);
-		}
-		/* The DNS fields mean something only when both capture DNS;
-		 * anything that cannot be taken over ends the list.
-		 */
-		if (f->id == SOCKMESH_F_REDIRECT_DNS || sockmesh_policy__set(&p, f->id, got[id]))
-			return 0;
-	}
-	return 0;
+	return r < 0 ? lib_fail(e, r, "compare the enrolment with the policy") : 0;
 }
 
 /* Compare an enrolment with what ADD would write for this pod: the policy

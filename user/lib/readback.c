@@ -324,11 +324,12 @@ int sockmesh__policy_get(struct sockmesh *sm, const struct sockmesh_scope *scope
 	return err;
 }
 
-int sockmesh__policy_matches(struct sockmesh *sm, const struct sockmesh_scope *scope,
-			     const struct sockmesh_policy *pol)
+int sockmesh__policy_diff(struct sockmesh *sm, const struct sockmesh_scope *scope,
+			  const struct sockmesh_policy *pol, sockmesh_policy_diff_fn fn, void *ctx)
 {
 	struct sm_compiled got, want;
-	int err, ret = 1;
+	bool dns_got, dns_want;
+	int err, n = 0;
 
 	if (!sm || sm->destroyed || !scope)
 		return -EINVAL;
@@ -340,7 +341,9 @@ int sockmesh__policy_matches(struct sockmesh *sm, const struct sockmesh_scope *s
 		sm_compiled_free(&want);
 		return err;
 	}
-	for (unsigned int i = 0; ret == 1 && i < SOCKMESH_F__COUNT; i++) {
+	dns_got = got.pol.flags & SM_POL_DNS;
+	dns_want = want.pol.flags & SM_POL_DNS;
+	for (unsigned int i = 0; i < SOCKMESH_F__COUNT; i++) {
 		const struct sockmesh_field_desc *f = sockmesh_field(i);
 		char g[1024], w[1024];
 
@@ -353,14 +356,44 @@ int sockmesh__policy_matches(struct sockmesh *sm, const struct sockmesh_scope *s
 		/* inbound capture exists for pods only */
 		if ((f->flags & SOCKMESH_FIELD_NETNS_ONLY) && scope->kind != SOCKMESH_SCOPE_NETNS)
 			continue;
+		/* the DNS fields mean something only where both capture DNS */
+		if ((f->flags & SOCKMESH_FIELD_NEEDS_DNS) && !(dns_got && dns_want))
+			continue;
 		render_field(&got, f->id, g, sizeof(g));
 		render_field(&want, f->id, w, sizeof(w));
-		if (strcmp(g, w)) {
-			sm_set_err(0, "%s: enrolled '%s', policy '%s'", sm_fname(f->id), g, w);
-			ret = 0;
+		if (!strcmp(g, w))
+			continue;
+		n++;
+		if (fn) {
+			err = fn(f->id, g, w, ctx);
+			if (err)
+				break;
 		}
 	}
 	sm_compiled_free(&got);
 	sm_compiled_free(&want);
-	return ret;
+	return err ? err : n;
+}
+
+struct first_diff {
+	bool seen;
+};
+
+static int note_first(enum sockmesh_field f, const char *enrolled, const char *want, void *ctx)
+{
+	struct first_diff *d = ctx;
+
+	if (!d->seen)
+		sm_set_err(0, "%s: enrolled '%s', policy '%s'", sm_fname(f), enrolled, want);
+	d->seen = true;
+	return 0;
+}
+
+int sockmesh__policy_matches(struct sockmesh *sm, const struct sockmesh_scope *scope,
+			     const struct sockmesh_policy *pol)
+{
+	struct first_diff d = { 0 };
+	int n = sockmesh__policy_diff(sm, scope, pol, note_first, &d);
+
+	return n < 0 ? n : n == 0;
 }
