@@ -803,6 +803,98 @@ static void test_policy_update(void)
 	close(d);
 }
 
+/* The policy read back from the maps is the one enrolled (lists sorted and
+ * normalised), and a compare names every field that differs.
+ */
+struct diff_seen {
+	int n;
+	enum sockmesh_field f[8];
+	char got[8][64], want[8][64];
+};
+
+static int note_diff(enum sockmesh_field f, const char *got, const char *want, void *ctx)
+{
+	struct diff_seen *d = ctx;
+
+	if (d->n < 8) {
+		d->f[d->n] = f;
+		snprintf(d->got[d->n], sizeof(d->got[0]), "%s", got);
+		snprintf(d->want[d->n], sizeof(d->want[0]), "%s", want);
+	}
+	d->n++;
+	return 0;
+}
+
+static void test_policy_readback(void)
+{
+	struct sockmesh_policy pol = { .sz = sizeof(pol),
+				       .proxy_port = 15002,
+				       .exclude_outbound_ports = "9999, 22,9998",
+				       .include_outbound_cidrs = "10.0.0.0/8,fd00::/8,192.168.1.7",
+				       .has_proxy_gid = true,
+				       .proxy_gid = 1400 };
+	struct sockmesh_policy other = pol;
+	struct diff_seen d = { 0 };
+	struct sockmesh_scope s;
+	char buf[256];
+
+	ASSERT_TRUE(sm_open(), "open");
+	ASSERT_EQ(enroll_cgroup(&pol), 0, "enroll");
+	ASSERT_OK(sockmesh_scope_from_cgroup(E.cg, &s), "scope");
+	ASSERT_OK(
+		sockmesh__policy_get(E.sm, &s, SOCKMESH_F_EXCLUDE_OUTBOUND_PORTS, buf, sizeof(buf)),
+		"get exclude ports");
+	ASSERT_STREQ(buf, "22,9998,9999", "exclude ports, sorted");
+	ASSERT_OK(
+		sockmesh__policy_get(E.sm, &s, SOCKMESH_F_INCLUDE_OUTBOUND_CIDRS, buf, sizeof(buf)),
+		"get include cidrs");
+	ASSERT_STREQ(buf, "10.0.0.0/8,192.168.1.7/32,fd00::/8", "include cidrs, sorted");
+	ASSERT_OK(
+		sockmesh__policy_get(E.sm, &s, SOCKMESH_F_INCLUDE_OUTBOUND_PORTS, buf, sizeof(buf)),
+		"get include ports");
+	ASSERT_STREQ(buf, "*", "include ports: all");
+	ASSERT_OK(sockmesh__policy_get(E.sm, &s, SOCKMESH_F_PROXY_PORT, buf, sizeof(buf)), "port");
+	ASSERT_STREQ(buf, "15002", "proxy port");
+	ASSERT_OK(sockmesh__policy_get(E.sm, &s, SOCKMESH_F_PROXY_MARK, buf, sizeof(buf)), "mark");
+	ASSERT_STREQ(buf, "", "no proxy mark");
+	ASSERT_EQ(sockmesh__policy_matches(E.sm, &s, &pol), 1, "matches what was enrolled");
+
+	other.exclude_outbound_ports = "22";
+	other.no_splice = true;
+	ASSERT_EQ(sockmesh__policy_diff(E.sm, &s, &other, note_diff, &d), 2, "two fields differ");
+	ASSERT_EQ(d.f[0], SOCKMESH_F_EXCLUDE_OUTBOUND_PORTS, "first: exclude ports");
+	ASSERT_STREQ(d.got[0], "22,9998,9999", "enrolled exclude ports");
+	ASSERT_STREQ(d.want[0], "22", "asked exclude ports");
+	ASSERT_EQ(d.f[1], SOCKMESH_F_NO_SPLICE, "second: no_splice");
+	ASSERT_EQ(sockmesh__policy_matches(E.sm, &s, &other), 0, "does not match");
+	ASSERT_EQ(sockmesh_errfield(), SOCKMESH_F_EXCLUDE_OUTBOUND_PORTS, "errfield: the first");
+}
+
+/* Every attachment of the instance is listed: ten cgroup hooks at the
+ * scope's cgroup, and sk_msg on the splice map.
+ */
+static int count_link(const struct sockmesh_link_info *l, void *ctx)
+{
+	int *n = ctx;
+
+	if (!strcmp(l->hook, "sk_msg"))
+		n[1]++;
+	else if (l->link_id && l->prog_id)
+		n[0]++;
+	return 0;
+}
+
+static void test_links_listed(void)
+{
+	int n[2] = { 0, 0 };
+
+	ASSERT_TRUE(sm_open(), "open");
+	ASSERT_EQ(enroll_cgroup(NULL), 0, "enroll");
+	ASSERT_OK(sockmesh__for_each_link(E.sm, count_link, n), "for_each_link");
+	ASSERT_EQ(n[0], 10, "cgroup links");
+	ASSERT_EQ(n[1], 1, "sk_msg on the splice map");
+}
+
 static void test_lifecycle(void)
 {
 	static const enum bpf_attach_type types[] = { BPF_CGROUP_INET4_CONNECT,
@@ -1249,6 +1341,9 @@ int main(void)
 	CU_add_test(s, "two pods with identical loopback tuples", test_netns_identical_tuples);
 	CU_add_test(s, "each bypass reason bypasses and is counted", test_bypass_reasons);
 	CU_add_test(s, "policy update is atomic and keeps counters", test_policy_update);
+	CU_add_test(s, "policy read back from the maps, compared field by field",
+		    test_policy_readback);
+	CU_add_test(s, "every attachment is listed", test_links_listed);
 	CU_add_test(s, "state outlives the process; last withdraw removes all", test_lifecycle);
 	CU_add_test(s, "other getsockopt calls pass through untouched",
 		    test_getsockopt_passthrough);
