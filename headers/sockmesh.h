@@ -376,9 +376,10 @@ struct sockmesh_link_info {
 	__u32 prog_id;
 	__u32 link_id; /* 0: attached without a link (sk_msg) */
 	__u64 target_id; /* cgroup id, netns cookie, or the splice map's id */
+	__u32 attach_type; /* enum bpf_attach_type */
 	size_t : 0;
 };
-#define sockmesh_link_info__last_field target_id
+#define sockmesh_link_info__last_field attach_type
 typedef int (*sockmesh_link_fn)(const struct sockmesh_link_info *l, void *ctx);
 /* Call fn for every attachment of the instance; a non-zero return stops
  * the walk and is returned.

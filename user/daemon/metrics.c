@@ -14,19 +14,16 @@
  * a name for a moment (a netns deleted and made again under the same name,
  * before garbage collection withdrew the old one).
  */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <sys/stat.h>
 
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
+#include <bpf/libbpf.h> /* attach type names */
 
 #include "sockmesh.h"
 #include "metrics.h"
@@ -201,65 +198,50 @@ static void scope_labels(struct sbuf *b, const struct sockmesh_scope_info *i)
 
 /* ---- attach cgroup ------------------------------------------------------- */
 
-static int pinned_prog_ids(const char *pin_dir, __u32 *ids, size_t cap, size_t *n)
+struct attached {
+	__u64 cgid;
+	unsigned int n[__MAX_BPF_ATTACH_TYPE];
+};
+
+static int count_attached(const struct sockmesh_link_info *l, void *ctx)
 {
-	DIR *d = opendir(pin_dir);
-	struct dirent *e;
-	char p[PATH_MAX];
+	struct attached *a = ctx;
 
-	*n = 0;
-	if (!d)
-		return -errno;
-	while ((e = readdir(d)) && *n < cap) {
-		struct bpf_prog_info info;
-		__u32 len = sizeof(info);
-		int fd;
-
-		if (strncmp(e->d_name, "prog_", 5))
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", pin_dir, e->d_name);
-		fd = bpf_obj_get(p);
-		if (fd < 0)
-			continue;
-		memset(&info, 0, sizeof(info));
-		if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
-			ids[(*n)++] = info.id;
-		close(fd);
-	}
-	closedir(d);
+	if (l->link_id && l->target_id == a->cgid && l->attach_type < __MAX_BPF_ATTACH_TYPE)
+		a->n[l->attach_type]++;
 	return 0;
 }
 
+/* The instance's programs attached at cgroup, per attach type (from the
+ * library's listing of its links).
+ */
 int sd_attached_programs(const char *pin_dir, const char *cgroup,
 			 void (*fn)(const char *type, unsigned int n, void *arg), void *arg)
 {
-	__u32 ours[64], ids[64];
-	size_t nours;
-	int cg, seen = 0, err;
+	struct sockmesh_open_opts oo = { .sz = sizeof(oo), .pin_dir = pin_dir };
+	struct attached a = { 0 };
+	struct sockmesh *sm;
+	struct stat st;
+	int err, seen = 0;
 
-	err = pinned_prog_ids(pin_dir, ours, sizeof(ours) / sizeof(ours[0]), &nours);
+	if (stat(cgroup, &st))
+		return -errno;
+	a.cgid = st.st_ino; /* a cgroup v2 directory's inode is its id */
+	sm = sockmesh__open(&oo);
+	if (!sm)
+		return -errno;
+	err = sockmesh__for_each_link(sm, count_attached, &a);
+	sockmesh__close(sm);
 	if (err)
 		return err;
-	cg = open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (cg < 0)
-		return -errno;
 	for (int t = 0; t < __MAX_BPF_ATTACH_TYPE; t++) {
-		__u32 cnt = sizeof(ids) / sizeof(ids[0]), flags = 0;
-		unsigned int mine = 0;
-		const char *name;
+		const char *name = libbpf_bpf_attach_type_str((enum bpf_attach_type)t);
 
-		if (bpf_prog_query(cg, (enum bpf_attach_type)t, 0, &flags, ids, &cnt))
-			continue; /* not a cgroup attach type */
-		for (__u32 i = 0; i < cnt; i++)
-			for (size_t j = 0; j < nours; j++)
-				mine += ids[i] == ours[j];
-		name = libbpf_bpf_attach_type_str((enum bpf_attach_type)t);
-		if (!mine || !name)
+		if (!a.n[t] || !name)
 			continue;
-		fn(name, mine, arg);
+		fn(name, a.n[t], arg);
 		seen++;
 	}
-	close(cg);
 	return seen;
 }
 

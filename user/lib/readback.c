@@ -80,10 +80,15 @@ int sockmesh__for_each_link(struct sockmesh *sm, sockmesh_link_fn fn, void *ctx)
 		snprintf(li.hook, sizeof(li.hook), "%s", hook ? hook + 1 : "?");
 		li.prog_id = info.prog_id;
 		li.link_id = info.id;
-		if (info.type == BPF_LINK_TYPE_CGROUP)
+		if (info.type == BPF_LINK_TYPE_CGROUP) {
 			li.target_id = info.cgroup.cgroup_id;
-		else
+			for (size_t h = 0; h < sm_n_cgroup_hooks; h++)
+				if (!strcmp(li.hook, sm_cgroup_hooks[h].hook))
+					li.attach_type = sm_cgroup_hooks[h].type;
+		} else {
 			li.target_id = strtoull(e->d_name + strlen("link_netns_"), NULL, 10);
+			li.attach_type = BPF_SK_LOOKUP;
+		}
 		prog_name_of(info.prog_id, li.prog, sizeof(li.prog));
 		ret = fn(&li, ctx);
 	}
@@ -100,6 +105,7 @@ int sockmesh__for_each_link(struct sockmesh *sm, sockmesh_link_fn fn, void *ctx)
 	snprintf(li.prog, sizeof(li.prog), "%s", pinfo.name);
 	li.prog_id = pinfo.id;
 	li.target_id = minfo.id;
+	li.attach_type = BPF_SK_MSG_VERDICT;
 	return fn(&li, ctx);
 }
 
