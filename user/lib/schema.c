@@ -221,13 +221,15 @@ const struct sockmesh_field_desc *sockmesh_field_lookup(const char *name)
  */
 #define SM_MARK '\x1e'
 
-static const char marks[SOCKMESH_F__COUNT][3] = {
-#define M(i) [i] = { SM_MARK, 0x40 + i, 0 }
-	M(0),  M(1),  M(2),  M(3),  M(4),  M(5),  M(6),	 M(7),	M(8),  M(9),  M(10), M(11), M(12),
-	M(13), M(14), M(15), M(16), M(17), M(18), M(19), M(20), M(21), M(22), M(23), M(24),
+/* every id a marker can encode, so a new field needs no edit here */
+#define M(i)                           \
+	{                              \
+		SM_MARK, 0x40 + (i), 0 \
+	}
+#define M8(i) M(i), M(i + 1), M(i + 2), M(i + 3), M(i + 4), M(i + 5), M(i + 6), M(i + 7)
+static const char marks[64][3] = { M8(0), M8(8), M8(16), M8(24), M8(32), M8(40), M8(48), M8(56) };
+#undef M8
 #undef M
-};
-_Static_assert(SOCKMESH_F__COUNT == 25, "one marker per field");
 
 const char *sm_fname(enum sockmesh_field f)
 {
