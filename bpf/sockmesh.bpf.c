@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * sockmesh data path: outbound capture (connect4/6), original destination
- * (sockops + getsockopt) and local splice (sockops + sk_msg).
+ * sockmesh data path:
+ *   outbound capture         cgroup/connect4, connect6
+ *   DNS capture              cgroup/sendmsg4/6, recvmsg4/6 (UDP; TCP via connect)
+ *   what the app sees        cgroup/getpeername4/6 (the original destination)
+ *   original destination     sockops (established) + cgroup/getsockopt
+ *   inbound capture          sk_lookup (steered to the proxy's listener, no NAT)
+ *   local splice             sockops (SOCKHASH insert) + sk_msg (redirect)
  *
  * Only UAPI context structs are read (bpf_sock_addr, bpf_sock_ops,
- * sk_msg_md, bpf_sockopt); the verifier rewrites those accesses for the
+ * sk_msg_md, bpf_sockopt, bpf_sk_lookup); the verifier rewrites those accesses for the
  * running kernel, so the object needs no vmlinux.h and loads unchanged on
  * every kernel that has the hooks (see docs/design.md).
  */
@@ -139,7 +144,7 @@ struct {
 	__type(value, struct sm_pair);
 } pair_map SEC(".maps");
 
-/* Per-CPU counters per scope slot; user space creates a slot on enrol. */
+/* Per-CPU counters per scope slot; user space creates a slot on enroll. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, SM_DEFAULT_MAX_SCOPES);

@@ -111,7 +111,7 @@ struct sockmesh_policy {
 	const char *include_inbound_ports; /* NULL: "*" (all); "": none */
 	const char *exclude_inbound_ports;
 	/* The pod's addresses (comma list) for inbound steering and cross-pod
-	 * splice; NULL: every global address of the netns at enrol time.
+	 * splice; NULL: every global address of the netns at enroll time.
 	 */
 	const char *pod_ips;
 	/* DNS capture (istio --redirect-dns / --capture-all-dns): UDP and TCP
@@ -130,7 +130,7 @@ struct sockmesh_policy {
 /* Check a policy without touching any state. */
 SOCKMESH_API int sockmesh_policy__validate(const struct sockmesh_policy *pol);
 
-/* Enrol a scope (or replace its policy atomically; counters are kept).
+/* Enroll a scope (or replace its policy atomically; counters are kept).
  * attach_cgroup: where the programs attach. For a cgroup scope it must be
  * NULL or the scope's own path; for a netns scope NULL means the cgroup2
  * root, as a node daemon does. Attachments are bpf_links (multi-attach):
@@ -151,7 +151,7 @@ SOCKMESH_API int sockmesh__register_inbound_listener(struct sockmesh *sm,
 SOCKMESH_API int sockmesh__withdraw(struct sockmesh *sm, const struct sockmesh_scope *scope);
 /* Detach and unpin everything if no scope is enrolled, atomically with
  * respect to other writers (a process that loaded the data path and then
- * failed to enrol uses it to leave nothing behind). 1: unloaded, 0: in use.
+ * failed to enroll uses it to leave nothing behind). 1: unloaded, 0: in use.
  */
 SOCKMESH_API int sockmesh__unload_if_unused(struct sockmesh *sm);
 /* Remove everything pinned at pin_dir, links first (which detaches them),

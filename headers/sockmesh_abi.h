@@ -54,7 +54,7 @@
 #define SM_LIMIT_MAX_CONNS (1u << 26)
 #define SM_LIMIT_MAX_RULES (1u << 24)
 /* cgroup nesting levels searched for an enrolled ancestor cgroup; deeper
- * enrolment is refused by user space, so nothing is silently missed.
+ * enrollment is refused by user space, so nothing is silently missed.
  */
 #define SM_MAX_CGROUP_DEPTH 32
 
@@ -261,7 +261,7 @@ struct sm_dns_state {
 
 /* scope_meta_map value: user-space bookkeeping only (what to display). */
 struct sm_scope_meta {
-	char name[256]; /* cgroup path or netns name/path given at enrol */
+	char name[256]; /* cgroup path or netns name/path given at enroll */
 	char pod_namespace[64]; /* Kubernetes labels, from CNI_ARGS (may be empty) */
 	char pod_name[256];
 	char container_id[128];

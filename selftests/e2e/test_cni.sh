@@ -6,7 +6,7 @@
 # cgroup. Pod-to-pod traffic goes through both sidecars and is spliced;
 # annotations from runtimeConfig shape a pod's policy; a pod without the
 # sidecar annotation is left alone; ADD is idempotent; CHECK reports drift;
-# malformed input gets the spec's error JSON and enrols nothing; DEL
+# malformed input gets the spec's error JSON and enrolls nothing; DEL
 # withdraws (also when the netns is gone) and leaves bridge and IPAM state
 # as the reference plugins expect; the last DEL unloads everything.
 set -euo pipefail
@@ -140,7 +140,7 @@ pods_left_alone_but_add_succeeds() {
 	# d came and went: a and b still talk through their sidecars
 	hai=$(hap a in)
 	hbo=$(hap b out)
-	assert_match "$(curl_from b "http://$IP_A:8080/")" "^a-8080 $IP_A:" "b -> a after d's enrolments"
+	assert_match "$(curl_from b "http://$IP_A:8080/")" "^a-8080 $IP_A:" "b -> a after d's enrollments"
 	assert_eq "$(($(hap a in) - hai))$(($(hap b out) - hbo))" 11 "through b's outbound and a's inbound sidecar"
 }
 
@@ -284,8 +284,8 @@ repeated_add_is_idempotent() {
 	assert_eq "$out2" "$out1" "the same result twice"
 	assert_eq "$(jq -S -c . <<<"$out1")" "$(jq -S -c . <<<"$(cat "$CNI_CACHE/$(pod_f a cid).json")")" \
 		"= prevResult"
-	assert_eq "$s1" "$s0" "the same enrolment (scope, policy, labels)"
-	assert_deltas "$st0" "$st1" "counters kept across re-enrolment"
+	assert_eq "$s1" "$s0" "the same enrollment (scope, policy, labels)"
+	assert_deltas "$st0" "$st1" "counters kept across re-enrollment"
 	hai=$(hap a in)
 	curl_from b "http://$IP_A:8080/" >/dev/null
 	assert_eq "$(($(hap a in) - hai))" 1 "a's inbound sidecar still registered"
@@ -298,7 +298,7 @@ config_keys_reach_the_enrolment() {
 	plugin ADD a "$cfg" >/dev/null
 	s=$(scope_of web-a)
 	assert_eq "$(jq -r '[.proxy_port, .proxy_uid, .proxy_gid, .inbound_port, .splice, .dns_port] | join(" ")' <<<"$s")" \
-		"15001 1400 1401 15007 false 15054" "enrolment from the changed config"
+		"15001 1400 1401 15007 false 15054" "enrollment from the changed config"
 	assert_eq "$(plugin CHECK a "$cfg")" "" "CHECK with that config"
 	check_err a 103 "proxyUID: enrolled '1400', policy '1337'; proxyGID: enrolled '1401', policy ''; splice: enrolled 'false', policy 'true'; inboundPort: enrolled '15007', policy '15006'; redirectDNS: enrolled 'true', policy 'false'\$" \
 		"CHECK with the original config"
@@ -333,11 +333,11 @@ check_passes_then_reports_drift() {
 	sm_cli enable --netns "$(pod_f c ns)" --attach-cgroup "$CG" >/dev/null
 	check_err c 103 "should be left alone: no sidecar.istio.io/status annotation" "c enrolled by hand"
 	sm_cli disable --netns "$(pod_f c ns)" >/dev/null
-	assert_eq "$(plugin CHECK c)" "" "CHECK of c after the hand-made enrolment went"
-	# the re-enrolment adopted a's running sidecar's inbound listener
+	assert_eq "$(plugin CHECK c)" "" "CHECK of c after the hand-made enrollment went"
+	# the re-enrollment adopted a's running sidecar's inbound listener
 	hai=$(hap a in)
 	curl_from b "http://$IP_A:8080/" >/dev/null
-	assert_eq "$(($(hap a in) - hai))" 1 "a's inbound sidecar captures after re-enrolment"
+	assert_eq "$(($(hap a in) - hai))" 1 "a's inbound sidecar captures after re-enrollment"
 }
 
 # bad_input CODE REGEX LABEL ENV... -- STDIN: sockmesh-cni alone with this
@@ -429,7 +429,7 @@ malformed_input_is_rejected_and_enrols_nothing() {
 	bad_input 4 "CNI_COMMAND: 'PUT' is not ADD" "unknown CNI_COMMAND" "${env[@]/CNI_COMMAND=*/CNI_COMMAND=PUT}" -- "$good"
 	assert_eq "$(sm_cli -j status | jq '.scopes | length')" "$n0" "scopes after all that"
 	assert_eq "$(scope_of web-d)" "" "web-d not enrolled"
-	# and the good input does enrol (the cases above differ only in what is bad)
+	# and the good input does enroll (the cases above differ only in what is bad)
 	out=$(printf '%s' "$good" | timeout 30 env -i PATH="$PATH" "${env[@]}" "$SM_CNI")
 	assert_eq "$(jq -r '.cniVersion + " " + (.ips | length | tostring)' <<<"$out")" "1.0.0 1" "the good input"
 	assert_eq "$(scope_of web-d | jq -r .pod_name)" web-d "web-d enrolled by the good input"

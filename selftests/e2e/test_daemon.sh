@@ -5,7 +5,7 @@
 # promtool and its counters equal `sockmesh -j stats` and the traffic sent
 # (exact deltas), with pod labels and escaped label values; kill -9 in the
 # middle of a wrk run loses no request (the data path is pinned); a restarted
-# daemon adopts the instance (same programs, one per hook, enrolments
+# daemon adopts the instance (same programs, one per hook, enrollments
 # intact); a pod netns deleted without CNI DEL, a netns name reused, and a
 # removed cgroup are garbage-collected within a bounded time, a live pod is
 # not; SIGTERM exits 0 and leaves the data path running; a removed instance
@@ -314,7 +314,7 @@ restart_adopts() {
 	assert_eq "$(jq -r .pid "$STATE")" "$(daemon_pid)" "state file: the new pid"
 	listed "$POD"
 	assert_eq "$(sm_cli -j status | jq -r --arg n "$POD" '.scopes[] | select(.name == $n) | .pod_name')" \
-		web-0 "enrolment and labels intact"
+		web-0 "enrollment and labels intact"
 	assert_proxied "$(curl_app 42000-42099)" "request after the restart"
 	s1=$(e2e_stats --netns "$POD")
 	assert_deltas "$s0" "$s1" "one request after the restart" captured=1 origdst_published=1 \

@@ -38,7 +38,7 @@ dnsmasq_start r3 - "$SRV" "$E2E_SRV4B" 53 10.6.6.3
 dnsmasq_start proxy "$CG" "$POD" 127.0.0.1,::1 15053 10.9.9.9
 dnsmasq_start proxy2 "$CG" "$POD" 127.0.0.1 15054 10.9.9.8
 
-# policy ARGS...: set the pod's policy (re-enrol: atomic, counters kept)
+# policy ARGS...: set the pod's policy (re-enroll: atomic, counters kept)
 policy() {
 	sm_cli enable --netns "$POD" --attach-cgroup "$CG" "$@" >/dev/null
 }

@@ -44,7 +44,7 @@ client() {
 	e2e_curl - "$1" -g "$2"
 }
 
-# policy ARGS...: set the pod's inbound policy (re-enrol: atomic, counters kept)
+# policy ARGS...: set the pod's inbound policy (re-enroll: atomic, counters kept)
 policy() {
 	sm_cli enable --netns "$POD" --attach-cgroup "$CG" "$@" >/dev/null
 }

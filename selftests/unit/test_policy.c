@@ -619,7 +619,7 @@ static void test_compile_defaults(void)
 	EXPECT_EQ(c.pol.proxy_gid, 0, "c.pol.proxy_gid");
 	EXPECT_EQ(c.pol.proxy_mark, 0, "c.pol.proxy_mark");
 	EXPECT_EQ(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE, "c.pol.flags & ~SM_POL_INBOUND");
-	/* Left for enrol to fill; padding is zero (the map value is hashed). */
+	/* Left for enroll to fill; padding is zero (the map value is hashed). */
 	EXPECT_EQ(c.pol.scope_idx, 0, "c.pol.scope_idx");
 	EXPECT_EQ(c.pol.rules_id, 0, "c.pol.rules_id");
 	EXPECT_EQ(c.pol.attach_cgroup_id, 0, "c.pol.attach_cgroup_id");

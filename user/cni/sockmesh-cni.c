@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * sockmesh-cni: chained CNI 1.0.0 plugin. Runs after the plugin that gives
- * the pod its interface (bridge + host-local, ...): ADD enrols the pod's
+ * the pod its interface (bridge + host-local, ...): ADD enrolls the pod's
  * netns with the policy of the plugin config overlaid with the pod's istio
  * annotations (containerd's runtimeConfig), DEL withdraws it, CHECK compares
- * the enrolment with that policy. Thin over libsockmesh, which creates or
+ * the enrollment with that policy. Thin over libsockmesh, which creates or
  * opens the pinned state itself: no daemon needed.
  *
  * stdout carries only the spec's result or error JSON; stderr is for logs.
@@ -164,7 +164,7 @@ static bool enrolled_live(const struct cni_env *env, const struct cni_conf *c,
 	return ok;
 }
 
-static int enrol(const struct cni_env *env, const struct cni_conf *c, const char *pod_ips,
+static int enroll(const struct cni_env *env, const struct cni_conf *c, const char *pod_ips,
 		 struct cni_error *e)
 {
 	struct sockmesh_scope_info info = { .sz = sizeof(info) };
@@ -204,7 +204,7 @@ static int enrol(const struct cni_env *env, const struct cni_conf *c, const char
 	sockmesh_annotations__free(ann);
 	if (err) {
 		/* Leave no empty instance behind; atomic with other writers. */
-		lib_fail(e, err, "enrol");
+		lib_fail(e, err, "enroll");
 		sockmesh__unload_if_unused(sm);
 		snprintf(e->details, sizeof(e->details), "%s, netns %s, pin dir %s", who,
 			 env->netns, c->pin_dir);
@@ -225,7 +225,7 @@ static int enrol(const struct cni_env *env, const struct cni_conf *c, const char
 	if (!enrolled_live(env, c, &scope))
 		return cni_fail(
 			e, CNI_ERR_TRY_AGAIN,
-			"enrol: %s was enrolled into a sockmesh instance that was unloaded meanwhile (pin dir %s); try again",
+			"enroll: %s was enrolled into a sockmesh instance that was unloaded meanwhile (pin dir %s); try again",
 			who, c->pin_dir);
 	return 0;
 }
@@ -243,7 +243,7 @@ static int cmd_add(const struct cni_env *env, struct cni_conf *c, struct cni_err
 	if (cni_prev_result_pod_ips(c->prev_result, &pod_ips, e) || cni_decide(c, env, &d, e))
 		return -1;
 	if (d.capture) {
-		err = enrol(env, c, pod_ips, e);
+		err = enroll(env, c, pod_ips, e);
 		free(pod_ips);
 		if (err)
 			return -1;
@@ -374,16 +374,16 @@ static int drift_field(enum sockmesh_field id, const char *enrolled, const char 
 	return 0;
 }
 
-/* The policy fields the enrolment differs in. Returns 0, or -1 with e set. */
+/* The policy fields the enrollment differs in. Returns 0, or -1 with e set. */
 static int policy_drift(struct sockmesh *sm, const struct sockmesh_scope *scope,
 			const struct sockmesh_policy *want, struct drift *d, struct cni_error *e)
 {
 	int r = sockmesh__policy_diff(sm, scope, want, drift_field, d);
 
-	return r < 0 ? lib_fail(e, r, "compare the enrolment with the policy") : 0;
+	return r < 0 ? lib_fail(e, r, "compare the enrollment with the policy") : 0;
 }
 
-/* Compare an enrolment with what ADD would write for this pod: the policy
+/* Compare an enrollment with what ADD would write for this pod: the policy
  * (the library compares its normalised forms), the attach point and labels.
  */
 static int compare(const struct cni_env *env, struct sockmesh *sm,
@@ -459,7 +459,7 @@ static int cmd_check(const struct cni_env *env, struct cni_conf *c, struct cni_e
 			goto out;
 		if (dr.len) {
 			cni_fail(e, SMCNI_ERR_DRIFT,
-				 "%s: sockmesh enrolment differs from its policy: %s", who, dr.buf);
+				 "%s: sockmesh enrollment differs from its policy: %s", who, dr.buf);
 			snprintf(e->details, sizeof(e->details), "netns %s, pin dir %s", env->netns,
 				 c->pin_dir);
 			goto out;

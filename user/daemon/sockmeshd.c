@@ -645,7 +645,7 @@ static void gc_tick(struct daemon *d)
 	}
 	free(list);
 	sockmesh__close(sm);
-	/* An enrolment that opened the old instance gets -ESTALE and opens
+	/* An enrollment that opened the old instance gets -ESTALE and opens
 	 * again: loading the new one at once races with nobody.
 	 */
 	if (removed) {

@@ -25,7 +25,7 @@
 
 #include "lib.h"
 
-/* ---- enrol / withdraw ---------------------------------------------------- */
+/* ---- enroll / withdraw ---------------------------------------------------- */
 
 void sm_scope_key(const struct sockmesh_scope *s, struct sm_scope_key *k)
 {
