@@ -15,6 +15,8 @@ E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # The system interpreter: pyenv shims do not work under another uid (setpriv).
 E2E_PY=${E2E_PY:-/usr/bin/python3}
+# deploy/install-cni.sh runs `sockmesh cni-install`: the one we test
+export SOCKMESH_CLI=${SOCKMESH_CLI:-$SM_CLI}
 E2E_TCPTOOL="$E2E_DIR/tcptool.py"
 E2E_PROXY_UID=1337
 E2E_PROXY_GID=1337

@@ -24,6 +24,7 @@
 
 #include "sockmesh.h"
 
+#include "conflist.h"
 #include "file.h"
 #include "opts.h"
 #include "parse.h"
@@ -106,6 +107,9 @@ enum {
 	O_STATE_FILE,
 	O_CNI_CONF_DIR,
 	O_CNI_BIN_DIR,
+	O_PLUGIN_BIN,
+	O_PLUGIN_CONF,
+	O_WAIT,
 	O_HELP,
 	O_FIELD0,
 	O_COUNT = O_FIELD0 + SOCKMESH_F__COUNT
@@ -140,6 +144,22 @@ static struct smc_opt cli_opts[O_COUNT] = {
 			    .type = SMC_OPT_STRING,
 			    .help = "CNI plugin binaries",
 			    .def = CNI_BIN_DIR_DEFAULT },
+	[O_PLUGIN_BIN] = { .name = "plugin-bin",
+			   .arg = "FILE",
+			   .type = SMC_OPT_STRING,
+			   .help = "the " CNI_PLUGIN_TYPE
+				   " binary to install (default: the image's)" },
+	[O_PLUGIN_CONF] = { .name = "plugin-conf",
+			    .arg = "JSON|@FILE",
+			    .type = SMC_OPT_STRING,
+			    .help = "the plugin's conflist entry; @FILE: a JSON object or a conflist "
+				    "holding one (default: the image's example, else {\"type\": "
+				    "\"" CNI_PLUGIN_TYPE "\"})" },
+	[O_WAIT] = { .name = "wait",
+		     .arg = "SECONDS",
+		     .type = SMC_OPT_STRING,
+		     .help = "wait that long for a network configuration",
+		     .def = "0" },
 	[O_HELP] = { .name = "help",
 		     .short_opt = 'h',
 		     .flags = SMC_OPT_HELP | SMC_OPT_HIDE_SHORT,
@@ -757,29 +777,6 @@ static int is_conflist(const struct dirent *e)
 	return e->d_name[0] != '.' && n > 9 && strcmp(e->d_name + n - 9, ".conflist") == 0;
 }
 
-/* Does the file name sockmesh-cni anywhere (for files that do not parse)?
- * Network configurations are small: the first MiB tells.
- */
-static bool file_mentions_plugin(const char *path)
-{
-	size_t cap = 1u << 20, n;
-	bool found = false;
-	FILE *f = fopen(path, "re");
-	char *buf;
-
-	if (!f)
-		return false;
-	buf = malloc(cap + 1);
-	if (buf) {
-		n = fread(buf, 1, cap, f);
-		buf[n] = '\0';
-		found = strstr(buf, CNI_PLUGIN_TYPE) != NULL;
-		free(buf);
-	}
-	fclose(f);
-	return found;
-}
-
 /* An uninstall step failed: stderr now, the JSON report at the end (one
  * JSON document on stdout), and the exit code 1.
  */
@@ -798,112 +795,159 @@ static void uninstall_err(json_object *errs, const char *fmt, ...)
 	json_object_array_add(errs, json_object_new_string(msg));
 }
 
-/* Write o to path through a temporary file in the same directory (mode of
- * the original), so a runtime never reads half a configuration.
- */
-static int write_json_atomic(const char *path, json_object *o, mode_t mode)
-{
-	char tmp[PATH_MAX];
-	const char *text = json_object_to_json_string_ext(
-		o,
-		JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
-	FILE *f;
-	int err = 0;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.sockmesh-tmp", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	f = fopen(tmp, "we");
-	if (!f)
-		return -errno;
-	if (fprintf(f, "%s\n", text) < 0 || fflush(f) || fsync(fileno(f)))
-		err = -errno;
-	if (fclose(f) && !err)
-		err = -errno;
-	if (!err && chmod(tmp, mode & 07777))
-		err = -errno;
-	if (!err && rename(tmp, path))
-		err = -errno;
-	if (err)
-		unlink(tmp);
-	return err;
-}
-
-/* Remove every sockmesh-cni entry from one conflist, keeping the others (and
- * every other key) as they are. The file is replaced atomically; one that
- * held only sockmesh-cni is deleted. Returns 0, or -1 when the file names
- * sockmesh-cni but could not be edited.
+/* Take every sockmesh-cni entry out of one conflist (user/common does the
+ * editing) and report it. Returns 0, or -1 when the file names sockmesh-cni
+ * but could not be edited.
  */
 static int conflist_remove_plugin(const char *path, json_object *files, json_object *errs)
 {
-	json_object *o, *plugins, *kept, *rep = json_object_new_object();
-	const char *action = "unchanged";
-	int removed = 0, err = 0;
-	struct stat st;
+	json_object *rep = json_object_new_object();
+	const char *action;
+	char msg[PATH_MAX + 128];
+	int removed = smc_cni_unchain(path, CNI_PLUGIN_TYPE, &action, msg, sizeof(msg));
 
+	if (removed < 0)
+		uninstall_err(errs, "%s", msg);
 	json_object_object_add(rep, "file", json_object_new_string(path));
-	o = json_object_from_file(path);
-	if (!o || !json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, "plugins", &plugins) ||
-	    !json_object_is_type(plugins, json_type_array)) {
-		json_object_put(o);
-		if (file_mentions_plugin(path)) {
-			uninstall_err(errs, "'%s' names %s but is not a conflist that parses", path,
-				      CNI_PLUGIN_TYPE);
-			action = "error: not an editable conflist";
-			err = -1;
-		} else {
-			action = "skipped: not a conflist";
-		}
-		goto out;
-	}
-	kept = json_object_new_array();
-	for (size_t i = 0; i < json_object_array_length(plugins); i++) {
-		json_object *p = json_object_array_get_idx(plugins, i), *t;
-
-		if (json_object_is_type(p, json_type_object) &&
-		    json_object_object_get_ex(p, "type", &t) &&
-		    strcmp(json_object_get_string(t), CNI_PLUGIN_TYPE) == 0) {
-			removed++;
-			continue;
-		}
-		json_object_array_add(kept, json_object_get(p));
-	}
-	if (!removed) {
-		json_object_put(kept);
-		json_object_put(o);
-		goto out;
-	}
-	if (json_object_array_length(kept) == 0) {
-		json_object_put(kept);
-		json_object_put(o);
-		if (unlink(path) && errno != ENOENT) {
-			uninstall_err(errs, "cannot remove '%s': %s", path, strerror(errno));
-			action = "error: cannot remove";
-			err = -1;
-		} else {
-			action = "deleted: it held only " CNI_PLUGIN_TYPE;
-		}
-		goto out;
-	}
-	json_object_object_add(o, "plugins", kept);
-	err = stat(path, &st) ? -errno : write_json_atomic(path, o, st.st_mode);
-	if (err) {
-		uninstall_err(errs, "cannot rewrite '%s': %s", path, strerror(-err));
-		action = "error: cannot rewrite";
-		err = -1;
-	} else {
-		action = "updated";
-	}
-	json_object_put(o);
-out:
-	json_object_object_add(rep, "removed_plugins", json_object_new_int(removed));
+	json_object_object_add(rep, "removed_plugins",
+			       json_object_new_int(removed > 0 ? removed : 0));
 	json_object_object_add(rep, "action", json_object_new_string(action));
 	json_object_array_add(files, rep);
-	if (!json_mode && removed && err == 0)
+	if (!json_mode && removed > 0)
 		printf("removed %s from %s%s\n", CNI_PLUGIN_TYPE, path,
 		       strncmp(action, "deleted", 7) ? "" :
 						       " (deleted the file: nothing else in it)");
-	return err;
+	return removed < 0 ? -1 : 0;
+}
+
+/* ---- cni-install ----------------------------------------------------------- */
+
+/* Where a node image keeps the plugin and its example configuration. */
+#define CNI_SHARE_DIR "/usr/share/sockmesh"
+static const char *const cni_bin_candidates[] = {
+	"/usr/lib/sockmesh/" CNI_PLUGIN_TYPE,
+	"/usr/libexec/cni/" CNI_PLUGIN_TYPE,
+	"/usr/local/libexec/cni/" CNI_PLUGIN_TYPE,
+	"/usr/sbin/" CNI_PLUGIN_TYPE,
+	"/usr/bin/" CNI_PLUGIN_TYPE,
+};
+
+/* --plugin-conf JSON|@FILE, or the image's example, or a bare entry */
+static json_object *cni_entry(const char *src)
+{
+	char path[PATH_MAX], *text;
+	json_object *e;
+
+	if (!src) {
+		snprintf(path, sizeof(path), "%s/10-sockmesh.conflist.example",
+			 getenv("SOCKMESH_SHARE_DIR") ? getenv("SOCKMESH_SHARE_DIR") :
+							CNI_SHARE_DIR);
+		if (access(path, R_OK))
+			return smc_cni_entry("{\"type\": \"" CNI_PLUGIN_TYPE "\"}",
+					     CNI_PLUGIN_TYPE);
+		text = smc_read_file("--plugin-conf", path, 1u << 20, NULL);
+	} else if (src[0] == '@') {
+		text = smc_read_file("--plugin-conf", src + 1, 1u << 20, NULL);
+	} else {
+		text = strdup(src);
+	}
+	if (!text)
+		return NULL;
+	e = smc_cni_entry(text, CNI_PLUGIN_TYPE);
+	free(text);
+	return e;
+}
+
+static int cmd_cni_install(struct cmd_args *a)
+{
+	const char *conf_dir =
+		a->set[O_CNI_CONF_DIR] ? a->val[O_CNI_CONF_DIR] : CNI_CONF_DIR_DEFAULT;
+	const char *bin_dir = a->set[O_CNI_BIN_DIR] ? a->val[O_CNI_BIN_DIR] : CNI_BIN_DIR_DEFAULT;
+	const char *bin = a->val[O_PLUGIN_BIN];
+	char name[NAME_MAX + 1], path[PATH_MAX], msg[PATH_MAX + 256];
+	unsigned long wait_s = 0;
+	json_object *entry;
+	struct stat st;
+	int installed, chained, err = -ENOENT;
+
+	if (a->set[O_WAIT]) {
+		uint32_t v;
+
+		if (smc_parse_u32("--wait", a->val[O_WAIT], 86400, &v))
+			return fail(EXIT_USAGE, "cni-install: %s (seconds, 0-86400)", smc_errmsg());
+		wait_s = v;
+	}
+	entry = cni_entry(a->val[O_PLUGIN_CONF]);
+	if (!entry)
+		return fail(
+			EXIT_USAGE,
+			"cni-install: --plugin-conf: '%.200s' is not a JSON object with \"type\": \"%s\" (nor a conflist holding one)",
+			a->val[O_PLUGIN_CONF] ? a->val[O_PLUGIN_CONF] : "(default)",
+			CNI_PLUGIN_TYPE);
+	for (size_t i = 0; !bin && i < sizeof(cni_bin_candidates) / sizeof(cni_bin_candidates[0]);
+	     i++)
+		if (access(cni_bin_candidates[i], X_OK) == 0)
+			bin = cni_bin_candidates[i];
+	if (!bin || stat(bin, &st) || !S_ISREG(st.st_mode)) {
+		json_object_put(entry);
+		return fail(EXIT_FAIL, "cni-install: --plugin-bin: '%s' is not a file",
+			    bin ? bin : "(none of the image's places has " CNI_PLUGIN_TYPE ")");
+	}
+	if (stat(bin_dir, &st) || !S_ISDIR(st.st_mode) || stat(conf_dir, &st) ||
+	    !S_ISDIR(st.st_mode)) {
+		json_object_put(entry);
+		return fail(
+			EXIT_FAIL,
+			"cni-install: --cni-bin-dir '%s' and --cni-conf-dir '%s' must be directories",
+			bin_dir, conf_dir);
+	}
+	installed = smc_install_file(bin, bin_dir, CNI_PLUGIN_TYPE, msg, sizeof(msg));
+	if (installed < 0) {
+		json_object_put(entry);
+		return fail(EXIT_FAIL, "cni-install: %s", msg);
+	}
+	for (unsigned long i = 0; i <= wait_s; i++) {
+		err = smc_cni_first_config(conf_dir, name, sizeof(name));
+		if (err != -ENOENT)
+			break;
+		if (i < wait_s)
+			sleep(1);
+	}
+	if (err) {
+		json_object_put(entry);
+		return fail(
+			EXIT_FAIL,
+			"cni-install: no CNI network configuration in %s after %lus (is the primary CNI installed?)",
+			conf_dir, wait_s);
+	}
+	snprintf(path, sizeof(path), "%s/%s", conf_dir, name);
+	if (strlen(name) < 9 || strcmp(name + strlen(name) - 9, ".conflist")) {
+		json_object_put(entry);
+		return fail(
+			EXIT_FAIL,
+			"cni-install: %s is a single-plugin configuration: %s chains only into a .conflist",
+			path, CNI_PLUGIN_TYPE);
+	}
+	chained = smc_cni_chain(path, entry, CNI_PLUGIN_TYPE, msg, sizeof(msg));
+	json_object_put(entry);
+	if (chained < 0)
+		return fail(EXIT_FAIL, "cni-install: %s", msg);
+	if (json_mode) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "plugin", json_object_new_string(bin));
+		json_object_object_add(o, "binary_updated", json_object_new_boolean(installed));
+		json_object_object_add(o, "conflist", json_object_new_string(path));
+		json_object_object_add(o, "conflist_updated", json_object_new_boolean(chained));
+		print_json(o);
+		json_object_put(o);
+	} else {
+		printf("%s %s/%s\n", installed ? "installed" : "up to date:", bin_dir,
+		       CNI_PLUGIN_TYPE);
+		printf("%s %s %s\n", chained ? "chained" : "already chained:", CNI_PLUGIN_TYPE,
+		       path);
+	}
+	return 0;
 }
 
 static int cmd_uninstall(struct cmd_args *a)
@@ -1014,6 +1058,9 @@ static const int scope_opts[] = { O_CGROUP, O_NETNS, O_HELP, -1 };
 static const int status_opts[] = { O_CGROUP, O_NETNS, O_STATE_FILE, O_HELP, -1 };
 static const int uninstall_opts[] = { O_CNI_CONF_DIR, O_CNI_BIN_DIR, O_STATE_FILE, O_HELP, -1 };
 static const int no_opts[] = { O_HELP, -1 };
+static const int cni_install_opts[] = {
+	O_CNI_BIN_DIR, O_CNI_CONF_DIR, O_PLUGIN_BIN, O_PLUGIN_CONF, O_WAIT, O_HELP, -1
+};
 
 static const struct cmd cmds[] = {
 	{ "enable", cmd_enable, "capture a cgroup's or a netns' outbound TCP into the local proxy",
@@ -1023,6 +1070,9 @@ static const struct cmd cmds[] = {
 	{ "status", cmd_status, "show what is loaded and enrolled, and the daemon", status_opts },
 	{ "stats", cmd_stats, "show counters per scope and global", scope_opts },
 	{ "doctor", cmd_doctor, "check the kernel features sockmesh needs", no_opts },
+	{ "cni-install", cmd_cni_install,
+	  "copy sockmesh-cni into the CNI bin dir and chain it into the node's conflist",
+	  cni_install_opts },
 	{ "uninstall", cmd_uninstall,
 	  "remove sockmesh-cni from the CNI conflists, its binary, and the kernel state",
 	  uninstall_opts },
