@@ -165,7 +165,7 @@ static bool enrolled_live(const struct cni_env *env, const struct cni_conf *c,
 }
 
 static int enroll(const struct cni_env *env, const struct cni_conf *c, const char *pod_ips,
-		 struct cni_error *e)
+		  struct cni_error *e)
 {
 	struct sockmesh_scope_info info = { .sz = sizeof(info) };
 	struct sockmesh_annotations *ann = NULL;
@@ -459,7 +459,8 @@ static int cmd_check(const struct cni_env *env, struct cni_conf *c, struct cni_e
 			goto out;
 		if (dr.len) {
 			cni_fail(e, SMCNI_ERR_DRIFT,
-				 "%s: sockmesh enrollment differs from its policy: %s", who, dr.buf);
+				 "%s: sockmesh enrollment differs from its policy: %s", who,
+				 dr.buf);
 			snprintf(e->details, sizeof(e->details), "netns %s, pin dir %s", env->netns,
 				 c->pin_dir);
 			goto out;
