@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cni.h"
+#include "file.h"
 
 #define STDIN_MAX (4u << 20) /* a config plus annotations (k8s caps them at 256 KiB) */
 
@@ -182,39 +183,20 @@ const char *cni_env_label_id(const struct cni_env *env)
 
 /* ---- config -------------------------------------------------------------- */
 
+/* The config on stdin, through the front-ends' bounded reader. */
 static int read_all(FILE *in, char **out, size_t *outlen, struct cni_error *e)
 {
-	size_t len = 0, cap = 0, n;
-	char *buf = NULL;
-
-	do {
-		if (len + 65536 + 1 > cap) {
-			char *nb;
-
-			cap = cap ? 2 * cap : 131072;
-			nb = realloc(buf, cap);
-			if (!nb) {
-				free(buf);
-				return cni_fail(e, CNI_ERR_IO, "out of memory reading stdin");
-			}
-			buf = nb;
-		}
-		n = fread(buf + len, 1, 65536, in);
-		len += n;
-	} while (n > 0 && len <= STDIN_MAX);
-	if (ferror(in)) {
-		free(buf);
-		return cni_fail(e, CNI_ERR_IO, "cannot read the network config from stdin");
-	}
-	buf[len] = '\0';
-	if (len > STDIN_MAX) {
-		free(buf);
+	*out = smc_read_fd("stdin", fileno(in), "stdin", STDIN_MAX, outlen);
+	if (*out)
+		return 0;
+	if (errno == EFBIG)
 		return cni_fail(e, CNI_ERR_DECODE,
 				"the network config on stdin is larger than %u bytes", STDIN_MAX);
-	}
-	*out = buf;
-	*outlen = len;
-	return 0;
+	if (errno == EINVAL)
+		return cni_fail(e, CNI_ERR_DECODE,
+				"the network config on stdin contains a NUL byte");
+	return cni_fail(e, CNI_ERR_IO, "cannot read the network config from stdin: %s",
+			strerror(errno));
 }
 
 static int decode(const char *buf, size_t len, json_object **out, struct cni_error *e)
