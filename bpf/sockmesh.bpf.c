@@ -7,11 +7,14 @@
  *   original destination     sockops (established) + cgroup/getsockopt
  *   inbound capture          sk_lookup (steered to the proxy's listener, no NAT)
  *   local splice             sockops (SOCKHASH insert) + sk_msg (redirect)
+ *                            + tp_btf/sock_recv_length or fexit/sk_msg_recvmsg
+ *                              (what the reader has read)
  *
  * Only UAPI context structs are read (bpf_sock_addr, bpf_sock_ops,
  * sk_msg_md, bpf_sockopt, bpf_sk_lookup); the verifier rewrites those accesses for the
  * running kernel, so the object needs no vmlinux.h and loads unchanged on
- * every kernel that has the hooks (see docs/design.md).
+ * every kernel that has the hooks (see docs/design.md). The one tracing
+ * program only passes its socket argument to a helper.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -677,18 +680,26 @@ static __always_inline void no_close_cb(struct bpf_sock_ops *skops)
 static __always_inline void splice_insert(struct bpf_sock_ops *skops, struct sm_sk_state *st,
 					  struct sm_tuple *key)
 {
+	/* The connecting end makes the pair entry first: a socket spliced
+	 * without one could not tell how far its reader is behind. A stale
+	 * entry of an earlier connection on the same tuple is reset.
+	 */
+	if (!st->side) {
+		struct sm_pair zero = {};
+
+		if (bpf_map_update_elem(&pair_map, key, &zero, BPF_ANY)) {
+			stat_inc(st->scope_idx, SM_STAT_MAP_FULL);
+			return;
+		}
+	}
 	if (bpf_sock_hash_update(skops, &splice_map, key, BPF_NOEXIST)) {
 		stat_inc(st->scope_idx, SM_STAT_MAP_FULL);
+		if (!st->side)
+			bpf_map_delete_elem(&pair_map, key);
 		return;
 	}
 	st->flags |= SM_SK_SPLICE;
 	stat_inc(st->scope_idx, SM_STAT_SPLICE_SOCKETS);
-	if (!st->side) {
-		struct sm_pair zero = {};
-
-		/* without it the budget still holds, just never resets */
-		bpf_map_update_elem(&pair_map, key, &zero, BPF_NOEXIST);
-	}
 }
 
 /* A connection to another local pod that will steer it to its proxy (a
@@ -940,34 +951,32 @@ int sm_msg(struct sk_msg_md *msg)
 	struct sm_sk_state *st;
 	struct sm_stats *stats;
 	struct sm_pair *pair;
-	__u32 size = msg->size;
+	__u32 size = msg->size, peer;
 
 	if (!sk)
 		return SK_PASS;
 	st = bpf_sk_storage_get(&sk_state_map, sk, NULL, 0);
 	if (!st || (st->flags & (SM_SK_SPLICE | SM_SK_NO_SPLICE)) != SM_SK_SPLICE)
 		return SK_PASS;
-	/* No backpressure on redirected bytes: stop before the reader falls
-	 * too far behind. Leaving for the stack keeps the byte order (the
-	 * reader drains its redirected queue first); coming back would not.
+	/* Without its pair entry (the connection is closing) nothing bounds
+	 * what would queue at the peer: take the stack, as on a miss.
 	 */
 	pair = pair_of(st);
-	if (st->unacked >= SM_SPLICE_CHECK_BYTES) {
-		/* the peer sent since we last looked: it is reading */
-		if (pair && pair->sent[!st->side] != st->peer_seen) {
-			st->peer_seen = pair->sent[!st->side];
-			st->unacked = 0;
-		}
-		if (st->unacked + size > splice_budget) {
-			st->flags |= SM_SK_NO_SPLICE;
-			stat_inc(st->scope_idx, SM_STAT_SPLICE_BUDGET_FALLBACKS);
-			return SK_PASS;
-		}
+	if (!pair)
+		goto miss;
+	/* No backpressure on redirected bytes: stop once the reader is a
+	 * budget behind. Leaving for the stack keeps the byte order (the
+	 * reader drains its redirected queue first); coming back would not.
+	 */
+	peer = (st->side & 1) ^ 1;
+	if (pair->in[peer] - pair->read[peer] + size > splice_budget) {
+		st->flags |= SM_SK_NO_SPLICE;
+		stat_inc(st->scope_idx, SM_STAT_SPLICE_BUDGET_FALLBACKS);
+		return SK_PASS;
 	}
 	if (bpf_msg_redirect_hash(msg, &splice_map, &st->peer, BPF_F_INGRESS) == SK_PASS) {
-		st->unacked += size;
-		if (pair)
-			pair->sent[st->side & 1]++;
+		/* counted before the reader can see it: read never passes in */
+		pair->in[peer] += size;
 		/* one counter lookup for both: this is the per-message path */
 		stats = bpf_map_lookup_elem(&stats_map, &st->scope_idx);
 		if (stats) {
@@ -976,6 +985,7 @@ int sm_msg(struct sk_msg_md *msg)
 		}
 		return SK_PASS;
 	}
+miss:
 	/* The peer is not (or no longer) in the map: this message takes the
 	 * TCP stack. Later ones must too, or the peer could read them before
 	 * this one (its redirected queue is read before its receive queue).
@@ -983,6 +993,51 @@ int sm_msg(struct sk_msg_md *msg)
 	st->flags |= SM_SK_NO_SPLICE;
 	stat_inc(st->scope_idx, SM_STAT_SPLICE_MISS);
 	return SK_PASS;
+}
+
+/* Bytes a spliced socket has read of what its peer redirected to it: the
+ * other half of "how far behind is the reader" (sm_msg). Two hooks, one
+ * loaded (user/lib/instance.c picks): the sock_recv_length tracepoint
+ * (6.4 and later; after every recvmsg, so also bytes read from the TCP
+ * queue, which only matters once the sender has left the splice) and, on
+ * older kernels, fexit on sk_msg_recvmsg (the read of the redirected
+ * queue itself; BPF trampolines). Both run with the reader's socket
+ * released or locked by the one reader, so each read[] slot has one
+ * writer at a time. MSG_PEEK reads nothing.
+ */
+#define SM_MSG_PEEK 2
+
+static __always_inline void read_account(struct bpf_sock *sk, int ret, int flags)
+{
+	struct sm_sk_state *st;
+	struct sm_pair *pair;
+
+	if (ret <= 0 || (flags & SM_MSG_PEEK))
+		return;
+	st = bpf_sk_storage_get(&sk_state_map, sk, NULL, 0);
+	if (!st || !(st->flags & SM_SK_SPLICE))
+		return;
+	pair = pair_of(st);
+	if (pair)
+		pair->read[st->side & 1] += (__u32)ret;
+}
+
+/* sock_recv_length(struct sock *sk, int ret, int flags) */
+SEC("tp_btf/sock_recv_length")
+int sm_read_acct_tp(__u64 *ctx)
+{
+	read_account((void *)ctx[0], (int)ctx[1], (int)ctx[2]);
+	return 0;
+}
+
+/* sk_msg_recvmsg(struct sock *sk, struct sk_psock *psock, struct msghdr *msg,
+ *                int len, int flags) -> int
+ */
+SEC("fexit/sk_msg_recvmsg")
+int sm_read_acct_fexit(__u64 *ctx)
+{
+	read_account((void *)ctx[0], (int)ctx[5], (int)ctx[4]);
+	return 0;
 }
 
 /* ---- inbound capture ----------------------------------------------------- */

@@ -371,11 +371,11 @@ SOCKMESH_API int sockmesh_probe_kernel(sockmesh_check_fn fn, void *ctx);
  */
 struct sockmesh_link_info {
 	size_t sz;
-	char hook[32]; /* "connect4", "sockops", "sk_lookup", "sk_msg", ... */
+	char hook[32]; /* "connect4", "sockops", "sk_lookup", "sk_msg", "read_acct", ... */
 	char prog[32]; /* program name */
 	__u32 prog_id;
 	__u32 link_id; /* 0: attached without a link (sk_msg) */
-	__u64 target_id; /* cgroup id, netns cookie, or the splice map's id */
+	__u64 target_id; /* cgroup id, netns cookie, the splice map's id, 0 (global) */
 	__u32 attach_type; /* enum bpf_attach_type */
 	size_t : 0;
 };

@@ -28,23 +28,22 @@
  * been accepted yet (origdst_map).
  */
 #define SM_DEFAULT_MAX_PENDING 65536
-/* Unread bytes one spliced socket may leave queued at its peer. sk_msg
- * ingress redirects bypass the receiver's buffer limit (the kernel charges
- * them to global TCP memory only, there is no backpressure to the sender),
- * so a sender that outpaces its reader past this falls back to the TCP
- * stack for good; like tcp_rmem's maximum (6 MiB), it bounds memory per
- * connection. Reverse traffic (a reply) shows the peer is reading and
- * resets the count. Overridable at first load.
+/* Bytes one spliced socket may have redirected to its peer that the peer
+ * has not read yet. sk_msg ingress redirects bypass the receiver's buffer
+ * limit (the kernel charges them to global TCP memory only, there is no
+ * backpressure to the sender), so a sender that gets this far ahead of its
+ * reader falls back to the TCP stack for good; like tcp_rmem's maximum
+ * (6 MiB), it bounds memory per connection. A reader that keeps up keeps
+ * the connection spliced however long the transfer (reads are counted by
+ * sm_read_acct). Overridable at first load.
  */
 #define SM_DEFAULT_SPLICE_BUDGET (8u << 20)
-/* Below this many unacknowledged bytes the peer is not looked at. */
-#define SM_SPLICE_CHECK_BYTES (256u << 10)
 /* Range of the budget (struct sockmesh_open_opts.splice_budget, `sockmesh
- * enable --splice-budget`): at least one check interval, at most 1 GiB per
- * socket. The queued bytes count against tcp_mem only: four bulk streams at
- * 1 GiB each already ran a 24 GiB machine (tcp_mem 2.2 GB) into ENOMEM.
+ * enable --splice-budget`): 256 KiB .. 1 GiB per socket. The queued bytes
+ * count against tcp_mem only: four bulk streams at 1 GiB each already ran a
+ * 24 GiB machine (tcp_mem 2.2 GB) into ENOMEM.
  */
-#define SM_MIN_SPLICE_BUDGET ((__u64)SM_SPLICE_CHECK_BYTES)
+#define SM_MIN_SPLICE_BUDGET ((__u64)256 << 10)
 #define SM_MAX_SPLICE_BUDGET (1ull << 30)
 /* Upper bounds of the table sizes a user may ask for at load time (each map
  * is allocated up front: past these the kernel's memcg charge, not the
@@ -237,16 +236,17 @@ struct sm_sk_state {
 	__u32 flags; /* enum sm_sk_flags */
 	__u32 side; /* 0: the connecting end, 1: the accepted end (index in sm_pair) */
 	__u32 pad;
-	__u64 unacked; /* bytes redirected since the peer was last seen sending */
-	__u64 peer_seen; /* the peer's sent count when last looked at */
 };
 
-/* pair_map value (key: the connecting end's splice key): messages each end
- * of a spliced connection redirected, so either end can tell whether the
- * other is reading (sk_msg programs cannot look at another socket).
+/* pair_map value (key: the connecting end's splice key), indexed by side:
+ * bytes redirected into each end and bytes that end has read of them, so
+ * a sender knows how far its reader is behind (an sk_msg program cannot
+ * look at another socket). in[] is written by the peer's sk_msg, read[] by
+ * sm_read_acct; each has one writer at a time (the socket's lock).
  */
 struct sm_pair {
-	__u64 sent[2];
+	__u64 in[2];
+	__u64 read[2];
 };
 
 /* dns_state_map value (socket storage of a UDP socket whose DNS traffic was
@@ -334,8 +334,8 @@ _Static_assert(sizeof(struct sm_addr) == 24, "sm_addr layout");
 _Static_assert(sizeof(struct sm_tuple) == 48, "sm_tuple layout");
 _Static_assert(sizeof(struct sm_pending) == 32, "sm_pending layout");
 _Static_assert(sizeof(struct sm_origdst) == 32, "sm_origdst layout");
-_Static_assert(sizeof(struct sm_sk_state) == 152, "sm_sk_state layout");
-_Static_assert(sizeof(struct sm_pair) == 16, "sm_pair layout");
+_Static_assert(sizeof(struct sm_sk_state) == 136, "sm_sk_state layout");
+_Static_assert(sizeof(struct sm_pair) == 32, "sm_pair layout");
 _Static_assert(sizeof(struct sm_dns_state) == 32, "sm_dns_state layout");
 _Static_assert(sizeof(struct sm_pod_addr_key) == 20, "sm_pod_addr_key layout");
 _Static_assert(sizeof(struct sm_listener_key) == 16, "sm_listener_key layout");

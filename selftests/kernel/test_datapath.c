@@ -484,9 +484,21 @@ static long read_check(int fd, size_t size, unsigned int seed)
 	return 0;
 }
 
+/* Both ways at once, each side reading as fast as it can: with a reader
+ * that keeps up, nothing falls back however long the transfer (the budget
+ * counts bytes not yet read), and every byte is identical.
+ */
+static void *reader(void *arg)
+{
+	struct xfer *x = arg;
+
+	x->err = read_check(x->fd, x->size, x->seed) ? EIO : 0;
+	return NULL;
+}
+
 static void test_splice_integrity(void)
 {
-	static const size_t sizes[] = { 1, 4096, 65536, 1 << 20, 16 << 20 };
+	static const size_t sizes[] = { 1, 4096, 65536, 1 << 20, 16 << 20, 64 << 20 };
 	int lfd, cfd, afd;
 
 	ASSERT_TRUE(sm_open(), "open");
@@ -497,8 +509,9 @@ static void test_splice_integrity(void)
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		__u64 bytes0 = scope_stat("splice_bytes"), miss0 = scope_stat("splice_miss");
 		struct xfer up = { .size = sizes[k], .seed = 7 },
-			    down = { .size = sizes[k], .seed = 9 };
-		pthread_t t1, t2;
+			    down = { .size = sizes[k], .seed = 9 },
+			    app_reads = { .size = sizes[k], .seed = 9 };
+		pthread_t t1, t2, t3;
 
 		cfd = connect_to(AF_INET, "10.88.0.2", 80, 0, 0);
 		ASSERT_TRUE(cfd >= 0, "connect");
@@ -506,27 +519,27 @@ static void test_splice_integrity(void)
 		ASSERT_TRUE(afd >= 0, "accept");
 		up.fd = cfd;
 		down.fd = afd;
+		app_reads.fd = cfd;
 		pthread_create(&t1, NULL, writer, &up);
 		pthread_create(&t2, NULL, writer, &down);
+		pthread_create(&t3, NULL, reader, &app_reads);
 		ASSERT_EQ(read_check(afd, sizes[k], 7), 0, "app->proxy bytes identical");
-		ASSERT_EQ(read_check(cfd, sizes[k], 9), 0, "proxy->app bytes identical");
+		pthread_join(t3, NULL);
+		ASSERT_EQ(app_reads.err, 0, "proxy->app bytes identical");
 		pthread_join(t1, NULL);
 		pthread_join(t2, NULL);
 		ASSERT_EQ(up.err + down.err, 0, "writes");
 		ASSERT_EQ(scope_stat("splice_miss") - miss0, 0, "splice misses");
-		/* Below the budget every byte goes through the splice; above it a
-		 * side that outran its reader finishes on the TCP stack.
-		 */
-		if (sizes[k] <= SM_DEFAULT_SPLICE_BUDGET)
-			ASSERT_EQ(scope_stat("splice_bytes") - bytes0, 2 * sizes[k],
-				  "spliced bytes");
-		else
-			ASSERT_TRUE(scope_stat("splice_bytes") - bytes0 >= SM_DEFAULT_SPLICE_BUDGET,
-				    "at least a budget's worth spliced");
+		printf("  %zu B each way: %llu B spliced, %llu budget fallbacks\n", sizes[k],
+		       (unsigned long long)(scope_stat("splice_bytes") - bytes0),
+		       (unsigned long long)scope_stat("splice_budget_fallbacks"));
+		ASSERT_EQ(scope_stat("splice_bytes") - bytes0, 2 * sizes[k],
+			  "every byte spliced, both ways");
 		close(cfd);
 		close(afd);
 	}
-	ASSERT_EQ(scope_stat("splice_sockets"), 10, "both ends of 5 connections spliced");
+	ASSERT_EQ(scope_stat("splice_budget_fallbacks"), 0, "no fallback: the readers kept up");
+	ASSERT_EQ(scope_stat("splice_sockets"), 12, "both ends of 6 connections spliced");
 	close(lfd);
 }
 
@@ -557,9 +570,164 @@ static void test_splice_budget(void)
 	pthread_join(t, NULL);
 	ASSERT_EQ(up.err, 0, "writes");
 	ASSERT_EQ(scope_stat("splice_miss"), 0, "no misses");
+	/* The half-close follows the last byte; the other way still works. */
+	ASSERT_EQ(shutdown(cfd, SHUT_WR), 0, "the writer half-closes");
+	{
+		char buf[8];
+
+		ASSERT_EQ(read(afd, buf, sizeof(buf)), 0, "the reader sees EOF after every byte");
+		ASSERT_EQ(write(afd, "done", 4), 4, "the reader answers");
+		ASSERT_EQ(read(cfd, buf, sizeof(buf)), 4, "the writer gets the answer");
+		ASSERT_TRUE(memcmp(buf, "done", 4) == 0, "answer content");
+	}
 	close(cfd);
 	close(afd);
 	close(lfd);
+}
+
+/* Kernel TCP memory in pages, as /proc/net/sockstat reports it (tcp_mem
+ * accounting: spliced bytes queued at a reader are charged there too).
+ */
+static long tcp_mem_pages(void)
+{
+	char line[256];
+	long mem = -1;
+	FILE *f = fopen("/proc/net/sockstat", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *m = strstr(line, " mem ");
+
+		if (!strncmp(line, "TCP:", 4) && m)
+			mem = strtol(m + 5, NULL, 10);
+	}
+	fclose(f);
+	return mem;
+}
+
+struct mem_sampler {
+	volatile int stop;
+	long peak;
+};
+
+static void *sample_mem(void *arg)
+{
+	struct mem_sampler *ms = arg;
+
+	while (!ms->stop) {
+		long m = tcp_mem_pages();
+
+		if (m > ms->peak)
+			ms->peak = m;
+		usleep(2000);
+	}
+	return NULL;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Read size bytes at no more than rate bytes/s, checking the pattern. */
+static long read_check_paced(int fd, size_t size, unsigned int seed, double rate)
+{
+	unsigned char buf[65536];
+	double t0 = now_s();
+	size_t off = 0;
+
+	while (off < size) {
+		ssize_t r = read(fd, buf, sizeof(buf) < size - off ? sizeof(buf) : size - off);
+		double ahead;
+
+		if (r <= 0)
+			return -1;
+		for (ssize_t i = 0; i < r; i++)
+			if (buf[i] != pattern(off + (size_t)i, seed))
+				return (long)(off + (size_t)i) + 1;
+		off += (size_t)r;
+		ahead = (double)off / rate - (now_s() - t0);
+		if (ahead > 0)
+			usleep((useconds_t)(ahead * 1e6));
+	}
+	return 0;
+}
+
+/* A reader ten times slower than its writer, either way round: the splice
+ * stops at the budget, the rest is carried by TCP with its flow control;
+ * kernel TCP memory stays under a per-connection cap and every byte
+ * arrives in order. The writer is slowed, not failed.
+ */
+#define SM_SLOW_READER_CAP_MIB 32
+
+static void slow_reader(int from_app)
+{
+	struct xfer w = { .size = 128 << 20, .seed = 13 };
+	struct mem_sampler ms = { 0 };
+	int lfd, cfd, afd, wfd, rfd;
+	double fast, t0, secs;
+	pthread_t t, sampler;
+	long base, grown;
+
+	ASSERT_TRUE(sm_open(), "open");
+	ASSERT_TRUE(ns_new() >= 0, "netns");
+	ASSERT_EQ(enroll_cgroup(NULL), 0, "enroll");
+	lfd = listener(AF_INET, "127.0.0.1", 15001);
+	cfd = connect_to(AF_INET, "10.88.0.2", 80, 0, 0);
+	afd = accept_within(lfd, 2000);
+	ASSERT_TRUE(lfd >= 0 && cfd >= 0 && afd >= 0, "connection");
+	wfd = from_app ? cfd : afd;
+	rfd = from_app ? afd : cfd;
+	/* the writer's speed against a reader that keeps up, 32 MiB */
+	{
+		struct xfer probe = { .fd = wfd, .size = 32 << 20, .seed = 5 };
+
+		t0 = now_s();
+		pthread_create(&t, NULL, writer, &probe);
+		ASSERT_EQ(read_check(rfd, probe.size, 5), 0, "probe bytes identical");
+		pthread_join(t, NULL);
+		fast = (double)probe.size / (now_s() - t0);
+	}
+	ASSERT_EQ(scope_stat("splice_budget_fallbacks"), 0, "a reader that keeps up: spliced");
+	base = tcp_mem_pages();
+	ASSERT_TRUE(base >= 0, "/proc/net/sockstat readable");
+	ms.peak = base;
+	pthread_create(&sampler, NULL, sample_mem, &ms);
+	w.fd = wfd;
+	t0 = now_s();
+	pthread_create(&t, NULL, writer, &w);
+	ASSERT_EQ(read_check_paced(rfd, w.size, 13, fast / 10), 0, "every byte, in order");
+	pthread_join(t, NULL);
+	secs = now_s() - t0;
+	ms.stop = 1;
+	pthread_join(sampler, NULL);
+	ASSERT_EQ(w.err, 0, "the writer was slowed, never failed");
+	grown = ms.peak - base;
+	printf("  %s reader at %.0f MB/s (writer alone %.0f MB/s): 128 MiB in %.1f s, "
+	       "TCP memory peak %ld pages over a baseline of %ld (%.1f MiB; cap %d MiB)\n",
+	       from_app ? "proxy" : "app", fast / 10 / 1e6, fast / 1e6, secs, grown, base,
+	       (double)grown * 4096 / (1 << 20), SM_SLOW_READER_CAP_MIB);
+	ASSERT_TRUE(grown * 4096 <= (long)SM_SLOW_READER_CAP_MIB << 20,
+		    "TCP memory under the per-connection cap");
+	ASSERT_EQ(scope_stat("splice_budget_fallbacks"), 1, "the writer's side fell back once");
+	ASSERT_EQ(scope_stat("splice_miss"), 0, "no misses");
+	close(cfd);
+	close(afd);
+	close(lfd);
+}
+
+static void test_slow_reader_proxy(void)
+{
+	slow_reader(1);
+}
+
+static void test_slow_reader_app(void)
+{
+	slow_reader(0);
 }
 
 static void test_half_close(void)
@@ -871,7 +1039,7 @@ static void test_policy_readback(void)
 }
 
 /* Every attachment of the instance is listed: ten cgroup hooks at the
- * scope's cgroup, and sk_msg on the splice map.
+ * scope's cgroup, sk_msg on the splice map and the global read accounting.
  */
 static int count_link(const struct sockmesh_link_info *l, void *ctx)
 {
@@ -879,6 +1047,10 @@ static int count_link(const struct sockmesh_link_info *l, void *ctx)
 
 	if (!strcmp(l->hook, "sk_msg"))
 		n[1]++;
+	else if (!strcmp(l->hook, "read_acct") && l->link_id && l->prog_id &&
+		 (l->attach_type == BPF_TRACE_RAW_TP || l->attach_type == BPF_TRACE_FEXIT) &&
+		 l->target_id == 0)
+		n[2]++;
 	else if (l->link_id && l->prog_id)
 		n[0]++;
 	return 0;
@@ -886,13 +1058,14 @@ static int count_link(const struct sockmesh_link_info *l, void *ctx)
 
 static void test_links_listed(void)
 {
-	int n[2] = { 0, 0 };
+	int n[3] = { 0, 0, 0 };
 
 	ASSERT_TRUE(sm_open(), "open");
 	ASSERT_EQ(enroll_cgroup(NULL), 0, "enroll");
 	ASSERT_OK(sockmesh__for_each_link(E.sm, count_link, n), "for_each_link");
 	ASSERT_EQ(n[0], 10, "cgroup links");
 	ASSERT_EQ(n[1], 1, "sk_msg on the splice map");
+	ASSERT_EQ(n[2], 1, "read accounting (fexit)");
 }
 
 static void test_lifecycle(void)
@@ -1335,9 +1508,15 @@ int main(void)
 	s = CU_add_suite_with_setup_and_teardown("datapath", NULL, NULL, env_setup, env_teardown);
 	CU_add_test(s, "original destination, IPv4", test_origdst_v4);
 	CU_add_test(s, "original destination, IPv6", test_origdst_v6);
-	CU_add_test(s, "splice keeps 1 B..16 MiB byte-identical, both ways", test_splice_integrity);
+	CU_add_test(s, "splice keeps 1 B..64 MiB byte-identical and spliced, both ways",
+		    test_splice_integrity);
 	CU_add_test(s, "half-close reaches the other end", test_half_close);
-	CU_add_test(s, "a lagging reader bounds what splice queues", test_splice_budget);
+	CU_add_test(s, "a stalled reader: splice stops at the budget, resumes in order",
+		    test_splice_budget);
+	CU_add_test(s, "a 10x slower proxy: TCP memory under the cap, nothing lost",
+		    test_slow_reader_proxy);
+	CU_add_test(s, "a 10x slower app: TCP memory under the cap, nothing lost",
+		    test_slow_reader_app);
 	CU_add_test(s, "two pods with identical loopback tuples", test_netns_identical_tuples);
 	CU_add_test(s, "each bypass reason bypasses and is counted", test_bypass_reasons);
 	CU_add_test(s, "policy update is atomic and keeps counters", test_policy_update);

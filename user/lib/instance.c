@@ -7,6 +7,7 @@
  *                              more cgroups without loading a second copy)
  *   link_<cgroup id>_<hook>    one bpf_link per hook and attach cgroup
  *   link_netns_<cookie>        the sk_lookup link of an enrolled pod
+ *   link_global_read_acct      the read accounting (fexit/sk_msg_recvmsg)
  * The sk_msg program is attached to map_splice_map (bpf_prog_attach; libbpf
  * 1.1 has no sockmap bpf_link) and lives as long as that map.
   */
@@ -82,6 +83,33 @@ bool sockmesh__exists(const char *pin_dir)
 	return access(p, F_OK) == 0;
 }
 
+/* The read accounting hook this kernel has: the sock_recv_length
+ * tracepoint (6.4+) or fexit on sk_msg_recvmsg (BPF trampolines). The
+ * tracepoint is preferred: it needs no trampoline (some kernels, like this
+ * project's CI machine's, refuse fentry/fexit programs).
+ */
+enum sm_prog_id sm_read_acct_prog(void)
+{
+	static int tp = -1;
+
+	if (tp < 0)
+		tp = libbpf_find_vmlinux_btf_id("sock_recv_length", BPF_TRACE_RAW_TP) >= 0;
+	return tp ? PROG_sm_read_acct_tp : PROG_sm_read_acct_fexit;
+}
+
+bool sm_prog_is_read_acct(int i)
+{
+	return i == PROG_sm_read_acct_tp || i == PROG_sm_read_acct_fexit;
+}
+
+void sm_read_acct_select(struct sockmesh_bpf *skel)
+{
+	enum sm_prog_id use = sm_read_acct_prog();
+
+	bpf_program__set_autoload(skel->progs.sm_read_acct_tp, use == PROG_sm_read_acct_tp);
+	bpf_program__set_autoload(skel->progs.sm_read_acct_fexit, use == PROG_sm_read_acct_fexit);
+}
+
 static void handle_init(struct sockmesh *sm)
 {
 	for (int i = 0; i < MAP_COUNT; i++)
@@ -124,6 +152,8 @@ static int open_pinned(struct sockmesh *sm)
 		}
 	}
 	for (int i = 0; i < PROG_COUNT; i++) {
+		if (sm_prog_is_read_acct(i))
+			continue; /* held by its link */
 		sm_pin_path(sm, p, sizeof(p), "prog_%s", sm_prog_names[i]);
 		sm->prog_fd[i] = bpf_obj_get(p);
 		if (sm->prog_fd[i] < 0) {
@@ -205,6 +235,7 @@ static int create_pinned(struct sockmesh *sm, const struct sockmesh_open_opts *o
 	struct bpf_map *maps[MAP_COUNT];
 	struct bpf_program *progs[PROG_COUNT];
 	struct sm_stats *zero = NULL;
+	struct bpf_link *rlink = NULL;
 	char p[PATH_MAX];
 	__u32 idx = SM_SCOPE_IDX_GLOBAL;
 	int err, ncpu;
@@ -246,6 +277,7 @@ static int create_pinned(struct sockmesh *sm, const struct sockmesh_open_opts *o
 		set_size(maps[MAP_port_map], o->max_rules);
 		set_size(maps[MAP_pending_map], o->max_pending);
 	}
+	sm_read_acct_select(skel);
 	err = sockmesh_bpf__load(skel);
 	if (err) {
 		sm_set_err(-err, "cannot load the BPF programs (run 'sockmesh doctor')");
@@ -266,6 +298,8 @@ static int create_pinned(struct sockmesh *sm, const struct sockmesh_open_opts *o
 		}
 	}
 	for (int i = 0; i < PROG_COUNT; i++) {
+		if (sm_prog_is_read_acct(i))
+			continue;
 		sm_pin_path(sm, p, sizeof(p), "prog_%s", sm_prog_names[i]);
 		if (bpf_obj_pin(bpf_program__fd(progs[i]), p)) {
 			err = -errno;
@@ -277,6 +311,22 @@ static int create_pinned(struct sockmesh *sm, const struct sockmesh_open_opts *o
 			    BPF_SK_MSG_VERDICT, 0)) {
 		err = -errno;
 		sm_set_err(-err, "cannot attach sk_msg to the splice map");
+		goto out_unpin;
+	}
+	/* Read accounting: global, its link pinned so it lives as long as
+	 * the instance (its program is not pinned on its own).
+	 */
+	rlink = bpf_program__attach(progs[sm_read_acct_prog()]);
+	if (!rlink) {
+		err = -errno;
+		sm_set_err(-err, "cannot attach %s (needs kernel BTF; run 'sockmesh doctor')",
+			   sm_prog_names[sm_read_acct_prog()]);
+		goto out_unpin;
+	}
+	sm_pin_path(sm, p, sizeof(p), "%s", SM_READ_ACCT_LINK);
+	if (bpf_link__pin(rlink, p)) {
+		err = -errno;
+		sm_set_err(-err, "cannot pin %s", p);
 		goto out_unpin;
 	}
 	ncpu = libbpf_num_possible_cpus();
@@ -294,6 +344,7 @@ out_unpin:
 	sm_handle_close_fds(sm);
 	sm_unpin_all(sm);
 out:
+	bpf_link__destroy(rlink); /* the pin keeps it attached */
 	free(zero);
 	sockmesh_bpf__destroy(skel);
 	return err;

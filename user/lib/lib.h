@@ -32,6 +32,15 @@ enum sm_map_id { SM_BPF_MAPS(SM_ID_) MAP_COUNT };
 enum sm_prog_id { SM_BPF_PROGS(SM_ID_) PROG_COUNT };
 #undef SM_ID_
 
+/* The read accounting's link (not per cgroup or netns), and which of its
+ * two programs this kernel runs (instance.c).
+ */
+#define SM_READ_ACCT_LINK "link_global_read_acct"
+struct sockmesh_bpf;
+SM_HIDDEN enum sm_prog_id sm_read_acct_prog(void);
+SM_HIDDEN bool sm_prog_is_read_acct(int i);
+SM_HIDDEN void sm_read_acct_select(struct sockmesh_bpf *skel);
+
 /* pin names: map_<name>, prog_<name> */
 SM_HIDDEN extern const char *const sm_map_names[MAP_COUNT];
 SM_HIDDEN extern const char *const sm_prog_names[PROG_COUNT];

@@ -78,6 +78,12 @@ int sockmesh_probe_kernel(sockmesh_check_fn fn, void *ctx)
 		report(fn, ctx, &bad, mtypes[i].name, ok,
 		       ok ? "supported" : "missing: kernel too old or BPF_STREAM_PARSER off");
 	}
+	/* Splice accounting reads the reader's progress from one of two hooks. */
+	report(fn, ctx, &bad, "read accounting", true,
+	       sm_read_acct_prog() == PROG_sm_read_acct_tp ?
+		       "tracepoint sock_recv_length" :
+		       "fexit on sk_msg_recvmsg (kernel without the sock_recv_length tracepoint: "
+		       "needs BPF trampolines)");
 	/* The real test: does the verifier of this kernel take our programs? */
 	skel = sockmesh_bpf__open();
 	if (!skel) {
@@ -86,6 +92,7 @@ int sockmesh_probe_kernel(sockmesh_check_fn fn, void *ctx)
 	}
 	/* keep the probe cheap: shrink tables */
 	bpf_map__set_max_entries(skel->maps.pending_map, 16);
+	sm_read_acct_select(skel);
 	err = sockmesh_bpf__load(skel);
 	snprintf(detail, sizeof(detail), "%s%s",
 		 err ? "the verifier rejected a program: rerun with -v for its log: " :

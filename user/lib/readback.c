@@ -73,10 +73,14 @@ int sockmesh__for_each_link(struct sockmesh *sm, sockmesh_link_fn fn, void *ctx)
 		close(fd);
 		memset(&li, 0, sizeof(li));
 		li.sz = sizeof(li);
-		/* link_<cgroup id>_<hook> or link_netns_<cookie>_sk_lookup */
+		/* link_<cgroup id>_<hook>, link_netns_<cookie>_sk_lookup or
+		 * link_global_read_acct
+		 */
 		hook = strrchr(e->d_name, '_');
 		if (strstr(e->d_name, "_sk_lookup"))
 			hook = "_sk_lookup";
+		else if (!strcmp(e->d_name, SM_READ_ACCT_LINK))
+			hook = "_read_acct";
 		snprintf(li.hook, sizeof(li.hook), "%s", hook ? hook + 1 : "?");
 		li.prog_id = info.prog_id;
 		li.link_id = info.id;
@@ -85,6 +89,10 @@ int sockmesh__for_each_link(struct sockmesh *sm, sockmesh_link_fn fn, void *ctx)
 			for (size_t h = 0; h < sm_n_cgroup_hooks; h++)
 				if (!strcmp(li.hook, sm_cgroup_hooks[h].hook))
 					li.attach_type = sm_cgroup_hooks[h].type;
+		} else if (!strcmp(e->d_name, SM_READ_ACCT_LINK)) {
+			li.target_id = 0; /* global */
+			li.attach_type = info.type == BPF_LINK_TYPE_TRACING ? BPF_TRACE_FEXIT :
+									      BPF_TRACE_RAW_TP;
 		} else {
 			li.target_id = strtoull(e->d_name + strlen("link_netns_"), NULL, 10);
 			li.attach_type = BPF_SK_LOOKUP;
