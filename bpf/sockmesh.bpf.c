@@ -7,6 +7,7 @@
  *   original destination     sockops (established) + cgroup/getsockopt
  *   inbound capture          sk_lookup (steered to the proxy's listener, no NAT)
  *   local splice             sockops (SOCKHASH insert) + sk_msg (redirect)
+ *   kernel fast path         sk_msg + sk_skb stream verdict (fp_map) + syscall
  *                            + tp_btf/sock_recv_length or fexit/sk_msg_recvmsg
  *                              (what the reader has read)
  *
@@ -164,6 +165,36 @@ struct {
 	__type(key, struct sm_scope_key);
 	__type(value, struct sm_scope_meta);
 } scope_meta_map SEC(".maps");
+
+/* Kernel fast path (see sm_fwd): the sidecar's TCP-fed sockets, by cookie
+ * (the stream verdict runs on them; egress redirect targets)...
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, SM_DEFAULT_MAX_SPLICE_SOCKS);
+	__type(key, __u64);
+	__type(value, __u64);
+} fp_map SEC(".maps");
+
+/* ... one entry per direction, keyed by the bypassed receiver's cookie ... */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SM_DEFAULT_MAX_FWD);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct sm_fwd);
+} fwd_map SEC(".maps");
+
+/* ... and what the library's pump has relayed of it (written by user space
+ * only, so its updates never overwrite the programs' counters).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SM_DEFAULT_MAX_FWD);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, __u64);
+} relay_map SEC(".maps");
 
 static __always_inline void stat_add(__u32 idx, enum sm_stat stat, __u64 n)
 {
@@ -684,9 +715,12 @@ static __always_inline void splice_insert(struct bpf_sock_ops *skops, struct sm_
 	 * without one could not tell how far its reader is behind. A stale
 	 * entry of an earlier connection on the same tuple is reset.
 	 */
+	struct sm_pair *pair;
+
 	if (!st->side) {
 		struct sm_pair zero = {};
 
+		zero.cookie[0] = bpf_get_socket_cookie(skops);
 		if (bpf_map_update_elem(&pair_map, key, &zero, BPF_ANY)) {
 			stat_inc(st->scope_idx, SM_STAT_MAP_FULL);
 			return;
@@ -700,6 +734,11 @@ static __always_inline void splice_insert(struct bpf_sock_ops *skops, struct sm_
 	}
 	st->flags |= SM_SK_SPLICE;
 	stat_inc(st->scope_idx, SM_STAT_SPLICE_SOCKETS);
+	if (st->side) {
+		pair = bpf_map_lookup_elem(&pair_map, &st->peer);
+		if (pair)
+			pair->cookie[1] = bpf_get_socket_cookie(skops);
+	}
 }
 
 /* A connection to another local pod that will steer it to its proxy (a
@@ -944,6 +983,73 @@ static __always_inline struct sm_pair *pair_of(struct sm_sk_state *st)
 	return bpf_map_lookup_elem(&pair_map, st->side ? &st->peer : &st->self);
 }
 
+/* ---- kernel fast path (see sm_fwd in the ABI header) --------------------- */
+
+/* Decide FAST or HELD for size bytes about to go to the receiver of fwd,
+ * whose put-into-it count is *count (pair in[] or fwd->held), and count
+ * them if HELD: under the entry's lock, so sm_fp_flip cannot fall between
+ * the decision and the count. HELD -> FAST here too, at a byte boundary
+ * where everything put into the receiver was relayed.
+ */
+static __always_inline int fwd_decide(struct sm_fwd *fwd, __u64 *relayed, __u64 *count, __u32 size)
+{
+	int fast;
+
+	bpf_spin_lock(&fwd->lock);
+	if (!(fwd->flags & (SM_FWD_FAST | SM_FWD_STUCK)) && relayed && *relayed == *count)
+		fwd->flags |= SM_FWD_FAST;
+	fast = fwd->flags & SM_FWD_FAST;
+	if (!fast)
+		*count += size;
+	bpf_spin_unlock(&fwd->lock);
+	return fast;
+}
+
+/* FAST -> HELD (a reader a budget behind, or STUCK: the target is gone). */
+static __always_inline void fwd_fallback(struct sm_fwd *fwd, __u32 flags)
+{
+	bpf_spin_lock(&fwd->lock);
+	fwd->flags = (fwd->flags & ~SM_FWD_FAST) | flags;
+	bpf_spin_unlock(&fwd->lock);
+	stat_inc(fwd->scope_idx, SM_STAT_FASTPATH_FALLBACKS);
+}
+
+static __always_inline void fp_count(__u32 idx, __u32 size)
+{
+	stat_add(idx, SM_STAT_FASTPATH_BYTES, size);
+}
+
+/* A spliced socket sends into a bypassed receiver (its peer): 1 if the
+ * message went past it to the fast path's target; 0 to deliver into the
+ * peer, already counted in pair->in[peer].
+ */
+static __always_inline int fp_msg(struct sk_msg_md *msg, struct sm_fwd *fwd, struct sm_pair *pair,
+				  __u32 peer)
+{
+	__u32 size = msg->size;
+	__u64 *relayed;
+
+	relayed = bpf_map_lookup_elem(&relay_map, &pair->cookie[peer & 1]);
+	if (peer)
+		if (!fwd_decide(fwd, relayed, &pair->in[1], size))
+			return 0;
+	if (!peer)
+		if (!fwd_decide(fwd, relayed, &pair->in[0], size))
+			return 0;
+	if (!(fwd->flags & SM_FWD_INGRESS) &&
+	    bpf_msg_redirect_hash(msg, &fp_map, &fwd->target_cookie, 0) == SK_PASS) {
+		fwd->fast_bytes += size;
+		fp_count(fwd->scope_idx, size);
+		return 1;
+	}
+	/* target gone (or an ingress target, not served from here yet): the
+	 * peer gets it and the sidecar relays it
+	 */
+	fwd_fallback(fwd, SM_FWD_STUCK);
+	pair->in[peer & 1] += size;
+	return 0;
+}
+
 SEC("sk_msg")
 int sm_msg(struct sk_msg_md *msg)
 {
@@ -951,7 +1057,8 @@ int sm_msg(struct sk_msg_md *msg)
 	struct sm_sk_state *st;
 	struct sm_stats *stats;
 	struct sm_pair *pair;
-	__u32 size = msg->size, peer;
+	struct sm_fwd *fwd;
+	__u32 size = msg->size, peer, counted = 0;
 
 	if (!sk)
 		return SK_PASS;
@@ -969,14 +1076,23 @@ int sm_msg(struct sk_msg_md *msg)
 	 * reader drains its redirected queue first); coming back would not.
 	 */
 	peer = (st->side & 1) ^ 1;
-	if (pair->in[peer] - pair->read[peer] + size > splice_budget) {
+	/* The peer is a sidecar's socket whose connection it handed to the
+	 * kernel: deliver past it.
+	 */
+	fwd = bpf_map_lookup_elem(&fwd_map, &pair->cookie[peer]);
+	if (fwd) {
+		if (fp_msg(msg, fwd, pair, peer))
+			return SK_PASS;
+		counted = size; /* fp_msg counted it as put into the peer */
+	}
+	if (pair->in[peer] - counted - pair->read[peer] + size > splice_budget) {
 		st->flags |= SM_SK_NO_SPLICE;
 		stat_inc(st->scope_idx, SM_STAT_SPLICE_BUDGET_FALLBACKS);
 		return SK_PASS;
 	}
 	if (bpf_msg_redirect_hash(msg, &splice_map, &st->peer, BPF_F_INGRESS) == SK_PASS) {
 		/* counted before the reader can see it: read never passes in */
-		pair->in[peer] += size;
+		pair->in[peer] += size - counted;
 		/* one counter lookup for both: this is the per-message path */
 		stats = bpf_map_lookup_elem(&stats_map, &st->scope_idx);
 		if (stats) {
@@ -1037,6 +1153,118 @@ SEC("fexit/sk_msg_recvmsg")
 int sm_read_acct_fexit(__u64 *ctx)
 {
 	read_account((void *)ctx[0], (int)ctx[5], (int)ctx[4]);
+	return 0;
+}
+
+/* The stream verdict of the sidecar's TCP-fed sockets (fp_map): past the
+ * sidecar to the target while FAST; into the socket's own queue (counted
+ * in held; the pump relays it) while HELD. A target whose reader is a
+ * budget behind makes the direction HELD: the bytes then wait in this
+ * socket's queue, charged to its receive buffer, so TCP's window pauses
+ * the sender (redirected skbs would queue without any limit).
+ */
+SEC("sk_skb/stream_verdict")
+int sm_fp_skb(struct __sk_buff *skb)
+{
+	__u64 cookie = bpf_get_socket_cookie(skb), *relayed;
+	struct sm_pair *tpair;
+	struct sm_fwd *fwd;
+	__u32 len = skb->len, side;
+
+	fwd = bpf_map_lookup_elem(&fwd_map, &cookie);
+	/* A bare FIN stays: the pump forwards the half-close once every byte
+	 * before it was read (a redirected empty skb would fail the reader).
+	 */
+	if (!fwd || !len)
+		return SK_PASS;
+	relayed = bpf_map_lookup_elem(&relay_map, &cookie);
+	if (!fwd_decide(fwd, relayed, &fwd->held, len))
+		return SK_PASS; /* held in this socket's queue, counted */
+	if (fwd->flags & SM_FWD_INGRESS) {
+		tpair = bpf_map_lookup_elem(&pair_map, &fwd->target_pair);
+		if (!tpair) {
+			fwd_fallback(fwd, SM_FWD_STUCK);
+			goto held;
+		}
+		side = fwd->target_side & 1;
+		if (tpair->in[side] - tpair->read[side] + len > splice_budget) {
+			fwd_fallback(fwd, 0);
+			goto held;
+		}
+		if (bpf_sk_redirect_hash(skb, &splice_map, &fwd->target, BPF_F_INGRESS) !=
+		    SK_PASS) {
+			fwd_fallback(fwd, SM_FWD_STUCK);
+			goto held;
+		}
+		tpair->in[side] += len;
+	} else if (bpf_sk_redirect_hash(skb, &fp_map, &fwd->target_cookie, 0) != SK_PASS) {
+		fwd_fallback(fwd, SM_FWD_STUCK);
+		goto held;
+	}
+	fwd->fast_bytes += len;
+	fp_count(fwd->scope_idx, len);
+	return SK_PASS;
+held:
+	/* HELD now (no flip can come before the count: everything held so far
+	 * includes this skb only once it is counted)
+	 */
+	bpf_spin_lock(&fwd->lock);
+	fwd->held += len;
+	bpf_spin_unlock(&fwd->lock);
+	return SK_PASS;
+}
+
+/* Run by the library's pump (BPF_PROG_TEST_RUN) once it relayed everything
+ * it found in a receiver: HELD -> FAST if nothing was put into it since.
+ * Returns 1 if the direction is FAST.
+ */
+SEC("syscall")
+int sm_fp_flip(struct sm_fp_flip *a)
+{
+	__u64 key = a->cookie, *relayed;
+	struct sm_pair *pair;
+	struct sm_fwd *fwd;
+	int fast;
+
+	fwd = bpf_map_lookup_elem(&fwd_map, &key);
+	relayed = bpf_map_lookup_elem(&relay_map, &key);
+	if (!fwd || !relayed)
+		return 0;
+	if (fwd->flags & SM_FWD_SPLICE_FED) {
+		pair = bpf_map_lookup_elem(&pair_map, &fwd->recv_pair);
+		if (!pair)
+			return 0;
+		bpf_spin_lock(&fwd->lock);
+		if (!(fwd->flags & (SM_FWD_FAST | SM_FWD_STUCK)) &&
+		    *relayed == pair->in[fwd->recv_side & 1])
+			fwd->flags |= SM_FWD_FAST;
+		fast = fwd->flags & SM_FWD_FAST;
+		bpf_spin_unlock(&fwd->lock);
+		return fast;
+	}
+	bpf_spin_lock(&fwd->lock);
+	if (!(fwd->flags & (SM_FWD_FAST | SM_FWD_STUCK)) && *relayed == fwd->held)
+		fwd->flags |= SM_FWD_FAST;
+	fast = fwd->flags & SM_FWD_FAST;
+	bpf_spin_unlock(&fwd->lock);
+	return fast;
+}
+
+/* Run by the library (BPF_PROG_TEST_RUN): count a fast-path event in the
+ * per-CPU counters, atomically against the programs on this CPU.
+ */
+SEC("syscall")
+int sm_fp_event(struct sm_fp_event *ev)
+{
+	__u32 idx = ev->scope_idx, stat = ev->stat;
+	struct sm_stats *s;
+
+	if (stat >= SM_STAT_MAX)
+		return 1;
+	s = bpf_map_lookup_elem(&stats_map, &idx);
+	if (!s)
+		return 1;
+	__sync_fetch_and_add(&s->c[stat], ev->n);
 	return 0;
 }
 

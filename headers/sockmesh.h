@@ -418,6 +418,83 @@ SOCKMESH_API int sockmesh__policy_diff(struct sockmesh *sm, const struct sockmes
  */
 SOCKMESH_API int sockmesh_original_dst(int fd, struct sockaddr *addr, socklen_t *len);
 
+/* ---- kernel fast path (for sidecars) ----------------------------------------
+ * A sidecar that accepted a captured connection (down_fd: the app's
+ * connection to it) and connected its upstream socket (up_fd) hands both
+ * to the kernel once it has made its L4 decision: from then on the bytes
+ * flow between the app and the upstream peer without the sidecar reading
+ * or writing them.
+ *
+ * Before the call the sidecar must have written everything it read from
+ * either socket to the other (a sidecar that sniffed the first bytes may
+ * switch after relaying them; bytes still queued in the kernel are taken
+ * care of). On failure a negative errno is returned, nothing changed, and
+ * the sidecar carries on copying as before (-EOPNOTSUPP: a shape or
+ * kernel the fast path does not serve, -EALREADY: already handed over).
+ *
+ * On success the sidecar keeps owning both sockets: it waits for the
+ * events sockmesh_fastpath__pump() asks for and calls it on each (and when
+ * its timeout expires). The pump is the slow path: it relays what the
+ * kernel handed back (bytes already queued at the switch, or held while a
+ * reader was a budget behind) and forwards each half-close once every byte
+ * before it was delivered. Only the pump reads or writes the sockets from
+ * then on.
+ *
+ * Served today: a captured outbound connection (the app's socket spliced to
+ * down_fd) whose upstream is a TCP connection leaving the pod.
+ */
+struct sockmesh_fastpath;
+
+struct sockmesh_fastpath_opts {
+	size_t sz;
+	size_t : 0;
+};
+#define sockmesh_fastpath_opts__last_field sz
+
+SOCKMESH_API int sockmesh__fastpath(struct sockmesh *sm, int down_fd, int up_fd,
+				    const struct sockmesh_fastpath_opts *opts,
+				    struct sockmesh_fastpath **fp);
+
+/* What the pump waits for: poll(2) events on each socket and a timeout in
+ * milliseconds (-1: none).
+ */
+struct sockmesh_fastpath_wait {
+	short down_events;
+	short up_events;
+	int timeout_ms;
+};
+
+/* Move what the kernel handed back and forward half-closes. 0: running,
+ * wait as *w says; 1: both directions ended (EOF each way, every byte
+ * delivered): close the sockets; negative errno: a socket failed (e.g.
+ * -ECONNRESET, -EPIPE): close both (the other peer then sees the close).
+ */
+SOCKMESH_API int sockmesh_fastpath__pump(struct sockmesh_fastpath *fp,
+					 struct sockmesh_fastpath_wait *w);
+
+enum sockmesh_fastpath_dir {
+	SOCKMESH_FP_UP = 0, /* app (downstream) -> upstream */
+	SOCKMESH_FP_DOWN = 1, /* upstream -> app */
+};
+
+struct sockmesh_fastpath_info {
+	size_t sz;
+	__u64 fast_bytes[2]; /* forwarded by the kernel, per direction */
+	__u64 relayed_bytes[2]; /* relayed by the pump */
+	bool fast[2]; /* the direction is on the fast path right now */
+	size_t : 0;
+};
+#define sockmesh_fastpath_info__last_field fast
+
+SOCKMESH_API int sockmesh_fastpath__info(const struct sockmesh_fastpath *fp,
+					 struct sockmesh_fastpath_info *info);
+
+/* Remove the connection's kernel state and free fp; the sockets stay open
+ * (close them after). Bytes the kernel still held for the pump are lost:
+ * call it once the pump returned 1 or an error, or to abort.
+ */
+SOCKMESH_API void sockmesh_fastpath__free(struct sockmesh_fastpath *fp);
+
 /* Description of the last failure on this thread (never NULL). */
 SOCKMESH_API const char *sockmesh_errmsg(void);
 

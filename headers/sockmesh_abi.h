@@ -9,6 +9,7 @@
 #define SOCKMESH_ABI_H
 
 #include <linux/types.h>
+#include <linux/bpf.h> /* struct bpf_spin_lock */
 
 /* Default sizes. Each is a map's max_entries and can be overridden at load
  * time (struct sockmesh_open_opts); they are sized for a production node,
@@ -28,6 +29,8 @@
  * been accepted yet (origdst_map).
  */
 #define SM_DEFAULT_MAX_PENDING 65536
+/* Fast-path directions (fwd_map entries, two per connection). */
+#define SM_DEFAULT_MAX_FWD (2 * SM_DEFAULT_MAX_CONNS)
 /* Bytes one spliced socket may have redirected to its peer that the peer
  * has not read yet. sk_msg ingress redirects bypass the receiver's buffer
  * limit (the kernel charges them to global TCP memory only, there is no
@@ -247,6 +250,66 @@ struct sm_sk_state {
 struct sm_pair {
 	__u64 in[2];
 	__u64 read[2];
+	__u64 cookie[2]; /* each end's socket cookie (its fwd_map key, see sm_fwd) */
+};
+
+/* ---- kernel fast path ------------------------------------------------------
+ * A sidecar hands its two sockets of a connection (downstream D, upstream
+ * U) to the kernel (sockmesh__fastpath). Each direction then has one
+ * fwd_map entry, keyed by the cookie of the socket the sidecar would have
+ * read it from (the bypassed receiver R: D for app -> upstream, U for
+ * upstream -> app). Whoever delivers into R (R's splice peer's sk_msg, or
+ * the stream verdict when R is fed by TCP) reads the entry:
+ *   FAST  deliver to the target instead: egress on a socket of fp_map
+ *         (target_cookie) or ingress into a spliced socket (target);
+ *   HELD  deliver into R as without a fast path; the library's pump relays
+ *         it. Back to FAST only at a byte boundary where everything held
+ *         has been relayed (relay_map[R] equals what was put into R), so no
+ *         byte overtakes another.
+ * FAST -> HELD happens when the target's reader is a budget behind (the
+ * stream verdict has no backpressure otherwise) or the target is gone.
+ */
+enum sm_fwd_flags {
+	SM_FWD_FAST = 1u << 0, /* deliver to the target */
+	SM_FWD_INGRESS = 1u << 1, /* target: ingress of splice_map[target] */
+	SM_FWD_SPLICE_FED = 1u << 2, /* R is fed by its splice peer (held: pair in[]) */
+	SM_FWD_STUCK = 1u << 3, /* target gone: held for good */
+};
+
+struct sm_fwd {
+	struct sm_tuple target; /* SM_FWD_INGRESS: the target's splice_map key */
+	struct sm_tuple target_pair; /* ... and its pair_map key */
+	struct sm_tuple recv_pair; /* SM_FWD_SPLICE_FED: R's pair_map key */
+	__u64 target_cookie; /* egress target: its fp_map key */
+	__u64 partner_cookie; /* the other socket of the sidecar's pair */
+	__u64 held; /* bytes put into R's own queue (R fed by TCP) */
+	__u64 fast_bytes; /* bytes delivered to the target */
+	__u32 flags; /* enum sm_fwd_flags */
+	__u32 scope_idx;
+	__u32 target_side; /* the target's index in its pair entry */
+	__u32 recv_side; /* R's index in its pair entry */
+	/* Held by whoever decides FAST or HELD for a byte and counts it as
+	 * put into R (the producer), and by sm_fp_flip: the flip can never
+	 * fall between a producer's decision and its count.
+	 */
+	struct bpf_spin_lock lock;
+	__u32 pad;
+};
+
+/* sm_fp_event (BPF_PROG_TYPE_SYSCALL) context: the library counts events
+ * of the fast path in the per-CPU counters without racing the programs.
+ */
+struct sm_fp_event {
+	__u32 scope_idx;
+	__u32 stat; /* enum sm_stat */
+	__u64 n;
+};
+
+/* sm_fp_flip context: the pump asks for HELD -> FAST on the direction whose
+ * receiver has this cookie, once it relayed everything it found there.
+ */
+struct sm_fp_flip {
+	__u64 cookie;
 };
 
 /* dns_state_map value (socket storage of a UDP socket whose DNS traffic was
@@ -315,7 +378,14 @@ struct sm_scope_meta {
 	X(DNS_REPLIES, dns_replies, "DNS replies shown as coming from the server the app asked.") \
 	X(SPLICE_BUDGET_FALLBACKS, splice_budget_fallbacks,                                       \
 	  "Spliced sockets that went back to the TCP stack because their peer left more than "    \
-	  "the splice budget unread.")
+	  "the splice budget unread.")                                                            \
+	X(FASTPATH_CONNS, fastpath_conns,                                                         \
+	  "Connections a sidecar handed to the kernel fast path.")                                \
+	X(FASTPATH_BYTES, fastpath_bytes,                                                         \
+	  "Bytes the kernel fast path forwarded without the sidecar reading them.")               \
+	X(FASTPATH_FALLBACKS, fastpath_fallbacks,                                                 \
+	  "Times a fast-path direction handed bytes back to its sidecar (a slow reader, or its "  \
+	  "target gone).")
 /* clang-format on */
 
 #define SM_STAT_ENUM_(ID, name, help) SM_STAT_##ID,
@@ -335,7 +405,10 @@ _Static_assert(sizeof(struct sm_tuple) == 48, "sm_tuple layout");
 _Static_assert(sizeof(struct sm_pending) == 32, "sm_pending layout");
 _Static_assert(sizeof(struct sm_origdst) == 32, "sm_origdst layout");
 _Static_assert(sizeof(struct sm_sk_state) == 136, "sm_sk_state layout");
-_Static_assert(sizeof(struct sm_pair) == 32, "sm_pair layout");
+_Static_assert(sizeof(struct sm_pair) == 48, "sm_pair layout");
+_Static_assert(sizeof(struct sm_fwd) == 200, "sm_fwd layout");
+_Static_assert(sizeof(struct sm_fp_event) == 16, "sm_fp_event layout");
+_Static_assert(sizeof(struct sm_fp_flip) == 8, "sm_fp_flip layout");
 _Static_assert(sizeof(struct sm_dns_state) == 32, "sm_dns_state layout");
 _Static_assert(sizeof(struct sm_pod_addr_key) == 20, "sm_pod_addr_key layout");
 _Static_assert(sizeof(struct sm_listener_key) == 16, "sm_listener_key layout");

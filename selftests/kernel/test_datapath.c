@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -465,6 +466,23 @@ static void *writer(void *arg)
 	return NULL;
 }
 
+/* read(2) on a blocking socket, retried on EAGAIN: tcp_bpf's recvmsg (the
+ * socket of a spliced connection) waits for one wakeup of the socket's
+ * wait queue and returns EAGAIN if its queues are still empty then, and a
+ * write on the same socket from another thread wakes that queue too
+ * (net/ipv4/tcp_bpf.c, tcp_msg_wait_data; 6.1 and 6.18). See
+ * docs/design.md.
+ */
+static ssize_t read_retry(int fd, void *buf, size_t len)
+{
+	for (;;) {
+		ssize_t r = read(fd, buf, len);
+
+		if (r >= 0 || (errno != EAGAIN && errno != EINTR))
+			return r;
+	}
+}
+
 /* Read exactly size bytes and compare with the pattern: 0 if identical. */
 static long read_check(int fd, size_t size, unsigned int seed)
 {
@@ -472,7 +490,8 @@ static long read_check(int fd, size_t size, unsigned int seed)
 	size_t off = 0;
 
 	while (off < size) {
-		ssize_t r = read(fd, buf, sizeof(buf) < size - off ? sizeof(buf) : size - off);
+		ssize_t r =
+			read_retry(fd, buf, sizeof(buf) < size - off ? sizeof(buf) : size - off);
 
 		if (r <= 0)
 			return -1;
@@ -484,15 +503,71 @@ static long read_check(int fd, size_t size, unsigned int seed)
 	return 0;
 }
 
-/* Both ways at once, each side reading as fast as it can: with a reader
- * that keeps up, nothing falls back however long the transfer (the budget
- * counts bytes not yet read), and every byte is identical.
+/* Both ways at once, each reader keeping up (its writer stays at most
+ * 4 MiB ahead): nothing falls back however long the transfer (the budget
+ * counts bytes not yet read, not bytes sent), and every byte is identical.
  */
-static void *reader(void *arg)
-{
-	struct xfer *x = arg;
+/* A writer that never gets more than max_ahead bytes ahead of its reader
+ * (an application-level window, as request/response protocols have): its
+ * reader keeps up by construction, whatever the scheduler does.
+ */
+struct paced {
+	struct xfer x; /* x.fd: the writer's socket */
+	int rfd; /* the reader's */
+	size_t max_ahead;
+	volatile size_t read; /* the reader's progress */
+};
 
-	x->err = read_check(x->fd, x->size, x->seed) ? EIO : 0;
+static void *paced_writer(void *arg)
+{
+	struct paced *p = arg;
+	unsigned char buf[65536];
+	size_t off = 0;
+
+	while (off < p->x.size) {
+		size_t n = p->x.size - off < sizeof(buf) ? p->x.size - off : sizeof(buf);
+		ssize_t w;
+
+		while (off + n - p->read > p->max_ahead)
+			usleep(100);
+		for (size_t i = 0; i < n; i++)
+			buf[i] = pattern(off + i, p->x.seed);
+		w = write(p->x.fd, buf, n);
+		if (w <= 0) {
+			p->x.err = errno ? errno : EIO;
+			return NULL;
+		}
+		off += (size_t)w;
+	}
+	return NULL;
+}
+
+/* read_check for a paced writer: publishes its progress. */
+static long paced_read(int fd, struct paced *p)
+{
+	unsigned char buf[65536];
+	size_t off = 0;
+
+	while (off < p->x.size) {
+		ssize_t r = read_retry(
+			fd, buf, sizeof(buf) < p->x.size - off ? sizeof(buf) : p->x.size - off);
+
+		if (r <= 0)
+			return -1;
+		for (ssize_t i = 0; i < r; i++)
+			if (buf[i] != pattern(off + (size_t)i, p->x.seed))
+				return (long)(off + (size_t)i) + 1;
+		off += (size_t)r;
+		p->read = off;
+	}
+	return 0;
+}
+
+static void *paced_reader(void *arg)
+{
+	struct paced *p = arg;
+
+	p->x.err = paced_read(p->rfd, p) ? EIO : 0;
 	return NULL;
 }
 
@@ -508,27 +583,26 @@ static void test_splice_integrity(void)
 	ASSERT_TRUE(lfd >= 0, "proxy listener");
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		__u64 bytes0 = scope_stat("splice_bytes"), miss0 = scope_stat("splice_miss");
-		struct xfer up = { .size = sizes[k], .seed = 7 },
-			    down = { .size = sizes[k], .seed = 9 },
-			    app_reads = { .size = sizes[k], .seed = 9 };
+		struct paced up = { .x = { .size = sizes[k], .seed = 7 }, .max_ahead = 4 << 20 },
+			     down = { .x = { .size = sizes[k], .seed = 9 }, .max_ahead = 4 << 20 };
 		pthread_t t1, t2, t3;
 
 		cfd = connect_to(AF_INET, "10.88.0.2", 80, 0, 0);
 		ASSERT_TRUE(cfd >= 0, "connect");
 		afd = accept_within(lfd, 2000);
 		ASSERT_TRUE(afd >= 0, "accept");
-		up.fd = cfd;
-		down.fd = afd;
-		app_reads.fd = cfd;
-		pthread_create(&t1, NULL, writer, &up);
-		pthread_create(&t2, NULL, writer, &down);
-		pthread_create(&t3, NULL, reader, &app_reads);
-		ASSERT_EQ(read_check(afd, sizes[k], 7), 0, "app->proxy bytes identical");
+		up.x.fd = cfd;
+		up.rfd = afd;
+		down.x.fd = afd;
+		down.rfd = cfd;
+		pthread_create(&t1, NULL, paced_writer, &up);
+		pthread_create(&t2, NULL, paced_writer, &down);
+		pthread_create(&t3, NULL, paced_reader, &down);
+		ASSERT_EQ(paced_read(afd, &up), 0, "app->proxy bytes identical");
 		pthread_join(t3, NULL);
-		ASSERT_EQ(app_reads.err, 0, "proxy->app bytes identical");
 		pthread_join(t1, NULL);
 		pthread_join(t2, NULL);
-		ASSERT_EQ(up.err + down.err, 0, "writes");
+		ASSERT_EQ(down.x.err, 0, "proxy->app bytes identical");
 		ASSERT_EQ(scope_stat("splice_miss") - miss0, 0, "splice misses");
 		printf("  %zu B each way: %llu B spliced, %llu budget fallbacks\n", sizes[k],
 		       (unsigned long long)(scope_stat("splice_bytes") - bytes0),
@@ -641,7 +715,8 @@ static long read_check_paced(int fd, size_t size, unsigned int seed, double rate
 	size_t off = 0;
 
 	while (off < size) {
-		ssize_t r = read(fd, buf, sizeof(buf) < size - off ? sizeof(buf) : size - off);
+		ssize_t r =
+			read_retry(fd, buf, sizeof(buf) < size - off ? sizeof(buf) : size - off);
 		double ahead;
 
 		if (r <= 0)
@@ -684,13 +759,14 @@ static void slow_reader(int from_app)
 	rfd = from_app ? afd : cfd;
 	/* the writer's speed against a reader that keeps up, 32 MiB */
 	{
-		struct xfer probe = { .fd = wfd, .size = 32 << 20, .seed = 5 };
+		struct paced probe = { .x = { .fd = wfd, .size = 32 << 20, .seed = 5 },
+				       .max_ahead = 4 << 20 };
 
 		t0 = now_s();
-		pthread_create(&t, NULL, writer, &probe);
-		ASSERT_EQ(read_check(rfd, probe.size, 5), 0, "probe bytes identical");
+		pthread_create(&t, NULL, paced_writer, &probe);
+		ASSERT_EQ(paced_read(rfd, &probe), 0, "probe bytes identical");
 		pthread_join(t, NULL);
-		fast = (double)probe.size / (now_s() - t0);
+		fast = (double)probe.x.size / (now_s() - t0);
 	}
 	ASSERT_EQ(scope_stat("splice_budget_fallbacks"), 0, "a reader that keeps up: spliced");
 	base = tcp_mem_pages();
@@ -1493,6 +1569,278 @@ static void test_getsockopt_passthrough(void)
 	close(lfd);
 }
 
+/* ---- kernel fast path ----------------------------------------------------- */
+
+/* The sidecar's side of a fast-path connection in the tests: the pump
+ * runs in a thread of its own, as it would in a sidecar's event loop.
+ */
+struct pumper {
+	struct sockmesh_fastpath *fp;
+	int dfd, ufd;
+	volatile int stop;
+	int rc;
+	pthread_t t;
+};
+
+static void *pump_loop(void *arg)
+{
+	struct pumper *p = arg;
+
+	while (!p->stop) {
+		struct sockmesh_fastpath_wait w;
+		struct pollfd pf[2];
+		int r = sockmesh_fastpath__pump(p->fp, &w);
+
+		if (r) {
+			p->rc = r;
+			break;
+		}
+		pf[0] = (struct pollfd){ .fd = p->dfd, .events = w.down_events };
+		pf[1] = (struct pollfd){ .fd = p->ufd, .events = w.up_events };
+		poll(pf, 2, w.timeout_ms < 0 || w.timeout_ms > 50 ? 50 : w.timeout_ms);
+	}
+	return NULL;
+}
+
+/* A connection through the "sidecar" of the tests: app (cfd) -> captured
+ * -> proxy's accepted socket (dfd); the proxy's upstream (ufd, with the
+ * proxy's mark so it is not captured) -> server (sfd) on another address.
+ */
+struct fp_conn {
+	int cfd, dfd, ufd, sfd;
+};
+
+#define FP_MARK 77
+
+static int fp_policy_enroll(void)
+{
+	struct sockmesh_policy pol = { .sz = sizeof(pol),
+				       .has_proxy_mark = true,
+				       .proxy_mark = FP_MARK };
+
+	return enroll_cgroup(&pol);
+}
+
+static int fp_connect(int plfd, int slfd, struct fp_conn *c)
+{
+	c->cfd = connect_to(AF_INET, "10.88.0.2", 80, 0, 0);
+	c->dfd = accept_within(plfd, 2000);
+	c->ufd = connect_to(AF_INET, "10.88.0.3", 8080, 0, FP_MARK);
+	c->sfd = accept_within(slfd, 2000);
+	return c->cfd >= 0 && c->dfd >= 0 && c->ufd >= 0 && c->sfd >= 0 ? 0 : -1;
+}
+
+static void fp_close(struct fp_conn *c)
+{
+	close(c->cfd);
+	close(c->dfd);
+	close(c->ufd);
+	close(c->sfd);
+}
+
+/* Write the first n bytes of a pattern stream. */
+static int write_pattern(int fd, size_t from, size_t n, unsigned int seed)
+{
+	unsigned char buf[4096];
+
+	while (n) {
+		size_t k = n < sizeof(buf) ? n : sizeof(buf);
+
+		for (size_t i = 0; i < k; i++)
+			buf[i] = pattern(from + i, seed);
+		if (write(fd, buf, k) != (ssize_t)k)
+			return -1;
+		from += k;
+		n -= k;
+	}
+	return 0;
+}
+
+/* Like the sidecar before it switches: relay n bytes from one socket to
+ * the other.
+ */
+static int relay_n(int from, int to, size_t n)
+{
+	char buf[4096];
+
+	while (n) {
+		ssize_t r = read(from, buf, n < sizeof(buf) ? n : sizeof(buf));
+
+		if (r <= 0 || write(to, buf, (size_t)r) != r)
+			return -1;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* Writes size pattern bytes from offset from, then half-closes; stays at
+ * most max_ahead bytes ahead of its reader (struct stream_reader).
+ */
+struct xfer_at {
+	struct xfer x;
+	size_t from; /* offset in the pattern stream */
+	size_t max_ahead;
+	volatile size_t *read; /* the reader's progress */
+};
+
+static void *writer_at(void *arg)
+{
+	struct xfer_at *w = arg;
+	size_t off = 0, chunk = 65536;
+
+	while (off < w->x.size) {
+		size_t n = w->x.size - off < chunk ? w->x.size - off : chunk;
+
+		while (w->from + off + n - *w->read > w->max_ahead)
+			usleep(100);
+		if (write_pattern(w->x.fd, w->from + off, n, w->x.seed)) {
+			w->x.err = errno ? errno : EIO;
+			return NULL;
+		}
+		off += n;
+	}
+	if (shutdown(w->x.fd, SHUT_WR))
+		w->x.err = errno;
+	return NULL;
+}
+
+/* Reads exactly size pattern bytes, then EOF; publishes its progress. */
+struct stream_reader {
+	struct xfer x;
+	volatile size_t read;
+};
+
+static long read_all_eof(struct stream_reader *sr)
+{
+	unsigned char buf[65536];
+	size_t off = 0;
+	char c;
+
+	while (off < sr->x.size) {
+		ssize_t r =
+			read_retry(sr->x.fd, buf,
+				   sizeof(buf) < sr->x.size - off ? sizeof(buf) : sr->x.size - off);
+
+		if (r <= 0)
+			return -1;
+		for (ssize_t i = 0; i < r; i++)
+			if (buf[i] != pattern(off + (size_t)i, sr->x.seed))
+				return (long)(off + (size_t)i) + 1;
+		off += (size_t)r;
+		sr->read = off;
+	}
+	return read_retry(sr->x.fd, &c, 1) == 0 ? 0 : -2;
+}
+
+static void *read_all_eof_thread(void *arg)
+{
+	struct stream_reader *sr = arg;
+	struct xfer *x = &sr->x;
+	long r = read_all_eof(sr);
+
+	if (r)
+		fprintf(stderr, "  reader of %zu bytes: %s %ld (%s)\n", x->size,
+			r == -2 ? "no EOF after them" :
+			r < 0	? "short read" :
+				  "differs at byte",
+			r > 0 ? r - 1 : r, strerror(errno));
+	x->err = r ? EIO : 0;
+	return NULL;
+}
+
+/* Both ways at once, with bytes queued in both sockets at the switch (the
+ * sidecar had relayed part of what arrived, the rest waits in the kernel),
+ * then size more bytes each way and a half-close each way: every byte
+ * arrives once, in order, then EOF; the pump ends.
+ */
+static void test_fastpath_outbound(void)
+{
+	static const size_t sizes[] = { 0, 1, 4096, 65536, 1 << 20, 16 << 20, 64 << 20 };
+	const size_t queued = 3000, relayed = 1000;
+	int plfd, slfd;
+
+	ASSERT_TRUE(sm_open(), "open");
+	ASSERT_TRUE(ns_new() >= 0, "netns");
+	ASSERT_EQ(fp_policy_enroll(), 0, "enroll");
+	plfd = listener(AF_INET, "127.0.0.1", 15001);
+	slfd = listener(AF_INET, "10.88.0.3", 8080);
+	ASSERT_TRUE(plfd >= 0 && slfd >= 0, "listeners");
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		struct sockmesh_fastpath_info info = { .sz = sizeof(info) };
+		__u64 fb0 = scope_stat("fastpath_bytes");
+		struct stream_reader sr = { .x = { .size = queued + sizes[k], .seed = 21 } },
+				     ar = { .x = { .size = queued + sizes[k], .seed = 23 } };
+		struct xfer_at up = { .x = { .size = sizes[k], .seed = 21 },
+				      .from = queued,
+				      .max_ahead = 4 << 20,
+				      .read = &sr.read },
+			       down = { .x = { .size = sizes[k], .seed = 23 },
+					.from = queued,
+					.max_ahead = 4 << 20,
+					.read = &ar.read };
+		struct pumper p = { 0 };
+		struct fp_conn c;
+		pthread_t t[4];
+
+		ASSERT_EQ(fp_connect(plfd, slfd, &c), 0, "connection through the sidecar");
+		/* before the switch: some of each side relayed, the rest queued */
+		ASSERT_EQ(write_pattern(c.cfd, 0, queued, 21), 0, "app writes");
+		ASSERT_EQ(write_pattern(c.sfd, 0, queued, 23), 0, "server writes");
+		ASSERT_EQ(relay_n(c.dfd, c.ufd, relayed), 0, "sidecar relays part of the request");
+		ASSERT_EQ(relay_n(c.ufd, c.dfd, relayed), 0, "sidecar relays part of the answer");
+		usleep(10000); /* the rest has arrived and waits */
+		if (sockmesh__fastpath(E.sm, c.dfd, c.ufd, NULL, &p.fp))
+			fprintf(stderr, "  switch: %s\n", sockmesh_errmsg());
+		ASSERT_TRUE(p.fp != NULL, "switch");
+		p.dfd = c.dfd;
+		p.ufd = c.ufd;
+		pthread_create(&p.t, NULL, pump_loop, &p);
+		up.x.fd = c.cfd;
+		down.x.fd = c.sfd;
+		sr.x.fd = c.sfd;
+		ar.x.fd = c.cfd;
+		pthread_create(&t[0], NULL, writer_at, &up);
+		pthread_create(&t[1], NULL, writer_at, &down);
+		pthread_create(&t[2], NULL, read_all_eof_thread, &sr);
+		pthread_create(&t[3], NULL, read_all_eof_thread, &ar);
+		for (int i = 0; i < 4; i++)
+			pthread_join(t[i], NULL);
+		ASSERT_EQ(up.x.err + down.x.err, 0, "writes and half-closes");
+		ASSERT_EQ(sr.x.err, 0, "app->server: every byte once, in order, then EOF");
+		ASSERT_EQ(ar.x.err, 0, "server->app: every byte once, in order, then EOF");
+		for (int i = 0; i < 200 && !p.rc; i++)
+			usleep(10000);
+		p.stop = 1;
+		pthread_join(p.t, NULL);
+		ASSERT_EQ(p.rc, 1, "the pump saw both directions end");
+		ASSERT_OK(sockmesh_fastpath__info(p.fp, &info), "info");
+		printf("  %zu B each way after %zu queued: kernel %llu/%llu B, pump %llu/%llu B "
+		       "(up/down), %llu fallbacks so far\n",
+		       sizes[k], queued - relayed, (unsigned long long)info.fast_bytes[0],
+		       (unsigned long long)info.fast_bytes[1],
+		       (unsigned long long)info.relayed_bytes[0],
+		       (unsigned long long)info.relayed_bytes[1],
+		       (unsigned long long)scope_stat("fastpath_fallbacks"));
+		ASSERT_EQ(info.fast_bytes[0] + info.relayed_bytes[0], queued - relayed + sizes[k],
+			  "up: every byte once, by the kernel or the pump");
+		ASSERT_EQ(info.fast_bytes[1] + info.relayed_bytes[1], queued - relayed + sizes[k],
+			  "down: every byte once, by the kernel or the pump");
+		if (sizes[k] >= 65536)
+			ASSERT_TRUE(info.fast_bytes[0] >= sizes[k] / 2 &&
+					    info.fast_bytes[1] >= sizes[k] / 2,
+				    "most bytes by the kernel");
+		ASSERT_EQ(scope_stat("fastpath_bytes") - fb0,
+			  info.fast_bytes[0] + info.fast_bytes[1], "fastpath_bytes counts them");
+		sockmesh_fastpath__free(p.fp);
+		fp_close(&c);
+	}
+	ASSERT_EQ(scope_stat("fastpath_conns"), sizeof(sizes) / sizeof(sizes[0]), "fastpath_conns");
+	ASSERT_EQ(map_entries("fwd_map"), 0, "nothing left in fwd_map");
+	ASSERT_EQ(map_entries("relay_map"), 0, "nothing left in relay_map");
+	close(plfd);
+	close(slfd);
+}
+
 int main(void)
 {
 	CU_pSuite s;
@@ -1530,6 +1878,8 @@ int main(void)
 	CU_add_test(s, "inbound: steered to the proxy without NAT", test_inbound_steering);
 	CU_add_test(s, "pod to pod: proxy<->proxy spliced across netns", test_pod_to_pod_splice);
 	CU_add_test(s, "DNS: listed resolvers go to the DNS proxy", test_dns);
+	CU_add_test(s, "fast path: 0 B..64 MiB each way past the sidecar, queued bytes, half-close",
+		    test_fastpath_outbound);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();

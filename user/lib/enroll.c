@@ -259,6 +259,8 @@ static int teardown(struct sockmesh *sm)
 	int err;
 
 	bpf_prog_detach2(sm->prog_fd[PROG_sm_msg], sm->map_fd[MAP_splice_map], BPF_SK_MSG_VERDICT);
+	bpf_prog_detach2(sm->prog_fd[PROG_sm_fp_skb], sm->map_fd[MAP_fp_map],
+			 BPF_SK_SKB_STREAM_VERDICT);
 	sm_handle_close_fds(sm);
 	err = sm_unpin_all(sm);
 	sm->destroyed = true;

@@ -8,8 +8,9 @@
  *   link_<cgroup id>_<hook>    one bpf_link per hook and attach cgroup
  *   link_netns_<cookie>        the sk_lookup link of an enrolled pod
  *   link_global_read_acct      the read accounting (fexit/sk_msg_recvmsg)
- * The sk_msg program is attached to map_splice_map (bpf_prog_attach; libbpf
- * 1.1 has no sockmap bpf_link) and lives as long as that map.
+ * The sk_msg program is attached to map_splice_map and the stream verdict
+ * to map_fp_map (bpf_prog_attach; libbpf 1.1 has no sockmap bpf_link); each
+ * lives as long as its map.
   */
 #include <dirent.h>
 #include <errno.h>
@@ -267,6 +268,12 @@ static int create_pinned(struct sockmesh *sm, const struct sockmesh_open_opts *o
 		set_size(maps[MAP_steered_map], o->max_pending);
 		set_size(maps[MAP_origdst_map], o->max_pending);
 		set_size(maps[MAP_pair_map], o->max_conns);
+		set_size(maps[MAP_fwd_map], o->max_conns ? 2 * o->max_conns : 0);
+		set_size(maps[MAP_relay_map], o->max_conns ? 2 * o->max_conns : 0);
+		set_size(maps[MAP_fp_map],
+			 o->max_splice_socks ?
+				 o->max_splice_socks :
+				 (o->max_conns ? SM_SOCKS_PER_CONN * o->max_conns : 0));
 		if (o->splice_budget)
 			skel->rodata->splice_budget = o->splice_budget;
 		set_size(maps[MAP_splice_map],
@@ -311,6 +318,12 @@ static int create_pinned(struct sockmesh *sm, const struct sockmesh_open_opts *o
 			    BPF_SK_MSG_VERDICT, 0)) {
 		err = -errno;
 		sm_set_err(-err, "cannot attach sk_msg to the splice map");
+		goto out_unpin;
+	}
+	if (bpf_prog_attach(bpf_program__fd(progs[PROG_sm_fp_skb]), bpf_map__fd(maps[MAP_fp_map]),
+			    BPF_SK_SKB_STREAM_VERDICT, 0)) {
+		err = -errno;
+		sm_set_err(-err, "cannot attach the stream verdict to the fast-path map");
 		goto out_unpin;
 	}
 	/* Read accounting: global, its link pinned so it lives as long as

@@ -114,6 +114,22 @@ int sockmesh__for_each_link(struct sockmesh *sm, sockmesh_link_fn fn, void *ctx)
 	li.prog_id = pinfo.id;
 	li.target_id = minfo.id;
 	li.attach_type = BPF_SK_MSG_VERDICT;
+	ret = fn(&li, ctx);
+	if (ret)
+		return ret;
+	/* the fast path's stream verdict, attached to its map */
+	memset(&pinfo, 0, sizeof(pinfo));
+	memset(&minfo, 0, sizeof(minfo));
+	if (bpf_obj_get_info_by_fd(sm->prog_fd[PROG_sm_fp_skb], &pinfo, &pl) ||
+	    bpf_obj_get_info_by_fd(sm->map_fd[MAP_fp_map], &minfo, &ml))
+		return -errno;
+	memset(&li, 0, sizeof(li));
+	li.sz = sizeof(li);
+	snprintf(li.hook, sizeof(li.hook), "sk_skb");
+	snprintf(li.prog, sizeof(li.prog), "%s", pinfo.name);
+	li.prog_id = pinfo.id;
+	li.target_id = minfo.id;
+	li.attach_type = BPF_SK_SKB_STREAM_VERDICT;
 	return fn(&li, ctx);
 }
 
