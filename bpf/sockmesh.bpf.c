@@ -166,6 +166,16 @@ struct {
 	__type(value, struct sm_scope_meta);
 } scope_meta_map SEC(".maps");
 
+/* Load-time settings for processes that open the instance later (the
+ * programs use the read-only globals).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sm_config);
+} config_map SEC(".maps");
+
 /* Kernel fast path (see sm_fwd): the sidecar's TCP-fed sockets, by cookie
  * (the stream verdict runs on them; egress redirect targets)...
  */
@@ -253,12 +263,7 @@ static __always_inline void tuple_fill(struct sm_tuple *t, __u64 netns, __u32 fa
 
 static __always_inline void tuple_reverse(struct sm_tuple *dst, const struct sm_tuple *src)
 {
-	dst->netns = src->netns;
-	dst->family = src->family;
-	dst->local_port = src->remote_port;
-	dst->remote_port = src->local_port;
-	__builtin_memcpy(dst->local, src->remote, 16);
-	__builtin_memcpy(dst->remote, src->local, 16);
+	sm_tuple_reverse(dst, src);
 }
 
 static __always_inline void tuple_from_sockops(struct sm_tuple *t, struct bpf_sock_ops *skops)
@@ -997,7 +1002,7 @@ static __always_inline int fwd_decide(struct sm_fwd *fwd, __u64 *relayed, __u64 
 
 	bpf_spin_lock(&fwd->lock);
 	if (!(fwd->flags & (SM_FWD_FAST | SM_FWD_STUCK)) && relayed && *relayed == *count)
-		fwd->flags |= SM_FWD_FAST;
+		fwd->flags = (fwd->flags | SM_FWD_FAST) & ~SM_FWD_HELD_TCP;
 	fast = fwd->flags & SM_FWD_FAST;
 	if (!fast)
 		*count += size;
@@ -1019,9 +1024,28 @@ static __always_inline void fp_count(__u32 idx, __u32 size)
 	stat_add(idx, SM_STAT_FASTPATH_BYTES, size);
 }
 
-/* A spliced socket sends into a bypassed receiver (its peer): 1 if the
- * message went past it to the fast path's target; 0 to deliver into the
- * peer, already counted in pair->in[peer].
+enum { FP_INTO_PEER, FP_FAST, FP_TCP };
+
+/* HELD: into the peer's splice queue while it is within the budget, else
+ * (and from then on, until FAST again) over TCP, which throttles the
+ * sender; the peer reads its splice queue first, so the order holds.
+ */
+static __always_inline int fp_held(struct sm_fwd *fwd, struct sm_pair *pair, __u32 peer)
+{
+	int tcp;
+
+	bpf_spin_lock(&fwd->lock);
+	if (pair->in[peer & 1] - pair->read[peer & 1] > splice_budget)
+		fwd->flags |= SM_FWD_HELD_TCP;
+	tcp = fwd->flags & SM_FWD_HELD_TCP;
+	bpf_spin_unlock(&fwd->lock);
+	return tcp ? FP_TCP : FP_INTO_PEER;
+}
+
+/* A spliced socket sends into a bypassed receiver (its peer): FP_FAST if
+ * the message went past it to the fast path's target; else it goes to the
+ * peer (FP_INTO_PEER: spliced, FP_TCP: over TCP), already counted in
+ * pair->in[peer].
  */
 static __always_inline int fp_msg(struct sk_msg_md *msg, struct sm_fwd *fwd, struct sm_pair *pair,
 				  __u32 peer)
@@ -1032,22 +1056,24 @@ static __always_inline int fp_msg(struct sk_msg_md *msg, struct sm_fwd *fwd, str
 	relayed = bpf_map_lookup_elem(&relay_map, &pair->cookie[peer & 1]);
 	if (peer)
 		if (!fwd_decide(fwd, relayed, &pair->in[1], size))
-			return 0;
+			return fp_held(fwd, pair, peer);
 	if (!peer)
 		if (!fwd_decide(fwd, relayed, &pair->in[0], size))
-			return 0;
+			return fp_held(fwd, pair, peer);
+	/* Counted by the library from the target's TCP counters: a send the
+	 * target cannot take whole (a non-blocking app, the upstream's buffer
+	 * full) is cut short and sent again, so counting here would count it
+	 * twice.
+	 */
 	if (!(fwd->flags & SM_FWD_INGRESS) &&
-	    bpf_msg_redirect_hash(msg, &fp_map, &fwd->target_cookie, 0) == SK_PASS) {
-		fwd->fast_bytes += size;
-		fp_count(fwd->scope_idx, size);
-		return 1;
-	}
+	    bpf_msg_redirect_hash(msg, &fp_map, &fwd->target_cookie, 0) == SK_PASS)
+		return FP_FAST;
 	/* target gone (or an ingress target, not served from here yet): the
 	 * peer gets it and the sidecar relays it
 	 */
 	fwd_fallback(fwd, SM_FWD_STUCK);
 	pair->in[peer & 1] += size;
-	return 0;
+	return fp_held(fwd, pair, peer);
 }
 
 SEC("sk_msg")
@@ -1081,8 +1107,10 @@ int sm_msg(struct sk_msg_md *msg)
 	 */
 	fwd = bpf_map_lookup_elem(&fwd_map, &pair->cookie[peer]);
 	if (fwd) {
-		if (fp_msg(msg, fwd, pair, peer))
-			return SK_PASS;
+		int r = fp_msg(msg, fwd, pair, peer);
+
+		if (r != FP_INTO_PEER)
+			return SK_PASS; /* past the peer, or to it over TCP */
 		counted = size; /* fp_msg counted it as put into the peer */
 	}
 	if (pair->in[peer] - counted - pair->read[peer] + size > splice_budget) {
@@ -1180,7 +1208,30 @@ int sm_fp_skb(struct __sk_buff *skb)
 	relayed = bpf_map_lookup_elem(&relay_map, &cookie);
 	if (!fwd_decide(fwd, relayed, &fwd->held, len))
 		return SK_PASS; /* held in this socket's queue, counted */
-	if (fwd->flags & SM_FWD_INGRESS) {
+	if (fwd->flags & SM_FWD_VIA_SPLICE) {
+		/* Through the downstream socket's splice into the app's: the
+		 * app is behind by what it has not read plus what still waits
+		 * for the worker (which this count includes: everything given
+		 * to the downstream since the switch is base_in + fast_bytes +
+		 * what the pump relayed).
+		 */
+		tpair = bpf_map_lookup_elem(&pair_map, &fwd->target_pair);
+		if (!tpair) {
+			fwd_fallback(fwd, SM_FWD_STUCK);
+			goto held;
+		}
+		side = fwd->target_side & 1;
+		if (fwd->base_in + fwd->fast_bytes + (relayed ? *relayed : 0) + len -
+			    tpair->read[side] >
+		    splice_budget) {
+			fwd_fallback(fwd, 0);
+			goto held;
+		}
+		if (bpf_sk_redirect_hash(skb, &splice_map, &fwd->target, 0) != SK_PASS) {
+			fwd_fallback(fwd, SM_FWD_STUCK);
+			goto held;
+		}
+	} else if (fwd->flags & SM_FWD_INGRESS) {
 		tpair = bpf_map_lookup_elem(&pair_map, &fwd->target_pair);
 		if (!tpair) {
 			fwd_fallback(fwd, SM_FWD_STUCK);
@@ -1237,7 +1288,7 @@ int sm_fp_flip(struct sm_fp_flip *a)
 		bpf_spin_lock(&fwd->lock);
 		if (!(fwd->flags & (SM_FWD_FAST | SM_FWD_STUCK)) &&
 		    *relayed == pair->in[fwd->recv_side & 1])
-			fwd->flags |= SM_FWD_FAST;
+			fwd->flags = (fwd->flags | SM_FWD_FAST) & ~SM_FWD_HELD_TCP;
 		fast = fwd->flags & SM_FWD_FAST;
 		bpf_spin_unlock(&fwd->lock);
 		return fast;

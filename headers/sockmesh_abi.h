@@ -274,6 +274,15 @@ enum sm_fwd_flags {
 	SM_FWD_INGRESS = 1u << 1, /* target: ingress of splice_map[target] */
 	SM_FWD_SPLICE_FED = 1u << 2, /* R is fed by its splice peer (held: pair in[]) */
 	SM_FWD_STUCK = 1u << 3, /* target gone: held for good */
+	/* target: egress of splice_map[target], whose own splice delivers it
+	 * on (the downstream socket, to the app's); pair in[] of the app
+	 * counts it there
+	 */
+	SM_FWD_VIA_SPLICE = 1u << 4,
+	/* HELD and R's splice queue was a budget behind: R gets the held
+	 * bytes over TCP (the sender throttled by TCP) until the next FAST
+	 */
+	SM_FWD_HELD_TCP = 1u << 5,
 };
 
 struct sm_fwd {
@@ -284,6 +293,7 @@ struct sm_fwd {
 	__u64 partner_cookie; /* the other socket of the sidecar's pair */
 	__u64 held; /* bytes put into R's own queue (R fed by TCP) */
 	__u64 fast_bytes; /* bytes delivered to the target */
+	__u64 base_in; /* SM_FWD_VIA_SPLICE: target_pair in[target_side] at the switch */
 	__u32 flags; /* enum sm_fwd_flags */
 	__u32 scope_idx;
 	__u32 target_side; /* the target's index in its pair entry */
@@ -294,6 +304,13 @@ struct sm_fwd {
 	 */
 	struct bpf_spin_lock lock;
 	__u32 pad;
+};
+
+/* config_map value (one entry): load-time settings the programs have as
+ * constants, for the processes that open the instance later.
+ */
+struct sm_config {
+	__u64 splice_budget;
 };
 
 /* sm_fp_event (BPF_PROG_TYPE_SYSCALL) context: the library counts events
@@ -406,9 +423,10 @@ _Static_assert(sizeof(struct sm_pending) == 32, "sm_pending layout");
 _Static_assert(sizeof(struct sm_origdst) == 32, "sm_origdst layout");
 _Static_assert(sizeof(struct sm_sk_state) == 136, "sm_sk_state layout");
 _Static_assert(sizeof(struct sm_pair) == 48, "sm_pair layout");
-_Static_assert(sizeof(struct sm_fwd) == 200, "sm_fwd layout");
+_Static_assert(sizeof(struct sm_fwd) == 208, "sm_fwd layout");
 _Static_assert(sizeof(struct sm_fp_event) == 16, "sm_fp_event layout");
 _Static_assert(sizeof(struct sm_fp_flip) == 8, "sm_fp_flip layout");
+_Static_assert(sizeof(struct sm_config) == 8, "sm_config layout");
 _Static_assert(sizeof(struct sm_dns_state) == 32, "sm_dns_state layout");
 _Static_assert(sizeof(struct sm_pod_addr_key) == 20, "sm_pod_addr_key layout");
 _Static_assert(sizeof(struct sm_listener_key) == 16, "sm_listener_key layout");
@@ -456,6 +474,17 @@ SM_KEY_FN void sm_pod_addr_key_init(struct sm_pod_addr_key *k, __u32 family, con
 {
 	k->family = family;
 	sm_key_memcpy(k->addr, addr, 16);
+}
+
+/* The splice key of a connection's other end (same netns: a loopback pair). */
+SM_KEY_FN void sm_tuple_reverse(struct sm_tuple *dst, const struct sm_tuple *src)
+{
+	dst->netns = src->netns;
+	dst->family = src->family;
+	dst->local_port = src->remote_port;
+	dst->remote_port = src->local_port;
+	sm_key_memcpy(dst->local, src->remote, 16);
+	sm_key_memcpy(dst->remote, src->local, 16);
 }
 
 SM_KEY_FN struct sm_listener_key sm_listener_key_make(__u64 netns, __u32 family)

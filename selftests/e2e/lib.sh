@@ -291,13 +291,33 @@ e2e_haproxy_sessions() {
 	echo "$v"
 }
 
-# e2e_sidecar_start NAME CGROUP NETNS LISTEN...: the reference sidecar as uid
-# 1337 listening on each LISTEN (127.0.0.1:15001, [::1]:15001). Log
-# $TMP/NAME.log, stderr $TMP/NAME.err.
+# e2e_sidecar_start NAME CGROUP NETNS LISTEN... [--OPTION...]: the reference
+# sidecar as uid 1337 listening on each LISTEN (127.0.0.1:15001,
+# [::1]:15001); words from the first --OPTION on are passed to it as they
+# are. Log $TMP/NAME.log, stderr $TMP/NAME.err.
 e2e_sidecar_start() {
-	local name=$1 cg=$2 ns=$3 l args=() pid
+	local name=$1 cg=$2 ns=$3 l args=() pid listen=()
 	shift 3
-	for l in "$@"; do args+=(--listen "$l"); done
+	while [ $# -gt 0 ] && [[ $1 != --* ]]; do
+		listen+=("$1")
+		args+=(--listen "$1")
+		shift
+	done
+	args+=("$@")
+	set -- "${listen[@]}"
+	# --fast-path opens the sockmesh instance, pinned in the host's bpffs:
+	# `ip netns exec` remounts /sys, so enter only the network namespace
+	# (as a pod's sidecar sees a bpffs mounted into its container)
+	if [[ " ${args[*]} " == *" --fast-path "* ]]; then
+		pid=$(sm_bg_log "$TMP/$name.err" "$cg" - nsenter --net="/run/netns/$ns" "$SM_SIDECAR" \
+			"${args[@]}" --uid "$E2E_PROXY_UID" --gid "$E2E_PROXY_GID" --log "$TMP/$name.log" \
+			--pidfile "$TMP/$name.pidfile")
+		echo "$pid" >"$TMP/$name.pid"
+		for l in "$@"; do
+			sm_wait_port "$ns" "${l%:*}" "${l##*:}" || sm_die "sidecar $name: $(cat "$TMP/$name.err")"
+		done
+		return 0
+	fi
 	: >"$TMP/$name.log"
 	chown "$E2E_PROXY_UID:$E2E_PROXY_GID" "$TMP/$name.log"
 	pid=$(sm_bg_log "$TMP/$name.err" "$cg" "$ns" "$SM_SIDECAR" "${args[@]}" \

@@ -24,6 +24,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 
 SO_ORIGINAL_DST = 80
 TCP_INFO_LEN = 232
@@ -84,7 +85,14 @@ def cmd_send_server(args):
         data = f.read()
 
     def handle(conn, peer):
-        conn.sendall(data)
+        if args.delay:
+            time.sleep(args.delay)
+        if args.pace:
+            for off in range(0, len(data), 1 << 20):
+                conn.sendall(data[off:off + (1 << 20)])
+                time.sleep(args.pace)
+        else:
+            conn.sendall(data)
         conn.shutdown(socket.SHUT_WR)
         recv_all(conn)
         print(f"send peer={peer_str(peer)} bytes={len(data)}", flush=True)
@@ -115,6 +123,8 @@ def cmd_client(args):
     if args.print_local:
         print(f"local {peer_str(s.getsockname())} peer {peer_str(s.getpeername())}",
               file=sys.stderr, flush=True)
+    if args.delay:
+        time.sleep(args.delay)
     if args.send:
         with open(args.send, "rb") as f:
             while True:
@@ -182,6 +192,10 @@ def main():
     sp = sub.add_parser("send-server")
     addr_port(sp)
     sp.add_argument("file")
+    sp.add_argument("--delay", type=float, default=0.0,
+                    help="seconds to wait after accepting before sending")
+    sp.add_argument("--pace", type=float, default=0.0,
+                    help="seconds to wait after each MiB sent")
     sp.set_defaults(fn=cmd_send_server)
     sp = sub.add_parser("echo-id-server")
     addr_port(sp)
@@ -198,6 +212,8 @@ def main():
             sp.add_argument("--shut-wr", action="store_true")
             sp.add_argument("--out")
             sp.add_argument("--print-local", action="store_true")
+            sp.add_argument("--delay", type=float, default=0.0,
+                            help="seconds to wait after connecting before sending")
         if name == "hold":
             sp.add_argument("--count", type=int, default=1)
     args = p.parse_args()

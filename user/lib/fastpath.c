@@ -11,14 +11,17 @@
  * half-close once every byte before it was delivered.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_acked */
 
 #include <bpf/bpf.h>
 
@@ -50,8 +53,32 @@ struct sockmesh_fastpath {
 	struct sm_tuple app; /* the app's socket: splice key and pair key */
 	__u32 scope_idx;
 	struct fp_dir dir[2]; /* SOCKMESH_FP_UP: DOWN -> UP socket; _DOWN: UP -> DOWN */
-	__u64 fast_seen; /* fast_bytes of the upstream's entry, last looked at */
+	__u64 down_base; /* the app's pair in[0] once the switch was done */
+	__u64 relay_ahead; /* how far the pump may run ahead of the app's reads */
+	__u64 up_written0; /* bytes the upstream socket had taken at the switch */
+	__u64 up_counted; /* fast bytes app -> upstream already in the counters */
 };
+
+/* Bytes the socket has taken to send since it was made: acknowledged plus
+ * still queued (two calls: read until an ACK did not fall between them).
+ */
+static int tcp_written(int fd, __u64 *out)
+{
+	for (int i = 0; i < 100; i++) {
+		struct tcp_info a, b;
+		socklen_t la = sizeof(a), lb = sizeof(b);
+		int outq;
+
+		if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &a, &la) || ioctl(fd, SIOCOUTQ, &outq) ||
+		    getsockopt(fd, IPPROTO_TCP, TCP_INFO, &b, &lb))
+			return -errno;
+		if (a.tcpi_bytes_acked == b.tcpi_bytes_acked) {
+			*out = a.tcpi_bytes_acked + (__u64)outq;
+			return 0;
+		}
+	}
+	return -EAGAIN;
+}
 
 static int sock_cookie(int fd, __u64 *cookie)
 {
@@ -72,7 +99,7 @@ static int tcp_established(int fd, const char *which)
 		sm_set_err(0, "fast path: %s (fd %d) is not a TCP socket", which, fd);
 		return -ENOTSOCK;
 	}
-	if (ti.tcpi_state != TCP_ESTABLISHED) {
+	if (ti.tcpi_state != 1 /* TCP_ESTABLISHED */) {
 		sm_set_err(0, "fast path: %s (fd %d) is not an established connection", which, fd);
 		return -ENOTCONN;
 	}
@@ -88,6 +115,33 @@ static void fp_event(struct sockmesh *sm, __u32 idx, enum sm_stat stat, __u64 n)
 	LIBBPF_OPTS(bpf_test_run_opts, run, .ctx_in = &ev, .ctx_size_in = sizeof(ev));
 
 	bpf_prog_test_run_opts(sm->prog_fd[PROG_sm_fp_event], &run);
+}
+
+/* Bytes app -> upstream the kernel forwarded: what the upstream socket took
+ * since the switch, less what the pump wrote into it.
+ */
+static __u64 up_fast_bytes(const struct sockmesh_fastpath *fp)
+{
+	const struct fp_dir *x = &fp->dir[SOCKMESH_FP_UP];
+	__u64 w;
+
+	if (tcp_written(fp->fd[SK_UP], &w) || w < fp->up_written0)
+		return fp->up_counted;
+	w -= fp->up_written0;
+	if (x->shut && w)
+		w--; /* the FIN takes a sequence number */
+	return w > x->relayed - x->base ? w - (x->relayed - x->base) : 0;
+}
+
+/* Bring fastpath_bytes up to date for app -> upstream. */
+static void count_up(struct sockmesh_fastpath *fp)
+{
+	__u64 n = up_fast_bytes(fp);
+
+	if (n > fp->up_counted) {
+		fp_event(fp->sm, fp->scope_idx, SM_STAT_FASTPATH_BYTES, n - fp->up_counted);
+		fp->up_counted = n;
+	}
 }
 
 static void fp_forget(struct sockmesh *sm, const __u64 cookie[2])
@@ -187,7 +241,7 @@ static int drain_upstream(struct sockmesh_fastpath *fp)
 			err = app_unread(fp, &unread);
 			if (err)
 				return err;
-			if (unread + (__u64)n <= SM_MIN_SPLICE_BUDGET)
+			if (unread + (__u64)n <= fp->relay_ahead)
 				break;
 			if (waited >= 1000) {
 				sm_set_err(0, "fast path: the app is not reading; try again later");
@@ -264,6 +318,16 @@ int sockmesh__fastpath(struct sockmesh *sm, int down_fd, int up_fd,
 		err = -EOPNOTSUPP;
 		goto fail;
 	}
+	/* The pump writes into the downstream socket at most half the splice
+	 * budget ahead of the app, so that socket never leaves the splice.
+	 */
+	{
+		struct sm_config cfg = { .splice_budget = 2 * SM_MIN_SPLICE_BUDGET };
+		__u32 zero = 0;
+
+		bpf_map_lookup_elem(sm->map_fd[MAP_config_map], &zero, &cfg);
+		fp->relay_ahead = cfg.splice_budget / 2;
+	}
 	fp->app = st_down.peer;
 	fp->scope_idx = st_down.scope_idx;
 	if (bpf_map_lookup_elem(sm->map_fd[MAP_pair_map], &fp->app, &pair) ||
@@ -294,16 +358,30 @@ int sockmesh__fastpath(struct sockmesh *sm, int down_fd, int up_fd,
 	fwd_down.scope_idx = fp->scope_idx;
 	fp->dir[SOCKMESH_FP_UP].relayed = pair.read[1];
 	fp->dir[SOCKMESH_FP_UP].base = pair.read[1];
-	/* upstream -> app: the stream verdict on the upstream socket sends
-	 * into the app's socket.
+	/* upstream -> app: the stream verdict on the upstream socket sends out
+	 * of the downstream socket, whose splice puts it into the app's (so
+	 * the app's socket needs no room of its own: an skb redirected into
+	 * it would wait for its small receive buffer).
 	 */
-	fwd_up.target = fp->app;
+	if (bpf_map_lookup_elem(sm->map_fd[MAP_pair_map], &fp->app, &pair)) {
+		sm_set_err(0, "fast path: the connection of fd %d is closing", down_fd);
+		err = -ENOTCONN;
+		goto fail;
+	}
+	sm_tuple_reverse(&fwd_up.target, &fp->app);
 	fwd_up.target_pair = fp->app;
 	fwd_up.target_side = 0;
+	fwd_up.base_in = pair.in[0];
 	fwd_up.partner_cookie = fp->cookie[SK_DOWN];
-	fwd_up.flags = SM_FWD_INGRESS;
+	fwd_up.flags = SM_FWD_VIA_SPLICE;
 	fwd_up.scope_idx = fp->scope_idx;
+	fp->down_base = pair.in[0];
 
+	err = tcp_written(up_fd, &fp->up_written0);
+	if (err) {
+		sm_set_err(-err, "fast path: cannot read the upstream socket's counters");
+		goto fail;
+	}
 	if (bpf_map_update_elem(sm->map_fd[MAP_relay_map], &fp->cookie[SK_DOWN],
 				&fp->dir[SOCKMESH_FP_UP].relayed, BPF_ANY) ||
 	    bpf_map_update_elem(sm->map_fd[MAP_relay_map], &fp->cookie[SK_UP], &zero, BPF_ANY)) {
@@ -344,6 +422,15 @@ int sockmesh__fastpath(struct sockmesh *sm, int down_fd, int up_fd,
 		sm_set_err(-err, "fast path: cannot flush the upstream socket's queue");
 		goto undo;
 	}
+	/* The pump reads with read(2), so what it relays shows in the
+	 * process's I/O accounting (/proc/PID/io rchar) as any relay would.
+	 */
+	for (int i = 0; i < 2; i++) {
+		int fl = fcntl(fp->fd[i], F_GETFL);
+
+		if (fl >= 0 && !(fl & O_NONBLOCK))
+			fcntl(fp->fd[i], F_SETFL, fl | O_NONBLOCK);
+	}
 	fp_event(sm, fp->scope_idx, SM_STAT_FASTPATH_CONNS, 1);
 	*out = fp;
 	return 0;
@@ -352,19 +439,6 @@ undo:
 fail:
 	free(fp);
 	return err;
-}
-
-/* The app's socket has read everything the fast path and the pump gave it:
- * no redirected skb can still be on its way (the stream verdict's
- * redirects are delivered by a kernel worker), so a byte written into the
- * downstream socket now cannot overtake one.
- */
-static int app_caught_up(struct sockmesh_fastpath *fp)
-{
-	__u64 unread;
-	int err = app_unread(fp, &unread);
-
-	return err ?: unread == 0;
 }
 
 /* HELD -> FAST for the direction read from socket src, if nothing was put
@@ -379,30 +453,26 @@ static void fp_flip(struct sockmesh_fastpath *fp, int src)
 	bpf_prog_test_run_opts(fp->sm->prog_fd[PROG_sm_fp_flip], &run);
 }
 
-/* May the pump write n held bytes into the downstream socket (they go on
- * to the app's socket at once, through its splice)? Not while a byte the
- * kernel sent the app on the fast path may still be on its way: after any
- * fast-path bytes since the last look, only once the app has read
- * everything. Otherwise while the app is well within the budget, so the
- * downstream socket never leaves the splice.
+/* May the pump write into the downstream socket now? Not while a byte the
+ * kernel forwarded to it waits for the worker that sends it (the verdict's
+ * redirects are delivered later), or it would overtake that byte: every
+ * byte given to the downstream since the switch must have gone through
+ * its splice (the app's pair in[0]). And only while the app is well
+ * within the splice budget (n more bytes), so that socket never leaves the
+ * splice.
  */
 static int down_may_write(struct sockmesh_fastpath *fp, size_t n)
 {
+	const struct fp_dir *x = &fp->dir[SOCKMESH_FP_DOWN];
+	struct sm_pair pair;
 	struct sm_fwd f;
-	__u64 unread;
-	int err;
 
-	err = app_unread(fp, &unread);
-	if (err)
-		return err;
-	if (bpf_map_lookup_elem(fp->sm->map_fd[MAP_fwd_map], &fp->cookie[SK_UP], &f))
+	if (bpf_map_lookup_elem(fp->sm->map_fd[MAP_pair_map], &fp->app, &pair) ||
+	    bpf_map_lookup_elem(fp->sm->map_fd[MAP_fwd_map], &fp->cookie[SK_UP], &f))
 		return -ENOTCONN;
-	if (f.fast_bytes != fp->fast_seen) {
-		if (unread)
-			return 0;
-		fp->fast_seen = f.fast_bytes;
-	}
-	return unread + n <= SM_MIN_SPLICE_BUDGET;
+	if (pair.in[0] < fp->down_base + f.fast_bytes + x->relayed + x->off)
+		return 0;
+	return n == 0 || pair.in[0] - pair.read[0] + n <= fp->relay_ahead;
 }
 
 static int publish_relayed(struct sockmesh_fastpath *fp, int d)
@@ -435,6 +505,7 @@ static int pump_dir(struct sockmesh_fastpath *fp, int d, short ev[2], bool *late
 					return 0;
 				}
 			}
+			/* send: never SIGPIPE in the caller */
 			n = send(fp->fd[dst], x->buf + x->off, x->len - x->off,
 				 MSG_DONTWAIT | MSG_NOSIGNAL);
 			if (n < 0) {
@@ -458,7 +529,7 @@ static int pump_dir(struct sockmesh_fastpath *fp, int d, short ev[2], bool *late
 			if (x->shut)
 				return 0;
 			if (d == SOCKMESH_FP_DOWN) {
-				r = app_caught_up(fp);
+				r = down_may_write(fp, 0);
 				if (r < 0)
 					return r;
 				if (!r) {
@@ -471,7 +542,7 @@ static int pump_dir(struct sockmesh_fastpath *fp, int d, short ev[2], bool *late
 			x->shut = true;
 			return 0;
 		}
-		n = recv(fp->fd[src], x->buf, sizeof(x->buf), MSG_DONTWAIT);
+		n = read(fp->fd[src], x->buf, sizeof(x->buf));
 		if (n > 0) {
 			x->len = (size_t)n;
 			x->off = 0;
@@ -504,6 +575,7 @@ int sockmesh_fastpath__pump(struct sockmesh_fastpath *fp, struct sockmesh_fastpa
 		if (err)
 			return err;
 	}
+	count_up(fp);
 	if (w) {
 		w->down_events = ev[SK_DOWN];
 		w->up_events = ev[SK_UP];
@@ -535,6 +607,7 @@ int sockmesh_fastpath__info(const struct sockmesh_fastpath *fp, struct sockmesh_
 			info->fast[d] = f.flags & SM_FWD_FAST;
 		}
 	}
+	info->fast_bytes[SOCKMESH_FP_UP] = up_fast_bytes(fp);
 	return 0;
 }
 
@@ -542,6 +615,7 @@ void sockmesh_fastpath__free(struct sockmesh_fastpath *fp)
 {
 	if (!fp)
 		return;
+	count_up(fp);
 	fp_forget(fp->sm, fp->cookie);
 	free(fp);
 }

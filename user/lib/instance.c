@@ -342,6 +342,16 @@ static int create_pinned(struct sockmesh *sm, const struct sockmesh_open_opts *o
 		sm_set_err(-err, "cannot pin %s", p);
 		goto out_unpin;
 	}
+	{
+		struct sm_config cfg = { .splice_budget = skel->rodata->splice_budget };
+		__u32 zero = 0;
+
+		if (bpf_map_update_elem(bpf_map__fd(maps[MAP_config_map]), &zero, &cfg, BPF_ANY)) {
+			err = -errno;
+			sm_set_err(-err, "cannot write the instance's settings");
+			goto out_unpin;
+		}
+	}
 	ncpu = libbpf_num_possible_cpus();
 	zero = ncpu > 0 ? calloc((size_t)ncpu, sizeof(*zero)) : NULL;
 	if (!zero || bpf_map_update_elem(bpf_map__fd(maps[MAP_stats_map]), &idx, zero, BPF_ANY)) {

@@ -15,6 +15,11 @@
  * ring buffers, one per direction; a side is not read while its buffer
  * towards the other side is full, so a slow reader throttles a fast writer
  * through TCP flow control instead of through our memory.
+ *
+ * With --fast-path, once the upstream connect succeeded and nothing is
+ * buffered, each connection is handed to the kernel (sockmesh__fastpath):
+ * the bytes then go app <-> upstream without passing through this process;
+ * it only runs the library's pump on the sockets' events.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -112,6 +117,11 @@ struct side {
 
 struct conn {
 	struct side side[2];
+	struct sockmesh_fastpath *fp; /* handed to the kernel */
+	bool fp_tried;
+	bool fp_later; /* the pump asked to be run again shortly */
+	bool fp_tried_ok;
+	uint64_t fp_bytes[2]; /* after the switch, per sockmesh_fastpath_dir */
 	struct ring buf[2]; /* buf[i]: read from side i, owed to side !i */
 	uint64_t sent[2]; /* bytes delivered to side i */
 	bool connecting;
@@ -144,6 +154,8 @@ static struct {
 	const char *log_path;
 	const char *pid_path;
 	unsigned int max_conns;
+	bool fast_path;
+	const char *pin_dir;
 } cfg = {
 	.max_conns = DEFAULT_MAX_CONNS,
 };
@@ -172,6 +184,11 @@ static struct conn *dead_list;
 static struct conn **upstream_hash;
 static size_t upstream_hash_mask;
 static bool quit;
+/* --fast-path: the sockmesh instance, and how many connections wait for a
+ * timed pump run
+ */
+static struct sockmesh *smh;
+static unsigned int nlater;
 
 /* ---- logging ---------------------------------------------------------- */
 
@@ -475,8 +492,26 @@ static void conn_kill(struct conn *c, bool rst)
 
 	if (c->dead)
 		return;
-	log_line("close orig=%s up_bytes=%" PRIu64 " down_bytes=%" PRIu64,
-		 fmt_addr(&c->orig, obuf, sizeof(obuf)), c->sent[UPSTREAM], c->sent[CLIENT]);
+	if (c->fp) {
+		struct sockmesh_fastpath_info info = { .sz = sizeof(info) };
+
+		if (!sockmesh_fastpath__info(c->fp, &info))
+			for (i = 0; i < 2; i++)
+				c->fp_bytes[i] = info.fast_bytes[i] + info.relayed_bytes[i];
+		sockmesh_fastpath__free(c->fp);
+		c->fp = NULL;
+		if (c->fp_later)
+			nlater--;
+		c->fp_later = false;
+	}
+	/* bytes each way: what we copied plus, with the fast path, what the
+	 * kernel forwarded and the library's pump relayed after the switch
+	 */
+	log_line("close orig=%s up_bytes=%" PRIu64 " down_bytes=%" PRIu64 "%s",
+		 fmt_addr(&c->orig, obuf, sizeof(obuf)),
+		 c->sent[UPSTREAM] + c->fp_bytes[SOCKMESH_FP_UP],
+		 c->sent[CLIENT] + c->fp_bytes[SOCKMESH_FP_DOWN],
+		 c->fp_tried_ok ? " fast_path=1" : "");
 	for (i = 0; i < 2; i++) {
 		if (c->side[i].fd < 0)
 			continue;
@@ -593,12 +628,61 @@ static bool conn_done(const struct conn *c)
 	return true;
 }
 
+/* The library's pump runs the connection after the switch. */
+static void fast_pump(struct conn *c)
+{
+	struct sockmesh_fastpath_wait w;
+	int r = sockmesh_fastpath__pump(c->fp, &w);
+	bool later = r == 0 && w.timeout_ms >= 0;
+
+	if (later != c->fp_later) {
+		nlater += later ? 1 : -1;
+		c->fp_later = later;
+	}
+	if (r == 1)
+		conn_kill(c, false);
+	else if (r < 0)
+		conn_fail(c, "fast-path", -r);
+}
+
+/* Hand the connection to the kernel once the upstream is connected and we
+ * hold no bytes of it; a refusal leaves it with us, as before.
+ */
+static bool try_fast_path(struct conn *c)
+{
+	char obuf[ADDR_STRLEN];
+	int err;
+
+	if (!cfg.fast_path || c->fp_tried || c->connecting || c->buf[0].len || c->buf[1].len ||
+	    c->side[CLIENT].rd_eof || c->side[UPSTREAM].rd_eof)
+		return false;
+	c->fp_tried = true;
+	err = sockmesh__fastpath(smh, c->side[CLIENT].fd, c->side[UPSTREAM].fd, NULL, &c->fp);
+	if (err) {
+		log_line("fast-path-refused orig=%s err=%s (%s)",
+			 fmt_addr(&c->orig, obuf, sizeof(obuf)), strerror(-err), sockmesh_errmsg());
+		c->fp = NULL;
+		return false;
+	}
+	c->fp_tried_ok = true;
+	log_line("fast-path orig=%s", fmt_addr(&c->orig, obuf, sizeof(obuf)));
+	fast_pump(c);
+	return true;
+}
+
 static void conn_pump(struct conn *c)
 {
 	int round, i, err, bad;
 
+	if (c->fp) {
+		fast_pump(c);
+		return;
+	}
 	for (round = 0; round < PUMP_ROUNDS; round++) {
 		bool progress = false;
+
+		if (try_fast_path(c))
+			return;
 
 		for (i = 0; i < 2; i++) {
 			err = conn_flow(c, i, &progress, &bad);
@@ -873,7 +957,7 @@ static int event_loop(void)
 	int n, i;
 
 	while (!quit) {
-		n = epoll_wait(epfd, evs, MAX_EVENTS, ready_head ? 0 : -1);
+		n = epoll_wait(epfd, evs, MAX_EVENTS, ready_head ? 0 : nlater ? 1 : -1);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -895,6 +979,10 @@ static int event_loop(void)
 				break;
 			}
 		}
+		if (nlater)
+			for (struct conn *c = conns; c; c = c->next)
+				if (c->fp_later)
+					ready_enqueue(c);
 		run_ready_queue();
 		reap_dead();
 	}
@@ -1145,11 +1233,25 @@ static void cleanup(void)
 		close(epfd);
 	if (log_fd != STDERR_FILENO)
 		close(log_fd);
+	sockmesh__close(smh);
 }
 
 /* ---- command line ----------------------------------------------------- */
 
-enum { O_LISTEN, O_UID, O_GID, O_SOURCE, O_MARK, O_LOG, O_PIDFILE, O_MAX_CONNS, O_HELP, O_COUNT };
+enum {
+	O_LISTEN,
+	O_UID,
+	O_GID,
+	O_SOURCE,
+	O_MARK,
+	O_LOG,
+	O_PIDFILE,
+	O_MAX_CONNS,
+	O_FAST_PATH,
+	O_PIN_DIR,
+	O_HELP,
+	O_COUNT
+};
 
 /* Every option may be repeated (the last one counts; --listen and
  * --source collect theirs), as they always could.
@@ -1220,6 +1322,21 @@ static const struct smc_opt opt_table[O_COUNT] = {
 	  .max = MAX_MAX_CONNS,
 	  .flags = SMC_OPT_REPEAT,
 	  .help = "concurrent connections, more are reset (default 4096)" },
+	{ .id = O_FAST_PATH,
+	  .name = "fast-path",
+	  .short_opt = 'F',
+	  .type = SMC_OPT_FLAG,
+	  .flags = SMC_OPT_REPEAT,
+	  .help = "hand each connection to the kernel once its upstream\n"
+		  "is connected (sockmesh kernel fast path)" },
+	{ .id = O_PIN_DIR,
+	  .name = "pin-dir",
+	  .short_opt = 'P',
+	  .arg = "DIR",
+	  .type = SMC_OPT_STRING,
+	  .flags = SMC_OPT_REPEAT | SMC_OPT_NONEMPTY,
+	  .help = "sockmesh instance for --fast-path\n"
+		  "(default " SOCKMESH_DEFAULT_PIN_DIR ")" },
 	{ .id = O_HELP,
 	  .name = "help",
 	  .short_opt = 'h',
@@ -1345,6 +1462,10 @@ static void parse_args(int argc, char **argv)
 	cfg.log_path = smc_opts_str(&opts, O_LOG);
 	cfg.pid_path = smc_opts_str(&opts, O_PIDFILE);
 	cfg.max_conns = (unsigned int)smc_opts_u(&opts, O_MAX_CONNS, DEFAULT_MAX_CONNS);
+	cfg.fast_path = smc_opts_isset(&opts, O_FAST_PATH);
+	cfg.pin_dir = smc_opts_str(&opts, O_PIN_DIR);
+	if (cfg.pin_dir && !cfg.fast_path)
+		bad_usage("--pin-dir '%s' is only used with --fast-path", cfg.pin_dir);
 
 	if (!cfg.nlisten) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
@@ -1386,6 +1507,16 @@ int main(int argc, char **argv)
 	if (epoll_add(sigfd, EPOLLIN, &sigsrc))
 		die("epoll_ctl: %s", strerror(errno));
 	raise_nofile();
+	if (cfg.fast_path) {
+		/* opened before privileges go: its fds keep working after */
+		SOCKMESH_OPTS(sockmesh_open_opts, oo, .pin_dir = cfg.pin_dir);
+
+		smh = sockmesh__open(&oo);
+		if (!smh)
+			die("--fast-path: no sockmesh instance at '%s': %s",
+			    cfg.pin_dir ? cfg.pin_dir : SOCKMESH_DEFAULT_PIN_DIR,
+			    sockmesh_errmsg());
+	}
 	alloc_upstream_hash();
 	open_listeners();
 	write_pidfile();
