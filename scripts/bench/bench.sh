@@ -22,7 +22,8 @@ CLI_FROM_ENV=${SM_CLI:-}
 # shellcheck source=SCRIPTDIR/../lib/common.sh
 . "$SM_ROOT/scripts/lib/common.sh"
 
-ALL_MODES=(direct iptables capture sockmesh)
+ALL_MODES=(direct iptables capture sockmesh car-ipt car fastpath)
+DEFAULT_MODES=(direct iptables sockmesh car-ipt car fastpath)
 ALL_WORKLOADS=(latency iperf wrk)
 ARGV=("$@")
 
@@ -31,13 +32,18 @@ usage() {
 usage: scripts/bench/bench.sh [options]
 
 Benchmark sockmesh against no sidecar (direct) and an istio-style iptables
-REDIRECT sidecar, all through the same HAProxy, interleaved in rounds.
+REDIRECT sidecar, through the same sidecars (HAProxy, and sockmesh's
+reference sidecar), interleaved in rounds.
 
 modes      direct    client -> server over veth, no sidecar
            iptables  HAProxy sidecar, nat OUTPUT -> ISTIO_OUTPUT (uid 1337 RETURN,
                      127.0.0.1 RETURN, REDIRECT --to-ports 15001)
            capture   HAProxy sidecar, sockmesh enable --no-splice
            sockmesh  HAProxy sidecar, sockmesh enable (capture + splice)
+           car-ipt   sockmesh-sidecar, the same iptables rules
+           car       sockmesh-sidecar, sockmesh enable (capture + splice)
+           fastpath  sockmesh-sidecar --fast-path, sockmesh enable: the kernel
+                     forwards each connection after the sidecar accepted it
 workloads  latency   sockperf TCP ping-pong per size: p50, p99, p99.9 RTT
            iperf     iperf3, 1 and 4 streams
            wrk       nginx, keep-alive req/s and 'Connection: close' conn/s,
@@ -47,7 +53,7 @@ options
   -q, --quick            CI smoke test: 1 round, 2 s runs (about 2 minutes);
                          asserts nothing about speed
   -r, --rounds N         rounds (default 5, --quick 1)
-  -m, --modes LIST       comma list of modes (default: all four)
+  -m, --modes LIST       comma list of modes (default: all but capture)
   -w, --workloads LIST   comma list of workloads (default: all three)
   -o, --out DIR          results directory (default build/bench/<UTC timestamp>)
   -s, --sizes LIST       sockperf message sizes in bytes (default 64,1024,16384)
@@ -120,7 +126,7 @@ in_list() {
 
 QUICK=0
 ROUNDS=
-MODES=$(IFS=,; echo "${ALL_MODES[*]}")
+MODES=$(IFS=,; echo "${DEFAULT_MODES[*]}")
 WORKLOADS=$(IFS=,; echo "${ALL_WORKLOADS[*]}")
 OUT=
 SIZES=64,1024,16384
@@ -192,7 +198,12 @@ LAT_PIN=()
 IFS=, read -r -a MODE_LIST <<<"$MODES"
 IFS=, read -r -a SIZE_LIST <<<"$SIZES"
 has_wl() { [[ ,$WORKLOADS, == *",$1,"* ]]; }
-has_mode() { [[ ,$MODES, == *",$1,"* ]]; }
+
+# modes that load sockmesh, and those whose sidecar is sockmesh-sidecar
+sm_mode() { case $1 in capture | sockmesh | car | fastpath) return 0 ;; esac; return 1; }
+car_mode() { case $1 in car-ipt | car | fastpath) return 0 ;; esac; return 1; }
+any_sm_mode() { local m; for m in "${MODE_LIST[@]}"; do sm_mode "$m" && return 0; done; return 1; }
+any_car_mode() { local m; for m in "${MODE_LIST[@]}"; do car_mode "$m" && return 0; done; return 1; }
 
 tools=(haproxy nginx sockperf iperf3 wrk gnuplot python3 iptables ip ss timeout taskset bpftool)
 [ "$PROFILE" = 1 ] && tools+=(perf sysctl)
@@ -206,8 +217,12 @@ if [ "$DO_BUILD" = 1 ]; then
 	[ -f "$SM_BUILD/build.ninja" ] || meson setup "$SM_BUILD" "$SM_ROOT" >&2
 	ninja -C "$SM_BUILD" >&2
 fi
-if has_mode capture || has_mode sockmesh; then
+if any_sm_mode; then
 	[ -x "$SM_CLI" ] || sm_die "sockmesh CLI $SM_CLI not built (use --build, or --modes direct,iptables)"
+fi
+SM_SIDECAR=${SM_SIDECAR:-$SM_BUILD/user/sidecar/sockmesh-sidecar}
+if any_car_mode; then
+	[ -x "$SM_SIDECAR" ] || sm_die "sockmesh-sidecar $SM_SIDECAR not built (use --build)"
 fi
 
 OUT=${OUT:-$SM_BUILD/bench/$(date -u +%Y%m%dT%H%M%SZ)}
@@ -241,7 +256,7 @@ sm_veth "$NS_IPT" "$NS_SRV" 10.77.2.1/24 10.77.2.2/24
 PIN=$(sm_pindir pin)
 TMP=$(sm_tmpdir bench)
 CLI_ID=none
-if has_mode capture || has_mode sockmesh; then
+if any_sm_mode || any_car_mode; then
 	# One binary for the whole run (and its cleanup), even if the build
 	# directory is rebuilt meanwhile: pins and CLI must match.
 	# (the CLI finds libsockmesh at $ORIGIN/../lib, so the copy keeps
@@ -251,6 +266,11 @@ if has_mode capture || has_mode sockmesh; then
 	cp -L "$(dirname "$SM_CLI")/../lib/libsockmesh.so.0" "$TMP/lib/"
 	CLI_ID="$SM_CLI sha256:$(sha256sum "$SM_CLI" | cut -c1-12)"
 	SM_CLI=$TMP/cli/sockmesh
+	if any_car_mode; then
+		cp "$SM_SIDECAR" "$TMP/cli/sockmesh-sidecar"
+		SM_SIDECAR=$TMP/cli/sockmesh-sidecar
+		chmod 755 "$TMP" "$TMP/cli" "$TMP/lib"
+	fi
 fi
 GEN=0
 PY=(python3 "$BENCH_DIR/report.py")
@@ -318,8 +338,17 @@ cg_usage() { # CPU microseconds used in our two cgroups
 	awk '$1 == "usage_usec" { s += $2 } END { print s + 0 }' "$CG/cpu.stat" "$SRV_CG/cpu.stat"
 }
 
-# per mode-run state, set by mode_up
-M_NS='' M_SRV='' M_HAP_PID='' M_HAP_SOCK='' M_FAIL=''
+# per mode-run state, set by mode_up (M_HAP_PID: the sidecar's pid,
+# HAProxy or sockmesh-sidecar; M_CAR_LOG: the latter's connection log)
+M_NS='' M_SRV='' M_HAP_PID='' M_HAP_SOCK='' M_CAR_LOG='' M_CAR_PIDFILE='' M_FAIL=''
+
+# sidecar_rchar: bytes the running sockmesh-sidecar has read with read(2)
+# (/proc/PID/io): the fast path must leave the payload to the kernel
+sidecar_rchar() {
+	local pid
+	pid=$(cat "$M_CAR_PIDFILE" 2>/dev/null) || { echo null; return; }
+	awk '/^rchar:/ { print $2; f = 1 } END { if (!f) print "null" }' "/proc/$pid/io" 2>/dev/null || echo null
+}
 
 # our_progs: JSON list of the programs pinned in our pin dir (run counts and
 # run time), so another sockmesh instance on the machine is not counted
@@ -339,7 +368,7 @@ our_progs() {
 run_wl() {
 	local r=$1 mode=$2 wl=$3 tmo=$4
 	shift 4
-	local base="r$r-$mode-$wl" rc=0 c0 c1 g0 g1 t0 t1 sess=null stats=null perf_pid=''
+	local base="r$r-$mode-$wl" rc=0 c0 c1 g0 g1 t0 t1 sess=null stats=null perf_pid='' rch0=null rch1=null
 	if [ "$PROFILE" = 1 ] && [ -z "$M_FAIL" ]; then
 		our_progs >"$RAW/$base.progs0.json"
 		perf record -q -a -g -F "$PERF_HZ" -o "$RAW/$base.perf.data" >"$RAW/$base.perf.log" 2>&1 &
@@ -350,6 +379,7 @@ run_wl() {
 		printf '%s\n' "mode setup failed: $M_FAIL" >"$RAW/$base.log"
 		rc=125
 	else
+		[ -z "$M_CAR_PIDFILE" ] || rch0=$(sidecar_rchar)
 		read -r -a c0 < <(cpu_sample)
 		g0=$(cg_usage)
 		t0=$(date +%s%N)
@@ -357,6 +387,7 @@ run_wl() {
 		t1=$(date +%s%N)
 		g1=$(cg_usage)
 		read -r -a c1 < <(cpu_sample)
+		[ -z "$M_CAR_PIDFILE" ] || rch1=$(sidecar_rchar)
 	fi
 	if [ -n "$perf_pid" ]; then
 		kill -INT "$perf_pid" 2>/dev/null
@@ -370,13 +401,15 @@ run_wl() {
 	fi
 	if [ -n "$M_HAP_SOCK" ]; then
 		sess=$("${PY[@]}" haproxy-sessions "$M_HAP_SOCK" 2>"$RAW/$base.haproxy.err") || sess=null
+	elif [ -n "$M_CAR_LOG" ]; then
+		sess=$(grep -c '^accept ' "$M_CAR_LOG" || true)
 	fi
 	# TIME_WAIT sockets left in the client pod, by local address: short
 	# connections crowd the connect port range toward the server with them
 	ip netns exec "$M_NS" ss -Htan state time-wait 2>/dev/null |
 		awk '{ sub(/:[0-9]+$/, "", $3); n[$3]++ } END { for (a in n) printf "%s %d\n", a, n[a] }' \
 			>"$RAW/$base.timewait.txt" || true
-	if [ "$mode" = capture ] || [ "$mode" = sockmesh ]; then
+	if sm_mode "$mode"; then
 		if "$SM_CLI" -j --pin-dir "$PIN" stats --cgroup "$CG" >"$RAW/$base.stats.json" 2>"$RAW/$base.stats.err"; then
 			stats="\"$base.stats.json\""
 		fi
@@ -385,16 +418,16 @@ run_wl() {
 		printf '{"round":%d,"mode":"%s","workload":"%s","rc":%d,"log":"%s.log"}\n' \
 			"$r" "$mode" "$wl" "$rc" "$base" >>"$RUNS"
 	else
-		printf '{"round":%d,"mode":"%s","workload":"%s","rc":%d,"log":"%s.log","cpu_busy":%d,"cpu_total":%d,"cg_usec":%d,"ns":%d,"proxy_sessions":%s,"stats":%s}\n' \
+		printf '{"round":%d,"mode":"%s","workload":"%s","rc":%d,"log":"%s.log","cpu_busy":%d,"cpu_total":%d,"cg_usec":%d,"ns":%d,"proxy_sessions":%s,"stats":%s,"sidecar_rchar":[%s,%s]}\n' \
 			"$r" "$mode" "$wl" "$rc" "$base" "$((c1[0] - c0[0]))" "$((c1[1] - c0[1]))" \
-			"$((g1 - g0))" "$((t1 - t0))" "$sess" "$stats" >>"$RUNS"
+			"$((g1 - g0))" "$((t1 - t0))" "$sess" "$stats" "$rch0" "$rch1" >>"$RUNS"
 	fi
 	[ "$rc" = 0 ] || sm_log "  $wl: failed (rc $rc), see $RAW/$base.log"
 }
 
 mode_up() { # mode_up ROUND MODE
 	local r=$1 mode=$2 flags=()
-	M_NS=$NS_POD M_SRV=10.77.1.2 M_HAP_PID='' M_HAP_SOCK='' M_FAIL=''
+	M_NS=$NS_POD M_SRV=10.77.1.2 M_HAP_PID='' M_HAP_SOCK='' M_CAR_LOG='' M_CAR_PIDFILE='' M_FAIL=''
 	if cg_has_progs; then
 		M_FAIL="BPF programs are attached to $CG before the run, see r$r-$mode-cgroup.txt"
 		cg_progs >"$RAW/r$r-$mode-cgroup.txt" 2>&1
@@ -402,15 +435,19 @@ mode_up() { # mode_up ROUND MODE
 	fi
 	case $mode in
 	direct) return 0 ;;
-	iptables) M_NS=$NS_IPT M_SRV=10.77.2.2 ;;
+	iptables | car-ipt) M_NS=$NS_IPT M_SRV=10.77.2.2 ;;
 	capture) flags=(--no-splice) ;;
-	sockmesh) [ -z "$SPLICE_BUDGET" ] || flags=(--splice-budget "$SPLICE_BUDGET") ;;
+	sockmesh | car | fastpath) [ -z "$SPLICE_BUDGET" ] || flags=(--splice-budget "$SPLICE_BUDGET") ;;
 	esac
-	if [ "$mode" = capture ] || [ "$mode" = sockmesh ]; then
+	if sm_mode "$mode"; then
 		if ! "$SM_CLI" --pin-dir "$PIN" enable --cgroup "$CG" "${flags[@]}" >"$RAW/r$r-$mode-enable.log" 2>&1; then
 			M_FAIL="sockmesh enable failed, see r$r-$mode-enable.log"
 			return 0
 		fi
+	fi
+	if car_mode "$mode"; then
+		car_up "$r" "$mode"
+		return 0
 	fi
 	M_HAP_SOCK=$TMP/haproxy-r$r-$mode.sock
 	hap_conf "$TMP/haproxy-$mode.cfg" "$M_HAP_SOCK"
@@ -422,10 +459,36 @@ mode_up() { # mode_up ROUND MODE
 	for _ in $(seq 20); do [ -S "$M_HAP_SOCK" ] && break; sleep 0.1; done
 }
 
+# car_up ROUND MODE: sockmesh-sidecar as uid/gid 1337 on 127.0.0.1:15001.
+# With --fast-path it opens the sockmesh instance, pinned in this machine's
+# bpffs: `ip netns exec` remounts /sys, so it only enters the network
+# namespace (as a pod's sidecar sees a bpffs mounted into its container).
+car_up() {
+	local r=$1 mode=$2 args=()
+	M_CAR_LOG=$TMP/car-r$r-$mode.log
+	M_CAR_PIDFILE=$TMP/car-r$r-$mode.pid
+	: >"$M_CAR_LOG"
+	chown 1337:1337 "$M_CAR_LOG"
+	args=(--listen 127.0.0.1:15001 --uid 1337 --gid 1337 --log "$M_CAR_LOG" --pidfile "$M_CAR_PIDFILE")
+	if [ "$mode" = fastpath ]; then
+		args+=(--fast-path --pin-dir "$PIN")
+		M_HAP_PID=$(sm_bg_log "$RAW/r$r-$mode-sidecar.log" "$CG" - nsenter --net="/run/netns/$M_NS" \
+			"$SM_SIDECAR" "${args[@]}")
+	else
+		M_HAP_PID=$(sm_bg_log "$RAW/r$r-$mode-sidecar.log" "$CG" "$M_NS" "$SM_SIDECAR" "${args[@]}")
+	fi
+	if ! sm_wait_port "$M_NS" 127.0.0.1 15001 2>>"$RAW/r$r-$mode-sidecar.log"; then
+		M_FAIL="sockmesh-sidecar did not start, see r$r-$mode-sidecar.log"
+	fi
+	local _
+	for _ in $(seq 20); do [ -s "$M_CAR_PIDFILE" ] && break; sleep 0.1; done
+}
+
 mode_down() { # mode_down ROUND MODE
 	local r=$1 mode=$2
 	[ -n "$M_HAP_PID" ] && sm_stop "$M_HAP_PID"
-	if [ "$mode" = capture ] || [ "$mode" = sockmesh ]; then
+	[ -z "$M_CAR_LOG" ] || cp "$M_CAR_LOG" "$RAW/r$r-$mode-car.log" 2>/dev/null || true
+	if sm_mode "$mode"; then
 		local log=$RAW/r$r-$mode-teardown.log rc=0
 		"$SM_CLI" --pin-dir "$PIN" disable --all >"$log" 2>&1 || rc=$?
 		if cg_has_progs || [ -e "$PIN" ]; then
@@ -447,15 +510,18 @@ mode_down() { # mode_down ROUND MODE
 			sm_log "  sockmesh disable failed, see $log"
 		fi
 	fi
-	M_HAP_PID='' M_HAP_SOCK=''
+	M_HAP_PID='' M_HAP_SOCK='' M_CAR_LOG='' M_CAR_PIDFILE=''
 }
 
 cg_progs() { bpftool cgroup show "$CG"; }
 cg_has_progs() { [ -n "$(bpftool cgroup show "$CG" 2>/dev/null)" ]; }
 
-sidecar_cpus() { # sidecar_cpus CPULIST|none: set the running HAProxy's affinity
-	[ -n "$M_HAP_PID" ] && [ "$1" != none ] || return 0
-	taskset -a -p -c "$1" "$M_HAP_PID" >/dev/null 2>&1 || sm_log "  taskset $1 on haproxy failed"
+sidecar_cpus() { # sidecar_cpus CPULIST|none: set the running sidecar's affinity
+	local pid=$M_HAP_PID
+	[ -n "$pid" ] && [ "$1" != none ] || return 0
+	# sockmesh-sidecar: its own pid (sm_bg_log's is the shell before exec's end)
+	[ -z "$M_CAR_PIDFILE" ] || pid=$(cat "$M_CAR_PIDFILE" 2>/dev/null || echo "$pid")
+	taskset -a -p -c "$1" "$pid" >/dev/null 2>&1 || sm_log "  taskset $1 on the sidecar failed"
 }
 
 run_mode() { # run_mode ROUND MODE

@@ -24,22 +24,42 @@ import statistics
 import subprocess
 import sys
 
-MODES = ["direct", "iptables", "capture", "sockmesh"]
-PROXIED = {"iptables", "capture", "sockmesh"}
+MODES = ["direct", "iptables", "capture", "sockmesh", "car-ipt", "car", "fastpath"]
+PROXIED = {"iptables", "capture", "sockmesh", "car-ipt", "car", "fastpath"}
+SM_MODES = {"capture", "sockmesh", "car", "fastpath"}
 MODE_DOC = {
     "direct": "no sidecar",
     "iptables": "HAProxy + nat REDIRECT (ISTIO_OUTPUT-like)",
     "capture": "HAProxy + sockmesh --no-splice",
     "sockmesh": "HAProxy + sockmesh (capture + splice)",
+    "car-ipt": "sockmesh-sidecar + the same nat REDIRECT",
+    "car": "sockmesh-sidecar + sockmesh (capture + splice)",
+    "fastpath": "sockmesh-sidecar --fast-path + sockmesh: the kernel forwards each connection",
 }
-# (metric, target ratio sockmesh/iptables, "<=" or ">=")
+# the ratio columns of the report: (mode, reference), where both ran
+RATIOS = [("sockmesh", "iptables"), ("capture", "iptables"), ("car", "car-ipt"),
+          ("fastpath", "car-ipt"), ("fastpath", "direct"), ("sockmesh", "direct"),
+          ("car-ipt", "iptables")]
+# (mode, reference, metric, target ratio, "<=" or ">=")
 GOALS = [
-    ("lat64_p50", 0.75, "<="),
-    ("lat64_p99", 0.70, "<="),
-    ("iperf_1", 1.5, ">="),
-    ("wrk_close_cps", 1.15, ">="),
-    ("cpu_req_us", 0.8, "<="),
+    ("sockmesh", "iptables", "lat64_p50", 0.75, "<="),
+    ("sockmesh", "iptables", "lat64_p99", 0.70, "<="),
+    ("sockmesh", "iptables", "iperf_1", 1.5, ">="),
+    ("sockmesh", "iptables", "wrk_close_cps", 1.15, ">="),
+    ("sockmesh", "iptables", "cpu_req_us", 0.8, "<="),
+    # kernel fast path (issue 10): against no sidecar at all ...
+    ("fastpath", "direct", "lat64_p50", 1.10, "<="),
+    ("fastpath", "direct", "lat64_p99", 1.20, "<="),
+    ("fastpath", "direct", "iperf_1", 0.90, ">="),
+    ("fastpath", "direct", "wrk_ka_rps", 0.85, ">="),
+    ("fastpath", "direct", "wrk_close_cps", 0.70, ">="),
+    # ... and against iptables + the same sidecar
+    ("fastpath", "car-ipt", "lat64_p50", 0.5, "<="),
+    ("fastpath", "car-ipt", "lat64_p99", 0.5, "<="),
+    ("fastpath", "car-ipt", "iperf_1", 2.0, ">="),
 ]
+# a fast-path sidecar may read (rchar) at most this share of a bulk run's bytes
+FASTPATH_MAX_READ = 0.01
 SHORT = {
     "iperf_1": "iperf3 1 stream", "iperf_4": "iperf3 4 streams",
     "wrk_ka_rps": "keep-alive req/s", "wrk_close_cps": "close conn/s",
@@ -428,12 +448,28 @@ def analyse(raw):
         if mode in PROXIED:
             sess = run.get("proxy_sessions")
             if sess is None:
-                failures.append(f"{where}: HAProxy stats unreadable, path not verified")
+                failures.append(f"{where}: sidecar session count unreadable, path not verified")
             else:
                 if sess - last_sess.get(key, 0) <= 0:
-                    failures.append(f"{where}: no HAProxy session: traffic bypassed the sidecar")
+                    failures.append(f"{where}: no sidecar session: traffic bypassed the sidecar")
                 last_sess[key] = sess
-        if mode in ("capture", "sockmesh"):
+        if mode == "fastpath" and wl.startswith("iperf3-P"):
+            # a fast path that silently fell back is not fast: the sidecar
+            # must have read almost none of the bytes moved
+            rch = run.get("sidecar_rchar") or [None, None]
+            try:
+                moved = iperf_json(text)["end"]["sum_received"]["bytes"]
+            except (ValueError, KeyError):
+                moved = None
+            if None in rch or not moved:
+                failures.append(f"{where}: sidecar read count or bytes moved unreadable")
+            else:
+                share = (rch[1] - rch[0]) / moved
+                samples.setdefault(("fastpath", "sidecar_read_share"), []).append((rnd, share))
+                if share > FASTPATH_MAX_READ:
+                    failures.append(f"{where}: the sidecar read {share:.1%} of the {moved} B moved "
+                                    f"(more than {FASTPATH_MAX_READ:.0%}): not the fast path")
+        if mode in SM_MODES:
             if not run.get("stats"):
                 warnings.append(f"{where}: no `sockmesh -j stats` output")
             else:
@@ -448,8 +484,11 @@ def analyse(raw):
                     last_ctr[key] = c
                     if d.get("captured", 0) <= 0:
                         failures.append(f"{where}: sockmesh counted no captured connection")
-                    if mode == "sockmesh" and d.get("splice_msgs", 0) <= 0:
+                    if mode in ("sockmesh", "car") and d.get("splice_msgs", 0) <= 0:
                         failures.append(f"{where}: splice on, but splice_msgs did not grow")
+                    if mode == "fastpath" and d.get("fastpath_conns", 0) <= 0:
+                        failures.append(f"{where}: fastpath_conns did not grow: no connection was "
+                                        f"handed to the kernel")
                     if mode == "capture" and d.get("splice_msgs", 0) > 0:
                         failures.append(f"{where}: --no-splice, but {d['splice_msgs']} messages spliced")
                     if d.get("origdst_miss", 0) > 0:
@@ -500,7 +539,7 @@ def build(out, meta):
     for key, label, unit, better in defs:
         entry = {"key": key, "label": label, "unit": unit, "better": better,
                  "median": {}, "min": {}, "max": {}, "samples": {},
-                 "ratio_to_iptables": {}, "ratio_to_direct": {}}
+                 "ratio_to_iptables": {}, "ratio_to_direct": {}, "ratios": {}}
         for m in modes:
             vals = [v for _, v in sorted(samples.get((m, key), []))]
             med[(m, key)] = statistics.median(vals) if vals else None
@@ -511,6 +550,9 @@ def build(out, meta):
         for m in modes:
             entry["ratio_to_iptables"][m] = ratio(med[(m, key)], med.get(("iptables", key)))
             entry["ratio_to_direct"][m] = ratio(med[(m, key)], med.get(("direct", key)))
+        for m, ref in RATIOS:
+            if m in modes and ref in modes:
+                entry["ratios"][f"{m}/{ref}"] = ratio(med[(m, key)], med[(ref, key)])
         metrics.append(entry)
     # each (mode, round) must have produced every metric
     for m in modes:
@@ -520,13 +562,18 @@ def build(out, meta):
             failures.append(f"{m}: {len(short)} of {len(defs)} metrics have fewer samples than rounds "
                             f"(fewest: {min(short.values())} of {len(rounds)})")
     goals = []
-    for key, target, op in GOALS:
-        r = ratio(med.get(("sockmesh", key)), med.get(("iptables", key)))
+    for m, ref, key, target, op in GOALS:
+        if m not in modes or ref not in modes:
+            continue
+        r = ratio(med.get((m, key)), med.get((ref, key)))
         met = None if r is None else (r <= target if op == "<=" else r >= target)
-        goals.append({"metric": key, "target": f"{op} {target}x", "ratio": r, "met": met})
+        goals.append({"mode": m, "ref": ref, "metric": key, "target": f"{op} {target}x",
+                      "ratio": r, "met": met})
+    share = [v for _, v in samples.get(("fastpath", "sidecar_read_share"), [])]
     res = {"meta": meta, "modes": modes, "rounds": len(rounds), "metrics": metrics,
            "goals": goals, "failures": failures, "warnings": warnings, "ok": False,
-           "profile": profile(raw, runs)}
+           "profile": profile(raw, runs),
+           "fastpath_sidecar_read_share_max": max(share) if share else None}
     plot_err = plot(out, res)
     if plot_err:
         failures.append(plot_err)
@@ -559,18 +606,28 @@ def markdown(res):
     if meta.get("splice_budget", "default") != "default":
         L.append(f"- sockmesh mode loaded with `--splice-budget {meta['splice_budget']}` (default 8MiB)")
     L.append("")
-    vs_ipt = [m for m in modes if m != "iptables"] if "iptables" in modes else []
-    vs_dir = [m for m in modes if m != "direct"] if "direct" in modes else []
-    head = ["metric", "unit"] + modes + [f"{m}/ipt" for m in vs_ipt] + [f"{m}/direct" for m in vs_dir]
+    head = ["metric", "unit"] + modes
     L.append("| " + " | ".join(head) + " |")
     L.append("|" + "|".join(["---", "---"] + ["--:"] * (len(head) - 2)) + "|")
     for e in metrics:
         row = [e["label"] + (" ↓" if e["better"] == "lower" else " ↑"), e["unit"]]
         row += [fmt(e["median"][m]) for m in modes]
-        row += [fmt_ratio(e["ratio_to_iptables"][m]) for m in vs_ipt]
-        row += [fmt_ratio(e["ratio_to_direct"][m]) for m in vs_dir]
         L.append("| " + " | ".join(row) + " |")
     L.append("")
+    pairs = [f"{m}/{ref}" for m, ref in RATIOS if m in modes and ref in modes]
+    if pairs:
+        L.append("Ratios of the medians:")
+        L.append("")
+        L.append("| metric | " + " | ".join(pairs) + " |")
+        L.append("|---|" + "|".join(["--:"] * len(pairs)) + "|")
+        for e in metrics:
+            L.append(f"| {e['label']} | " + " | ".join(fmt_ratio(e["ratios"].get(p)) for p in pairs) + " |")
+        L.append("")
+    if res.get("fastpath_sidecar_read_share_max") is not None:
+        L.append(f"In fastpath mode the sidecar process read (/proc/PID/io rchar) at most "
+                 f"{res['fastpath_sidecar_read_share_max']:.3%} of the bytes each iperf3 run moved "
+                 f"(checked in every run: more than {FASTPATH_MAX_READ:.0%} fails the benchmark).")
+        L.append("")
     L.append("↓ lower is better, ↑ higher is better. RTT = sockperf `--full-rtt` round trip. "
              "CPU = user+nice+system+irq+softirq of the whole machine from /proc/stat over the wrk run, "
              "divided by the requests (connections) it completed; the cgroup row counts only the "
@@ -578,14 +635,14 @@ def markdown(res):
     L.append("")
     if any(g["ratio"] is not None for g in res["goals"]):
         names = {d[0]: d[1] for d in metric_defs([64])}
-        L.append("Goals (sockmesh / iptables):")
+        L.append("Goals:")
         L.append("")
-        L.append("| metric | goal | measured | met |")
-        L.append("|---|--:|--:|:-:|")
+        L.append("| ratio | metric | goal | measured | met |")
+        L.append("|---|---|--:|--:|:-:|")
         for g in res["goals"]:
             met = "–" if g["met"] is None else ("yes" if g["met"] else "**no**")
-            L.append(f"| {names.get(g['metric'], g['metric'])} | {g['target']} | "
-                     f"{fmt_ratio(g['ratio'])} | {met} |")
+            L.append(f"| {g['mode']} / {g['ref']} | {names.get(g['metric'], g['metric'])} | "
+                     f"{g['target']} | {fmt_ratio(g['ratio'])} | {met} |")
         L.append("")
     if res["failures"]:
         L.append("Failures (these runs are missing or not trustworthy):")
@@ -593,10 +650,12 @@ def markdown(res):
         L += [f"- {x}" for x in res["failures"]]
         L.append("")
     else:
-        L.append("Checks: every run finished and produced its numbers; in every proxied run HAProxy's "
-                 "session count grew (traffic went through the sidecar)"
-                 + ("; sockmesh counted captures in every capture/sockmesh run, spliced messages "
-                    "only with splice on." if {"capture", "sockmesh"} & set(modes) else "."))
+        L.append("Checks: every run finished and produced its numbers; in every proxied run the "
+                 "sidecar's session count grew (traffic went through the sidecar)"
+                 + ("; sockmesh counted captures in every run of a sockmesh mode, spliced messages "
+                    "only with splice on" if SM_MODES & set(modes) else "")
+                 + ("; in fastpath mode connections were handed to the kernel and the sidecar read "
+                    "almost none of the bulk bytes" if "fastpath" in modes else "") + ".")
         L.append("")
     if res["warnings"]:
         L.append("Warnings:")
@@ -610,7 +669,12 @@ def markdown(res):
 
 def plot(out, res):
     modes, metrics = res["modes"], res["metrics"]
-    ref = "iptables" if "iptables" in modes else ("direct" if "direct" in modes else None)
+    # against no sidecar when the fast path ran (how close each mode gets to
+    # it), else against iptables
+    if "direct" in modes and ("fastpath" in modes or "iptables" not in modes):
+        ref = "direct"
+    else:
+        ref = "iptables" if "iptables" in modes else None
     gp = shutil.which("gnuplot")
     if not gp:
         return "gnuplot not found: no plot.png"
@@ -620,7 +684,8 @@ def plot(out, res):
     else:
         shown = [m for m in modes if m != ref]
     rkey = f"ratio_to_{ref}" if ref else None
-    colors = {"direct": "#7f7f7f", "iptables": "#d62728", "capture": "#ff7f0e", "sockmesh": "#1f77b4"}
+    colors = {"direct": "#7f7f7f", "iptables": "#d62728", "capture": "#ff7f0e", "sockmesh": "#1f77b4",
+              "car-ipt": "#e377c2", "car": "#17becf", "fastpath": "#2ca02c"}
     panels = []
     for better, title in (("lower", "latency and CPU (lower is better)"),
                           ("higher", "throughput (higher is better)")):

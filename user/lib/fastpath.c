@@ -336,6 +336,21 @@ int sockmesh__fastpath(struct sockmesh *sm, int down_fd, int up_fd,
 		err = -ENOTCONN;
 		goto fail;
 	}
+	/* The fast path needs the read accounting (how far the app is
+	 * behind): hold its link, so it stays attached for this process's
+	 * connections even if the instance is removed meanwhile.
+	 */
+	if (sm->acct_link_fd < 0) {
+		char p[PATH_MAX];
+
+		sm_pin_path(sm, p, sizeof(p), "%s", SM_READ_ACCT_LINK);
+		sm->acct_link_fd = bpf_obj_get(p);
+		if (sm->acct_link_fd < 0) {
+			err = errno == ENOENT ? -EOPNOTSUPP : -errno;
+			sm_set_err(-err, "fast path: no read accounting at '%s'", p);
+			goto fail;
+		}
+	}
 	fp_gc(sm);
 	/* Empty the upstream's receive queue first: the stream verdict gets
 	 * whole skbs, so an skb the sidecar had read part of would be

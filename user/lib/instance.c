@@ -7,7 +7,7 @@
  *                              more cgroups without loading a second copy)
  *   link_<cgroup id>_<hook>    one bpf_link per hook and attach cgroup
  *   link_netns_<cookie>        the sk_lookup link of an enrolled pod
- *   link_global_read_acct      the read accounting (fexit/sk_msg_recvmsg)
+ *   link_global_read_acct      the read accounting (sock_recv_length tracepoint or fexit)
  * The sk_msg program is attached to map_splice_map and the stream verdict
  * to map_fp_map (bpf_prog_attach; libbpf 1.1 has no sockmap bpf_link); each
  * lives as long as its map.
@@ -117,6 +117,7 @@ static void handle_init(struct sockmesh *sm)
 		sm->map_fd[i] = -1;
 	for (int i = 0; i < PROG_COUNT; i++)
 		sm->prog_fd[i] = -1;
+	sm->acct_link_fd = -1;
 }
 
 void sm_handle_close_fds(struct sockmesh *sm)
@@ -127,6 +128,8 @@ void sm_handle_close_fds(struct sockmesh *sm)
 	for (int i = 0; i < PROG_COUNT; i++)
 		if (sm->prog_fd[i] >= 0)
 			close(sm->prog_fd[i]);
+	if (sm->acct_link_fd >= 0)
+		close(sm->acct_link_fd);
 	handle_init(sm);
 }
 

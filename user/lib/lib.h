@@ -61,6 +61,11 @@ struct sockmesh {
 	__u32 max_scopes;
 	__u32 scope_map_id; /* which instance this handle opened (see handle_current) */
 	bool destroyed;
+	/* the read accounting's link, held by a handle that uses the fast
+	 * path: it stays attached while such a process runs, also after the
+	 * instance was removed (fastpath.c)
+	 */
+	int acct_link_fd;
 };
 
 /* <pin_dir>/<printf name> into buf; -ENAMETOOLONG if it does not fit. */
