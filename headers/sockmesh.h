@@ -445,6 +445,12 @@ SOCKMESH_API int sockmesh_original_dst(int fd, struct sockaddr *addr, socklen_t 
  */
 struct sockmesh_fastpath;
 
+/* Open what the fast path needs (the read accounting's link, whose pin only
+ * root may open) and keep it with sm: call it once before the process drops
+ * privileges; sockmesh__fastpath() calls it too. 0 or a negative errno.
+ */
+SOCKMESH_API int sockmesh__fastpath_init(struct sockmesh *sm);
+
 struct sockmesh_fastpath_opts {
 	size_t sz;
 	size_t : 0;

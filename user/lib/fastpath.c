@@ -258,6 +258,33 @@ static int drain_upstream(struct sockmesh_fastpath *fp)
 	}
 }
 
+/* The fast path needs the read accounting (how far the app is behind):
+ * hold its link, so it stays attached for this process's connections even
+ * if the instance is removed meanwhile. Its pin is root's: a sidecar calls
+ * this before it drops privileges.
+ */
+int sockmesh__fastpath_init(struct sockmesh *sm)
+{
+	char p[PATH_MAX];
+	int err;
+
+	if (!sm || sm->destroyed)
+		return -EINVAL;
+	if (sm->acct_link_fd >= 0)
+		return 0;
+	sm_pin_path(sm, p, sizeof(p), "%s", SM_READ_ACCT_LINK);
+	sm->acct_link_fd = bpf_obj_get(p);
+	if (sm->acct_link_fd < 0) {
+		err = errno == ENOENT ? -EOPNOTSUPP : -errno;
+		sm_set_err(-err, "fast path: cannot open the read accounting's link '%s'%s", p,
+			   err == -EACCES ?
+				   " (call sockmesh__fastpath_init() before dropping privileges)" :
+				   "");
+		return err;
+	}
+	return 0;
+}
+
 int sockmesh__fastpath(struct sockmesh *sm, int down_fd, int up_fd,
 		       const struct sockmesh_fastpath_opts *opts, struct sockmesh_fastpath **out)
 {
@@ -336,21 +363,9 @@ int sockmesh__fastpath(struct sockmesh *sm, int down_fd, int up_fd,
 		err = -ENOTCONN;
 		goto fail;
 	}
-	/* The fast path needs the read accounting (how far the app is
-	 * behind): hold its link, so it stays attached for this process's
-	 * connections even if the instance is removed meanwhile.
-	 */
-	if (sm->acct_link_fd < 0) {
-		char p[PATH_MAX];
-
-		sm_pin_path(sm, p, sizeof(p), "%s", SM_READ_ACCT_LINK);
-		sm->acct_link_fd = bpf_obj_get(p);
-		if (sm->acct_link_fd < 0) {
-			err = errno == ENOENT ? -EOPNOTSUPP : -errno;
-			sm_set_err(-err, "fast path: no read accounting at '%s'", p);
-			goto fail;
-		}
-	}
+	err = sockmesh__fastpath_init(sm);
+	if (err)
+		goto fail;
 	fp_gc(sm);
 	/* Empty the upstream's receive queue first: the stream verdict gets
 	 * whole skbs, so an skb the sidecar had read part of would be
@@ -482,9 +497,13 @@ static int down_may_write(struct sockmesh_fastpath *fp, size_t n)
 	struct sm_pair pair;
 	struct sm_fwd f;
 
+	/* The app's socket closed (its pair entry goes with it): no byte can
+	 * overtake another on the way to it any more; what the pump writes
+	 * now fails as it would for any proxy writing to a closed peer.
+	 */
 	if (bpf_map_lookup_elem(fp->sm->map_fd[MAP_pair_map], &fp->app, &pair) ||
 	    bpf_map_lookup_elem(fp->sm->map_fd[MAP_fwd_map], &fp->cookie[SK_UP], &f))
-		return -ENOTCONN;
+		return 1;
 	if (pair.in[0] < fp->down_base + f.fast_bytes + x->relayed + x->off)
 		return 0;
 	return n == 0 || pair.in[0] - pair.read[0] + n <= fp->relay_ahead;

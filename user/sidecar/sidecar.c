@@ -1512,7 +1512,7 @@ int main(int argc, char **argv)
 		SOCKMESH_OPTS(sockmesh_open_opts, oo, .pin_dir = cfg.pin_dir);
 
 		smh = sockmesh__open(&oo);
-		if (!smh)
+		if (!smh || sockmesh__fastpath_init(smh))
 			die("--fast-path: no sockmesh instance at '%s': %s",
 			    cfg.pin_dir ? cfg.pin_dir : SOCKMESH_DEFAULT_PIN_DIR,
 			    sockmesh_errmsg());
