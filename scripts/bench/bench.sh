@@ -72,7 +72,10 @@ options
                          last CPU); 'none' lets the scheduler spread them (then
                          cross-CPU wake-ups of an idle VM dominate the RTT)
       --build            run meson setup (if needed) + ninja -C build first
-      --publish          also write the results into docs/benchmarks.md
+      --publish          also write the results into docs/benchmarks.md and the plot
+                         next to it (docs/bench-plot.png); with --latency-cpu
+                         set to a CPU, into its "pinned" section instead
+                         (docs/bench-plot-pinned.png)
       --profile          also profile every run: per-program BPF run time
                          (kernel.bpf_stats_enabled, on for the run only) and a
                          whole-machine perf profile grouped by where the time
@@ -570,7 +573,12 @@ CMDLINE="scripts/bench/bench.sh"
 [ -n "$CLI_FROM_ENV" ] && CMDLINE="SM_CLI=$(printf '%q' "$CLI_FROM_ENV") $CMDLINE"
 [ ${#ARGV[@]} -gt 0 ] && CMDLINE+=$(printf ' %q' "${ARGV[@]}")
 publish=()
-[ "$PUBLISH" = 1 ] && publish=(--publish "$SM_ROOT/docs/benchmarks.md")
+if [ "$PUBLISH" = 1 ]; then
+	publish=(--publish "$SM_ROOT/docs/benchmarks.md")
+	# the default scheduler (how pods run) is the main section; a run with
+	# the latency tools pinned to one CPU goes into its own
+	[ "$LAT_CPU" = none ] || [ "$PROFILE" = 1 ] || publish+=(--publish-tag pinned)
+fi
 rc=0
 "${PY[@]}" report --out "$OUT" "${publish[@]}" \
 	--meta "command=$CMDLINE" \

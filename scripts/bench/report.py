@@ -757,6 +757,7 @@ def main():
     r = sub.add_parser("report")
     r.add_argument("--out", required=True)
     r.add_argument("--publish")
+    r.add_argument("--publish-tag", default="")
     r.add_argument("--meta", action="append", default=[])
     h = sub.add_parser("haproxy-sessions")
     h.add_argument("socket")
@@ -783,7 +784,15 @@ def main():
         if meta.get("profile") == "1":
             publish(a.publish, body, PROF_BEGIN, PROF_END)
         else:
-            publish(a.publish, body)
+            # the plot goes next to the page, so a reader sees it without
+            # running anything
+            tag = f"-{a.publish_tag}" if a.publish_tag else ""
+            png = os.path.join(a.out, "plot.png")
+            if os.path.exists(png):
+                name = f"bench-plot{tag}.png"
+                shutil.copyfile(png, os.path.join(os.path.dirname(os.path.abspath(a.publish)), name))
+                body += f"\n![the medians as ratios, this run]({name})\n"
+            publish(a.publish, body, f"<!-- bench-results{tag}:begin -->", f"<!-- bench-results{tag}:end -->")
     return 0 if ok else 1
 
 

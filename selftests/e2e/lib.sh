@@ -328,6 +328,17 @@ e2e_sidecar_start() {
 	done
 }
 
+# e2e_half_close_reply UPLOAD: UPLOAD FILE sends FILE from the app,
+# half-closes and prints the hash server's reply; that server answers only
+# after it read EOF, so the FIN had to cross every leg
+e2e_half_close_reply() {
+	local reply
+	printf 'ping' >"$TMP/ping"
+	reply=$("$1" "$TMP/ping")
+	assert_eq "$reply" "$(sha256sum "$TMP/ping" | cut -d' ' -f1) 4" "reply after half-close"
+	assert_match "$(tail -n 1 "$TMP/hash.log")" "^hash peer=$E2E_POD4:[0-9]+ bytes=4\$" "server read 4 bytes then EOF"
+}
+
 # ------------------------------------------------------------------ sockmesh
 
 # sm_cli ARGS...: the sockmesh CLI with the test's pin dir (bounded: a hung

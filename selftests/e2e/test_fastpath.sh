@@ -90,14 +90,6 @@ sidecar_log_shows_the_switch() {
 	assert_eq "$(grep -c '^fast-path-refused' "$TMP/car.log" || true)" 0 "switches refused"
 }
 
-half_close_then_read_reply() {
-	local reply
-	printf 'ping' >"$TMP/ping"
-	reply=$(upload "$TMP/ping")
-	assert_eq "$reply" "$(sha_of "$TMP/ping") 4" "reply after half-close"
-	assert_match "$(tail -n 1 "$TMP/hash.log")" "^hash peer=$E2E_POD4:[0-9]+ bytes=4\$" "server read 4 bytes then EOF"
-}
-
 # The sidecar dies (-9) while a download runs on the fast path: its sockets
 # close with it; the app sees EOF or a reset within seconds, never hangs.
 sidecar_killed_mid_transfer() {
@@ -126,7 +118,7 @@ for i in "${!SIZES[@]}"; do
 	e2e_subtest "upload_${SIZES[$i]}B_arrives_intact" upload_arrives_intact "${SIZES[$i]}"
 	e2e_subtest "download_${SIZES[$i]}B_arrives_intact" download_arrives_intact "${SIZES[$i]}" "$i"
 done
-e2e_subtest half_close_then_read_reply half_close_then_read_reply
+e2e_subtest half_close_then_read_reply e2e_half_close_reply upload
 e2e_subtest sidecar_log_shows_the_switch sidecar_log_shows_the_switch
 e2e_subtest sidecar_killed_mid_transfer sidecar_killed_mid_transfer
 e2e_finish

@@ -71,16 +71,6 @@ download_arrives_intact() {
 	assert_one_proxied_conn "$s0" "$s1" "download of $size B"
 }
 
-half_close_then_read_reply() {
-	local reply
-	printf 'ping' >"$TMP/ping"
-	# client: send 4 bytes, shutdown(SHUT_WR), read to EOF; the server only
-	# answers after it has read EOF, so the FIN had to cross both legs
-	reply=$(upload "$TMP/ping")
-	assert_eq "$reply" "$(sha_of "$TMP/ping") 4" "reply after half-close"
-	assert_match "$(tail -n 1 "$TMP/hash.log")" "^hash peer=$E2E_POD4:[0-9]+ bytes=4\$" "server read 4 bytes then EOF"
-}
-
 no_splice_policy_still_delivers() {
 	local f="$TMP/data.1048576" s0 s1 reply
 	sm_cli enable --cgroup "$CG" --no-splice
@@ -98,6 +88,6 @@ for i in "${!SIZES[@]}"; do
 	e2e_subtest "upload_${SIZES[$i]}B_arrives_intact" upload_arrives_intact "${SIZES[$i]}"
 	e2e_subtest "download_${SIZES[$i]}B_arrives_intact" download_arrives_intact "${SIZES[$i]}" "$i"
 done
-e2e_subtest half_close_then_read_reply half_close_then_read_reply
+e2e_subtest half_close_then_read_reply e2e_half_close_reply upload
 e2e_subtest no_splice_policy_still_delivers no_splice_policy_still_delivers
 e2e_finish

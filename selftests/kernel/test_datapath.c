@@ -367,6 +367,17 @@ static int wait_map_empty(const char *map, int ms)
 	return -1;
 }
 
+/* The proxy's listener, an app's captured connection to it and the
+ * proxy's accepted end.
+ */
+static bool captured_conn(int *lfd, int *cfd, int *afd)
+{
+	*lfd = listener(AF_INET, "127.0.0.1", 15001);
+	*cfd = connect_to(AF_INET, "10.88.0.2", 80, 0, 0);
+	*afd = *lfd >= 0 ? accept_within(*lfd, 2000) : -1;
+	return *lfd >= 0 && *cfd >= 0 && *afd >= 0;
+}
+
 /* ---- tests --------------------------------------------------------------- */
 
 static void check_origdst(int family, const char *dst, int port, const char *proxy_addr,
@@ -484,14 +495,29 @@ static ssize_t read_retry(int fd, void *buf, size_t len)
 }
 
 /* Read exactly size bytes and compare with the pattern: 0 if identical. */
-static long read_check(int fd, size_t size, unsigned int seed)
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Read size pattern bytes: 0 if identical, else the 1-based offset of the
+ * first byte that differs, -1 on a short read. At most rate bytes/s if
+ * rate > 0; *progress (if given) follows the bytes read.
+ */
+static long read_pattern(int fd, size_t size, unsigned int seed, double rate,
+			 volatile size_t *progress)
 {
 	unsigned char buf[65536];
+	double t0 = now_s();
 	size_t off = 0;
 
 	while (off < size) {
 		ssize_t r =
 			read_retry(fd, buf, sizeof(buf) < size - off ? sizeof(buf) : size - off);
+		double ahead;
 
 		if (r <= 0)
 			return -1;
@@ -499,8 +525,18 @@ static long read_check(int fd, size_t size, unsigned int seed)
 			if (buf[i] != pattern(off + (size_t)i, seed))
 				return (long)(off + (size_t)i) + 1;
 		off += (size_t)r;
+		if (progress)
+			*progress = off;
+		ahead = rate > 0 ? (double)off / rate - (now_s() - t0) : 0;
+		if (ahead > 0)
+			usleep((useconds_t)(ahead * 1e6));
 	}
 	return 0;
+}
+
+static long read_check(int fd, size_t size, unsigned int seed)
+{
+	return read_pattern(fd, size, seed, 0, NULL);
 }
 
 /* Both ways at once, each reader keeping up (its writer stays at most
@@ -545,22 +581,7 @@ static void *paced_writer(void *arg)
 /* read_check for a paced writer: publishes its progress. */
 static long paced_read(int fd, struct paced *p)
 {
-	unsigned char buf[65536];
-	size_t off = 0;
-
-	while (off < p->x.size) {
-		ssize_t r = read_retry(
-			fd, buf, sizeof(buf) < p->x.size - off ? sizeof(buf) : p->x.size - off);
-
-		if (r <= 0)
-			return -1;
-		for (ssize_t i = 0; i < r; i++)
-			if (buf[i] != pattern(off + (size_t)i, p->x.seed))
-				return (long)(off + (size_t)i) + 1;
-		off += (size_t)r;
-		p->read = off;
-	}
-	return 0;
+	return read_pattern(fd, p->x.size, p->x.seed, 0, &p->read);
 }
 
 static void *paced_reader(void *arg)
@@ -630,10 +651,7 @@ static void test_splice_budget(void)
 	ASSERT_TRUE(sm_open(), "open");
 	ASSERT_TRUE(ns_new() >= 0, "netns");
 	ASSERT_EQ(enroll_cgroup(NULL), 0, "enroll");
-	lfd = listener(AF_INET, "127.0.0.1", 15001);
-	cfd = connect_to(AF_INET, "10.88.0.2", 80, 0, 0);
-	afd = accept_within(lfd, 2000);
-	ASSERT_TRUE(lfd >= 0 && cfd >= 0 && afd >= 0, "connection");
+	ASSERT_TRUE(captured_conn(&lfd, &cfd, &afd), "connection");
 	up.fd = cfd;
 	pthread_create(&t, NULL, writer, &up);
 	usleep(300000); /* the reader sleeps: the writer runs ahead */
@@ -699,37 +717,10 @@ static void *sample_mem(void *arg)
 	return NULL;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Read size bytes at no more than rate bytes/s, checking the pattern. */
 static long read_check_paced(int fd, size_t size, unsigned int seed, double rate)
 {
-	unsigned char buf[65536];
-	double t0 = now_s();
-	size_t off = 0;
-
-	while (off < size) {
-		ssize_t r =
-			read_retry(fd, buf, sizeof(buf) < size - off ? sizeof(buf) : size - off);
-		double ahead;
-
-		if (r <= 0)
-			return -1;
-		for (ssize_t i = 0; i < r; i++)
-			if (buf[i] != pattern(off + (size_t)i, seed))
-				return (long)(off + (size_t)i) + 1;
-		off += (size_t)r;
-		ahead = (double)off / rate - (now_s() - t0);
-		if (ahead > 0)
-			usleep((useconds_t)(ahead * 1e6));
-	}
-	return 0;
+	return read_pattern(fd, size, seed, rate, NULL);
 }
 
 /* A reader ten times slower than its writer, either way round: the splice
@@ -751,10 +742,7 @@ static void slow_reader(int from_app)
 	ASSERT_TRUE(sm_open(), "open");
 	ASSERT_TRUE(ns_new() >= 0, "netns");
 	ASSERT_EQ(enroll_cgroup(NULL), 0, "enroll");
-	lfd = listener(AF_INET, "127.0.0.1", 15001);
-	cfd = connect_to(AF_INET, "10.88.0.2", 80, 0, 0);
-	afd = accept_within(lfd, 2000);
-	ASSERT_TRUE(lfd >= 0 && cfd >= 0 && afd >= 0, "connection");
+	ASSERT_TRUE(captured_conn(&lfd, &cfd, &afd), "connection");
 	wfd = from_app ? cfd : afd;
 	rfd = from_app ? afd : cfd;
 	/* the writer's speed against a reader that keeps up, 32 MiB */
@@ -814,10 +802,7 @@ static void test_half_close(void)
 	ASSERT_TRUE(sm_open(), "open");
 	ASSERT_TRUE(ns_new() >= 0, "netns");
 	ASSERT_EQ(enroll_cgroup(NULL), 0, "enroll");
-	lfd = listener(AF_INET, "127.0.0.1", 15001);
-	cfd = connect_to(AF_INET, "10.88.0.2", 80, 0, 0);
-	afd = accept_within(lfd, 2000);
-	ASSERT_TRUE(lfd >= 0 && cfd >= 0 && afd >= 0, "connection");
+	ASSERT_TRUE(captured_conn(&lfd, &cfd, &afd), "connection");
 	ASSERT_EQ(write(cfd, "ping", 4), 4, "app writes");
 	ASSERT_EQ(shutdown(cfd, SHUT_WR), 0, "app shuts down its write side");
 	ASSERT_EQ(read(afd, buf, sizeof(buf)), 4, "proxy reads the request");
@@ -1503,10 +1488,7 @@ static void test_disable_inflight(void)
 	ASSERT_TRUE(sm_open(), "open");
 	ASSERT_TRUE(ns_new() >= 0, "netns");
 	ASSERT_EQ(enroll_cgroup(NULL), 0, "enroll");
-	lfd = listener(AF_INET, "127.0.0.1", 15001);
-	cfd = connect_to(AF_INET, "10.88.0.2", 80, 0, 0);
-	afd = accept_within(lfd, 2000);
-	ASSERT_TRUE(lfd >= 0 && cfd >= 0 && afd >= 0, "connection");
+	ASSERT_TRUE(captured_conn(&lfd, &cfd, &afd), "connection");
 	for (size_t i = 0; i < sizeof(buf); i++)
 		buf[i] = pattern(i, 7);
 	ASSERT_EQ(write(cfd, buf, sizeof(buf)), (long)sizeof(buf), "write before disable");
@@ -1638,6 +1620,61 @@ static void fp_close(struct fp_conn *c)
 	close(c->sfd);
 }
 
+/* One fast-path connection in a netns of its own: listeners, connection,
+ * switch (through car, or the test's handle), and its pump running.
+ */
+struct fp_test {
+	int plfd, slfd;
+	struct fp_conn c;
+	struct pumper p;
+	bool stopped;
+};
+
+static bool fp_begin(struct fp_test *t, struct sockmesh *car)
+{
+	memset(t, 0, sizeof(*t));
+	t->plfd = listener(AF_INET, "127.0.0.1", 15001);
+	t->slfd = listener(AF_INET, "10.88.0.3", 8080);
+	if (t->plfd < 0 || t->slfd < 0 || fp_connect(t->plfd, t->slfd, &t->c)) {
+		fprintf(stderr, "  no connection through the sidecar\n");
+		return false;
+	}
+	if (sockmesh__fastpath(car ? car : E.sm, t->c.dfd, t->c.ufd, NULL, &t->p.fp)) {
+		fprintf(stderr, "  switch: %s\n", sockmesh_errmsg());
+		return false;
+	}
+	t->p.dfd = t->c.dfd;
+	t->p.ufd = t->c.ufd;
+	pthread_create(&t->p.t, NULL, pump_loop, &t->p);
+	return true;
+}
+
+/* Give the pump up to 3 s to end, stop it, free and close everything;
+ * the pump's result.
+ */
+static int fp_stop(struct fp_test *t)
+{
+	if (!t->stopped) {
+		for (int i = 0; i < 300 && !t->p.rc; i++)
+			usleep(10000);
+		t->p.stop = 1;
+		pthread_join(t->p.t, NULL);
+		t->stopped = true;
+	}
+	return t->p.rc;
+}
+
+static int fp_end(struct fp_test *t)
+{
+	fp_stop(t);
+	sockmesh_fastpath__free(t->p.fp);
+	t->p.fp = NULL;
+	fp_close(&t->c);
+	close(t->plfd);
+	close(t->slfd);
+	return t->p.rc;
+}
+
 /* Write the first n bytes of a pattern stream. */
 static int write_pattern(int fd, size_t from, size_t n, unsigned int seed)
 {
@@ -1713,46 +1750,18 @@ struct stream_reader {
 
 static long read_all_eof(struct stream_reader *sr)
 {
-	unsigned char buf[65536];
-	size_t off = 0;
 	char c;
+	long r = read_pattern(sr->x.fd, sr->x.size, sr->x.seed, 0, &sr->read);
 
-	while (off < sr->x.size) {
-		ssize_t r =
-			read_retry(sr->x.fd, buf,
-				   sizeof(buf) < sr->x.size - off ? sizeof(buf) : sr->x.size - off);
-
-		if (r <= 0)
-			return -1;
-		for (ssize_t i = 0; i < r; i++)
-			if (buf[i] != pattern(off + (size_t)i, sr->x.seed))
-				return (long)(off + (size_t)i) + 1;
-		off += (size_t)r;
-		sr->read = off;
-	}
+	if (r)
+		return r;
 	return read_retry(sr->x.fd, &c, 1) == 0 ? 0 : -2;
 }
 
 /* read_all_eof without the EOF: exactly size bytes. */
 static long read_n(struct stream_reader *sr)
 {
-	unsigned char buf[65536];
-	size_t off = 0;
-
-	while (off < sr->x.size) {
-		ssize_t r =
-			read_retry(sr->x.fd, buf,
-				   sizeof(buf) < sr->x.size - off ? sizeof(buf) : sr->x.size - off);
-
-		if (r <= 0)
-			return -1;
-		for (ssize_t i = 0; i < r; i++)
-			if (buf[i] != pattern(off + (size_t)i, sr->x.seed))
-				return (long)(off + (size_t)i) + 1;
-		off += (size_t)r;
-		sr->read = off;
-	}
-	return 0;
+	return read_pattern(sr->x.fd, sr->x.size, sr->x.seed, 0, &sr->read);
 }
 
 static void *read_all_eof_thread(void *arg)
@@ -1895,9 +1904,8 @@ static size_t slow_bytes(void)
 static void fp_slow_reader(int app_reads)
 {
 	struct mem_sampler ms = { 0 };
-	struct pumper p = { 0 };
-	struct fp_conn c;
-	int plfd, slfd, wfd, rfd;
+	struct fp_test ft;
+	int wfd, rfd;
 	double fast, t0, secs;
 	pthread_t t, sampler;
 	long base, grown;
@@ -1907,16 +1915,9 @@ static void fp_slow_reader(int app_reads)
 	ASSERT_TRUE(sm_open(), "open");
 	ASSERT_TRUE(ns_new() >= 0, "netns");
 	ASSERT_EQ(fp_policy_enroll(), 0, "enroll");
-	plfd = listener(AF_INET, "127.0.0.1", 15001);
-	slfd = listener(AF_INET, "10.88.0.3", 8080);
-	ASSERT_TRUE(plfd >= 0 && slfd >= 0, "listeners");
-	ASSERT_EQ(fp_connect(plfd, slfd, &c), 0, "connection through the sidecar");
-	ASSERT_EQ(sockmesh__fastpath(E.sm, c.dfd, c.ufd, NULL, &p.fp), 0, "switch");
-	p.dfd = c.dfd;
-	p.ufd = c.ufd;
-	pthread_create(&p.t, NULL, pump_loop, &p);
-	wfd = app_reads ? c.sfd : c.cfd;
-	rfd = app_reads ? c.cfd : c.sfd;
+	ASSERT_TRUE(fp_begin(&ft, NULL), "a fast-path connection");
+	wfd = app_reads ? ft.c.sfd : ft.c.cfd;
+	rfd = app_reads ? ft.c.cfd : ft.c.sfd;
 	/* the writer's speed against a reader that keeps up, 64 MiB */
 	{
 		struct stream_reader r = { .x = { .fd = rfd, .size = 64 << 20, .seed = 5 } };
@@ -1954,13 +1955,7 @@ static void fp_slow_reader(int app_reads)
 	       (unsigned long long)scope_stat("fastpath_fallbacks"));
 	ASSERT_TRUE(grown * 4096 <= (long)SM_FP_SLOW_CAP_MIB << 20,
 		    "TCP memory under the per-connection cap");
-	p.stop = 1;
-	pthread_join(p.t, NULL);
-	ASSERT_TRUE(p.rc >= 0, "the pump saw no error");
-	sockmesh_fastpath__free(p.fp);
-	fp_close(&c);
-	close(plfd);
-	close(slfd);
+	ASSERT_TRUE(fp_end(&ft) >= 0, "the pump saw no error");
 }
 
 static void test_fastpath_slow_app(void)
@@ -1979,57 +1974,44 @@ static void test_fastpath_slow_server(void)
  */
 static void fp_reset(int server_resets)
 {
-	struct pumper p = { 0 };
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-	struct fp_conn c;
-	int plfd, slfd, peer;
+	struct fp_test ft;
+	int *resetter, *peer;
 	char buf[4096];
 	ssize_t r;
 
 	ASSERT_TRUE(sm_open(), "open");
 	ASSERT_TRUE(ns_new() >= 0, "netns");
 	ASSERT_EQ(fp_policy_enroll(), 0, "enroll");
-	plfd = listener(AF_INET, "127.0.0.1", 15001);
-	slfd = listener(AF_INET, "10.88.0.3", 8080);
-	ASSERT_EQ(fp_connect(plfd, slfd, &c), 0, "connection through the sidecar");
-	ASSERT_EQ(sockmesh__fastpath(E.sm, c.dfd, c.ufd, NULL, &p.fp), 0, "switch");
-	p.dfd = c.dfd;
-	p.ufd = c.ufd;
-	pthread_create(&p.t, NULL, pump_loop, &p);
-	ASSERT_EQ(write_pattern(c.cfd, 0, 1000, 3), 0, "app writes");
-	ASSERT_EQ(read_check(c.sfd, 1000, 3), 0, "server reads it");
+	ASSERT_TRUE(fp_begin(&ft, NULL), "a fast-path connection");
+	ASSERT_EQ(write_pattern(ft.c.cfd, 0, 1000, 3), 0, "app writes");
+	ASSERT_EQ(read_check(ft.c.sfd, 1000, 3), 0, "server reads it");
 	/* the one that resets, and the peer on the other side */
-	setsockopt(server_resets ? c.sfd : c.cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	close(server_resets ? c.sfd : c.cfd);
-	if (server_resets)
-		c.sfd = -1;
-	else
-		c.cfd = -1;
-	for (int i = 0; i < 300 && !p.rc; i++)
-		usleep(10000);
-	p.stop = 1;
-	pthread_join(p.t, NULL);
-	printf("  %s reset: pump returned %d (%s)\n", server_resets ? "server" : "app", p.rc,
-	       p.rc < 0 ? strerror(-p.rc) : "-");
-	ASSERT_TRUE(p.rc == -ECONNRESET || p.rc == -EPIPE, "the pump reports the reset");
+	resetter = server_resets ? &ft.c.sfd : &ft.c.cfd;
+	peer = server_resets ? &ft.c.cfd : &ft.c.sfd;
+	setsockopt(*resetter, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(*resetter);
+	*resetter = -1;
+	fp_stop(&ft);
+	printf("  %s reset: pump returned %d (%s)\n", server_resets ? "server" : "app", ft.p.rc,
+	       ft.p.rc < 0 ? strerror(-ft.p.rc) : "-");
+	ASSERT_TRUE(ft.p.rc == -ECONNRESET || ft.p.rc == -EPIPE, "the pump reports the reset");
 	/* the sidecar resets both, as a proxy does */
-	sockmesh_fastpath__free(p.fp);
-	setsockopt(c.dfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	setsockopt(c.ufd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	close(c.dfd);
-	close(c.ufd);
-	c.dfd = c.ufd = -1;
-	peer = server_resets ? c.cfd : c.sfd;
-	setsockopt(peer, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ .tv_sec = 3 },
+	sockmesh_fastpath__free(ft.p.fp);
+	ft.p.fp = NULL;
+	setsockopt(ft.c.dfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	setsockopt(ft.c.ufd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(ft.c.dfd);
+	close(ft.c.ufd);
+	ft.c.dfd = ft.c.ufd = -1;
+	setsockopt(*peer, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ .tv_sec = 3 },
 		   sizeof(struct timeval));
 	errno = 0;
-	r = read(peer, buf, sizeof(buf));
+	r = read(*peer, buf, sizeof(buf));
 	printf("  the %s's read: %zd (%s)\n", server_resets ? "app" : "server", r,
 	       r < 0 ? strerror(errno) : "EOF");
 	ASSERT_TRUE(r < 0 && errno == ECONNRESET, "the other peer sees the reset");
-	close(peer);
-	close(plfd);
-	close(slfd);
+	fp_end(&ft);
 }
 
 static void test_fastpath_server_reset(void)
@@ -2047,43 +2029,28 @@ static void test_fastpath_app_reset(void)
  */
 static void test_fastpath_silent_server(void)
 {
-	struct pumper p = { 0 };
-	struct fp_conn c;
-	int plfd, slfd;
+	struct fp_test ft;
 	char buf[16];
 
 	ASSERT_TRUE(sm_open(), "open");
 	ASSERT_TRUE(ns_new() >= 0, "netns");
 	ASSERT_EQ(fp_policy_enroll(), 0, "enroll");
-	plfd = listener(AF_INET, "127.0.0.1", 15001);
-	slfd = listener(AF_INET, "10.88.0.3", 8080);
-	ASSERT_EQ(fp_connect(plfd, slfd, &c), 0, "connection through the sidecar");
-	ASSERT_EQ(sockmesh__fastpath(E.sm, c.dfd, c.ufd, NULL, &p.fp), 0, "switch");
-	p.dfd = c.dfd;
-	p.ufd = c.ufd;
-	pthread_create(&p.t, NULL, pump_loop, &p);
-	ASSERT_EQ(write_pattern(c.cfd, 0, 100, 4), 0, "app sends a request");
-	ASSERT_EQ(read_check(c.sfd, 100, 4), 0, "server reads it, answers nothing");
-	setsockopt(c.cfd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ .tv_usec = 300000 },
+	ASSERT_TRUE(fp_begin(&ft, NULL), "a fast-path connection");
+	ASSERT_EQ(write_pattern(ft.c.cfd, 0, 100, 4), 0, "app sends a request");
+	ASSERT_EQ(read_check(ft.c.sfd, 100, 4), 0, "server reads it, answers nothing");
+	setsockopt(ft.c.cfd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ .tv_usec = 300000 },
 		   sizeof(struct timeval));
 	errno = 0;
-	ASSERT_TRUE(read(c.cfd, buf, sizeof(buf)) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK),
+	ASSERT_TRUE(read(ft.c.cfd, buf, sizeof(buf)) < 0 &&
+			    (errno == EAGAIN || errno == EWOULDBLOCK),
 		    "the app's read times out as it would without a sidecar");
-	ASSERT_EQ(shutdown(c.cfd, SHUT_WR), 0, "the app gives up");
-	setsockopt(c.sfd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ .tv_sec = 3 },
+	ASSERT_EQ(shutdown(ft.c.cfd, SHUT_WR), 0, "the app gives up");
+	setsockopt(ft.c.sfd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ .tv_sec = 3 },
 		   sizeof(struct timeval));
-	ASSERT_EQ(read(c.sfd, buf, sizeof(buf)), 0, "the server sees EOF");
-	ASSERT_EQ(shutdown(c.sfd, SHUT_WR), 0, "and closes its side");
-	ASSERT_EQ(read_retry(c.cfd, buf, sizeof(buf)), 0, "the app sees EOF");
-	for (int i = 0; i < 300 && !p.rc; i++)
-		usleep(10000);
-	p.stop = 1;
-	pthread_join(p.t, NULL);
-	ASSERT_EQ(p.rc, 1, "the pump saw both directions end");
-	sockmesh_fastpath__free(p.fp);
-	fp_close(&c);
-	close(plfd);
-	close(slfd);
+	ASSERT_EQ(read(ft.c.sfd, buf, sizeof(buf)), 0, "the server sees EOF");
+	ASSERT_EQ(shutdown(ft.c.sfd, SHUT_WR), 0, "and closes its side");
+	ASSERT_EQ(read_retry(ft.c.cfd, buf, sizeof(buf)), 0, "the app sees EOF");
+	ASSERT_EQ(fp_end(&ft), 1, "the pump saw both directions end");
 }
 
 /* `disable --all` while fast-path connections move bytes both ways: the
@@ -2102,10 +2069,8 @@ static void test_fastpath_disable_all(void)
 		       down = { .x = { .size = size, .seed = 43 },
 				.max_ahead = 4 << 20,
 				.read = &ar.read };
-	struct pumper p = { 0 };
 	struct sockmesh *car;
-	struct fp_conn c;
-	int plfd, slfd;
+	struct fp_test ft;
 	pthread_t t[4];
 
 	ASSERT_TRUE(sm_open(), "open");
@@ -2113,17 +2078,11 @@ static void test_fastpath_disable_all(void)
 	ASSERT_EQ(fp_policy_enroll(), 0, "enroll");
 	car = sockmesh__open(&o);
 	ASSERT_TRUE(car != NULL, "the sidecar's own handle");
-	plfd = listener(AF_INET, "127.0.0.1", 15001);
-	slfd = listener(AF_INET, "10.88.0.3", 8080);
-	ASSERT_EQ(fp_connect(plfd, slfd, &c), 0, "connection through the sidecar");
-	ASSERT_EQ(sockmesh__fastpath(car, c.dfd, c.ufd, NULL, &p.fp), 0, "switch");
-	p.dfd = c.dfd;
-	p.ufd = c.ufd;
-	pthread_create(&p.t, NULL, pump_loop, &p);
-	up.x.fd = c.cfd;
-	down.x.fd = c.sfd;
-	sr.x.fd = c.sfd;
-	ar.x.fd = c.cfd;
+	ASSERT_TRUE(fp_begin(&ft, car), "a fast-path connection");
+	up.x.fd = ft.c.cfd;
+	down.x.fd = ft.c.sfd;
+	sr.x.fd = ft.c.sfd;
+	ar.x.fd = ft.c.cfd;
 	pthread_create(&t[0], NULL, writer_at, &up);
 	pthread_create(&t[1], NULL, writer_at, &down);
 	pthread_create(&t[2], NULL, read_all_eof_thread, &sr);
@@ -2138,16 +2097,8 @@ static void test_fastpath_disable_all(void)
 	ASSERT_EQ(up.x.err + down.x.err, 0, "writes and half-closes");
 	ASSERT_EQ(sr.x.err, 0, "app->server: every byte once, in order, then EOF");
 	ASSERT_EQ(ar.x.err, 0, "server->app: every byte once, in order, then EOF");
-	for (int i = 0; i < 300 && !p.rc; i++)
-		usleep(10000);
-	p.stop = 1;
-	pthread_join(p.t, NULL);
-	ASSERT_EQ(p.rc, 1, "the pump saw both directions end");
-	sockmesh_fastpath__free(p.fp);
+	ASSERT_EQ(fp_end(&ft), 1, "the pump saw both directions end");
 	sockmesh__close(car);
-	fp_close(&c);
-	close(plfd);
-	close(slfd);
 }
 
 int main(void)

@@ -35,11 +35,29 @@ static void prog_name_of(__u32 id, char *buf, size_t len)
 	close(fd);
 }
 
-int sockmesh__for_each_link(struct sockmesh *sm, sockmesh_link_fn fn, void *ctx)
+/* A program attached to a map (no link): its entry of the walk. */
+static int map_attachment(struct sockmesh *sm, enum sm_prog_id prog, enum sm_map_id map,
+			  const char *hook, enum bpf_attach_type type, sockmesh_link_fn fn,
+			  void *ctx)
 {
 	struct bpf_prog_info pinfo = {};
 	struct bpf_map_info minfo = {};
 	__u32 pl = sizeof(pinfo), ml = sizeof(minfo);
+	struct sockmesh_link_info li = { .sz = sizeof(li) };
+
+	if (bpf_obj_get_info_by_fd(sm->prog_fd[prog], &pinfo, &pl) ||
+	    bpf_obj_get_info_by_fd(sm->map_fd[map], &minfo, &ml))
+		return -errno;
+	snprintf(li.hook, sizeof(li.hook), "%s", hook);
+	snprintf(li.prog, sizeof(li.prog), "%s", pinfo.name);
+	li.prog_id = pinfo.id;
+	li.target_id = minfo.id;
+	li.attach_type = type;
+	return fn(&li, ctx);
+}
+
+int sockmesh__for_each_link(struct sockmesh *sm, sockmesh_link_fn fn, void *ctx)
+{
 	struct sockmesh_link_info li;
 	struct dirent *e;
 	DIR *d;
@@ -103,34 +121,15 @@ int sockmesh__for_each_link(struct sockmesh *sm, sockmesh_link_fn fn, void *ctx)
 	closedir(d);
 	if (ret)
 		return ret;
-	/* sk_msg is attached to the splice map itself, without a link */
-	if (bpf_obj_get_info_by_fd(sm->prog_fd[PROG_sm_msg], &pinfo, &pl) ||
-	    bpf_obj_get_info_by_fd(sm->map_fd[MAP_splice_map], &minfo, &ml))
-		return -errno;
-	memset(&li, 0, sizeof(li));
-	li.sz = sizeof(li);
-	snprintf(li.hook, sizeof(li.hook), "sk_msg");
-	snprintf(li.prog, sizeof(li.prog), "%s", pinfo.name);
-	li.prog_id = pinfo.id;
-	li.target_id = minfo.id;
-	li.attach_type = BPF_SK_MSG_VERDICT;
-	ret = fn(&li, ctx);
+	/* sk_msg and the fast path's stream verdict are attached to their
+	 * maps themselves, without a link
+	 */
+	ret = map_attachment(sm, PROG_sm_msg, MAP_splice_map, "sk_msg", BPF_SK_MSG_VERDICT, fn,
+			     ctx);
 	if (ret)
 		return ret;
-	/* the fast path's stream verdict, attached to its map */
-	memset(&pinfo, 0, sizeof(pinfo));
-	memset(&minfo, 0, sizeof(minfo));
-	if (bpf_obj_get_info_by_fd(sm->prog_fd[PROG_sm_fp_skb], &pinfo, &pl) ||
-	    bpf_obj_get_info_by_fd(sm->map_fd[MAP_fp_map], &minfo, &ml))
-		return -errno;
-	memset(&li, 0, sizeof(li));
-	li.sz = sizeof(li);
-	snprintf(li.hook, sizeof(li.hook), "sk_skb");
-	snprintf(li.prog, sizeof(li.prog), "%s", pinfo.name);
-	li.prog_id = pinfo.id;
-	li.target_id = minfo.id;
-	li.attach_type = BPF_SK_SKB_STREAM_VERDICT;
-	return fn(&li, ctx);
+	return map_attachment(sm, PROG_sm_fp_skb, MAP_fp_map, "sk_skb", BPF_SK_SKB_STREAM_VERDICT,
+			      fn, ctx);
 }
 
 /* ---- policy read-back ----------------------------------------------------- */
