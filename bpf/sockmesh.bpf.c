@@ -7,7 +7,8 @@
  *   original destination     sockops (established) + cgroup/getsockopt
  *   inbound capture          sk_lookup (steered to the proxy's listener, no NAT)
  *   local splice             sockops (SOCKHASH insert) + sk_msg (redirect)
- *   kernel fast path         sk_msg + sk_skb stream verdict (fp_map) + syscall
+ *   kernel fast path         sk_msg + sk_skb stream verdict (fp_map); syscall and
+ *                            tc programs the library runs (BPF_PROG_TEST_RUN)
  *                            + tp_btf/sock_recv_length or fexit/sk_msg_recvmsg
  *                              (what the reader has read)
  *
@@ -1267,18 +1268,24 @@ held:
 
 /* Run by the library's pump (BPF_PROG_TEST_RUN) once it relayed everything
  * it found in a receiver: HELD -> FAST if nothing was put into it since.
- * Returns 1 if the direction is FAST.
+ * Returns 1 if the direction is FAST. A tc program run on a dummy frame
+ * (the receiver's cookie after the Ethernet header, struct sm_fp_flip), not
+ * a syscall program: those are sleepable, and 6.1 allows no bpf_spin_lock
+ * in sleepable programs.
  */
-SEC("syscall")
-int sm_fp_flip(struct sm_fp_flip *a)
+SEC("tc")
+int sm_fp_flip(struct __sk_buff *skb)
 {
-	__u64 key = a->cookie, *relayed;
+	struct sm_fp_flip a;
 	struct sm_pair *pair;
 	struct sm_fwd *fwd;
+	__u64 *relayed;
 	int fast;
 
-	fwd = bpf_map_lookup_elem(&fwd_map, &key);
-	relayed = bpf_map_lookup_elem(&relay_map, &key);
+	if (bpf_skb_load_bytes(skb, SM_FP_FLIP_OFF, &a, sizeof(a)))
+		return 0;
+	fwd = bpf_map_lookup_elem(&fwd_map, &a.cookie);
+	relayed = bpf_map_lookup_elem(&relay_map, &a.cookie);
 	if (!fwd || !relayed)
 		return 0;
 	if (fwd->flags & SM_FWD_SPLICE_FED) {
@@ -1295,7 +1302,7 @@ int sm_fp_flip(struct sm_fp_flip *a)
 	}
 	bpf_spin_lock(&fwd->lock);
 	if (!(fwd->flags & (SM_FWD_FAST | SM_FWD_STUCK)) && *relayed == fwd->held)
-		fwd->flags |= SM_FWD_FAST;
+		fwd->flags = (fwd->flags | SM_FWD_FAST) & ~SM_FWD_HELD_TCP;
 	fast = fwd->flags & SM_FWD_FAST;
 	bpf_spin_unlock(&fwd->lock);
 	return fast;

@@ -322,12 +322,14 @@ struct sm_fp_event {
 	__u64 n;
 };
 
-/* sm_fp_flip context: the pump asks for HELD -> FAST on the direction whose
- * receiver has this cookie, once it relayed everything it found there.
+/* sm_fp_flip input: the pump asks for HELD -> FAST on the direction whose
+ * receiver has this cookie, once it relayed everything it found there. It
+ * is the payload of a dummy frame, after an Ethernet header.
  */
 struct sm_fp_flip {
 	__u64 cookie;
 };
+#define SM_FP_FLIP_OFF 14
 
 /* dns_state_map value (socket storage of a UDP socket whose DNS traffic was
  * redirected): replies from the DNS proxy are shown as coming from orig.

@@ -1649,13 +1649,13 @@ static bool fp_begin(struct fp_test *t, struct sockmesh *car)
 	return true;
 }
 
-/* Give the pump up to 3 s to end, stop it, free and close everything;
- * the pump's result.
+/* Give the pump up to 10 s to end (the emulated guest is slow), stop it,
+ * free and close everything; the pump's result.
  */
 static int fp_stop(struct fp_test *t)
 {
 	if (!t->stopped) {
-		for (int i = 0; i < 300 && !t->p.rc; i++)
+		for (int i = 0; i < 1000 && !t->p.rc; i++)
 			usleep(10000);
 		t->p.stop = 1;
 		pthread_join(t->p.t, NULL);
@@ -1830,7 +1830,7 @@ static void test_fastpath_outbound(void)
 		/* the pump relays what was queued and the kernel takes both
 		 * directions over, with nothing following the queued bytes
 		 */
-		for (int i = 0; i < 200; i++) {
+		for (int i = 0; i < 1000; i++) {
 			struct sockmesh_fastpath_info fi = { .sz = sizeof(fi) };
 
 			if (!sockmesh_fastpath__info(p.fp, &fi) && fi.fast[0] && fi.fast[1])
@@ -1850,7 +1850,7 @@ static void test_fastpath_outbound(void)
 		ASSERT_EQ(up.x.err + down.x.err, 0, "writes and half-closes");
 		ASSERT_EQ(sr.x.err, 0, "app->server: every byte once, in order, then EOF");
 		ASSERT_EQ(ar.x.err, 0, "server->app: every byte once, in order, then EOF");
-		for (int i = 0; i < 200 && !p.rc; i++)
+		for (int i = 0; i < 1000 && !p.rc; i++)
 			usleep(10000);
 		p.stop = 1;
 		pthread_join(p.t, NULL);

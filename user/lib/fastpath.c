@@ -478,8 +478,10 @@ fail:
 static void fp_flip(struct sockmesh_fastpath *fp, int src)
 {
 	struct sm_fp_flip a = { .cookie = fp->cookie[src] };
-	LIBBPF_OPTS(bpf_test_run_opts, run, .ctx_in = &a, .ctx_size_in = sizeof(a));
+	unsigned char frame[SM_FP_FLIP_OFF + sizeof(a)] = { [12] = 0x08 }; /* IPv4 */
+	LIBBPF_OPTS(bpf_test_run_opts, run, .data_in = frame, .data_size_in = sizeof(frame));
 
+	memcpy(frame + SM_FP_FLIP_OFF, &a, sizeof(a));
 	bpf_prog_test_run_opts(fp->sm->prog_fd[PROG_sm_fp_flip], &run);
 }
 
