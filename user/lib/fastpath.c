@@ -54,6 +54,7 @@ struct sockmesh_fastpath {
 	__u32 scope_idx;
 	struct fp_dir dir[2]; /* SOCKMESH_FP_UP: DOWN -> UP socket; _DOWN: UP -> DOWN */
 	__u64 down_base; /* the app's pair in[0] once the switch was done */
+	__u64 fast_seen; /* fast_bytes of the upstream's entry, last looked at */
 	__u64 relay_ahead; /* how far the pump may run ahead of the app's reads */
 	__u64 up_written0; /* bytes the upstream socket had taken at the switch */
 	__u64 up_counted; /* fast bytes app -> upstream already in the counters */
@@ -485,13 +486,17 @@ static void fp_flip(struct sockmesh_fastpath *fp, int src)
 	bpf_prog_test_run_opts(fp->sm->prog_fd[PROG_sm_fp_flip], &run);
 }
 
-/* May the pump write into the downstream socket now? Not while a byte the
- * kernel forwarded to it waits for the worker that sends it (the verdict's
- * redirects are delivered later), or it would overtake that byte: every
- * byte given to the downstream since the switch must have gone through
- * its splice (the app's pair in[0]). And only while the app is well
- * within the splice budget (n more bytes), so that socket never leaves the
- * splice.
+/* May the pump write n bytes into the downstream socket now (n == 0: shut
+ * it down)? Not while a byte the kernel forwarded may still be on its way
+ * to the app: the verdict's redirects are sent through the downstream
+ * socket by a kernel worker, whose own send delivers into the app's
+ * socket only after its splice counted it, so a write (or the FIN) now
+ * could overtake it. After fast-path bytes since the last look, the worker
+ * must have sent them all (the app's pair in[0] counts everything given to
+ * the downstream since the switch) and the app must have read everything;
+ * the pump's own writes are delivered before send() returns. And only while
+ * the app is well within the splice budget, so that socket never leaves
+ * the splice.
  */
 static int down_may_write(struct sockmesh_fastpath *fp, size_t n)
 {
@@ -499,15 +504,19 @@ static int down_may_write(struct sockmesh_fastpath *fp, size_t n)
 	struct sm_pair pair;
 	struct sm_fwd f;
 
-	/* The app's socket closed (its pair entry goes with it): no byte can
-	 * overtake another on the way to it any more; what the pump writes
-	 * now fails as it would for any proxy writing to a closed peer.
+	/* The app's socket closed (its pair entry goes with it): nothing can
+	 * overtake anything on the way to it any more; what the pump writes
+	 * now fails as for any proxy writing to a closed peer.
 	 */
 	if (bpf_map_lookup_elem(fp->sm->map_fd[MAP_pair_map], &fp->app, &pair) ||
 	    bpf_map_lookup_elem(fp->sm->map_fd[MAP_fwd_map], &fp->cookie[SK_UP], &f))
 		return 1;
-	if (pair.in[0] < fp->down_base + f.fast_bytes + x->relayed + x->off)
-		return 0;
+	if (f.fast_bytes != fp->fast_seen) {
+		if (pair.in[0] < fp->down_base + f.fast_bytes + x->relayed + x->off ||
+		    pair.in[0] != pair.read[0])
+			return 0;
+		fp->fast_seen = f.fast_bytes;
+	}
 	return n == 0 || pair.in[0] - pair.read[0] + n <= fp->relay_ahead;
 }
 
