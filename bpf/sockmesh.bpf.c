@@ -262,11 +262,6 @@ static __always_inline void tuple_fill(struct sm_tuple *t, __u64 netns, __u32 fa
 	addr_store(t->remote, family, r4, r6);
 }
 
-static __always_inline void tuple_reverse(struct sm_tuple *dst, const struct sm_tuple *src)
-{
-	sm_tuple_reverse(dst, src);
-}
-
 static __always_inline void tuple_from_sockops(struct sm_tuple *t, struct bpf_sock_ops *skops)
 {
 	__u32 l6[4] = { skops->local_ip6[0], skops->local_ip6[1], skops->local_ip6[2],
@@ -774,7 +769,7 @@ static __always_inline void on_active_pod_peer(struct bpf_sock_ops *skops)
 	st->self = self;
 	st->scope_idx = mine->scope_idx;
 	st->flags = 0;
-	tuple_reverse(&st->peer, &self);
+	sm_tuple_reverse(&st->peer, &self);
 	st->peer.netns = *peer_netns;
 	splice_insert(skops, st, &self);
 	if (st->flags & SM_SK_SPLICE)
@@ -816,7 +811,7 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 	st->scope_idx = od.scope_idx;
 	st->flags = SM_SK_APP;
 	if (pflags & SM_POL_SPLICE) {
-		tuple_reverse(&st->peer, &self);
+		sm_tuple_reverse(&st->peer, &self);
 		splice_insert(skops, st, &self);
 		if (st->flags & SM_SK_SPLICE)
 			od.flags |= SM_ORIG_SPLICED;
@@ -861,7 +856,7 @@ static __always_inline void on_passive_inbound(struct bpf_sock_ops *skops, struc
 	pol = netns_policy(mine->netns);
 	peer_netns = pod_netns(mine->family, mine->remote);
 	if (pol && (pol->flags & SM_POL_SPLICE) && peer_netns && *peer_netns != mine->netns) {
-		tuple_reverse(&st->peer, mine);
+		sm_tuple_reverse(&st->peer, mine);
 		st->peer.netns = *peer_netns;
 		splice_insert(skops, st, mine);
 	}
@@ -898,7 +893,7 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 	struct sm_tuple mine, app;
 
 	tuple_from_sockops(&mine, skops);
-	tuple_reverse(&app, &mine);
+	sm_tuple_reverse(&app, &mine);
 	od = bpf_map_lookup_elem(&origdst_map, &app);
 	if (!od) {
 		on_passive_inbound(skops, &mine);
@@ -1020,11 +1015,6 @@ static __always_inline void fwd_fallback(struct sm_fwd *fwd, __u32 flags)
 	stat_inc(fwd->scope_idx, SM_STAT_FASTPATH_FALLBACKS);
 }
 
-static __always_inline void fp_count(__u32 idx, __u32 size)
-{
-	stat_add(idx, SM_STAT_FASTPATH_BYTES, size);
-}
-
 enum { FP_INTO_PEER, FP_FAST, FP_TCP };
 
 /* HELD: into the peer's splice queue while it is within the budget, else
@@ -1055,23 +1045,16 @@ static __always_inline int fp_msg(struct sk_msg_md *msg, struct sm_fwd *fwd, str
 	__u64 *relayed;
 
 	relayed = bpf_map_lookup_elem(&relay_map, &pair->cookie[peer & 1]);
-	if (peer)
-		if (!fwd_decide(fwd, relayed, &pair->in[1], size))
-			return fp_held(fwd, pair, peer);
-	if (!peer)
-		if (!fwd_decide(fwd, relayed, &pair->in[0], size))
-			return fp_held(fwd, pair, peer);
+	if (!fwd_decide(fwd, relayed, &pair->in[peer & 1], size))
+		return fp_held(fwd, pair, peer);
 	/* Counted by the library from the target's TCP counters: a send the
 	 * target cannot take whole (a non-blocking app, the upstream's buffer
 	 * full) is cut short and sent again, so counting here would count it
 	 * twice.
 	 */
-	if (!(fwd->flags & SM_FWD_INGRESS) &&
-	    bpf_msg_redirect_hash(msg, &fp_map, &fwd->target_cookie, 0) == SK_PASS)
+	if (bpf_msg_redirect_hash(msg, &fp_map, &fwd->target_cookie, 0) == SK_PASS)
 		return FP_FAST;
-	/* target gone (or an ingress target, not served from here yet): the
-	 * peer gets it and the sidecar relays it
-	 */
+	/* target gone: the peer gets it and the sidecar relays it */
 	fwd_fallback(fwd, SM_FWD_STUCK);
 	pair->in[peer & 1] += size;
 	return fp_held(fwd, pair, peer);
@@ -1232,29 +1215,12 @@ int sm_fp_skb(struct __sk_buff *skb)
 			fwd_fallback(fwd, SM_FWD_STUCK);
 			goto held;
 		}
-	} else if (fwd->flags & SM_FWD_INGRESS) {
-		tpair = bpf_map_lookup_elem(&pair_map, &fwd->target_pair);
-		if (!tpair) {
-			fwd_fallback(fwd, SM_FWD_STUCK);
-			goto held;
-		}
-		side = fwd->target_side & 1;
-		if (tpair->in[side] - tpair->read[side] + len > splice_budget) {
-			fwd_fallback(fwd, 0);
-			goto held;
-		}
-		if (bpf_sk_redirect_hash(skb, &splice_map, &fwd->target, BPF_F_INGRESS) !=
-		    SK_PASS) {
-			fwd_fallback(fwd, SM_FWD_STUCK);
-			goto held;
-		}
-		tpair->in[side] += len;
 	} else if (bpf_sk_redirect_hash(skb, &fp_map, &fwd->target_cookie, 0) != SK_PASS) {
 		fwd_fallback(fwd, SM_FWD_STUCK);
 		goto held;
 	}
 	fwd->fast_bytes += len;
-	fp_count(fwd->scope_idx, len);
+	stat_add(fwd->scope_idx, SM_STAT_FASTPATH_BYTES, len);
 	return SK_PASS;
 held:
 	/* HELD now (no flip can come before the count: everything held so far

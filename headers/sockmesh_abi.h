@@ -271,7 +271,6 @@ struct sm_pair {
  */
 enum sm_fwd_flags {
 	SM_FWD_FAST = 1u << 0, /* deliver to the target */
-	SM_FWD_INGRESS = 1u << 1, /* target: ingress of splice_map[target] */
 	SM_FWD_SPLICE_FED = 1u << 2, /* R is fed by its splice peer (held: pair in[]) */
 	SM_FWD_STUCK = 1u << 3, /* target gone: held for good */
 	/* target: egress of splice_map[target], whose own splice delivers it
@@ -286,8 +285,12 @@ enum sm_fwd_flags {
 };
 
 struct sm_fwd {
-	struct sm_tuple target; /* SM_FWD_INGRESS: the target's splice_map key */
-	struct sm_tuple target_pair; /* ... and its pair_map key */
+	/* SM_FWD_VIA_SPLICE: the target's splice_map key (the reverse of the
+	 * app's, kept so the verdict need not build it per skb) and the app's
+	 * pair_map key
+	 */
+	struct sm_tuple target;
+	struct sm_tuple target_pair;
 	struct sm_tuple recv_pair; /* SM_FWD_SPLICE_FED: R's pair_map key */
 	__u64 target_cookie; /* egress target: its fp_map key */
 	__u64 partner_cookie; /* the other socket of the sidecar's pair */

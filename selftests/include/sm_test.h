@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <CUnit/Basic.h>
 #include <CUnit/CUnit.h>
 
 /*
@@ -266,5 +267,30 @@ static inline void sm__mem(bool fatal, const char *file, int line, const char *f
 #define EXPECT_NULL(ptr, what) SM__PTR(false, ptr, true, what)
 #define EXPECT_NOT_NULL(ptr, what) SM__PTR(false, ptr, false, what)
 #define EXPECT_MEMEQ(got, want, len, what) SM__MEM(false, got, want, len, what)
+
+/* main() of a suite-table test binary: register the suites, run them
+ * verbosely; 0 when every assertion passed.
+ */
+static inline int sm_cunit_run(CU_SuiteInfo *suites)
+{
+	unsigned int failures;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	if (CU_register_suites(suites) != CUE_SUCCESS) {
+		fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
+		CU_cleanup_registry();
+		return 1;
+	}
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	if (CU_basic_run_tests() != CUE_SUCCESS) {
+		fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
+		CU_cleanup_registry();
+		return 1;
+	}
+	failures = CU_get_number_of_failures();
+	CU_cleanup_registry();
+	return failures ? 1 : 0;
+}
 
 #endif /* SM_TEST_H */

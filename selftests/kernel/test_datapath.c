@@ -1100,14 +1100,15 @@ static void test_policy_readback(void)
 }
 
 /* Every attachment of the instance is listed: ten cgroup hooks at the
- * scope's cgroup, sk_msg on the splice map and the global read accounting.
+ * scope's cgroup, sk_msg on the splice map, the stream verdict on the
+ * fast-path map and the global read accounting.
  */
 static int count_link(const struct sockmesh_link_info *l, void *ctx)
 {
 	int *n = ctx;
 
-	if (!strcmp(l->hook, "sk_msg"))
-		n[1]++;
+	if (!strcmp(l->hook, "sk_msg") || !strcmp(l->hook, "sk_skb"))
+		n[!strcmp(l->hook, "sk_msg") ? 1 : 3]++;
 	else if (!strcmp(l->hook, "read_acct") && l->link_id && l->prog_id &&
 		 (l->attach_type == BPF_TRACE_RAW_TP || l->attach_type == BPF_TRACE_FEXIT) &&
 		 l->target_id == 0)
@@ -1119,14 +1120,15 @@ static int count_link(const struct sockmesh_link_info *l, void *ctx)
 
 static void test_links_listed(void)
 {
-	int n[3] = { 0, 0, 0 };
+	int n[4] = { 0, 0, 0, 0 };
 
 	ASSERT_TRUE(sm_open(), "open");
 	ASSERT_EQ(enroll_cgroup(NULL), 0, "enroll");
 	ASSERT_OK(sockmesh__for_each_link(E.sm, count_link, n), "for_each_link");
 	ASSERT_EQ(n[0], 10, "cgroup links");
 	ASSERT_EQ(n[1], 1, "sk_msg on the splice map");
-	ASSERT_EQ(n[2], 1, "read accounting (fexit)");
+	ASSERT_EQ(n[2], 1, "read accounting (tracepoint or fexit)");
+	ASSERT_EQ(n[3], 1, "the fast path's stream verdict on its map");
 }
 
 static void test_lifecycle(void)

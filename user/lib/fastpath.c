@@ -157,7 +157,7 @@ static void fp_forget(struct sockmesh *sm, const __u64 cookie[2])
 /* Entries of sidecars that died without freeing them: the upstream socket
  * left fp_map when it closed (the kernel removes closing sockets), so an
  * entry whose upstream is no longer there belongs to nobody. At most once
- * a second per handle.
+ * a second per thread.
  */
 static void fp_gc(struct sockmesh *sm)
 {
