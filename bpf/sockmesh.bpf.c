@@ -450,7 +450,8 @@ static __always_inline int dns_wanted(struct bpf_sock_addr *ctx, const struct sm
 /* Remember where the app wanted to go; on success the caller rewrites the
  * destination to the proxy. Returns the proxy port, or 0 to leave it alone.
  */
-static __always_inline __u16 capture(struct bpf_sock_addr *ctx, const struct sm_addr *dst)
+static __always_inline __u16 capture(struct bpf_sock_addr *ctx, const struct sm_addr *dst,
+				     __u32 *scope_idx)
 {
 	struct sm_pending p = {};
 	struct sm_policy *pol;
@@ -483,6 +484,7 @@ static __always_inline __u16 capture(struct bpf_sock_addr *ctx, const struct sm_
 		return 0;
 	}
 	stat_inc(pol->scope_idx, verdict);
+	*scope_idx = pol->scope_idx;
 	return port;
 }
 
@@ -583,46 +585,92 @@ static __always_inline __u16 dns_redirect(struct bpf_sock_addr *ctx, const struc
 	return pol->dns_port;
 }
 
-static __always_inline int redirect_out(struct bpf_sock_addr *ctx, int v6)
+/* Give a captured app socket its own loopback source, 127.128.x.y picked
+ * from its cookie (IPv4, and IPv4 on a v6 socket), before the kernel picks
+ * 127.0.0.1: every app connect to the proxy otherwise shares one 4-tuple
+ * space (127.0.0.1:* -> 127.0.0.1:15001, ~28k ports) with the TIME_WAITs of
+ * the last seconds, and connects slow down, then fail, at high connection
+ * rates (issue 14; docs/design.md, "Source spreading"). Port 0 makes the
+ * kernel keep choosing the port at connect time (BIND_FORCE_ADDRESS_NO_PORT).
+ * A socket the app bound itself is left alone; IPv6 has one loopback address.
+ */
+static __always_inline void spread_source(struct bpf_sock_addr *ctx, int v6, int mapped,
+					  __u32 scope_idx)
+{
+	struct bpf_sock *sk = ctx->sk;
+	__u32 a;
+	long err;
+
+	if (!sk || sk->src_port || (v6 && !mapped))
+		return;
+	a = bpf_htonl(SM_SPREAD_NET4 | (__u32)((bpf_get_socket_cookie(ctx) * SM_HASH_MUL) >> 48));
+	if (!v6) {
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = a };
+
+		if (sk->src_ip4)
+			return;
+		err = bpf_bind(ctx, (struct sockaddr *)&sa, sizeof(sa));
+	} else {
+		struct sockaddr_in6 sa = { .sin6_family = AF_INET6 };
+
+		if (sk->src_ip6[0] || sk->src_ip6[1] || sk->src_ip6[2] || sk->src_ip6[3])
+			return;
+		sa.sin6_addr.in6_u.u6_addr32[2] = bpf_htonl(0xffff);
+		sa.sin6_addr.in6_u.u6_addr32[3] = a;
+		err = bpf_bind(ctx, (struct sockaddr *)&sa, sizeof(sa));
+	}
+	if (err)
+		stat_inc(scope_idx, SM_STAT_SPREAD_FAILED);
+}
+
+/* connect: a constant, true in the connect hooks (the only ones where
+ * bpf_bind is allowed), false in sendmsg.
+ */
+static __always_inline int redirect_out(struct bpf_sock_addr *ctx, int v6, int connect)
 {
 	struct sm_addr dst = {};
 	int mapped;
 	__u16 port;
 
+	__u32 scope_idx = 0;
+
 	dst_read(ctx, v6, &dst, &mapped);
 	if (ctx->protocol == IPPROTO_TCP)
-		port = capture(ctx, &dst);
+		port = capture(ctx, &dst, &scope_idx);
 	else if (ctx->protocol == IPPROTO_UDP)
 		port = dns_redirect(ctx, &dst);
 	else
 		return 1;
-	if (port)
-		dst_to_proxy(ctx, v6, mapped, port);
+	if (!port)
+		return 1;
+	dst_to_proxy(ctx, v6, mapped, port);
+	if (connect && ctx->protocol == IPPROTO_TCP)
+		spread_source(ctx, v6, mapped, scope_idx);
 	return 1;
 }
 
 SEC("cgroup/connect4")
 int sm_connect4(struct bpf_sock_addr *ctx)
 {
-	return redirect_out(ctx, 0);
+	return redirect_out(ctx, 0, 1);
 }
 
 SEC("cgroup/connect6")
 int sm_connect6(struct bpf_sock_addr *ctx)
 {
-	return redirect_out(ctx, 1);
+	return redirect_out(ctx, 1, 1);
 }
 
 SEC("cgroup/sendmsg4")
 int sm_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	return redirect_out(ctx, 0);
+	return redirect_out(ctx, 0, 0);
 }
 
 SEC("cgroup/sendmsg6")
 int sm_sendmsg6(struct bpf_sock_addr *ctx)
 {
-	return redirect_out(ctx, 1);
+	return redirect_out(ctx, 1, 0);
 }
 
 /* The address a redirected socket should see instead of the proxy's: for a
@@ -1060,6 +1108,42 @@ static __always_inline int fp_msg(struct sk_msg_md *msg, struct sm_fwd *fwd, str
 	return fp_held(fwd, pair, peer);
 }
 
+/* The one field of the kernel's tcp_sock read here (CO-RE: libbpf finds it
+ * in the running kernel's BTF).
+ */
+struct tcp_sock {
+	__u32 write_seq;
+} __attribute__((preserve_access_index));
+
+/* A sender that left the splice for the budget (SM_SK_OVER_BUDGET) comes
+ * back once its reader has read every byte it was sent: in[] keeps
+ * counting while the bytes take the stack, from the growth of this
+ * socket's write_seq since its last message (per message, so the 32-bit
+ * sequence never wraps in between). Once read[] reaches in[], both of the
+ * reader's queues are empty and a redirect cannot overtake anything. Only
+ * the read accounting of the sock_recv_length tracepoint counts reads of
+ * the TCP queue; with the fexit fallback (6.1) read[] never gets there and
+ * the socket stays on the stack, as before. Not while the peer is in a
+ * fast path (fwd_map): its delivery counts bytes its own way.
+ */
+static __always_inline int budget_resume(struct bpf_sock *sk, struct sm_sk_state *st,
+					 struct sm_pair *pair, __u32 peer)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	__u32 seq;
+
+	if (!tp)
+		return 0;
+	seq = tp->write_seq;
+	pair->in[peer] += seq - st->fb_seq;
+	st->fb_seq = seq;
+	if (pair->read[peer] < pair->in[peer] || bpf_map_lookup_elem(&fwd_map, &pair->cookie[peer]))
+		return 0;
+	st->flags &= ~SM_SK_OVER_BUDGET;
+	stat_inc(st->scope_idx, SM_STAT_SPLICE_BUDGET_RESUMES);
+	return 1;
+}
+
 SEC("sk_msg")
 int sm_msg(struct sk_msg_md *msg)
 {
@@ -1068,6 +1152,7 @@ int sm_msg(struct sk_msg_md *msg)
 	struct sm_stats *stats;
 	struct sm_pair *pair;
 	struct sm_fwd *fwd;
+	struct tcp_sock *tp;
 	__u32 size = msg->size, peer, counted = 0;
 
 	if (!sk)
@@ -1081,11 +1166,9 @@ int sm_msg(struct sk_msg_md *msg)
 	pair = pair_of(st);
 	if (!pair)
 		goto miss;
-	/* No backpressure on redirected bytes: stop once the reader is a
-	 * budget behind. Leaving for the stack keeps the byte order (the
-	 * reader drains its redirected queue first); coming back would not.
-	 */
 	peer = (st->side & 1) ^ 1;
+	if ((st->flags & SM_SK_OVER_BUDGET) && !budget_resume(sk, st, pair, peer))
+		return SK_PASS;
 	/* The peer is a sidecar's socket whose connection it handed to the
 	 * kernel: deliver past it.
 	 */
@@ -1097,8 +1180,18 @@ int sm_msg(struct sk_msg_md *msg)
 			return SK_PASS; /* past the peer, or to it over TCP */
 		counted = size; /* fp_msg counted it as put into the peer */
 	}
+	/* No backpressure on redirected bytes: once the reader is a budget
+	 * behind, take the stack (TCP's window slows the sender) until the
+	 * reader has read everything, both queues (budget_resume).
+	 */
 	if (pair->in[peer] - counted - pair->read[peer] + size > splice_budget) {
-		st->flags |= SM_SK_NO_SPLICE;
+		tp = bpf_skc_to_tcp_sock(sk);
+		if (!tp || counted) {
+			st->flags |= SM_SK_NO_SPLICE; /* no way to count what takes the stack */
+		} else {
+			st->flags |= SM_SK_OVER_BUDGET;
+			st->fb_seq = tp->write_seq;
+		}
 		stat_inc(st->scope_idx, SM_STAT_SPLICE_BUDGET_FALLBACKS);
 		return SK_PASS;
 	}

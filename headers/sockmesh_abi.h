@@ -85,6 +85,12 @@
 
 /* getsockopt(SOL_IP, SO_ORIGINAL_DST) and (SOL_IPV6, IP6T_SO_ORIGINAL_DST) */
 #define SM_SO_ORIGINAL_DST 80
+/* Captured app sockets connect from 127.128.0.0/16 (host order), one address
+ * per socket picked by a multiplicative hash of its cookie: see
+ * spread_source() in bpf/sockmesh.bpf.c.
+ */
+#define SM_SPREAD_NET4 0x7f800000u
+#define SM_HASH_MUL 0x9e3779b97f4a7c15ull
 
 enum sm_scope_kind {
 	SM_SCOPE_CGROUP = 1, /* id = cgroup v2 id (inode number) */
@@ -226,6 +232,7 @@ enum sm_sk_flags {
 	SM_SK_APP = 1u << 2, /* the app's captured socket: orig is what getpeername shows */
 	SM_SK_PROXY = 1u << 3, /* the proxy's accepted socket: orig answers SO_ORIGINAL_DST */
 	SM_SK_INBOUND = 1u << 4, /* accepted after sk_lookup steering: orig dst = local addr */
+	SM_SK_OVER_BUDGET = 1u << 5, /* sends take the stack until the reader read them all */
 };
 
 /* Per-socket state (BPF_MAP_TYPE_SK_STORAGE), computed once at establish so
@@ -238,7 +245,7 @@ struct sm_sk_state {
 	__u32 scope_idx;
 	__u32 flags; /* enum sm_sk_flags */
 	__u32 side; /* 0: the connecting end, 1: the accepted end (index in sm_pair) */
-	__u32 pad;
+	__u32 fb_seq; /* SM_SK_OVER_BUDGET: TCP write_seq at its last message (in[] has the rest) */
 };
 
 /* pair_map value (key: the connecting end's splice key), indexed by side:
@@ -399,8 +406,14 @@ struct sm_scope_meta {
 	X(DNS_CAPTURED, dns_captured, "DNS queries redirected to the proxy's DNS port.")          \
 	X(DNS_REPLIES, dns_replies, "DNS replies shown as coming from the server the app asked.") \
 	X(SPLICE_BUDGET_FALLBACKS, splice_budget_fallbacks,                                       \
-	  "Spliced sockets that went back to the TCP stack because their peer left more than "    \
+	  "Times a spliced socket's sends went to the TCP stack because its peer had more than "  \
 	  "the splice budget unread.")                                                            \
+	X(SPLICE_BUDGET_RESUMES, splice_budget_resumes,                                           \
+	  "Spliced sockets that came back to the splice after their peer read everything they "   \
+	  "sent while over the budget.")                                                          \
+	X(SPREAD_FAILED, spread_failed,                                                           \
+	  "Captured connects that kept the kernel's loopback source because binding a spread "    \
+	  "one (127.128.0.0/16) failed.")                                                         \
 	X(FASTPATH_CONNS, fastpath_conns,                                                         \
 	  "Connections a sidecar handed to the kernel fast path.")                                \
 	X(FASTPATH_BYTES, fastpath_bytes,                                                         \

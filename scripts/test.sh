@@ -128,8 +128,21 @@ run_suite() {
 		one fuzz $?
 		;;
 	bench)
-		scripts/bench/bench.sh --quick --out "$ROOT/build/bench-smoke" >"$log" 2>&1
-		one bench-smoke $?
+		rc=0
+		scripts/bench/bench.sh --quick --out "$ROOT/build/bench-smoke" >"$log" 2>&1 || rc=1
+		# Every measured run recorded the peak kernel TCP memory, and the
+		# report has a row for it per workload.
+		python3 - "$ROOT/build/bench-smoke" >>"$log" 2>&1 <<'PY' || rc=1
+import json, os, sys
+runs = [json.loads(l) for l in open(os.path.join(sys.argv[1], "raw", "runs.jsonl")) if l.strip()]
+measured = [r for r in runs if r["workload"] != "teardown" and r["rc"] != 125]
+bad = [r for r in measured if not isinstance((r.get("tcp_mem_pages") or [None, None])[1], int)]
+assert measured and not bad, f"runs without a TCP memory peak: {bad[:3]}"
+keys = {m["key"] for m in json.load(open(os.path.join(sys.argv[1], "results.json")))["metrics"]}
+assert {"mem_iperf_1", "mem_wrk_close"} <= keys, f"no memory rows: {sorted(keys)}"
+print(f"bench: {len(measured)} runs, each with its TCP memory peak")
+PY
+		one bench-smoke $rc
 		# The profiler: every 64 B round trip is two spliced messages, so
 		# sm_msg must have run twice per round trip (an exact count).
 		rc=0

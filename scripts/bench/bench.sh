@@ -341,6 +341,34 @@ cg_usage() { # CPU microseconds used in our two cgroups
 	awk '$1 == "usage_usec" { s += $2 } END { print s + 0 }' "$CG/cpu.stat" "$SRV_CG/cpu.stat"
 }
 
+# Kernel TCP memory in pages: the "mem" of /proc/net/sockstat's TCP line,
+# one machine-wide count (the kernel keeps no per-netns figure), so the
+# bench's own runs are what moves it on a quiet machine. Sets TCP_MEM.
+tcp_mem() {
+	local l
+	TCP_MEM=null
+	while read -r l; do
+		case $l in TCP:*" mem "*)
+			TCP_MEM=${l##* mem }
+			TCP_MEM=${TCP_MEM%% *}
+			return
+			;;
+		esac
+	done </proc/net/sockstat
+}
+
+# tcp_mem_watch FILE: sample every 20 ms in the background; write the peak
+# to FILE when sent TERM (or when the bench is gone)
+tcp_mem_watch() {
+	local peak=0 bench=$$
+	trap 'echo "$peak" >"$1"; exit 0' TERM
+	while [ -d "/proc/$bench" ]; do
+		tcp_mem
+		[ "$TCP_MEM" = null ] || [ "$TCP_MEM" -le "$peak" ] || peak=$TCP_MEM
+		sleep 0.02
+	done
+}
+
 # per mode-run state, set by mode_up (M_HAP_PID: the sidecar's pid,
 # HAProxy or sockmesh-sidecar; M_CAR_LOG: the latter's connection log)
 M_NS='' M_SRV='' M_HAP_PID='' M_HAP_SOCK='' M_CAR_LOG='' M_CAR_PIDFILE='' M_FAIL=''
@@ -372,6 +400,7 @@ run_wl() {
 	local r=$1 mode=$2 wl=$3 tmo=$4
 	shift 4
 	local base="r$r-$mode-$wl" rc=0 c0 c1 g0 g1 t0 t1 sess=null stats=null perf_pid='' rch0=null rch1=null
+	local mem0=null mem1=null mem_pid
 	if [ "$PROFILE" = 1 ] && [ -z "$M_FAIL" ]; then
 		our_progs >"$RAW/$base.progs0.json"
 		perf record -q -a -g -F "$PERF_HZ" -o "$RAW/$base.perf.data" >"$RAW/$base.perf.log" 2>&1 &
@@ -385,9 +414,17 @@ run_wl() {
 		[ -z "$M_CAR_PIDFILE" ] || rch0=$(sidecar_rchar)
 		read -r -a c0 < <(cpu_sample)
 		g0=$(cg_usage)
+		tcp_mem
+		mem0=$TCP_MEM
+		tcp_mem_watch "$RAW/$base.tcpmem" &
+		mem_pid=$!
 		t0=$(date +%s%N)
 		sm_run "$CG" "$M_NS" timeout -k 2 "$tmo" "$@" >"$RAW/$base.log" 2>&1 || rc=$?
 		t1=$(date +%s%N)
+		kill -TERM "$mem_pid" 2>/dev/null || true
+		wait "$mem_pid" 2>/dev/null || true
+		mem1=$(cat "$RAW/$base.tcpmem" 2>/dev/null) || mem1=null
+		rm -f "$RAW/$base.tcpmem"
 		g1=$(cg_usage)
 		read -r -a c1 < <(cpu_sample)
 		[ -z "$M_CAR_PIDFILE" ] || rch1=$(sidecar_rchar)
@@ -410,7 +447,7 @@ run_wl() {
 	# TIME_WAIT sockets left in the client pod, by local address: short
 	# connections crowd the connect port range toward the server with them
 	ip netns exec "$M_NS" ss -Htan state time-wait 2>/dev/null |
-		awk '{ sub(/:[0-9]+$/, "", $3); n[$3]++ } END { for (a in n) printf "%s %d\n", a, n[a] }' \
+		awk '{ sub(/:[0-9]+$/, "", $3); if ($3 ~ /^127\.128\./) $3 = "127.128.0.0/16"; n[$3]++ } END { for (a in n) printf "%s %d\n", a, n[a] }' \
 			>"$RAW/$base.timewait.txt" || true
 	if sm_mode "$mode"; then
 		if "$SM_CLI" -j --pin-dir "$PIN" stats --cgroup "$CG" >"$RAW/$base.stats.json" 2>"$RAW/$base.stats.err"; then
@@ -421,9 +458,9 @@ run_wl() {
 		printf '{"round":%d,"mode":"%s","workload":"%s","rc":%d,"log":"%s.log"}\n' \
 			"$r" "$mode" "$wl" "$rc" "$base" >>"$RUNS"
 	else
-		printf '{"round":%d,"mode":"%s","workload":"%s","rc":%d,"log":"%s.log","cpu_busy":%d,"cpu_total":%d,"cg_usec":%d,"ns":%d,"proxy_sessions":%s,"stats":%s,"sidecar_rchar":[%s,%s]}\n' \
+		printf '{"round":%d,"mode":"%s","workload":"%s","rc":%d,"log":"%s.log","cpu_busy":%d,"cpu_total":%d,"cg_usec":%d,"ns":%d,"proxy_sessions":%s,"stats":%s,"sidecar_rchar":[%s,%s],"tcp_mem_pages":[%s,%s]}\n' \
 			"$r" "$mode" "$wl" "$rc" "$base" "$((c1[0] - c0[0]))" "$((c1[1] - c0[1]))" \
-			"$((g1 - g0))" "$((t1 - t0))" "$sess" "$stats" "$rch0" "$rch1" >>"$RUNS"
+			"$((g1 - g0))" "$((t1 - t0))" "$sess" "$stats" "$rch0" "$rch1" "$mem0" "${mem1:-null}" >>"$RUNS"
 	fi
 	[ "$rc" = 0 ] || sm_log "  $wl: failed (rc $rc), see $RAW/$base.log"
 }

@@ -58,6 +58,13 @@ GOALS = [
     ("fastpath", "car-ipt", "lat64_p99", 0.5, "<="),
     ("fastpath", "car-ipt", "iperf_1", 2.0, ">="),
 ]
+# goals on one mode's own figures: (mode, metric, statistic over the rounds,
+# target, "<=" or ">=", what the target means). "max" is the worst round;
+# "spread" the largest distance of a round from the median, as a share of it.
+ABS_GOALS = [
+    ("sockmesh", "mem_iperf_1", "max", 8192, "<=", "32 MiB (4 KiB pages)"),
+    ("sockmesh", "wrk_close_cps", "spread", 0.15, "<=", "every round within 15 % of the median"),
+]
 # a fast-path sidecar may read (rchar) at most this share of a bulk run's bytes
 FASTPATH_MAX_READ = 0.01
 SHORT = {
@@ -400,7 +407,23 @@ def metric_defs(sizes):
         ("cpu_conn_us", "CPU per connection (machine, close)", "µs", "lower"),
         ("cgcpu_req_us", "CPU per request (our cgroups, keep-alive)", "µs", "lower"),
     ]
+    for s in sizes:
+        d.append((f"mem_lat{s}", f"peak TCP memory, sockperf {s} B", "pages", "lower"))
+    d += [
+        ("mem_iperf_1", "peak TCP memory, iperf3 1 stream", "pages", "lower"),
+        ("mem_iperf_4", "peak TCP memory, iperf3 4 streams", "pages", "lower"),
+        ("mem_wrk_ka", "peak TCP memory, wrk keep-alive", "pages", "lower"),
+        ("mem_wrk_close", "peak TCP memory, wrk close", "pages", "lower"),
+    ]
     return d
+
+
+def mem_key(wl):
+    """The peak-TCP-memory metric of a workload."""
+    if wl.startswith("sockperf-"):
+        return "mem_lat" + wl.split("-")[1]
+    return {"iperf3-P1": "mem_iperf_1", "iperf3-P4": "mem_iperf_4",
+            "wrk-keepalive": "mem_wrk_ka", "wrk-close": "mem_wrk_close"}.get(wl)
 
 
 def analyse(raw):
@@ -495,6 +518,9 @@ def analyse(raw):
                         warnings.append(f"{where}: origdst_miss grew by {d['origdst_miss']}")
                     if d.get("map_full", 0) > 0:
                         warnings.append(f"{where}: map_full grew by {d['map_full']}")
+        mem = run.get("tcp_mem_pages") or [None, None]
+        if mem_key(wl) and mem[1] is not None:
+            add(mode, rnd, {mem_key(wl): mem[1]})
         try:
             if wl.startswith("sockperf-"):
                 add(mode, rnd, parse_sockperf(text, int(wl.split("-")[1])))
@@ -569,6 +595,18 @@ def build(out, meta):
         met = None if r is None else (r <= target if op == "<=" else r >= target)
         goals.append({"mode": m, "ref": ref, "metric": key, "target": f"{op} {target}x",
                       "ratio": r, "met": met})
+    for m, key, stat, target, op, means in ABS_GOALS:
+        vals = [v for _, v in samples.get((m, key), [])]
+        if m not in modes or not vals:
+            continue
+        med_v = statistics.median(vals)
+        if stat == "max":
+            v = max(vals)
+        else:
+            v = max(abs(x - med_v) for x in vals) / med_v if med_v else None
+        met = None if v is None else (v <= target if op == "<=" else v >= target)
+        goals.append({"mode": m, "ref": None, "metric": key, "stat": stat,
+                      "target": f"{op} {target}", "means": means, "value": v, "met": met})
     share = [v for _, v in samples.get(("fastpath", "sidecar_read_share"), [])]
     res = {"meta": meta, "modes": modes, "rounds": len(rounds), "metrics": metrics,
            "goals": goals, "failures": failures, "warnings": warnings, "ok": False,
@@ -633,16 +671,33 @@ def markdown(res):
              "divided by the requests (connections) it completed; the cgroup row counts only the "
              "client pod and server cgroups (cpu.stat), which is less exposed to other load on the machine.")
     L.append("")
-    if any(g["ratio"] is not None for g in res["goals"]):
-        names = {d[0]: d[1] for d in metric_defs([64])}
+    rel = [g for g in res["goals"] if g.get("ref")]
+    names = {d[0]: d[1] for d in metric_defs([64])}
+    if any(g["ratio"] is not None for g in rel):
         L.append("Goals:")
         L.append("")
         L.append("| ratio | metric | goal | measured | met |")
         L.append("|---|---|--:|--:|:-:|")
-        for g in res["goals"]:
+        for g in rel:
             met = "–" if g["met"] is None else ("yes" if g["met"] else "**no**")
             L.append(f"| {g['mode']} / {g['ref']} | {names.get(g['metric'], g['metric'])} | "
                      f"{g['target']} | {fmt_ratio(g['ratio'])} | {met} |")
+        L.append("")
+    own = [g for g in res["goals"] if not g.get("ref")]
+    if own:
+        L.append("Goals on one mode's own figures (max: the worst round; spread: the round "
+                 "furthest from the median, as a share of it):")
+        L.append("")
+        L.append("| mode | metric | statistic | goal | measured | met |")
+        L.append("|---|---|---|--:|--:|:-:|")
+        for g in own:
+            met = "–" if g["met"] is None else ("yes" if g["met"] else "**no**")
+            v = g["value"]
+            shown = "–" if v is None else (f"{v:.1%}" if g["stat"] == "spread" else fmt(v))
+            tgt = (f"{g['target'].split()[0]} {float(g['target'].split()[1]):.0%}"
+                   if g["stat"] == "spread" else f"{g['target']} ({g['means']})")
+            L.append(f"| {g['mode']} | {names.get(g['metric'], g['metric'])} | {g['stat']} | "
+                     f"{tgt} | {shown} | {met} |")
         L.append("")
     if res["failures"]:
         L.append("Failures (these runs are missing or not trustworthy):")
@@ -689,7 +744,7 @@ def plot(out, res):
     panels = []
     for better, title in (("lower", "latency and CPU (lower is better)"),
                           ("higher", "throughput (higher is better)")):
-        rows = [e for e in metrics if e["better"] == better]
+        rows = [e for e in metrics if e["better"] == better and e["unit"] != "pages"]
         if not rows:
             continue
         dat = os.path.join(out, f"plot-{better}.dat")

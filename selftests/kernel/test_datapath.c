@@ -642,10 +642,30 @@ static void test_splice_integrity(void)
  * the rest takes the TCP stack, with its flow control; every byte arrives,
  * in order.
  */
+/* The one pair_map entry of a test with one spliced connection. */
+static int only_pair(struct sm_pair *pr)
+{
+	char p[512];
+	struct sm_tuple k;
+	int fd, err;
+
+	snprintf(p, sizeof(p), "%s/map_pair_map", E.pin);
+	fd = bpf_obj_get(p);
+	if (fd < 0)
+		return -1;
+	err = bpf_map_get_next_key(fd, NULL, &k) || bpf_map_lookup_elem(fd, &k, pr) ||
+	      bpf_map_get_next_key(fd, &k, &k) == 0;
+	close(fd);
+	return err ? -1 : 0;
+}
+
 static void test_splice_budget(void)
 {
-	struct xfer up = { .size = 24 << 20, .seed = 11 };
+	struct xfer up = { .size = 24 << 20, .seed = 11 }, more = { .size = 32 << 20, .seed = 12 };
+	__u64 spliced;
+	bool resumable;
 	int lfd, cfd, afd;
+	char c;
 	pthread_t t;
 
 	ASSERT_TRUE(sm_open(), "open");
@@ -661,6 +681,42 @@ static void test_splice_budget(void)
 	ASSERT_EQ(read_check(afd, up.size, 11), 0, "every byte, in order");
 	pthread_join(t, NULL);
 	ASSERT_EQ(up.err, 0, "writes");
+	/* The reader caught up with everything, both queues: the next
+	 * send comes back to the splice, where the reads of the TCP queue
+	 * are counted (the sock_recv_length tracepoint); with the fexit
+	 * accounting (6.1) the socket stays on the stack. Bytes stay in
+	 * order either way, and the counts stay exact.
+	 */
+	resumable = libbpf_find_vmlinux_btf_id("sock_recv_length", BPF_TRACE_RAW_TP) >= 0;
+	spliced = scope_stat("splice_bytes");
+	more.fd = cfd;
+	pthread_create(&t, NULL, writer, &more);
+	ASSERT_EQ(read_check(afd, more.size, 12), 0, "the bytes after the stall, in order");
+	pthread_join(t, NULL);
+	ASSERT_EQ(more.err, 0, "writes");
+	ASSERT_EQ(write(cfd, "x", 1), 1, "one more byte");
+	ASSERT_EQ(read_retry(afd, &c, 1), 1, "read it");
+	fprintf(stderr, "  fallbacks %llu, resumes %llu, spliced after the stall %llu B (%s)\n",
+		scope_stat("splice_budget_fallbacks"), scope_stat("splice_budget_resumes"),
+		scope_stat("splice_bytes") - spliced,
+		resumable ? "tracepoint accounting" : "fexit accounting");
+	if (resumable) {
+		struct sm_pair pr;
+
+		ASSERT_TRUE(scope_stat("splice_budget_resumes") >= 1, "came back to the splice");
+		ASSERT_TRUE(scope_stat("splice_bytes") - spliced >= SM_DEFAULT_SPLICE_BUDGET,
+			    "at least a budget's worth spliced after the stall");
+		ASSERT_EQ(scope_stat("splice_budget_fallbacks"),
+			  scope_stat("splice_budget_resumes"), "back on the splice at the end");
+		ASSERT_EQ(only_pair(&pr), 0, "the connection's pair entry");
+		ASSERT_EQ(pr.in[1], up.size + more.size + 1,
+			  "bytes put toward the reader, exactly");
+		ASSERT_EQ(pr.read[1], up.size + more.size + 1, "bytes it read, exactly");
+	} else {
+		ASSERT_EQ(scope_stat("splice_budget_resumes"), 0,
+			  "no resume without TCP read counts");
+		ASSERT_EQ(scope_stat("splice_bytes"), spliced, "stays on the stack");
+	}
 	ASSERT_EQ(scope_stat("splice_miss"), 0, "no misses");
 	/* The half-close follows the last byte; the other way still works. */
 	ASSERT_EQ(shutdown(cfd, SHUT_WR), 0, "the writer half-closes");
@@ -900,6 +956,109 @@ static void expect_direct(int direct_lfd, int proxy_lfd, const char *counter, __
 	fd = accept_within(proxy_lfd, 50);
 	ASSERT_TRUE(fd < 0, "the proxy got nothing");
 	ASSERT_EQ(scope_stat(counter) - before, 1, counter);
+}
+
+/* Captured connects spread over loopback sources (issue 14). They used to
+ * share one 4-tuple space, 127.0.0.1:* -> 127.0.0.1:15001: an app that
+ * closes first leaves a TIME_WAIT holding its port (reusable only after a
+ * second, and only on loopback), so at a high connection rate connect()
+ * scans longer and longer, then fails. Here the netns has 100 local ports
+ * and 2000 short connections are made back to back, the app closing first:
+ * without spreading the ports run out within the first second
+ * (EADDRNOTAVAIL); spread, every connect succeeds, from as many 127.128.x.y
+ * addresses as the hash gives, and the proxy sees the app's real source.
+ */
+static void test_spread_sources(void)
+{
+	enum { CONNS = 2000 };
+	static unsigned char seen[65536 / 8];
+	int lfd, fails = 0, first_err = 0, distinct = 0, wrong = 0;
+	struct sockaddr_in6 m6 = { .sin6_family = AF_INET6, .sin6_port = htons(80) };
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char got[80];
+	int cfd, afd;
+
+	memset(seen, 0, sizeof(seen));
+	ASSERT_TRUE(sm_open(), "open");
+	ASSERT_TRUE(ns_new() >= 0, "netns");
+	ASSERT_EQ(enroll_cgroup(NULL), 0, "enroll");
+	ASSERT_EQ(write_file("/proc/sys/net/ipv4/ip_local_port_range", "40000 40099"), 0,
+		  "100 local ports in the test netns");
+	lfd = listener(AF_INET, "127.0.0.1", 15001);
+	ASSERT_TRUE(lfd >= 0, "proxy listener");
+	for (int i = 0; i < CONNS; i++) {
+		struct sockaddr_in app, peer;
+		socklen_t al = sizeof(app), pl = sizeof(peer);
+		__u32 a;
+
+		cfd = connect_to(AF_INET, "10.88.0.2", 80, 0, 0);
+		if (cfd < 0) {
+			if (!fails++)
+				first_err = errno;
+			continue;
+		}
+		afd = accept_within(lfd, 2000);
+		if (afd < 0 || getsockname(cfd, (void *)&app, &al) ||
+		    getpeername(afd, (void *)&peer, &pl) ||
+		    app.sin_addr.s_addr != peer.sin_addr.s_addr || app.sin_port != peer.sin_port) {
+			wrong++;
+		} else {
+			a = ntohl(app.sin_addr.s_addr);
+			if ((a & 0xffff0000u) != SM_SPREAD_NET4)
+				wrong++;
+			else if (!(seen[(a & 0xffff) / 8] & (1u << (a % 8)))) {
+				seen[(a & 0xffff) / 8] |= (unsigned char)(1u << (a % 8));
+				distinct++;
+			}
+		}
+		close(cfd); /* the app closes first: its end keeps the TIME_WAIT */
+		if (afd >= 0)
+			close(afd);
+	}
+	fprintf(stderr, "  %d connects: %d failed (first: %s), %d distinct sources, %d wrong\n",
+		CONNS, fails, fails ? strerror(first_err) : "-", distinct, wrong);
+	ASSERT_EQ(fails, 0, "every connect finds a port");
+	ASSERT_EQ(wrong, 0, "app source in 127.128.0.0/16, and what the proxy sees");
+	ASSERT_TRUE(distinct > CONNS * 9 / 10, "spread over many sources");
+	ASSERT_EQ(scope_stat("captured"), CONNS, "captured");
+	ASSERT_EQ(scope_stat("spread_failed"), 0, "spread_failed");
+
+	/* IPv4 on a v6 socket is spread too (a v4-mapped source). */
+	cfd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ASSERT_TRUE(cfd >= 0, "v6 socket");
+	inet_pton(AF_INET6, "::ffff:10.88.0.2", &m6.sin6_addr);
+	ASSERT_EQ(connect(cfd, (void *)&m6, sizeof(m6)), 0, "v4-mapped connect is captured");
+	afd = accept_within(lfd, 2000);
+	ASSERT_TRUE(afd >= 0, "accept");
+	len = sizeof(ss);
+	ASSERT_EQ(getsockname(cfd, (void *)&ss, &len), 0, "getsockname");
+	addr_str((void *)&ss, got, sizeof(got));
+	ASSERT_TRUE(strncmp(got, "[::ffff:127.128.", 16) == 0, "v4-mapped spread source");
+	close(cfd);
+	close(afd);
+	/* An app that bound its own source keeps it. */
+	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ASSERT_TRUE(cfd >= 0, "socket");
+	{
+		struct sockaddr_in b = { .sin_family = AF_INET,
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		struct sockaddr_in d = { .sin_family = AF_INET, .sin_port = htons(80) };
+
+		inet_pton(AF_INET, "10.88.0.2", &d.sin_addr);
+		ASSERT_EQ(bind(cfd, (void *)&b, sizeof(b)), 0, "bind 127.0.0.1:0");
+		ASSERT_EQ(connect(cfd, (void *)&d, sizeof(d)), 0, "connect is captured");
+	}
+	afd = accept_within(lfd, 2000);
+	ASSERT_TRUE(afd >= 0, "accept");
+	len = sizeof(ss);
+	ASSERT_EQ(getsockname(cfd, (void *)&ss, &len), 0, "getsockname");
+	addr_str((void *)&ss, got, sizeof(got));
+	ASSERT_TRUE(strncmp(got, "127.0.0.1:", 10) == 0, "a bound source is kept");
+	close(cfd);
+	close(afd);
+	close(lfd);
+	ASSERT_EQ(scope_stat("spread_failed"), 0, "spread_failed");
 }
 
 static void test_bypass_reasons(void)
@@ -2103,7 +2262,8 @@ static void test_fastpath_disable_all(void)
 	sockmesh__close(car);
 }
 
-int main(void)
+/* test_datapath [SUBSTRING]: run only the tests whose name contains it. */
+int main(int argc, char **argv)
 {
 	CU_pSuite s;
 	unsigned int failures;
@@ -2121,13 +2281,14 @@ int main(void)
 	CU_add_test(s, "splice keeps 1 B..64 MiB byte-identical and spliced, both ways",
 		    test_splice_integrity);
 	CU_add_test(s, "half-close reaches the other end", test_half_close);
-	CU_add_test(s, "a stalled reader: splice stops at the budget, resumes in order",
+	CU_add_test(s, "a stalled reader: the stack at the budget, the splice again once read",
 		    test_splice_budget);
 	CU_add_test(s, "a 10x slower proxy: TCP memory under the cap, nothing lost",
 		    test_slow_reader_proxy);
 	CU_add_test(s, "a 10x slower app: TCP memory under the cap, nothing lost",
 		    test_slow_reader_app);
 	CU_add_test(s, "two pods with identical loopback tuples", test_netns_identical_tuples);
+	CU_add_test(s, "back-to-back connects spread over loopback sources", test_spread_sources);
 	CU_add_test(s, "each bypass reason bypasses and is counted", test_bypass_reasons);
 	CU_add_test(s, "policy update is atomic and keeps counters", test_policy_update);
 	CU_add_test(s, "policy read back from the maps, compared field by field",
@@ -2153,6 +2314,9 @@ int main(void)
 	CU_add_test(s, "fast path: a server that never answers", test_fastpath_silent_server);
 	CU_add_test(s, "fast path: disable --all mid-transfer loses nothing",
 		    test_fastpath_disable_all);
+	for (CU_pTest t = s->pTest; argc > 1 && t; t = t->pNext)
+		if (!strstr(t->pName, argv[1]))
+			CU_set_test_active(t, CU_FALSE);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
