@@ -123,6 +123,16 @@ struct {
 	__type(value, __u64);
 } listener_map SEC(".maps");
 
+/* Ports listened on under our sockops (on_listen; LRU: an evicted entry
+ * only costs its local legs the splice, a stale one a miss).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SM_DEFAULT_MAX_PENDING);
+	__type(key, struct sm_listen_key);
+	__type(value, __u32);
+} listen_map SEC(".maps");
+
 /* SYNs sk_lookup steered, until the connection is established (LRU for the
  * same reason as pending_map: a SYN that never completes leaves no callback).
  */
@@ -422,29 +432,64 @@ capture_verdict(struct bpf_sock_addr *ctx, const struct sm_policy *pol, const st
 	return SM_STAT_CAPTURED;
 }
 
+/* Is this socket the proxy's own (its uid, gid or mark)? */
+static __always_inline int proxy_socket(struct bpf_sock_addr *ctx, const struct sm_policy *pol)
+{
+	__u64 ugid = bpf_get_current_uid_gid();
+
+	if ((__u32)ugid == pol->proxy_uid ||
+	    ((pol->flags & SM_POL_PROXY_GID) && (__u32)(ugid >> 32) == pol->proxy_gid))
+		return 1;
+	if (pol->flags & SM_POL_PROXY_MARK) {
+		struct bpf_sock *sk = ctx->sk;
+
+		if (sk && sk->mark == pol->proxy_mark)
+			return 1;
+	}
+	return 0;
+}
+
 /* Is this a DNS query the scope sends to its proxy's DNS port? Written once
  * for TCP (connect) and UDP (connect, sendmsg).
  */
 static __always_inline int dns_wanted(struct bpf_sock_addr *ctx, const struct sm_policy *pol,
 				      const struct sm_addr *dst)
 {
-	__u64 ugid;
-
 	if (!(pol->flags & SM_POL_DNS) || dst->port != SM_DNS_PORT)
 		return 0;
-	ugid = bpf_get_current_uid_gid();
-	if ((__u32)ugid == pol->proxy_uid ||
-	    ((pol->flags & SM_POL_PROXY_GID) && (__u32)(ugid >> 32) == pol->proxy_gid))
+	if (proxy_socket(ctx, pol))
 		return 0; /* the DNS proxy's own upstream queries */
-	if (pol->flags & SM_POL_PROXY_MARK) {
-		struct bpf_sock *sk = ctx->sk;
-
-		if (sk && sk->mark == pol->proxy_mark)
-			return 0;
-	}
 	if (pol->flags & SM_POL_DNS_ALL)
 		return 1;
 	return rule_cidr(pol->rules_id, dst, SM_LIST_DNS_SERVERS);
+}
+
+/* The proxy connects to an app in its own pod (its inbound leg: to
+ * loopback, or to one of the pod's addresses, e.g. from 127.0.0.6 as
+ * istio's sidecars do): mark the socket, so that sockops splices the two
+ * ends once established like a captured connection's (on_active_local_leg,
+ * on_passive_local_leg). Both are local sockets of one netns.
+ */
+static __always_inline void local_leg(struct bpf_sock_addr *ctx, const struct sm_policy *pol,
+				      const struct sm_addr *dst)
+{
+	struct sm_sk_state *st;
+	__u64 *ns;
+
+	if (!(pol->flags & SM_POL_SPLICE) || !ctx->sk || !proxy_socket(ctx, pol))
+		return;
+	if (!is_loopback(dst)) {
+		ns = pod_netns(dst->family, dst->addr);
+		if (!ns || *ns != bpf_get_netns_cookie(ctx))
+			return;
+	}
+	st = bpf_sk_storage_get(&sk_state_map, ctx->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st) {
+		stat_inc(pol->scope_idx, SM_STAT_MAP_FULL);
+		return;
+	}
+	st->flags = SM_SK_LOCAL_LEG;
+	st->scope_idx = pol->scope_idx;
 }
 
 /* Remember where the app wanted to go; on success the caller rewrites the
@@ -473,6 +518,9 @@ static __always_inline __u16 capture(struct bpf_sock_addr *ctx, const struct sm_
 	}
 	if (verdict != SM_STAT_CAPTURED && verdict != SM_STAT_DNS_CAPTURED) {
 		stat_inc(pol->scope_idx, verdict);
+		if (verdict == SM_STAT_BYPASS_LOOPBACK || verdict == SM_STAT_BYPASS_PROXY_UID ||
+		    verdict == SM_STAT_BYPASS_PROXY_GID || verdict == SM_STAT_BYPASS_PROXY_MARK)
+			local_leg(ctx, pol, dst);
 		return 0;
 	}
 	p.orig = *dst;
@@ -770,6 +818,9 @@ static __always_inline void splice_insert(struct bpf_sock_ops *skops, struct sm_
 		struct sm_pair zero = {};
 
 		zero.cookie[0] = bpf_get_socket_cookie(skops);
+		zero.scope_idx = st->scope_idx;
+		if (st->flags & SM_SK_LOCAL_LEG)
+			zero.flags = SM_PAIR_LOCAL_LEG;
 		if (bpf_map_update_elem(&pair_map, key, &zero, BPF_ANY)) {
 			stat_inc(st->scope_idx, SM_STAT_MAP_FULL);
 			return;
@@ -824,6 +875,70 @@ static __always_inline void on_active_pod_peer(struct bpf_sock_ops *skops)
 		want_close_cb(skops); /* for its pair entry */
 }
 
+/* The proxy's connection to an app in its pod (marked by local_leg at
+ * connect): splice its end; the app's accepted end follows in
+ * on_passive_local_leg. Returns 1 if the socket was one.
+ */
+static __always_inline int on_active_local_leg(struct bpf_sock_ops *skops)
+{
+	struct sm_listen_key lk = {};
+	struct bpf_sock *sk = skops->sk;
+	struct sm_sk_state *st;
+	struct sm_tuple self;
+
+	if (!sk)
+		return 0;
+	st = bpf_sk_storage_get(&sk_state_map, sk, NULL, 0);
+	if (!st || st->flags != SM_SK_LOCAL_LEG)
+		return 0;
+	tuple_from_sockops(&self, skops);
+	/* Only toward a listener that sockops saw: its accepted socket can
+	 * then splice its end too. Otherwise (an app outside the attach
+	 * cgroup, or listening since before the load) this end would redirect
+	 * into nothing, miss, and pay a psock for it.
+	 */
+	lk.netns = self.netns;
+	lk.port = self.remote_port;
+	if (!bpf_map_lookup_elem(&listen_map, &lk)) {
+		st->flags = 0;
+		return 1;
+	}
+	st->self = self;
+	sm_tuple_reverse(&st->peer, &self);
+	st->side = 0;
+	splice_insert(skops, st, &self);
+	if (st->flags & SM_SK_SPLICE) {
+		want_close_cb(skops); /* for its pair entry */
+		stat_inc(st->scope_idx, SM_STAT_SPLICE_LOCAL_LEGS);
+	}
+	return 1;
+}
+
+/* The app accepted its proxy's connection (the pair entry of the proxy's
+ * end says so): splice this end too.
+ */
+static __always_inline void on_passive_local_leg(struct bpf_sock_ops *skops, struct sm_tuple *mine,
+						 struct sm_tuple *proxy)
+{
+	struct sm_sk_state *st;
+	struct sm_pair *pair;
+
+	pair = bpf_map_lookup_elem(&pair_map, proxy);
+	if (!pair || !(pair->flags & SM_PAIR_LOCAL_LEG) || pair->cookie[1])
+		return;
+	st = sk_state_new(skops);
+	if (!st) {
+		stat_inc(pair->scope_idx, SM_STAT_MAP_FULL);
+		return;
+	}
+	st->self = *mine;
+	st->peer = *proxy;
+	st->scope_idx = pair->scope_idx;
+	st->flags = 0;
+	st->side = 1;
+	splice_insert(skops, st, mine);
+}
+
 /* The app's captured connect completed: publish its original destination
  * under the tuple the proxy will see, and splice the app's end. The pair
  * entry of a spliced connection is the only thing left to undo at close.
@@ -840,7 +955,8 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 	cookie = bpf_get_socket_cookie(skops);
 	p = bpf_map_lookup_elem(&pending_map, &cookie);
 	if (!p) {
-		on_active_pod_peer(skops);
+		if (!on_active_local_leg(skops))
+			on_active_pod_peer(skops);
 		return;
 	}
 	od.orig = p->orig;
@@ -881,7 +997,7 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
  * its original destination is its own local address, and splice it with a
  * client that is a local pod's sidecar.
  */
-static __always_inline void on_passive_inbound(struct bpf_sock_ops *skops, struct sm_tuple *mine)
+static __always_inline int on_passive_inbound(struct bpf_sock_ops *skops, struct sm_tuple *mine)
 {
 	struct sm_policy *pol;
 	struct sm_sk_state *st;
@@ -890,13 +1006,13 @@ static __always_inline void on_passive_inbound(struct bpf_sock_ops *skops, struc
 
 	steered = bpf_map_lookup_elem(&steered_map, mine);
 	if (!steered)
-		return;
+		return 0;
 	idx = *steered;
 	bpf_map_delete_elem(&steered_map, mine);
 	stat_inc(idx, SM_STAT_INBOUND_CAPTURED);
 	st = sk_state_new(skops);
 	if (!st)
-		return;
+		return 1;
 	st->self = *mine;
 	st->scope_idx = idx;
 	st->flags = SM_SK_INBOUND;
@@ -908,6 +1024,7 @@ static __always_inline void on_passive_inbound(struct bpf_sock_ops *skops, struc
 		st->peer.netns = *peer_netns;
 		splice_insert(skops, st, mine);
 	}
+	return 1;
 }
 
 /* The proxy started listening: if it is a pod's inbound listener, it is
@@ -916,8 +1033,18 @@ static __always_inline void on_passive_inbound(struct bpf_sock_ops *skops, struc
 static __always_inline void on_listen(struct bpf_sock_ops *skops)
 {
 	__u64 netns = bpf_get_netns_cookie(skops);
+	struct sm_listen_key port = { .netns = netns, .port = skops->local_port };
 	struct sm_listener_key lk;
 	struct sm_policy *pol;
+	__u32 one = 1;
+
+	/* Any listener: a local leg may lead to it. Kept until LRU eviction,
+	 * not removed at the listener's close: a state callback on the
+	 * listener would be inherited by every socket it accepts. A stale
+	 * entry (the port now served by a listener sockops does not see)
+	 * costs a miss, never a byte.
+	 */
+	bpf_map_update_elem(&listen_map, &port, &one, BPF_ANY);
 
 	pol = netns_policy(netns);
 	if (!pol || !(pol->flags & SM_POL_INBOUND) || skops->local_port != pol->inbound_port)
@@ -944,7 +1071,8 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 	sm_tuple_reverse(&app, &mine);
 	od = bpf_map_lookup_elem(&origdst_map, &app);
 	if (!od) {
-		on_passive_inbound(skops, &mine);
+		if (!on_passive_inbound(skops, &mine))
+			on_passive_local_leg(skops, &mine, &app);
 		return;
 	}
 	st = sk_state_new(skops);

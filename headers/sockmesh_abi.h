@@ -204,6 +204,17 @@ struct sm_listener_key {
 	__u32 pad;
 };
 
+/* listen_map key: a port something listens on in a netns, as sockops saw
+ * listen() (so the accepted sockets of that listener run sockops too): the
+ * proxy's connection to an app in its pod is spliced only toward such a
+ * port (see local_leg in bpf/sockmesh.bpf.c).
+ */
+struct sm_listen_key {
+	__u64 netns;
+	__u32 port; /* host order */
+	__u32 pad;
+};
+
 /* pending_map value (key: socket cookie of the app's socket). */
 struct sm_pending {
 	struct sm_addr orig; /* where the app wanted to go */
@@ -233,6 +244,7 @@ enum sm_sk_flags {
 	SM_SK_PROXY = 1u << 3, /* the proxy's accepted socket: orig answers SO_ORIGINAL_DST */
 	SM_SK_INBOUND = 1u << 4, /* accepted after sk_lookup steering: orig dst = local addr */
 	SM_SK_OVER_BUDGET = 1u << 5, /* sends take the stack until the reader read them all */
+	SM_SK_LOCAL_LEG = 1u << 6, /* the proxy's connection to an app in its own pod */
 };
 
 /* Per-socket state (BPF_MAP_TYPE_SK_STORAGE), computed once at establish so
@@ -258,7 +270,11 @@ struct sm_pair {
 	__u64 in[2];
 	__u64 read[2];
 	__u64 cookie[2]; /* each end's socket cookie (its fwd_map key, see sm_fwd) */
+	__u32 scope_idx; /* the connecting end's scope */
+	__u32 flags; /* SM_PAIR_LOCAL_LEG: a proxy's connection to an app in its pod */
 };
+
+#define SM_PAIR_LOCAL_LEG 1u
 
 /* ---- kernel fast path ------------------------------------------------------
  * A sidecar hands its two sockets of a connection (downstream D, upstream
@@ -408,6 +424,8 @@ struct sm_scope_meta {
 	X(SPLICE_BUDGET_FALLBACKS, splice_budget_fallbacks,                                       \
 	  "Times a spliced socket's sends went to the TCP stack because its peer had more than "  \
 	  "the splice budget unread.")                                                            \
+	X(SPLICE_LOCAL_LEGS, splice_local_legs,                                                   \
+	  "Connections from the proxy to an app in its own pod (its inbound leg) spliced.")       \
 	X(SPLICE_BUDGET_RESUMES, splice_budget_resumes,                                           \
 	  "Spliced sockets that came back to the splice after their peer read everything they "   \
 	  "sent while over the budget.")                                                          \
@@ -440,7 +458,8 @@ _Static_assert(sizeof(struct sm_tuple) == 48, "sm_tuple layout");
 _Static_assert(sizeof(struct sm_pending) == 32, "sm_pending layout");
 _Static_assert(sizeof(struct sm_origdst) == 32, "sm_origdst layout");
 _Static_assert(sizeof(struct sm_sk_state) == 136, "sm_sk_state layout");
-_Static_assert(sizeof(struct sm_pair) == 48, "sm_pair layout");
+_Static_assert(sizeof(struct sm_pair) == 56, "sm_pair layout");
+_Static_assert(sizeof(struct sm_listen_key) == 16, "sm_listen_key layout");
 _Static_assert(sizeof(struct sm_fwd) == 208, "sm_fwd layout");
 _Static_assert(sizeof(struct sm_fp_event) == 16, "sm_fp_event layout");
 _Static_assert(sizeof(struct sm_fp_flip) == 8, "sm_fp_flip layout");

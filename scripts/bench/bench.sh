@@ -357,14 +357,17 @@ tcp_mem() {
 	done </proc/net/sockstat
 }
 
-# tcp_mem_watch FILE: sample every 20 ms in the background; write the peak
-# to FILE when sent TERM (or when the bench is gone)
+# tcp_mem_watch FILE: sample every 20 ms in the background, keeping the peak
+# in FILE, until FILE.stop exists (or the bench is gone). No signals: a
+# trap would wait for the sleep and could be lost.
 tcp_mem_watch() {
-	local peak=0 bench=$$
-	trap 'echo "$peak" >"$1"; exit 0' TERM
-	while [ -d "/proc/$bench" ]; do
+	local peak=-1 bench=$$
+	while [ -d "/proc/$bench" ] && [ ! -e "$1.stop" ]; do
 		tcp_mem
-		[ "$TCP_MEM" = null ] || [ "$TCP_MEM" -le "$peak" ] || peak=$TCP_MEM
+		if [ "$TCP_MEM" != null ] && [ "$TCP_MEM" -gt "$peak" ]; then
+			peak=$TCP_MEM
+			echo "$peak" >"$1"
+		fi
 		sleep 0.02
 	done
 }
@@ -421,10 +424,10 @@ run_wl() {
 		t0=$(date +%s%N)
 		sm_run "$CG" "$M_NS" timeout -k 2 "$tmo" "$@" >"$RAW/$base.log" 2>&1 || rc=$?
 		t1=$(date +%s%N)
-		kill -TERM "$mem_pid" 2>/dev/null || true
+		: >"$RAW/$base.tcpmem.stop"
 		wait "$mem_pid" 2>/dev/null || true
 		mem1=$(cat "$RAW/$base.tcpmem" 2>/dev/null) || mem1=null
-		rm -f "$RAW/$base.tcpmem"
+		rm -f "$RAW/$base.tcpmem" "$RAW/$base.tcpmem.stop"
 		g1=$(cg_usage)
 		read -r -a c1 < <(cpu_sample)
 		[ -z "$M_CAR_PIDFILE" ] || rch1=$(sidecar_rchar)

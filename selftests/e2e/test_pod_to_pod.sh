@@ -43,6 +43,11 @@ BUDGET=$((8 * MIB))
 e2e_nginx_start appb "$PODB" "$B4:8080 podb-8080" "[$B6]:8080 podb6-8080"
 e2e_pyserver hashb - "$PODB" hash-server "$B4" 9000
 e2e_pyserver hashb6 - "$PODB" hash-server "$B6" 9001
+# B's app inside the attach cgroup, as every pod process is on a Kubernetes
+# node: sockops sees its listen() and its accepted sockets, so B's proxy's
+# own leg to it is spliced too (the apps above run outside it: not spliced)
+e2e_pyserver hashbcg "$CG" "$PODB" hash-server "$B4" 9002
+e2e_pyserver hashbcg6 "$CG" "$PODB" hash-server "$B6" 9003
 # send-server port: 9100 + MiB (IPv4), 9200 + MiB (IPv6)
 for m in 4 16; do
 	head -c $((m * MIB)) /dev/urandom >"$TMP/data.$m"
@@ -88,17 +93,18 @@ B_KEYS4=("${B_KEYS[@]}" origdst_answered=1)
 
 # assert_pods SNAP0 SNAP1 A_SPLICE_BYTES B_SPLICE_BYTES B_KEYS...: both
 # scopes' counters; bytes '+': some; '++': some, and splice budget
-# fallbacks allowed (a transfer above the budget)
+# fallbacks (and the resumes after them) allowed (a transfer above the budget)
 assert_pods() {
-	local s0=$1 s1=$2 ab=$3 bb=$4 fb=splice_budget_fallbacks=0
+	local s0=$1 s1=$2 ab=$3 bb=$4 fb=splice_budget_fallbacks=0 rs=splice_budget_resumes=0
 	shift 4
 	if [ "$ab" = ++ ]; then
-		fb='splice_budget_fallbacks=*' ab=+
+		fb='splice_budget_fallbacks=*' rs='splice_budget_resumes=*' ab=+
 		[ "$bb" = ++ ] && bb=+
 	fi
 	assert_deltas "$(jq -c .a <<<"$s0")" "$(jq -c .a <<<"$s1")" "pod A" "${A_KEYS[@]}" \
-		splice_bytes="$ab" "$fb"
-	assert_deltas "$(jq -c .b <<<"$s0")" "$(jq -c .b <<<"$s1")" "pod B" "$@" splice_bytes="$bb" "$fb"
+		splice_bytes="$ab" "$fb" "$rs"
+	assert_deltas "$(jq -c .b <<<"$s0")" "$(jq -c .b <<<"$s1")" "pod B" "$@" splice_bytes="$bb" \
+		"$fb" "$rs"
 }
 
 # bytes_ge SNAP0 SNAP1 POD MIN: POD's (a or b) splice_bytes moved by >= MIN
@@ -162,6 +168,23 @@ upload() {
 	fi
 }
 
+# upload_local_leg DST: A's app sends 4 MiB to B's app in the attach cgroup:
+# in B, the proxy<->proxy end carries the reply, and the proxy's leg to the
+# app the data and the reply (both ends spliced, splice_local_legs)
+upload_local_leg() {
+	local dst=$1 size=$((4 * MIB)) port=9002 s0 s1 reply back fe=b_in
+	local keys=(inbound_captured=1 bypass_proxy_uid=1 splice_sockets=3 splice_local_legs=1
+		splice_miss=0 'splice_msgs=+')
+	if [[ $dst == *:* ]]; then fe=b_in6 port=9003; else keys+=(origdst_answered=1); fi
+	s0=$(snap)
+	reply=$(e2e_tcptool "$CG" "$PODA" client "$dst" "$port" --send "$TMP/data.4" --shut-wr)
+	s1=$(snap)
+	back=$((${#reply} + 1))
+	assert_eq "$reply" "$(sha_of "$TMP/data.4") $size" "sha256 and count B's app received"
+	assert_sessions "$s0" "$s1" "$([[ $dst == *:* ]] && echo a_out=0 || echo a_out=1)" "$fe=1"
+	assert_pods "$s0" "$s1" $((2 * size + back)) $((size + 2 * back)) "${keys[@]}"
+}
+
 # IPv6: A's sidecar logs the original destination it was given
 ipv6_http_through_both_sidecars() {
 	local s0 s1 body
@@ -181,10 +204,12 @@ for m in 4 16; do
 	e2e_subtest "download_${m}MiB_spliced_proxy_to_proxy" download "$m" "$B4" a_out=1
 	e2e_subtest "upload_${m}MiB_spliced_proxy_to_proxy" upload "$m" "$B4" a_out=1
 done
+e2e_subtest upload_4MiB_every_leg_spliced upload_local_leg "$B4"
 e2e_subtest ipv6_http_through_both_sidecars ipv6_http_through_both_sidecars
 # A's IPv6 proxy is the reference sidecar: no HAProxy 'out' session
 for m in 4 16; do
 	e2e_subtest "ipv6_download_${m}MiB_spliced_proxy_to_proxy" download "$m" "$B6" a_out=0
 	e2e_subtest "ipv6_upload_${m}MiB_spliced_proxy_to_proxy" upload "$m" "$B6" a_out=0
 done
+e2e_subtest ipv6_upload_4MiB_every_leg_spliced upload_local_leg "$B6"
 e2e_finish

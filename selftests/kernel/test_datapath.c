@@ -875,12 +875,30 @@ static void test_half_close(void)
 }
 
 /* Two pods whose app<->proxy loopback tuples are byte-identical. */
+/* Two pods' connections with identical tuples: each message written on
+ * w[i] arrives, alone, on r[i].
+ */
+static void no_crosstalk(const int w[2], const int r[2], const char *const msg[2])
+{
+	char buf[32];
+
+	for (int i = 0; i < 2; i++)
+		ASSERT_EQ(write(w[i], msg[i], strlen(msg[i])), (long)strlen(msg[i]), "write");
+	for (int i = 0; i < 2; i++) {
+		ssize_t n = read(r[i], buf, sizeof(buf) - 1);
+
+		ASSERT_EQ(n, (long)strlen(msg[i]), "read");
+		buf[n] = '\0';
+		ASSERT_STREQ(buf, msg[i], "no cross-talk between pods");
+	}
+}
+
 static void test_netns_identical_tuples(void)
 {
 	struct sockmesh_policy pol = { .sz = sizeof(pol) };
 	const char *dst[2] = { "10.88.0.2", "10.88.0.3" };
-	const char *msg[2] = { "for-pod-A", "for-pod-B" };
-	char want[2][32], got[80], buf[32];
+	const char *const msg[2] = { "for-pod-A", "for-pod-B" };
+	char want[2][32], got[80];
 	int lfd[2], cfd[2], afd[2], ns[2];
 
 	ASSERT_TRUE(sm_open(), "open");
@@ -913,14 +931,8 @@ static void test_netns_identical_tuples(void)
 			fprintf(stderr, "  pod %d: original dst %s, want %s\n", i, got, want[i]);
 		ASSERT_TRUE(strcmp(got, want[i]) == 0, "each pod gets its own original dst");
 	}
-	for (int i = 0; i < 2; i++)
-		ASSERT_EQ(write(cfd[i], msg[i], strlen(msg[i])), (long)strlen(msg[i]), "write");
+	no_crosstalk(cfd, afd, msg);
 	for (int i = 0; i < 2; i++) {
-		ssize_t n = read(afd[i], buf, sizeof(buf) - 1);
-
-		ASSERT_EQ(n, (long)strlen(msg[i]), "read");
-		buf[n] = '\0';
-		ASSERT_TRUE(strcmp(buf, msg[i]) == 0, "no cross-talk between pods");
 		close(cfd[i]);
 		close(afd[i]);
 		close(lfd[i]);
@@ -1369,6 +1381,63 @@ static void test_lifecycle(void)
  * proxy's own connection to the app is not steered again; excluded ports go
  * straight to the app.
  */
+/* addr:port as a sockaddr of family; returns its length. */
+static socklen_t sa_make(int family, const char *addr, int port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *a = (void *)ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons(port);
+		inet_pton(AF_INET, addr, &a->sin_addr);
+		return sizeof(*a);
+	} else {
+		struct sockaddr_in6 *a = (void *)ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(port);
+		inet_pton(AF_INET6, addr, &a->sin6_addr);
+		return sizeof(*a);
+	}
+}
+
+/* A socket with SO_MARK mark, bound to src:lport, connected to dst:port. */
+static int marked_connect(int family, const char *src, int lport, const char *dst, int port,
+			  int mark)
+{
+	struct sockaddr_storage ls, ds;
+	socklen_t len = sa_make(family, src, lport, &ls);
+	int one = 1, fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	sa_make(family, dst, port, &ds);
+	setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (void *)&ls, len) || connect(fd, (void *)&ds, len)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Bytes both ways at once over a connection; 0 when identical. */
+static int both_ways(int a, int b, size_t size, unsigned int seed)
+{
+	struct xfer ab = { .fd = a, .size = size, .seed = seed },
+		    ba = { .fd = b, .size = size, .seed = seed + 1 };
+	pthread_t t1, t2;
+	int err;
+
+	pthread_create(&t1, NULL, writer, &ab);
+	pthread_create(&t2, NULL, writer, &ba);
+	err = read_check(b, size, seed) || read_check(a, size, seed + 1);
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	return err || ab.err || ba.err;
+}
+
 static void test_inbound_steering(void)
 {
 	struct sockmesh_policy pol = { .sz = sizeof(pol),
@@ -1426,6 +1495,10 @@ static void test_inbound_steering(void)
 	}
 	ASSERT_TRUE(a2 >= 0, "the app got the proxy's connection");
 	ASSERT_TRUE(accept_within(plfd, 50) < 0, "not steered back to the proxy");
+	/* ... and that leg is spliced: both ends are local sockets */
+	ASSERT_EQ(both_ways(fwd, a2, 1 << 20, 31), 0, "proxy<->app bytes identical");
+	ASSERT_EQ(scope_stat("splice_local_legs"), 1, "the proxy's leg to the app is spliced");
+	ASSERT_EQ(scope_stat("splice_bytes"), 2 << 20, "through the splice");
 	close(a2);
 	close(fwd);
 
@@ -1507,6 +1580,132 @@ static void test_pod_to_pod_splice(void)
 	close(cfd);
 	close(afd);
 	close(blfd);
+}
+
+#define TEST_PROXY_MARK 0x539
+
+/* cfd's connection, accepted on lfd, carries bytes both ways and nothing
+ * in the scope is spliced (nor missed).
+ */
+static void not_spliced(int cfd, int lfd, unsigned int seed, const char *what)
+{
+	int afd = accept_within(lfd, 2000);
+
+	ASSERT_TRUE(cfd >= 0 && afd >= 0, what);
+	ASSERT_EQ(both_ways(cfd, afd, 64 << 10, seed), 0, "bytes identical");
+	ASSERT_EQ(scope_stat("splice_sockets"), 0, "not spliced");
+	ASSERT_EQ(scope_stat("splice_miss"), 0, "no miss");
+	close(cfd);
+	close(afd);
+}
+
+/* The proxy's own connection to an app in its pod (issue 10, item 5): the
+ * inbound sidecar forwards to the app over loopback (from 127.0.0.6, as
+ * istio's do) or to the pod's address; both ends are local sockets, spliced
+ * like a captured connection's. An app's own loopback connection is not.
+ * IPv4 and IPv6, in a cgroup scope (loopback) and in two netns scopes with
+ * identical tuples (loopback, and the pod's own address, 10.90.0.x).
+ */
+static void test_local_leg(void)
+{
+	struct sockmesh_policy pol = { .sz = sizeof(pol),
+				       .has_proxy_mark = true,
+				       .proxy_mark = TEST_PROXY_MARK };
+	const char *const msg[2] = { "to-app-in-pod-A", "to-app-in-pod-B" };
+	struct sockmesh_scope sc[2];
+	struct sockmesh_stats st[2];
+	int lfd, l6, early, cfd, afd, ns[2], lp[2], pp[2], pa[2], ap[2];
+	char buf[32];
+
+	ASSERT_TRUE(sm_open(), "open");
+	ASSERT_TRUE(ns_new() >= 0, "netns");
+	early = listener(AF_INET, "127.0.0.1", 8090); /* listening before the load */
+	ASSERT_TRUE(early >= 0, "an app listening before sockmesh");
+	ASSERT_EQ(enroll_cgroup(&pol), 0, "enroll");
+	lfd = listener(AF_INET, "127.0.0.1", 8080);
+	l6 = listener(AF_INET6, "::1", 8080);
+	ASSERT_TRUE(lfd >= 0 && l6 >= 0, "the app's listeners");
+
+	/* An app's own loopback connection: not the proxy's, not spliced. */
+	not_spliced(connect_to(AF_INET, "127.0.0.1", 8080, 0, 0), lfd, 21,
+		    "app to app over loopback");
+	/* ... nor the proxy's to a listener sockops never saw (its accepted
+	 * end could not splice; this end would only miss).
+	 */
+	not_spliced(marked_connect(AF_INET, "127.0.0.6", 0, "127.0.0.1", 8090, TEST_PROXY_MARK),
+		    early, 22, "proxy to the early app");
+	close(early);
+
+	/* The proxy (its mark) from 127.0.0.6 to the app: spliced. */
+	cfd = marked_connect(AF_INET, "127.0.0.6", 0, "127.0.0.1", 8080, TEST_PROXY_MARK);
+	afd = accept_within(lfd, 2000);
+	ASSERT_TRUE(cfd >= 0 && afd >= 0, "proxy to app over loopback");
+	ASSERT_EQ(both_ways(cfd, afd, 4 << 20, 23), 0, "4 MiB each way, identical");
+	ASSERT_EQ(scope_stat("splice_local_legs"), 1, "splice_local_legs");
+	ASSERT_EQ(scope_stat("splice_sockets"), 2, "both ends spliced");
+	ASSERT_EQ(scope_stat("splice_bytes"), 8 << 20, "every byte through the splice");
+	ASSERT_EQ(scope_stat("splice_miss"), 0, "no misses");
+	ASSERT_EQ(scope_stat("captured"), 0, "nothing captured");
+	ASSERT_EQ(shutdown(cfd, SHUT_WR), 0, "the proxy half-closes");
+	ASSERT_EQ(read(afd, buf, sizeof(buf)), 0, "the app sees EOF");
+	close(cfd);
+	close(afd);
+	ASSERT_EQ(wait_map_empty("pair_map", 2000), 0, "pair entry removed at close");
+
+	/* IPv6 */
+	cfd = marked_connect(AF_INET6, "::1", 0, "::1", 8080, TEST_PROXY_MARK);
+	afd = accept_within(l6, 2000);
+	ASSERT_TRUE(cfd >= 0 && afd >= 0, "proxy to app over [::1]");
+	ASSERT_EQ(both_ways(cfd, afd, 1 << 20, 25), 0, "1 MiB each way, identical");
+	ASSERT_EQ(scope_stat("splice_local_legs"), 2, "splice_local_legs (IPv6)");
+	ASSERT_EQ(scope_stat("splice_bytes"), 10 << 20, "IPv6 bytes through the splice");
+	close(cfd);
+	close(afd);
+	close(lfd);
+	close(l6);
+
+	/* Two pods, identical tuples 127.0.0.6:40000 -> 127.0.0.1:8080, and
+	 * the proxy to the pod's own address (on its lo).
+	 */
+	for (int i = 0; i < 2; i++) {
+		ns[i] = ns_new();
+		ASSERT_TRUE(ns[i] >= 0, "pod netns");
+		/* each pod's own address (ns_new gives every netns the same ones) */
+		ASSERT_EQ(xsystem("ip addr add 10.90.0.%d/32 dev lo", i + 1), 0, "pod address");
+		ASSERT_EQ(sockmesh_scope_from_netns(ns_path(ns[i]), &sc[i]), 0, "scope");
+		ASSERT_EQ(sockmesh__enroll(E.sm, &sc[i], E.cg, &pol), 0, "enroll the pod");
+		lp[i] = listener(AF_INET, "0.0.0.0", 8080);
+		ASSERT_TRUE(lp[i] >= 0, "the pod's app");
+	}
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(ns_enter(ns[i]), 0, "setns");
+		pp[i] = marked_connect(AF_INET, "127.0.0.6", 40000, "127.0.0.1", 8080,
+				       TEST_PROXY_MARK);
+		pa[i] = accept_within(lp[i], 2000);
+		ASSERT_TRUE(pp[i] >= 0 && pa[i] >= 0, "proxy to app, 127.0.0.6:40000");
+	}
+	no_crosstalk(pp, pa, msg);
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(ns_enter(ns[i]), 0, "setns");
+		snprintf(buf, sizeof(buf), "10.90.0.%d", i + 1);
+		ap[i] = marked_connect(AF_INET, "127.0.0.6", 0, buf, 8080, TEST_PROXY_MARK);
+		cfd = accept_within(lp[i], 2000);
+		ASSERT_TRUE(ap[i] >= 0 && cfd >= 0, "proxy to the pod's own address");
+		ASSERT_EQ(both_ways(ap[i], cfd, 256 << 10, 27), 0, "bytes identical");
+		close(cfd);
+	}
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(sockmesh__stats(E.sm, &sc[i], &st[i]), 0, "pod stats");
+		ASSERT_EQ(st[i].v[SM_STAT_SPLICE_LOCAL_LEGS], 2, "both local legs of the pod");
+		ASSERT_EQ(st[i].v[SM_STAT_SPLICE_BYTES], strlen(msg[i]) + (512 << 10),
+			  "the pod's bytes through the splice");
+		ASSERT_EQ(st[i].v[SM_STAT_SPLICE_MISS], 0, "no misses");
+		close(pp[i]);
+		close(pa[i]);
+		close(ap[i]);
+		close(lp[i]);
+	}
+	ASSERT_EQ(wait_map_empty("pair_map", 2000), 0, "pair entries removed at close");
 }
 
 static int udp_bound(const char *addr, int port)
@@ -2300,6 +2499,7 @@ int main(int argc, char **argv)
 	CU_add_test(s, "disable with bytes in flight loses nothing", test_disable_inflight);
 	CU_add_test(s, "inbound: steered to the proxy without NAT", test_inbound_steering);
 	CU_add_test(s, "pod to pod: proxy<->proxy spliced across netns", test_pod_to_pod_splice);
+	CU_add_test(s, "the proxy's leg to its app: spliced, IPv4/6, two pods", test_local_leg);
 	CU_add_test(s, "DNS: listed resolvers go to the DNS proxy", test_dns);
 	CU_add_test(s, "fast path: 0 B..64 MiB each way past the sidecar, queued bytes, half-close",
 		    test_fastpath_outbound);

@@ -269,6 +269,7 @@ static int create_pinned(struct sockmesh *sm, const struct sockmesh_open_opts *o
 		set_size(maps[MAP_pod_addr_map],
 			 o->max_scopes ? SM_POD_ADDRS_PER_SCOPE * o->max_scopes : 0);
 		set_size(maps[MAP_steered_map], o->max_pending);
+		set_size(maps[MAP_listen_map], o->max_pending);
 		set_size(maps[MAP_origdst_map], o->max_pending);
 		set_size(maps[MAP_pair_map], o->max_conns);
 		set_size(maps[MAP_fwd_map], o->max_conns ? 2 * o->max_conns : 0);
