@@ -677,10 +677,9 @@ static __always_inline void spread_source(struct bpf_sock_addr *ctx, int v6, int
 static __always_inline int redirect_out(struct bpf_sock_addr *ctx, int v6, int connect)
 {
 	struct sm_addr dst = {};
+	__u32 scope_idx = 0;
 	int mapped;
 	__u16 port;
-
-	__u32 scope_idx = 0;
 
 	dst_read(ctx, v6, &dst, &mapped);
 	if (ctx->protocol == IPPROTO_TCP)

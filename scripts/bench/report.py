@@ -407,23 +407,25 @@ def metric_defs(sizes):
         ("cpu_conn_us", "CPU per connection (machine, close)", "µs", "lower"),
         ("cgcpu_req_us", "CPU per request (our cgroups, keep-alive)", "µs", "lower"),
     ]
-    for s in sizes:
-        d.append((f"mem_lat{s}", f"peak TCP memory, sockperf {s} B", "pages", "lower"))
-    d += [
-        ("mem_iperf_1", "peak TCP memory, iperf3 1 stream", "pages", "lower"),
-        ("mem_iperf_4", "peak TCP memory, iperf3 4 streams", "pages", "lower"),
-        ("mem_wrk_ka", "peak TCP memory, wrk keep-alive", "pages", "lower"),
-        ("mem_wrk_close", "peak TCP memory, wrk close", "pages", "lower"),
-    ]
+    mem = [(f"mem_lat{s}", f"sockperf {s} B") for s in sizes] + list(MEM_ROWS.values())
+    d += [(key, f"peak TCP memory, {what}", "pages", "lower") for key, what in mem]
     return d
+
+
+# the peak-TCP-memory row of each workload but sockperf's (one per size)
+MEM_ROWS = {
+    "iperf3-P1": ("mem_iperf_1", "iperf3 1 stream"),
+    "iperf3-P4": ("mem_iperf_4", "iperf3 4 streams"),
+    "wrk-keepalive": ("mem_wrk_ka", "wrk keep-alive"),
+    "wrk-close": ("mem_wrk_close", "wrk close"),
+}
 
 
 def mem_key(wl):
     """The peak-TCP-memory metric of a workload."""
     if wl.startswith("sockperf-"):
         return "mem_lat" + wl.split("-")[1]
-    return {"iperf3-P1": "mem_iperf_1", "iperf3-P4": "mem_iperf_4",
-            "wrk-keepalive": "mem_wrk_ka", "wrk-close": "mem_wrk_close"}.get(wl)
+    return MEM_ROWS.get(wl, (None,))[0]
 
 
 def analyse(raw):

@@ -970,6 +970,69 @@ static void expect_direct(int direct_lfd, int proxy_lfd, const char *counter, __
 	ASSERT_EQ(scope_stat(counter) - before, 1, counter);
 }
 
+/* addr:port as a sockaddr of family; returns its length. */
+static socklen_t sa_make(int family, const char *addr, int port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *a = (void *)ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons(port);
+		inet_pton(AF_INET, addr, &a->sin_addr);
+		return sizeof(*a);
+	} else {
+		struct sockaddr_in6 *a = (void *)ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(port);
+		inet_pton(AF_INET6, addr, &a->sin6_addr);
+		return sizeof(*a);
+	}
+}
+
+/* A socket bound to src:lport (with SO_MARK mark unless 0), connected to
+ * dst:port.
+ */
+static int bound_connect(int family, const char *src, int lport, const char *dst, int port,
+			 int mark)
+{
+	struct sockaddr_storage ls, ds;
+	socklen_t len = sa_make(family, src, lport, &ls);
+	int one = 1, fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	sa_make(family, dst, port, &ds);
+	if (mark)
+		setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (void *)&ls, len) || connect(fd, (void *)&ds, len)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Accept cfd's connection on lfd and give cfd's local address as text;
+ * both ends are closed. 0 on success.
+ */
+static int app_source(int cfd, int lfd, char *got, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int afd = cfd >= 0 ? accept_within(lfd, 2000) : -1;
+	int err = afd < 0 || getsockname(cfd, (void *)&ss, &sl);
+
+	if (!err)
+		addr_str((void *)&ss, got, len);
+	if (cfd >= 0)
+		close(cfd);
+	if (afd >= 0)
+		close(afd);
+	return err ? -1 : 0;
+}
+
 /* Captured connects spread over loopback sources (issue 14). They used to
  * share one 4-tuple space, 127.0.0.1:* -> 127.0.0.1:15001: an app that
  * closes first leaves a TIME_WAIT holding its port (reusable only after a
@@ -985,9 +1048,6 @@ static void test_spread_sources(void)
 	enum { CONNS = 2000 };
 	static unsigned char seen[65536 / 8];
 	int lfd, fails = 0, first_err = 0, distinct = 0, wrong = 0;
-	struct sockaddr_in6 m6 = { .sin6_family = AF_INET6, .sin6_port = htons(80) };
-	struct sockaddr_storage ss;
-	socklen_t len;
 	char got[80];
 	int cfd, afd;
 
@@ -1037,38 +1097,15 @@ static void test_spread_sources(void)
 	ASSERT_EQ(scope_stat("spread_failed"), 0, "spread_failed");
 
 	/* IPv4 on a v6 socket is spread too (a v4-mapped source). */
-	cfd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ASSERT_TRUE(cfd >= 0, "v6 socket");
-	inet_pton(AF_INET6, "::ffff:10.88.0.2", &m6.sin6_addr);
-	ASSERT_EQ(connect(cfd, (void *)&m6, sizeof(m6)), 0, "v4-mapped connect is captured");
-	afd = accept_within(lfd, 2000);
-	ASSERT_TRUE(afd >= 0, "accept");
-	len = sizeof(ss);
-	ASSERT_EQ(getsockname(cfd, (void *)&ss, &len), 0, "getsockname");
-	addr_str((void *)&ss, got, sizeof(got));
+	ASSERT_EQ(app_source(connect_to(AF_INET6, "::ffff:10.88.0.2", 80, 0, 0), lfd, got,
+			     sizeof(got)),
+		  0, "v4-mapped connect is captured");
 	ASSERT_TRUE(strncmp(got, "[::ffff:127.128.", 16) == 0, "v4-mapped spread source");
-	close(cfd);
-	close(afd);
 	/* An app that bound its own source keeps it. */
-	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ASSERT_TRUE(cfd >= 0, "socket");
-	{
-		struct sockaddr_in b = { .sin_family = AF_INET,
-					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-		struct sockaddr_in d = { .sin_family = AF_INET, .sin_port = htons(80) };
-
-		inet_pton(AF_INET, "10.88.0.2", &d.sin_addr);
-		ASSERT_EQ(bind(cfd, (void *)&b, sizeof(b)), 0, "bind 127.0.0.1:0");
-		ASSERT_EQ(connect(cfd, (void *)&d, sizeof(d)), 0, "connect is captured");
-	}
-	afd = accept_within(lfd, 2000);
-	ASSERT_TRUE(afd >= 0, "accept");
-	len = sizeof(ss);
-	ASSERT_EQ(getsockname(cfd, (void *)&ss, &len), 0, "getsockname");
-	addr_str((void *)&ss, got, sizeof(got));
+	ASSERT_EQ(app_source(bound_connect(AF_INET, "127.0.0.1", 0, "10.88.0.2", 80, 0), lfd, got,
+			     sizeof(got)),
+		  0, "connect from 127.0.0.1:0 is captured");
 	ASSERT_TRUE(strncmp(got, "127.0.0.1:", 10) == 0, "a bound source is kept");
-	close(cfd);
-	close(afd);
 	close(lfd);
 	ASSERT_EQ(scope_stat("spread_failed"), 0, "spread_failed");
 }
@@ -1381,47 +1418,6 @@ static void test_lifecycle(void)
  * proxy's own connection to the app is not steered again; excluded ports go
  * straight to the app.
  */
-/* addr:port as a sockaddr of family; returns its length. */
-static socklen_t sa_make(int family, const char *addr, int port, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (family == AF_INET) {
-		struct sockaddr_in *a = (void *)ss;
-
-		a->sin_family = AF_INET;
-		a->sin_port = htons(port);
-		inet_pton(AF_INET, addr, &a->sin_addr);
-		return sizeof(*a);
-	} else {
-		struct sockaddr_in6 *a = (void *)ss;
-
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons(port);
-		inet_pton(AF_INET6, addr, &a->sin6_addr);
-		return sizeof(*a);
-	}
-}
-
-/* A socket with SO_MARK mark, bound to src:lport, connected to dst:port. */
-static int marked_connect(int family, const char *src, int lport, const char *dst, int port,
-			  int mark)
-{
-	struct sockaddr_storage ls, ds;
-	socklen_t len = sa_make(family, src, lport, &ls);
-	int one = 1, fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -1;
-	sa_make(family, dst, port, &ds);
-	setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (void *)&ls, len) || connect(fd, (void *)&ds, len)) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /* Bytes both ways at once over a connection; 0 when identical. */
 static int both_ways(int a, int b, size_t size, unsigned int seed)
 {
@@ -1632,12 +1628,12 @@ static void test_local_leg(void)
 	/* ... nor the proxy's to a listener sockops never saw (its accepted
 	 * end could not splice; this end would only miss).
 	 */
-	not_spliced(marked_connect(AF_INET, "127.0.0.6", 0, "127.0.0.1", 8090, TEST_PROXY_MARK),
+	not_spliced(bound_connect(AF_INET, "127.0.0.6", 0, "127.0.0.1", 8090, TEST_PROXY_MARK),
 		    early, 22, "proxy to the early app");
 	close(early);
 
 	/* The proxy (its mark) from 127.0.0.6 to the app: spliced. */
-	cfd = marked_connect(AF_INET, "127.0.0.6", 0, "127.0.0.1", 8080, TEST_PROXY_MARK);
+	cfd = bound_connect(AF_INET, "127.0.0.6", 0, "127.0.0.1", 8080, TEST_PROXY_MARK);
 	afd = accept_within(lfd, 2000);
 	ASSERT_TRUE(cfd >= 0 && afd >= 0, "proxy to app over loopback");
 	ASSERT_EQ(both_ways(cfd, afd, 4 << 20, 23), 0, "4 MiB each way, identical");
@@ -1653,7 +1649,7 @@ static void test_local_leg(void)
 	ASSERT_EQ(wait_map_empty("pair_map", 2000), 0, "pair entry removed at close");
 
 	/* IPv6 */
-	cfd = marked_connect(AF_INET6, "::1", 0, "::1", 8080, TEST_PROXY_MARK);
+	cfd = bound_connect(AF_INET6, "::1", 0, "::1", 8080, TEST_PROXY_MARK);
 	afd = accept_within(l6, 2000);
 	ASSERT_TRUE(cfd >= 0 && afd >= 0, "proxy to app over [::1]");
 	ASSERT_EQ(both_ways(cfd, afd, 1 << 20, 25), 0, "1 MiB each way, identical");
@@ -1679,8 +1675,8 @@ static void test_local_leg(void)
 	}
 	for (int i = 0; i < 2; i++) {
 		ASSERT_EQ(ns_enter(ns[i]), 0, "setns");
-		pp[i] = marked_connect(AF_INET, "127.0.0.6", 40000, "127.0.0.1", 8080,
-				       TEST_PROXY_MARK);
+		pp[i] = bound_connect(AF_INET, "127.0.0.6", 40000, "127.0.0.1", 8080,
+				      TEST_PROXY_MARK);
 		pa[i] = accept_within(lp[i], 2000);
 		ASSERT_TRUE(pp[i] >= 0 && pa[i] >= 0, "proxy to app, 127.0.0.6:40000");
 	}
@@ -1688,7 +1684,7 @@ static void test_local_leg(void)
 	for (int i = 0; i < 2; i++) {
 		ASSERT_EQ(ns_enter(ns[i]), 0, "setns");
 		snprintf(buf, sizeof(buf), "10.90.0.%d", i + 1);
-		ap[i] = marked_connect(AF_INET, "127.0.0.6", 0, buf, 8080, TEST_PROXY_MARK);
+		ap[i] = bound_connect(AF_INET, "127.0.0.6", 0, buf, 8080, TEST_PROXY_MARK);
 		cfd = accept_within(lp[i], 2000);
 		ASSERT_TRUE(ap[i] >= 0 && cfd >= 0, "proxy to the pod's own address");
 		ASSERT_EQ(both_ways(ap[i], cfd, 256 << 10, 27), 0, "bytes identical");
