@@ -441,7 +441,10 @@ SOCKMESH_API int sockmesh_original_dst(int fd, struct sockaddr *addr, socklen_t 
  * then on.
  *
  * Served today: a captured outbound connection (the app's socket spliced to
- * down_fd) whose upstream is a TCP connection leaving the pod.
+ * down_fd) whose upstream is a TCP connection leaving the pod, and an
+ * inbound one (down_fd accepted from a remote client, up_fd the sidecar's
+ * connection to the app in its pod, which sockmesh splices). Not yet: pod
+ * to pod on one node, where both sockets are spliced (-EOPNOTSUPP).
  */
 struct sockmesh_fastpath;
 
@@ -479,8 +482,8 @@ SOCKMESH_API int sockmesh_fastpath__pump(struct sockmesh_fastpath *fp,
 					 struct sockmesh_fastpath_wait *w);
 
 enum sockmesh_fastpath_dir {
-	SOCKMESH_FP_UP = 0, /* app (downstream) -> upstream */
-	SOCKMESH_FP_DOWN = 1, /* upstream -> app */
+	SOCKMESH_FP_UP = 0, /* downstream -> upstream (outbound: app -> server) */
+	SOCKMESH_FP_DOWN = 1, /* upstream -> downstream (inbound: app -> client) */
 };
 
 struct sockmesh_fastpath_info {

@@ -1940,9 +1940,13 @@ static void *pump_loop(void *arg)
 	return NULL;
 }
 
-/* A connection through the "sidecar" of the tests: app (cfd) -> captured
- * -> proxy's accepted socket (dfd); the proxy's upstream (ufd, with the
- * proxy's mark so it is not captured) -> server (sfd) on another address.
+/* A connection through the "sidecar" of the tests: the downstream peer
+ * (cfd) -> the proxy's accepted socket (dfd); the proxy's upstream (ufd,
+ * with the proxy's mark so it is not captured) -> the upstream peer (sfd).
+ * Outbound: the app connects (captured to 15001), the server is on another
+ * address. Inbound: a client in another netns connects to the pod
+ * (steered to 15006), the proxy connects to the app in its pod (the local
+ * leg, spliced), so the app is sfd.
  */
 struct fp_conn {
 	int cfd, dfd, ufd, sfd;
@@ -1950,22 +1954,80 @@ struct fp_conn {
 
 #define FP_MARK 77
 
-static int fp_policy_enroll(void)
+/* The shape the fast-path tests run in (fp_setup). */
+static struct {
+	bool inbound;
+	int pod, cli; /* netns indexes */
+} FS;
+
+/* A netns for the test (inbound: the pod and a client netns linked by a
+ * veth), enrolled with the proxy's mark; leaves the caller in the pod.
+ */
+static int fp_setup(bool inbound)
 {
 	struct sockmesh_policy pol = { .sz = sizeof(pol),
 				       .has_proxy_mark = true,
 				       .proxy_mark = FP_MARK };
+	struct sockmesh_scope s;
+	int err;
 
-	return enroll_cgroup(&pol);
+	FS.inbound = inbound;
+	FS.pod = ns_new();
+	if (FS.pod < 0)
+		return -1;
+	if (!inbound)
+		return enroll_cgroup(&pol);
+	FS.cli = ns_new();
+	if (FS.cli < 0 || ns_link(FS.pod, FS.cli, "10.89.0.1", "10.89.0.2"))
+		return -1;
+	err = sockmesh_scope_from_netns(ns_path(FS.pod), &s) ?:
+							       sockmesh__enroll(E.sm, &s, E.cg, &pol);
+	if (err)
+		fprintf(stderr, "  enroll: %s\n", sockmesh_errmsg());
+	return err;
+}
+
+/* The proxy's listener (plfd) and the upstream peer's (slfd). */
+static int fp_listeners(int *plfd, int *slfd)
+{
+	*plfd = FS.inbound ? listener(AF_INET, "127.0.0.1", 15006) :
+			     listener(AF_INET, "127.0.0.1", 15001);
+	*slfd = FS.inbound ? listener(AF_INET, "10.89.0.1", 8080) :
+			     listener(AF_INET, "10.88.0.3", 8080);
+	return *plfd >= 0 && *slfd >= 0 ? 0 : -1;
 }
 
 static int fp_connect(int plfd, int slfd, struct fp_conn *c)
 {
-	c->cfd = connect_to(AF_INET, "10.88.0.2", 80, 0, 0);
-	c->dfd = accept_within(plfd, 2000);
-	c->ufd = connect_to(AF_INET, "10.88.0.3", 8080, 0, FP_MARK);
+	if (FS.inbound) {
+		ns_enter(FS.cli);
+		c->cfd = connect_to(AF_INET, "10.89.0.1", 8080, 0, 0);
+		ns_enter(FS.pod);
+		c->dfd = accept_within(plfd, 2000);
+		c->ufd = connect_to(AF_INET, "10.89.0.1", 8080, 0, FP_MARK);
+	} else {
+		c->cfd = connect_to(AF_INET, "10.88.0.2", 80, 0, 0);
+		c->dfd = accept_within(plfd, 2000);
+		c->ufd = connect_to(AF_INET, "10.88.0.3", 8080, 0, FP_MARK);
+	}
 	c->sfd = accept_within(slfd, 2000);
 	return c->cfd >= 0 && c->dfd >= 0 && c->ufd >= 0 && c->sfd >= 0 ? 0 : -1;
+}
+
+/* The app's socket and the remote peer's, and their names. */
+static int *fp_app(struct fp_conn *c)
+{
+	return FS.inbound ? &c->sfd : &c->cfd;
+}
+
+static int *fp_remote(struct fp_conn *c)
+{
+	return FS.inbound ? &c->cfd : &c->sfd;
+}
+
+static const char *fp_remote_name(void)
+{
+	return FS.inbound ? "client" : "server";
 }
 
 static void fp_close(struct fp_conn *c)
@@ -1989,9 +2051,7 @@ struct fp_test {
 static bool fp_begin(struct fp_test *t, struct sockmesh *car)
 {
 	memset(t, 0, sizeof(*t));
-	t->plfd = listener(AF_INET, "127.0.0.1", 15001);
-	t->slfd = listener(AF_INET, "10.88.0.3", 8080);
-	if (t->plfd < 0 || t->slfd < 0 || fp_connect(t->plfd, t->slfd, &t->c)) {
+	if (fp_listeners(&t->plfd, &t->slfd) || fp_connect(t->plfd, t->slfd, &t->c)) {
 		fprintf(stderr, "  no connection through the sidecar\n");
 		return false;
 	}
@@ -2141,18 +2201,15 @@ static void *read_all_eof_thread(void *arg)
  * then size more bytes each way and a half-close each way: every byte
  * arrives once, in order, then EOF; the pump ends.
  */
-static void test_fastpath_outbound(void)
+static void fp_sizes(bool inbound)
 {
 	static const size_t sizes[] = { 0, 1, 4096, 65536, 1 << 20, 16 << 20, 64 << 20 };
 	const size_t queued = 3000, relayed = 1000;
 	int plfd, slfd;
 
 	ASSERT_TRUE(sm_open(), "open");
-	ASSERT_TRUE(ns_new() >= 0, "netns");
-	ASSERT_EQ(fp_policy_enroll(), 0, "enroll");
-	plfd = listener(AF_INET, "127.0.0.1", 15001);
-	slfd = listener(AF_INET, "10.88.0.3", 8080);
-	ASSERT_TRUE(plfd >= 0 && slfd >= 0, "listeners");
+	ASSERT_EQ(fp_setup(inbound), 0, "netns, enrolled");
+	ASSERT_EQ(fp_listeners(&plfd, &slfd), 0, "listeners");
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		struct sockmesh_fastpath_info info = { .sz = sizeof(info) };
 		__u64 fb0 = scope_stat("fastpath_bytes");
@@ -2172,8 +2229,8 @@ static void test_fastpath_outbound(void)
 
 		ASSERT_EQ(fp_connect(plfd, slfd, &c), 0, "connection through the sidecar");
 		/* before the switch: some of each side relayed, the rest queued */
-		ASSERT_EQ(write_pattern(c.cfd, 0, queued, 21), 0, "app writes");
-		ASSERT_EQ(write_pattern(c.sfd, 0, queued, 23), 0, "server writes");
+		ASSERT_EQ(write_pattern(c.cfd, 0, queued, 21), 0, "downstream peer writes");
+		ASSERT_EQ(write_pattern(c.sfd, 0, queued, 23), 0, "upstream peer writes");
 		ASSERT_EQ(relay_n(c.dfd, c.ufd, relayed), 0, "sidecar relays part of the request");
 		ASSERT_EQ(relay_n(c.ufd, c.dfd, relayed), 0, "sidecar relays part of the answer");
 		usleep(10000); /* the rest has arrived and waits */
@@ -2204,8 +2261,11 @@ static void test_fastpath_outbound(void)
 		for (int i = 0; i < 4; i++)
 			pthread_join(t[i], NULL);
 		ASSERT_EQ(up.x.err + down.x.err, 0, "writes and half-closes");
-		ASSERT_EQ(sr.x.err, 0, "app->server: every byte once, in order, then EOF");
-		ASSERT_EQ(ar.x.err, 0, "server->app: every byte once, in order, then EOF");
+		ASSERT_EQ(sr.x.err, 0, "downstream->upstream: every byte once, in order, then EOF");
+		ASSERT_EQ(ar.x.err, 0, "upstream->downstream: every byte once, in order, then EOF");
+		if (inbound)
+			ASSERT_EQ(scope_stat("splice_local_legs"), k + 1,
+				  "the proxy's leg to the app is spliced");
 		for (int i = 0; i < 1000 && !p.rc; i++)
 			usleep(10000);
 		p.stop = 1;
@@ -2238,6 +2298,16 @@ static void test_fastpath_outbound(void)
 	close(slfd);
 }
 
+static void test_fastpath_outbound(void)
+{
+	fp_sizes(false);
+}
+
+static void test_fastpath_inbound(void)
+{
+	fp_sizes(true);
+}
+
 /* Bytes written in the slow-reader tests: 2 GiB by default (the issue's
  * figure), less in the emulated 6.1 guest (SOCKMESH_IN_VM) where 2 GiB at a
  * tenth of the writer's speed would take most of an hour.
@@ -2257,7 +2327,7 @@ static size_t slow_bytes(void)
  */
 #define SM_FP_SLOW_CAP_MIB 32
 
-static void fp_slow_reader(int app_reads)
+static void fp_slow_reader(bool inbound, int app_reads)
 {
 	struct mem_sampler ms = { 0 };
 	struct fp_test ft;
@@ -2269,11 +2339,10 @@ static void fp_slow_reader(int app_reads)
 	static volatile size_t nobody;
 
 	ASSERT_TRUE(sm_open(), "open");
-	ASSERT_TRUE(ns_new() >= 0, "netns");
-	ASSERT_EQ(fp_policy_enroll(), 0, "enroll");
+	ASSERT_EQ(fp_setup(inbound), 0, "netns, enrolled");
 	ASSERT_TRUE(fp_begin(&ft, NULL), "a fast-path connection");
-	wfd = app_reads ? ft.c.sfd : ft.c.cfd;
-	rfd = app_reads ? ft.c.cfd : ft.c.sfd;
+	wfd = app_reads ? *fp_remote(&ft.c) : *fp_app(&ft.c);
+	rfd = app_reads ? *fp_app(&ft.c) : *fp_remote(&ft.c);
 	/* the writer's speed against a reader that keeps up, 64 MiB */
 	{
 		struct stream_reader r = { .x = { .fd = rfd, .size = 64 << 20, .seed = 5 } };
@@ -2303,11 +2372,12 @@ static void fp_slow_reader(int app_reads)
 	pthread_join(sampler, NULL);
 	ASSERT_EQ(w.x.err, 0, "the writer was slowed, never failed");
 	grown = ms.peak - base;
-	printf("  fast path, %s reading at %.0f MB/s (writer alone %.0f MB/s): %zu MiB in %.1f s, "
+	printf("  fast path (%s), %s reading at %.0f MB/s (writer alone %.0f MB/s): %zu MiB in %.1f s, "
 	       "TCP memory peak %ld pages over a baseline of %ld (%.1f MiB; cap %d MiB), "
 	       "%llu fallbacks\n",
-	       app_reads ? "app" : "server", fast / 10 / 1e6, fast / 1e6, w.x.size >> 20, secs,
-	       grown, base, (double)grown * 4096 / (1 << 20), SM_FP_SLOW_CAP_MIB,
+	       inbound ? "inbound" : "outbound", app_reads ? "app" : fp_remote_name(),
+	       fast / 10 / 1e6, fast / 1e6, w.x.size >> 20, secs, grown, base,
+	       (double)grown * 4096 / (1 << 20), SM_FP_SLOW_CAP_MIB,
 	       (unsigned long long)scope_stat("fastpath_fallbacks"));
 	ASSERT_TRUE(grown * 4096 <= (long)SM_FP_SLOW_CAP_MIB << 20,
 		    "TCP memory under the per-connection cap");
@@ -2316,19 +2386,29 @@ static void fp_slow_reader(int app_reads)
 
 static void test_fastpath_slow_app(void)
 {
-	fp_slow_reader(1);
+	fp_slow_reader(false, 1);
+}
+
+static void test_fastpath_inbound_slow_app(void)
+{
+	fp_slow_reader(true, 1);
 }
 
 static void test_fastpath_slow_server(void)
 {
-	fp_slow_reader(0);
+	fp_slow_reader(false, 0);
+}
+
+static void test_fastpath_inbound_slow_client(void)
+{
+	fp_slow_reader(true, 0);
 }
 
 /* A reset on either side ends the fast-path connection: the pump reports
  * the error, the sidecar resets the other socket, and the peer there sees
  * the reset (never a hang, never a clean EOF after a cut stream).
  */
-static void fp_reset(int server_resets)
+static void fp_reset(bool inbound, int remote_resets)
 {
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 	struct fp_test ft;
@@ -2337,20 +2417,19 @@ static void fp_reset(int server_resets)
 	ssize_t r;
 
 	ASSERT_TRUE(sm_open(), "open");
-	ASSERT_TRUE(ns_new() >= 0, "netns");
-	ASSERT_EQ(fp_policy_enroll(), 0, "enroll");
+	ASSERT_EQ(fp_setup(inbound), 0, "netns, enrolled");
 	ASSERT_TRUE(fp_begin(&ft, NULL), "a fast-path connection");
-	ASSERT_EQ(write_pattern(ft.c.cfd, 0, 1000, 3), 0, "app writes");
-	ASSERT_EQ(read_check(ft.c.sfd, 1000, 3), 0, "server reads it");
+	ASSERT_EQ(write_pattern(*fp_app(&ft.c), 0, 1000, 3), 0, "app writes");
+	ASSERT_EQ(read_check(*fp_remote(&ft.c), 1000, 3), 0, "remote peer reads it");
 	/* the one that resets, and the peer on the other side */
-	resetter = server_resets ? &ft.c.sfd : &ft.c.cfd;
-	peer = server_resets ? &ft.c.cfd : &ft.c.sfd;
+	resetter = remote_resets ? fp_remote(&ft.c) : fp_app(&ft.c);
+	peer = remote_resets ? fp_app(&ft.c) : fp_remote(&ft.c);
 	setsockopt(*resetter, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	close(*resetter);
 	*resetter = -1;
 	fp_stop(&ft);
-	printf("  %s reset: pump returned %d (%s)\n", server_resets ? "server" : "app", ft.p.rc,
-	       ft.p.rc < 0 ? strerror(-ft.p.rc) : "-");
+	printf("  %s reset: pump returned %d (%s)\n", remote_resets ? fp_remote_name() : "app",
+	       ft.p.rc, ft.p.rc < 0 ? strerror(-ft.p.rc) : "-");
 	ASSERT_TRUE(ft.p.rc == -ECONNRESET || ft.p.rc == -EPIPE, "the pump reports the reset");
 	/* the sidecar resets both, as a proxy does */
 	sockmesh_fastpath__free(ft.p.fp);
@@ -2364,7 +2443,7 @@ static void fp_reset(int server_resets)
 		   sizeof(struct timeval));
 	errno = 0;
 	r = read(*peer, buf, sizeof(buf));
-	printf("  the %s's read: %zd (%s)\n", server_resets ? "app" : "server", r,
+	printf("  the %s's read: %zd (%s)\n", remote_resets ? "app" : fp_remote_name(), r,
 	       r < 0 ? strerror(errno) : "EOF");
 	ASSERT_TRUE(r < 0 && errno == ECONNRESET, "the other peer sees the reset");
 	fp_end(&ft);
@@ -2372,12 +2451,22 @@ static void fp_reset(int server_resets)
 
 static void test_fastpath_server_reset(void)
 {
-	fp_reset(1);
+	fp_reset(false, 1);
 }
 
 static void test_fastpath_app_reset(void)
 {
-	fp_reset(0);
+	fp_reset(false, 0);
+}
+
+static void test_fastpath_inbound_client_reset(void)
+{
+	fp_reset(true, 1);
+}
+
+static void test_fastpath_inbound_app_reset(void)
+{
+	fp_reset(true, 0);
 }
 
 /* A server that never answers: the app's read waits as it would without a
@@ -2389,8 +2478,7 @@ static void test_fastpath_silent_server(void)
 	char buf[16];
 
 	ASSERT_TRUE(sm_open(), "open");
-	ASSERT_TRUE(ns_new() >= 0, "netns");
-	ASSERT_EQ(fp_policy_enroll(), 0, "enroll");
+	ASSERT_EQ(fp_setup(false), 0, "netns, enrolled");
 	ASSERT_TRUE(fp_begin(&ft, NULL), "a fast-path connection");
 	ASSERT_EQ(write_pattern(ft.c.cfd, 0, 100, 4), 0, "app sends a request");
 	ASSERT_EQ(read_check(ft.c.sfd, 100, 4), 0, "server reads it, answers nothing");
@@ -2430,8 +2518,7 @@ static void test_fastpath_disable_all(void)
 	pthread_t t[4];
 
 	ASSERT_TRUE(sm_open(), "open");
-	ASSERT_TRUE(ns_new() >= 0, "netns");
-	ASSERT_EQ(fp_policy_enroll(), 0, "enroll");
+	ASSERT_EQ(fp_setup(false), 0, "netns, enrolled");
 	car = sockmesh__open(&o);
 	ASSERT_TRUE(car != NULL, "the sidecar's own handle");
 	ASSERT_TRUE(fp_begin(&ft, car), "a fast-path connection");
@@ -2510,6 +2597,16 @@ int main(int argc, char **argv)
 	CU_add_test(s, "fast path: a server that never answers", test_fastpath_silent_server);
 	CU_add_test(s, "fast path: disable --all mid-transfer loses nothing",
 		    test_fastpath_disable_all);
+	CU_add_test(s, "fast path inbound: 0 B..64 MiB each way, queued bytes, half-close",
+		    test_fastpath_inbound);
+	CU_add_test(s, "fast path inbound: a 10x slower app, TCP memory under the cap",
+		    test_fastpath_inbound_slow_app);
+	CU_add_test(s, "fast path inbound: a 10x slower client, TCP memory under the cap",
+		    test_fastpath_inbound_slow_client);
+	CU_add_test(s, "fast path inbound: the client resets, the app sees the reset",
+		    test_fastpath_inbound_client_reset);
+	CU_add_test(s, "fast path inbound: the app resets, the client sees the reset",
+		    test_fastpath_inbound_app_reset);
 	for (CU_pTest t = s->pTest; argc > 1 && t; t = t->pNext)
 		if (!strstr(t->pName, argv[1]))
 			CU_set_test_active(t, CU_FALSE);

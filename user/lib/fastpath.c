@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* libsockmesh: the kernel fast path, for sidecars.
  *
- * The switch (sockmesh__fastpath) writes one fwd_map entry per direction,
- * keyed by the socket the sidecar would have read it from, and puts the
- * upstream socket into fp_map so the stream verdict runs on it. Both
+ * Of the sidecar's two sockets, one (L) is spliced to a local socket, the
+ * app's: the downstream for an outbound connection (the app's captured
+ * socket), the upstream for an inbound one (the sidecar's leg to its app).
+ * The other (R) is fed by TCP from the remote peer. The switch
+ * (sockmesh__fastpath) writes one fwd_map entry per direction, keyed by the
+ * socket the sidecar would have read it from, and puts R into fp_map so
+ * the stream verdict runs on it. Both
  * directions start HELD; the kernel moves each to FAST at the first byte
  * boundary where everything held was relayed (see struct sm_fwd in the ABI
  * header). The pump is the slow path: it relays what the kernel left in the
@@ -48,17 +52,26 @@ struct fp_dir {
 
 struct sockmesh_fastpath {
 	struct sockmesh *sm;
-	int fd[2];
+	int fd[2]; /* SK_DOWN, SK_UP */
 	__u64 cookie[2];
-	struct sm_tuple app; /* the app's socket: splice key and pair key */
+	int l, r; /* SK_*: the socket spliced to the app's, the TCP-fed one */
+	struct sm_tuple pair_key; /* pair_map key of L and the app's socket */
+	struct sm_tuple l_key; /* L's splice_map key */
+	__u32 app_side; /* the app's socket's index in that pair entry */
 	__u32 scope_idx;
-	struct fp_dir dir[2]; /* SOCKMESH_FP_UP: DOWN -> UP socket; _DOWN: UP -> DOWN */
-	__u64 down_base; /* the app's pair in[0] once the switch was done */
-	__u64 fast_seen; /* fast_bytes of the upstream's entry, last looked at */
+	/* per direction, indexed by its source socket (SK_*), which is also
+	 * its enum sockmesh_fastpath_dir: SOCKMESH_FP_UP reads SK_DOWN
+	 */
+	struct fp_dir dir[2];
+	__u64 app_base; /* the app's pair in[] once the switch was done */
+	__u64 fast_seen; /* fast_bytes of R's entry, last looked at */
 	__u64 relay_ahead; /* how far the pump may run ahead of the app's reads */
-	__u64 up_written0; /* bytes the upstream socket had taken at the switch */
-	__u64 up_counted; /* fast bytes app -> upstream already in the counters */
+	__u64 r_written0; /* bytes R had taken to send at the switch */
+	__u64 l_counted; /* fast bytes L's direction already in the counters */
 };
+
+_Static_assert((int)SOCKMESH_FP_UP == (int)SK_DOWN && (int)SOCKMESH_FP_DOWN == (int)SK_UP,
+	       "a direction is indexed by its source socket");
 
 /* Bytes the socket has taken to send since it was made: acknowledged plus
  * still queued (two calls: read until an ACK did not fall between them).
@@ -118,46 +131,45 @@ static void fp_event(struct sockmesh *sm, __u32 idx, enum sm_stat stat, __u64 n)
 	bpf_prog_test_run_opts(sm->prog_fd[PROG_sm_fp_event], &run);
 }
 
-/* Bytes app -> upstream the kernel forwarded: what the upstream socket took
- * since the switch, less what the pump wrote into it.
+/* Bytes app -> remote peer the kernel forwarded (the direction read from
+ * L): what R took to send since the switch, less what the pump wrote.
  */
-static __u64 up_fast_bytes(const struct sockmesh_fastpath *fp)
+static __u64 l_fast_bytes(const struct sockmesh_fastpath *fp)
 {
-	const struct fp_dir *x = &fp->dir[SOCKMESH_FP_UP];
+	const struct fp_dir *x = &fp->dir[fp->l];
 	__u64 w;
 
-	if (tcp_written(fp->fd[SK_UP], &w) || w < fp->up_written0)
-		return fp->up_counted;
-	w -= fp->up_written0;
+	if (tcp_written(fp->fd[fp->r], &w) || w < fp->r_written0)
+		return fp->l_counted;
+	w -= fp->r_written0;
 	if (x->shut && w)
 		w--; /* the FIN takes a sequence number */
 	return w > x->relayed - x->base ? w - (x->relayed - x->base) : 0;
 }
 
-/* Bring fastpath_bytes up to date for app -> upstream. */
-static void count_up(struct sockmesh_fastpath *fp)
+/* Bring fastpath_bytes up to date for app -> remote peer. */
+static void count_l(struct sockmesh_fastpath *fp)
 {
-	__u64 n = up_fast_bytes(fp);
+	__u64 n = l_fast_bytes(fp);
 
-	if (n > fp->up_counted) {
-		fp_event(fp->sm, fp->scope_idx, SM_STAT_FASTPATH_BYTES, n - fp->up_counted);
-		fp->up_counted = n;
+	if (n > fp->l_counted) {
+		fp_event(fp->sm, fp->scope_idx, SM_STAT_FASTPATH_BYTES, n - fp->l_counted);
+		fp->l_counted = n;
 	}
 }
 
-static void fp_forget(struct sockmesh *sm, const __u64 cookie[2])
+static void fp_forget(const struct sockmesh_fastpath *fp)
 {
 	for (int i = 0; i < 2; i++) {
-		bpf_map_delete_elem(sm->map_fd[MAP_fwd_map], &cookie[i]);
-		bpf_map_delete_elem(sm->map_fd[MAP_relay_map], &cookie[i]);
+		bpf_map_delete_elem(fp->sm->map_fd[MAP_fwd_map], &fp->cookie[i]);
+		bpf_map_delete_elem(fp->sm->map_fd[MAP_relay_map], &fp->cookie[i]);
 	}
-	bpf_map_delete_elem(sm->map_fd[MAP_fp_map], &cookie[SK_UP]);
+	bpf_map_delete_elem(fp->sm->map_fd[MAP_fp_map], &fp->cookie[fp->r]);
 }
 
-/* Entries of sidecars that died without freeing them: the upstream socket
- * left fp_map when it closed (the kernel removes closing sockets), so an
- * entry whose upstream is no longer there belongs to nobody. At most once
- * a second per thread.
+/* Entries of sidecars that died without freeing them: R left fp_map when
+ * it closed (the kernel removes closing sockets), so an entry whose R is no
+ * longer there belongs to nobody. At most once a second per thread.
  */
 static void fp_gc(struct sockmesh *sm)
 {
@@ -174,7 +186,7 @@ static void fp_gc(struct sockmesh *sm)
 		prev = &key;
 		if (bpf_map_lookup_elem(sm->map_fd[MAP_fwd_map], &key, &f))
 			continue;
-		/* the entry of the upstream socket has the downstream as partner */
+		/* L's entry has R as its partner */
 		up = (f.flags & SM_FWD_SPLICE_FED) ? f.partner_cookie : key;
 		if (bpf_map_lookup_elem(sm->map_fd[MAP_fp_map], &up, &next) == 0 || errno != ENOENT)
 			continue;
@@ -208,35 +220,39 @@ static int app_unread(struct sockmesh_fastpath *fp, __u64 *unread)
 {
 	struct sm_pair pair;
 
-	if (bpf_map_lookup_elem(fp->sm->map_fd[MAP_pair_map], &fp->app, &pair))
+	if (bpf_map_lookup_elem(fp->sm->map_fd[MAP_pair_map], &fp->pair_key, &pair))
 		return -ENOTCONN;
-	*unread = pair.in[0] - pair.read[0];
+	*unread = pair.in[fp->app_side] - pair.read[fp->app_side];
 	return 0;
 }
 
-static int drain_upstream(struct sockmesh_fastpath *fp)
+static const char *const sk_name[2] = { "downstream", "upstream" };
+
+/* Relay what waits in R's receive queue to L, as the sidecar would have. */
+static int drain_r(struct sockmesh_fastpath *fp)
 {
-	struct fp_dir *x = &fp->dir[SOCKMESH_FP_DOWN];
+	struct fp_dir *x = &fp->dir[fp->r];
 	__u64 unread;
 	int err;
 
 	for (;;) {
-		ssize_t n = recv(fp->fd[SK_UP], x->buf, sizeof(x->buf), MSG_DONTWAIT);
+		ssize_t n = recv(fp->fd[fp->r], x->buf, sizeof(x->buf), MSG_DONTWAIT);
 
 		if (n == 0) {
-			sm_set_err(0, "fast path: the upstream peer already closed its side");
+			sm_set_err(0, "fast path: the %s peer already closed its side",
+				   sk_name[fp->r]);
 			return -ENOTCONN;
 		}
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return 0;
 			err = -errno;
-			sm_set_err(-err, "fast path: reading the upstream socket");
+			sm_set_err(-err, "fast path: reading the %s socket", sk_name[fp->r]);
 			return err;
 		}
-		/* Never let the downstream socket leave the splice for its
-		 * budget (its bytes would then take TCP and could be read after
-		 * later fast-path ones): write while the app is well below it.
+		/* Never let L leave the splice for its budget (its bytes would
+		 * then take TCP and could be read after later fast-path ones):
+		 * write while the app is well below it.
 		 */
 		for (int waited = 0;; waited++) {
 			err = app_unread(fp, &unread);
@@ -250,9 +266,9 @@ static int drain_upstream(struct sockmesh_fastpath *fp)
 			}
 			usleep(1000);
 		}
-		err = write_all(fp->fd[SK_DOWN], x->buf, (size_t)n);
+		err = write_all(fp->fd[fp->l], x->buf, (size_t)n);
 		if (err) {
-			sm_set_err(-err, "fast path: writing to the downstream socket");
+			sm_set_err(-err, "fast path: writing to the %s socket", sk_name[fp->l]);
 			return err;
 		}
 		x->drained += (__u64)n;
@@ -286,15 +302,65 @@ int sockmesh__fastpath_init(struct sockmesh *sm)
 	return 0;
 }
 
+/* Is this socket (SK_DOWN or SK_UP) of the sidecar the one spliced to its
+ * app's: the proxy's accepted end of a captured connection (downstream), or
+ * the proxy's leg to an app in its pod (upstream, "local leg")?
+ */
+static bool app_spliced(int which, const struct sm_sk_state *st)
+{
+	__u32 f = st->flags & (SM_SK_SPLICE | SM_SK_NO_SPLICE | SM_SK_PROXY | SM_SK_LOCAL_LEG);
+
+	if (which == SK_DOWN)
+		return f == (SM_SK_SPLICE | SM_SK_PROXY) && st->side == 1;
+	return f == (SM_SK_SPLICE | SM_SK_LOCAL_LEG) && st->side == 0;
+}
+
+/* Which socket is L (see the top of this file); -EOPNOTSUPP with the reason
+ * for a shape not served.
+ */
+static int pick_l(struct sockmesh_fastpath *fp, struct sm_sk_state *st_l)
+{
+	struct sm_sk_state st[2];
+	bool known[2], spliced[2];
+
+	for (int i = 0; i < 2; i++) {
+		known[i] = bpf_map_lookup_elem(fp->sm->map_fd[MAP_sk_state_map], &fp->fd[i],
+					       &st[i]) == 0;
+		spliced[i] = known[i] && (st[i].flags & SM_SK_SPLICE);
+	}
+	if (spliced[SK_DOWN] && spliced[SK_UP]) {
+		sm_set_err(0,
+			   "fast path: both sockets (fd %d, fd %d) are spliced to local sockets "
+			   "(pod to pod on one node): not served yet",
+			   fp->fd[SK_DOWN], fp->fd[SK_UP]);
+		return -EOPNOTSUPP;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (known[i] && app_spliced(i, &st[i])) {
+			fp->l = i;
+			fp->r = !i;
+			*st_l = st[i];
+			return 0;
+		}
+	}
+	sm_set_err(0,
+		   "fast path: neither socket is spliced to the app's (the downstream fd %d must "
+		   "be the proxy's end of a spliced captured connection, or the upstream fd %d "
+		   "the proxy's spliced connection to an app in its pod)",
+		   fp->fd[SK_DOWN], fp->fd[SK_UP]);
+	return -EOPNOTSUPP;
+}
+
 int sockmesh__fastpath(struct sockmesh *sm, int down_fd, int up_fd,
 		       const struct sockmesh_fastpath_opts *opts, struct sockmesh_fastpath **out)
 {
-	struct sm_sk_state st_down, st_up;
+	struct sm_sk_state st_l;
 	struct sockmesh_fastpath *fp;
-	struct sm_fwd fwd_down = {}, fwd_up = {};
+	struct sm_fwd fwd_l = {}, fwd_r = {};
 	struct sm_pair pair;
 	__u64 zero = 0;
-	int err, lowat = 1;
+	__u32 l_side;
+	int err, lowat = 1, l, r;
 	socklen_t ll = sizeof(lowat);
 
 	if (!sm || sm->destroyed || down_fd < 0 || up_fd < 0 || down_fd == up_fd || !out) {
@@ -323,31 +389,21 @@ int sockmesh__fastpath(struct sockmesh *sm, int down_fd, int up_fd,
 		sm_set_err(-err, "fast path: cannot read the sockets' cookies");
 		goto fail;
 	}
-	/* The downstream must be the proxy's end of a spliced captured
-	 * connection: the app's socket then sends past it.
+	/* One socket must be spliced to the app's: the app's socket then
+	 * sends past it, and what comes for the app goes through its splice.
 	 */
-	if (bpf_map_lookup_elem(sm->map_fd[MAP_sk_state_map], &down_fd, &st_down) ||
-	    (st_down.flags & (SM_SK_SPLICE | SM_SK_NO_SPLICE | SM_SK_PROXY)) !=
-		    (SM_SK_SPLICE | SM_SK_PROXY) ||
-	    st_down.side != 1) {
-		sm_set_err(0,
-			   "fast path: the downstream socket (fd %d) is not the proxy's end of a "
-			   "spliced captured connection",
-			   down_fd);
-		err = -EOPNOTSUPP;
+	err = pick_l(fp, &st_l);
+	if (err)
 		goto fail;
-	}
-	if (bpf_map_lookup_elem(sm->map_fd[MAP_sk_state_map], &up_fd, &st_up) == 0 &&
-	    (st_up.flags & SM_SK_SPLICE)) {
-		sm_set_err(0,
-			   "fast path: the upstream socket (fd %d) is spliced to a local pod: "
-			   "not served yet",
-			   up_fd);
-		err = -EOPNOTSUPP;
-		goto fail;
-	}
-	/* The pump writes into the downstream socket at most half the splice
-	 * budget ahead of the app, so that socket never leaves the splice.
+	l = fp->l;
+	r = fp->r;
+	l_side = st_l.side & 1;
+	fp->app_side = l_side ^ 1;
+	fp->pair_key = l_side ? st_l.peer : st_l.self;
+	sm_tuple_reverse(&fp->l_key, &st_l.peer); /* a local pair: the same netns */
+	fp->scope_idx = st_l.scope_idx;
+	/* The pump writes into L at most half the splice budget ahead of the
+	 * app, so L never leaves the splice.
 	 */
 	{
 		struct sm_config cfg = { .splice_budget = 2 * SM_MIN_SPLICE_BUDGET };
@@ -356,11 +412,9 @@ int sockmesh__fastpath(struct sockmesh *sm, int down_fd, int up_fd,
 		bpf_map_lookup_elem(sm->map_fd[MAP_config_map], &zero, &cfg);
 		fp->relay_ahead = cfg.splice_budget / 2;
 	}
-	fp->app = st_down.peer;
-	fp->scope_idx = st_down.scope_idx;
-	if (bpf_map_lookup_elem(sm->map_fd[MAP_pair_map], &fp->app, &pair) ||
-	    pair.cookie[1] != fp->cookie[SK_DOWN]) {
-		sm_set_err(0, "fast path: the connection of fd %d is closing", down_fd);
+	if (bpf_map_lookup_elem(sm->map_fd[MAP_pair_map], &fp->pair_key, &pair) ||
+	    pair.cookie[l_side] != fp->cookie[l]) {
+		sm_set_err(0, "fast path: the connection of fd %d is closing", fp->fd[l]);
 		err = -ENOTCONN;
 		goto fail;
 	}
@@ -368,89 +422,86 @@ int sockmesh__fastpath(struct sockmesh *sm, int down_fd, int up_fd,
 	if (err)
 		goto fail;
 	fp_gc(sm);
-	/* Empty the upstream's receive queue first: the stream verdict gets
-	 * whole skbs, so an skb the sidecar had read part of would be
-	 * forwarded again from its start (tcp_read_skb ignores the offset).
-	 * Relayed as the sidecar would have; nothing is counted for it.
+	/* Empty R's receive queue first: the stream verdict gets whole skbs,
+	 * so an skb the sidecar had read part of would be forwarded again from
+	 * its start (tcp_read_skb ignores the offset). Relayed as the sidecar
+	 * would have; nothing is counted for it.
 	 */
-	err = drain_upstream(fp);
+	err = drain_r(fp);
 	if (err)
 		goto fail;
 
-	/* app -> upstream: the app's sk_msg sends past the downstream socket
-	 * to the upstream's egress. What the sidecar read so far counts as
-	 * relayed (it wrote it all, as the caller promises).
+	/* app -> remote peer: the app's sk_msg sends past L to R's egress.
+	 * What the sidecar read from L so far counts as relayed (it wrote it
+	 * all, as the caller promises).
 	 */
-	fwd_down.target_cookie = fp->cookie[SK_UP];
-	fwd_down.partner_cookie = fp->cookie[SK_UP];
-	fwd_down.flags = SM_FWD_SPLICE_FED;
-	fwd_down.recv_pair = fp->app;
-	fwd_down.recv_side = 1;
-	fwd_down.scope_idx = fp->scope_idx;
-	fp->dir[SOCKMESH_FP_UP].relayed = pair.read[1];
-	fp->dir[SOCKMESH_FP_UP].base = pair.read[1];
-	/* upstream -> app: the stream verdict on the upstream socket sends out
-	 * of the downstream socket, whose splice puts it into the app's (so
-	 * the app's socket needs no room of its own: an skb redirected into
-	 * it would wait for its small receive buffer).
+	fwd_l.target_cookie = fp->cookie[r];
+	fwd_l.partner_cookie = fp->cookie[r];
+	fwd_l.flags = SM_FWD_SPLICE_FED;
+	fwd_l.recv_pair = fp->pair_key;
+	fwd_l.recv_side = l_side;
+	fwd_l.scope_idx = fp->scope_idx;
+	fp->dir[l].relayed = pair.read[l_side];
+	fp->dir[l].base = pair.read[l_side];
+	/* remote peer -> app: the stream verdict on R sends out of L, whose
+	 * splice puts it into the app's socket (so that socket needs no room
+	 * of its own: an skb redirected into it would wait for its small
+	 * receive buffer).
 	 */
-	if (bpf_map_lookup_elem(sm->map_fd[MAP_pair_map], &fp->app, &pair)) {
-		sm_set_err(0, "fast path: the connection of fd %d is closing", down_fd);
+	if (bpf_map_lookup_elem(sm->map_fd[MAP_pair_map], &fp->pair_key, &pair)) {
+		sm_set_err(0, "fast path: the connection of fd %d is closing", fp->fd[l]);
 		err = -ENOTCONN;
 		goto fail;
 	}
-	sm_tuple_reverse(&fwd_up.target, &fp->app);
-	fwd_up.target_pair = fp->app;
-	fwd_up.target_side = 0;
-	fwd_up.base_in = pair.in[0];
-	fwd_up.partner_cookie = fp->cookie[SK_DOWN];
-	fwd_up.flags = SM_FWD_VIA_SPLICE;
-	fwd_up.scope_idx = fp->scope_idx;
-	fp->down_base = pair.in[0];
+	fwd_r.target = fp->l_key;
+	fwd_r.target_pair = fp->pair_key;
+	fwd_r.target_side = fp->app_side;
+	fwd_r.base_in = pair.in[fp->app_side];
+	fwd_r.partner_cookie = fp->cookie[l];
+	fwd_r.flags = SM_FWD_VIA_SPLICE;
+	fwd_r.scope_idx = fp->scope_idx;
+	fp->app_base = pair.in[fp->app_side];
 
-	err = tcp_written(up_fd, &fp->up_written0);
+	err = tcp_written(fp->fd[r], &fp->r_written0);
 	if (err) {
-		sm_set_err(-err, "fast path: cannot read the upstream socket's counters");
+		sm_set_err(-err, "fast path: cannot read the %s socket's counters", sk_name[r]);
 		goto fail;
 	}
-	if (bpf_map_update_elem(sm->map_fd[MAP_relay_map], &fp->cookie[SK_DOWN],
-				&fp->dir[SOCKMESH_FP_UP].relayed, BPF_ANY) ||
-	    bpf_map_update_elem(sm->map_fd[MAP_relay_map], &fp->cookie[SK_UP], &zero, BPF_ANY)) {
+	if (bpf_map_update_elem(sm->map_fd[MAP_relay_map], &fp->cookie[l], &fp->dir[l].relayed,
+				BPF_ANY) ||
+	    bpf_map_update_elem(sm->map_fd[MAP_relay_map], &fp->cookie[r], &zero, BPF_ANY)) {
 		err = -errno;
 		sm_set_err(-err, "fast path: cannot write the relay counters");
 		goto undo;
 	}
-	if (bpf_map_update_elem(sm->map_fd[MAP_fwd_map], &fp->cookie[SK_UP], &fwd_up,
-				BPF_NOEXIST) ||
-	    bpf_map_update_elem(sm->map_fd[MAP_fwd_map], &fp->cookie[SK_DOWN], &fwd_down,
-				BPF_NOEXIST)) {
+	if (bpf_map_update_elem(sm->map_fd[MAP_fwd_map], &fp->cookie[r], &fwd_r, BPF_NOEXIST)) {
 		err = errno == EEXIST ? -EALREADY : -errno;
-		sm_set_err(-err, "fast path: cannot add the connection (%s)",
-			   err == -EALREADY ? "already handed over" : "table full?");
-		if (err == -EALREADY)
-			goto fail; /* not ours to undo */
-		goto undo;
+		goto add_failed;
 	}
-	if (bpf_map_update_elem(sm->map_fd[MAP_fp_map], &fp->cookie[SK_UP],
-				&(__u64){ (__u64)up_fd }, BPF_NOEXIST)) {
+	if (bpf_map_update_elem(sm->map_fd[MAP_fwd_map], &fp->cookie[l], &fwd_l, BPF_NOEXIST)) {
+		err = errno == EEXIST ? -EALREADY : -errno;
+		bpf_map_delete_elem(sm->map_fd[MAP_fwd_map], &fp->cookie[r]);
+		goto add_failed;
+	}
+	if (bpf_map_update_elem(sm->map_fd[MAP_fp_map], &fp->cookie[r],
+				&(__u64){ (__u64)fp->fd[r] }, BPF_NOEXIST)) {
 		err = -errno;
-		sm_set_err(-err, "fast path: the kernel refused the upstream socket (fd %d)",
-			   up_fd);
+		sm_set_err(-err, "fast path: the kernel refused the %s socket (fd %d)", sk_name[r],
+			   fp->fd[r]);
 		if (err == -EINVAL || err == -EBUSY || err == -EOPNOTSUPP)
 			err = -EOPNOTSUPP;
 		goto undo;
 	}
-	/* Bytes already in the upstream's receive queue went in before the
-	 * verdict was there: have it run over them now (tcp_set_rcvlowat()
-	 * calls data_ready), so the pump never reads bytes the kernel did not
-	 * count.
+	/* Bytes already in R's receive queue went in before the verdict was
+	 * there: have it run over them now (tcp_set_rcvlowat() calls
+	 * data_ready), so the pump never reads bytes the kernel did not count.
 	 */
-	if (getsockopt(up_fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, &ll))
+	if (getsockopt(fp->fd[r], SOL_SOCKET, SO_RCVLOWAT, &lowat, &ll))
 		lowat = 1;
-	if (setsockopt(up_fd, SOL_SOCKET, SO_RCVLOWAT, &(int){ 1 }, sizeof(int)) ||
-	    (lowat != 1 && setsockopt(up_fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat)))) {
+	if (setsockopt(fp->fd[r], SOL_SOCKET, SO_RCVLOWAT, &(int){ 1 }, sizeof(int)) ||
+	    (lowat != 1 && setsockopt(fp->fd[r], SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat)))) {
 		err = -errno;
-		sm_set_err(-err, "fast path: cannot flush the upstream socket's queue");
+		sm_set_err(-err, "fast path: cannot flush the %s socket's queue", sk_name[r]);
 		goto undo;
 	}
 	/* The pump reads with read(2), so what it relays shows in the
@@ -465,8 +516,13 @@ int sockmesh__fastpath(struct sockmesh *sm, int down_fd, int up_fd,
 	fp_event(sm, fp->scope_idx, SM_STAT_FASTPATH_CONNS, 1);
 	*out = fp;
 	return 0;
+add_failed:
+	sm_set_err(-err, "fast path: cannot add the connection (%s)",
+		   err == -EALREADY ? "already handed over" : "table full?");
+	if (err == -EALREADY)
+		goto fail; /* the relay counters are the other handle's */
 undo:
-	fp_forget(sm, fp->cookie);
+	fp_forget(fp);
 fail:
 	free(fp);
 	return err;
@@ -486,21 +542,21 @@ static void fp_flip(struct sockmesh_fastpath *fp, int src)
 	bpf_prog_test_run_opts(fp->sm->prog_fd[PROG_sm_fp_flip], &run);
 }
 
-/* May the pump write n bytes into the downstream socket now (n == 0: shut
- * it down)? Not while a byte the kernel forwarded may still be on its way
- * to the app: the verdict's redirects are sent through the downstream
- * socket by a kernel worker, whose own send delivers into the app's
- * socket only after its splice counted it, so a write (or the FIN) now
- * could overtake it. After fast-path bytes since the last look, the worker
- * must have sent them all (the app's pair in[0] counts everything given to
- * the downstream since the switch) and the app must have read everything;
- * the pump's own writes are delivered before send() returns. And only while
- * the app is well within the splice budget, so that socket never leaves
- * the splice.
+/* May the pump write n bytes into L now (n == 0: shut it down)? Not while
+ * a byte the kernel forwarded may still be on its way to the app: the
+ * verdict's redirects are sent through L by a kernel worker, whose own send
+ * delivers into the app's socket only after its splice counted it, so a
+ * write (or the FIN) now could overtake it. After fast-path bytes since the
+ * last look, the worker must have sent them all (the app's pair in[]
+ * counts everything given to L since the switch) and the app must have
+ * read everything; the pump's own writes are delivered before send()
+ * returns. And only while the app is well within the splice budget, so L
+ * never leaves the splice.
  */
-static int down_may_write(struct sockmesh_fastpath *fp, size_t n)
+static int l_may_write(struct sockmesh_fastpath *fp, size_t n)
 {
-	const struct fp_dir *x = &fp->dir[SOCKMESH_FP_DOWN];
+	const struct fp_dir *x = &fp->dir[fp->r];
+	__u32 a = fp->app_side;
 	struct sm_pair pair;
 	struct sm_fwd f;
 
@@ -508,41 +564,40 @@ static int down_may_write(struct sockmesh_fastpath *fp, size_t n)
 	 * overtake anything on the way to it any more; what the pump writes
 	 * now fails as for any proxy writing to a closed peer.
 	 */
-	if (bpf_map_lookup_elem(fp->sm->map_fd[MAP_pair_map], &fp->app, &pair) ||
-	    bpf_map_lookup_elem(fp->sm->map_fd[MAP_fwd_map], &fp->cookie[SK_UP], &f))
+	if (bpf_map_lookup_elem(fp->sm->map_fd[MAP_pair_map], &fp->pair_key, &pair) ||
+	    bpf_map_lookup_elem(fp->sm->map_fd[MAP_fwd_map], &fp->cookie[fp->r], &f))
 		return 1;
 	if (f.fast_bytes != fp->fast_seen) {
-		if (pair.in[0] < fp->down_base + f.fast_bytes + x->relayed + x->off ||
-		    pair.in[0] != pair.read[0])
+		if (pair.in[a] < fp->app_base + f.fast_bytes + x->relayed + x->off ||
+		    pair.in[a] != pair.read[a])
 			return 0;
 		fp->fast_seen = f.fast_bytes;
 	}
-	return n == 0 || pair.in[0] - pair.read[0] + n <= fp->relay_ahead;
+	return n == 0 || pair.in[a] - pair.read[a] + n <= fp->relay_ahead;
 }
 
-static int publish_relayed(struct sockmesh_fastpath *fp, int d)
+static int publish_relayed(struct sockmesh_fastpath *fp, int src)
 {
-	int src = d == SOCKMESH_FP_UP ? SK_DOWN : SK_UP;
-
 	if (bpf_map_update_elem(fp->sm->map_fd[MAP_relay_map], &fp->cookie[src],
-				&fp->dir[d].relayed, BPF_EXIST))
+				&fp->dir[src].relayed, BPF_EXIST))
 		return -errno;
 	return 0;
 }
 
-/* One direction: relay what its source socket has, forward its EOF. Sets
- * the events it waits for; *later when it waits for the app to read.
+/* One direction, by its source socket: relay what that socket has,
+ * forward its EOF. Sets the events it waits for; *later when it waits for
+ * the app to read.
  */
-static int pump_dir(struct sockmesh_fastpath *fp, int d, short ev[2], bool *later)
+static int pump_dir(struct sockmesh_fastpath *fp, int src, short ev[2], bool *later)
 {
-	struct fp_dir *x = &fp->dir[d];
-	int src = d == SOCKMESH_FP_UP ? SK_DOWN : SK_UP, dst = !src, r;
+	struct fp_dir *x = &fp->dir[src];
+	int dst = !src, r;
 	ssize_t n;
 
 	for (;;) {
 		if (x->len > x->off) {
-			if (d == SOCKMESH_FP_DOWN) {
-				r = down_may_write(fp, x->len - x->off);
+			if (dst == fp->l) {
+				r = l_may_write(fp, x->len - x->off);
 				if (r < 0)
 					return r;
 				if (!r) {
@@ -565,7 +620,7 @@ static int pump_dir(struct sockmesh_fastpath *fp, int d, short ev[2], bool *late
 				continue;
 			x->relayed += x->len;
 			x->off = x->len = 0;
-			r = publish_relayed(fp, d);
+			r = publish_relayed(fp, src);
 			if (r)
 				return r;
 			continue;
@@ -573,8 +628,8 @@ static int pump_dir(struct sockmesh_fastpath *fp, int d, short ev[2], bool *late
 		if (x->eof) {
 			if (x->shut)
 				return 0;
-			if (d == SOCKMESH_FP_DOWN) {
-				r = down_may_write(fp, 0);
+			if (dst == fp->l) {
+				r = l_may_write(fp, 0);
 				if (r < 0)
 					return r;
 				if (!r) {
@@ -615,12 +670,12 @@ int sockmesh_fastpath__pump(struct sockmesh_fastpath *fp, struct sockmesh_fastpa
 
 	if (!fp)
 		return -EINVAL;
-	for (int d = 0; d < 2; d++) {
-		err = pump_dir(fp, d, ev, &later);
+	for (int src = 0; src < 2; src++) {
+		err = pump_dir(fp, src, ev, &later);
 		if (err)
 			return err;
 	}
-	count_up(fp);
+	count_l(fp);
 	if (w) {
 		w->down_events = ev[SK_DOWN];
 		w->up_events = ev[SK_UP];
@@ -642,7 +697,7 @@ int sockmesh_fastpath__info(const struct sockmesh_fastpath *fp, struct sockmesh_
 		    offsetofend(struct sockmesh_fastpath_info, sockmesh_fastpath_info__last_field))
 		return -EINVAL;
 	for (int d = 0; d < 2; d++) {
-		__u64 key = fp->cookie[d == SOCKMESH_FP_UP ? SK_DOWN : SK_UP];
+		__u64 key = fp->cookie[d]; /* a direction's index is its source's */
 
 		info->relayed_bytes[d] = fp->dir[d].relayed - fp->dir[d].base + fp->dir[d].drained;
 		info->fast_bytes[d] = 0;
@@ -652,7 +707,7 @@ int sockmesh_fastpath__info(const struct sockmesh_fastpath *fp, struct sockmesh_
 			info->fast[d] = f.flags & SM_FWD_FAST;
 		}
 	}
-	info->fast_bytes[SOCKMESH_FP_UP] = up_fast_bytes(fp);
+	info->fast_bytes[fp->l] = l_fast_bytes(fp);
 	return 0;
 }
 
@@ -660,7 +715,7 @@ void sockmesh_fastpath__free(struct sockmesh_fastpath *fp)
 {
 	if (!fp)
 		return;
-	count_up(fp);
-	fp_forget(fp->sm, fp->cookie);
+	count_l(fp);
+	fp_forget(fp);
 	free(fp);
 }
