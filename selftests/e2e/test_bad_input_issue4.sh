@@ -50,6 +50,12 @@ pod_ips_not_an_address() { rejected --pod-ips bogus --pod-ips 10.77.0.1,bogus; }
 dns_port_not_a_number() { rejected --dns-port x --redirect-dns --dns-port x; }
 dns_port_0() { rejected --dns-port 0 --redirect-dns --dns-port 0; }
 dns_servers_prefix_40() { rejected --dns-servers 1.2.3.4/40 --redirect-dns --dns-servers 1.2.3.4/40; }
+include_inbound_ports_star_and_port() { rejected --include-inbound-ports '*,80' --include-inbound-ports '*,80'; }
+include_outbound_ports_star_and_port() { rejected --include-outbound-ports '80,*' -q '80,*'; }
+dns_servers_empty() {
+	rejected --dns-servers '' --redirect-dns --dns-servers ''
+	assert_eq "$(grep -cF -- "--dns-servers: '' is an empty list" "$TMP/err" || true)" 1 "stderr lines naming ''"
+}
 dns_servers_not_an_address() { rejected --dns-servers resolver --redirect-dns --dns-servers 10.0.0.10,resolver; }
 
 # flags that only mean something with --redirect-dns: the error names the
@@ -97,7 +103,8 @@ short_flags_set_the_policy() {
 
 for t in inbound_port_0 inbound_port_70000 include_inbound_ports_empty_item exclude_inbound_ports_star \
 	pod_ips_network pod_ips_not_an_address dns_port_not_a_number dns_port_0 dns_servers_prefix_40 \
-	dns_servers_not_an_address capture_all_dns_without_redirect_dns dns_servers_without_redirect_dns \
+	dns_servers_not_an_address include_inbound_ports_star_and_port include_outbound_ports_star_and_port \
+	dns_servers_empty capture_all_dns_without_redirect_dns dns_servers_without_redirect_dns \
 	short_p short_z short_u short_g short_b short_d short_i short_x short_q short_o \
 	short_flag_without_value short_flags_set_the_policy; do
 	e2e_subtest "$t" "$t"

@@ -26,10 +26,13 @@ static const char *const fields[4] = { "include_outbound_cidrs", "exclude_outbou
 				       "include_outbound_ports", "exclude_outbound_ports" };
 
 /* fields added since the first four; errors must name one of them */
-static const char *const more_fields[] = {
-	"include_inbound_ports", "exclude_inbound_ports", "pod_ips",
-	"dns_servers",		 "capture_all_dns",	  "dns_port"
-};
+static const char *const more_fields[] = { "include_inbound_ports",
+					   "exclude_inbound_ports",
+					   "pod_ips",
+					   "dns_servers",
+					   "capture_all_dns",
+					   "dns_port",
+					   "proxy_mark" };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -260,6 +263,7 @@ static void fuzz_compile(char *s, size_t size, const char *in)
 	pol.proxy_uid = (__u32)size;
 	pol.has_proxy_gid = size & 4;
 	pol.has_proxy_mark = size & 8;
+	pol.proxy_mark = (__u32)(size >> 4); /* 0 (refused) for short inputs */
 	pol.proxy_port = (__u16)(size * 7);
 	pol.redirect_dns = size & 16;
 	pol.capture_all_dns = pol.redirect_dns && (size & 32);

@@ -455,6 +455,9 @@ static void test_cidr_list(void)
 	CHECK_CIDRS_BAD("*,", true, -EINVAL, "'*,'");
 	CHECK_CIDRS_BAD("10.0.0.0/8;fd00::/8", false, -EINVAL, "10.0.0.0/8;fd00::/8");
 	CHECK_CIDRS_BAD("10.0.0.0/8 fd00::/8", false, -EINVAL, "10.0.0.0/8 fd00::/8");
+	CHECK_CIDRS_BAD("*,10.0.0.0/8", true, -EINVAL, "'*,10.0.0.0/8'");
+	CHECK(msg_has("must stand alone"), "errmsg %s", sockmesh_errmsg());
+	CHECK_CIDRS_BAD("10.0.0.0/8,*", true, -EINVAL, "'10.0.0.0/8,*'");
 }
 
 static void test_port_list(void)
@@ -511,6 +514,12 @@ static void test_port_list(void)
 	CHECK_PORTS_BAD("80,*", false, -EINVAL, "'*'");
 	CHECK_PORTS_BAD(" * ", false, -EINVAL, "'*'");
 	CHECK_PORTS_BAD("**", true, -EINVAL, "**");
+	/* and where it is allowed, it stands alone */
+	CHECK_PORTS_BAD("*,80", true, -EINVAL, "'*,80'");
+	CHECK(msg_has("must stand alone"), "errmsg %s", sockmesh_errmsg());
+	CHECK_PORTS_BAD("80,*", true, -EINVAL, "'80,*'");
+	CHECK_PORTS_BAD("*,*", true, -EINVAL, "'*,*'");
+	CHECK_PORTS_BAD(" * ,\t80", true, -EINVAL, NULL);
 }
 
 /* Every port, in one list: no truncation, order kept. */
@@ -693,6 +702,17 @@ static void test_compile_proxy(void)
 		sm_compiled_free(&c);
 	}
 	{
+		/* mark 0 is every unmarked socket: set through the struct as
+		 * through the schema's text, it would turn capture off
+		 */
+		SOCKMESH_OPTS(sockmesh_policy, pol, .has_proxy_mark = true, .proxy_mark = 0);
+
+		EXPECT_ERR(compile(&pol, &c), -ERANGE, "proxy_mark 0");
+		CHECK(msg_has("proxy_mark: '0' is out of range (1..4294967295)"), "errmsg %s",
+		      sockmesh_errmsg());
+		EXPECT_ERR(sockmesh_policy__validate(&pol), -ERANGE, "validate proxy_mark 0");
+	}
+	{
 		SOCKMESH_OPTS(sockmesh_policy, pol, .has_proxy_mark = true,
 			      .proxy_mark = 0xffffffffu, .has_proxy_uid = true,
 			      .proxy_uid = 0xfffffffeu, .proxy_port = 65535);
@@ -752,19 +772,58 @@ static void test_compile_include(void)
 		sm_compiled_free(&c);
 	}
 	{
-		/* "" is an empty list (not '*'): nothing is included. */
-		SOCKMESH_OPTS(sockmesh_policy, pol, .include_outbound_cidrs = "",
-			      .include_outbound_ports = "");
+		/* "" is an empty list (not '*'): no port is included. */
+		SOCKMESH_OPTS(sockmesh_policy, pol, .include_outbound_ports = "");
 
 		ASSERT_OK(compile(&pol, &c), "compile(&pol, &c)");
-		EXPECT_EQ(c.pol.flags & ~SM_POL_INBOUND,
-			  SM_POL_SPLICE | inc_cidr | SM_POL_INCLUDE_PORTS,
+		EXPECT_EQ(c.pol.flags & ~SM_POL_INBOUND, SM_POL_SPLICE | SM_POL_INCLUDE_PORTS,
 			  "c.pol.flags & ~SM_POL_INBOUND");
-		EXPECT_FALSE(c.inc_cidrs.star, "c.inc_cidrs.star");
-		EXPECT_EQ(c.inc_cidrs.n, 0, "c.inc_cidrs.n");
 		EXPECT_FALSE(c.inc_ports.star, "c.inc_ports.star");
 		EXPECT_EQ(c.inc_ports.n, 0, "c.inc_ports.n");
 		sm_compiled_free(&c);
+	}
+	{
+		/* An include list of no destination compiles to no outbound
+		 * capture (istio's annotation documents it so; the option and
+		 * config setters refuse it: test_schema), blank or not.
+		 */
+		static const char *const empty[] = { "", " \t " };
+
+		for (size_t i = 0; i < ARRAY_SIZE(empty); i++) {
+			SOCKMESH_OPTS(sockmesh_policy, pol, .include_outbound_cidrs = empty[i]);
+
+			EXPECT_OK(compile(&pol, &c), "empty include_outbound_cidrs");
+			EXPECT_EQ(c.inc_cidrs.n, 0, "c.inc_cidrs.n");
+			EXPECT_FALSE(c.inc_cidrs.star, "c.inc_cidrs.star");
+			sm_compiled_free(&c);
+		}
+	}
+	{
+		/* '*' stands alone: "*,80" is "*" or a mistake, never both. */
+		static const char *const bad[] = { "*,80", "80,*", "*,*", " * , 443" };
+
+		for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+			SOCKMESH_OPTS(sockmesh_policy, pol, .include_outbound_ports = bad[i]);
+
+			EXPECT_ERR(compile(&pol, &c), -EINVAL, bad[i]);
+			CHECK(msg_has(F_INC_PORTS) && msg_has(bad[i]) && msg_has("stand alone"),
+			      "'%s': errmsg %s", bad[i], sockmesh_errmsg());
+		}
+		for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+			SOCKMESH_OPTS(sockmesh_policy, pol, .include_inbound_ports = bad[i]);
+
+			EXPECT_ERR(compile(&pol, &c), -EINVAL, bad[i]);
+			CHECK(msg_has("include_inbound_ports") && msg_has("stand alone"),
+			      "'%s': errmsg %s", bad[i], sockmesh_errmsg());
+		}
+		{
+			SOCKMESH_OPTS(sockmesh_policy, pol,
+				      .include_outbound_cidrs = "10.0.0.0/8,*");
+
+			EXPECT_ERR(compile(&pol, &c), -EINVAL, "10.0.0.0/8,*");
+			CHECK(msg_has(F_INC_CIDRS) && msg_has("stand alone"), "errmsg %s",
+			      sockmesh_errmsg());
+		}
 	}
 	{
 		SOCKMESH_OPTS(sockmesh_policy, pol, .include_outbound_ports = "80,443");
@@ -821,7 +880,7 @@ static void test_compile_exclude(void)
 		SOCKMESH_OPTS(sockmesh_policy, pol, .include_outbound_cidrs = "0.0.0.0/0,::/0",
 			      .exclude_outbound_cidrs = "10.0.0.1", .include_outbound_ports = "1",
 			      .exclude_outbound_ports = "2", .has_proxy_gid = true,
-			      .has_proxy_mark = true, .no_splice = true);
+			      .has_proxy_mark = true, .proxy_mark = 1, .no_splice = true);
 
 		ASSERT_OK(compile(&pol, &c), "compile(&pol, &c)");
 		EXPECT_EQ(c.pol.flags & ~SM_POL_INBOUND,
@@ -830,6 +889,65 @@ static void test_compile_exclude(void)
 				  SM_POL_EXCLUDE_PORTS | SM_POL_EXCLUDE_CIDRS,
 			  "c.pol.flags & ~SM_POL_INBOUND");
 		sm_compiled_free(&c);
+	}
+}
+
+/* An empty resolver list would silently mean resolv.conf: refused. */
+static void test_compile_dns_servers_empty(void)
+{
+	static const char *const empty[] = { "", "  " };
+	struct sm_compiled c;
+
+	for (size_t i = 0; i < ARRAY_SIZE(empty); i++) {
+		SOCKMESH_OPTS(sockmesh_policy, pol, .redirect_dns = true, .dns_servers = empty[i]);
+
+		EXPECT_ERR(compile(&pol, &c), -EINVAL, "empty dns_servers");
+		CHECK(msg_has("dns_servers") && msg_has("empty list") && msg_has("resolv.conf"),
+		      "errmsg %s", sockmesh_errmsg());
+		EXPECT_ERR(sockmesh_policy__validate(&pol), -EINVAL, "validate");
+	}
+	{
+		SOCKMESH_OPTS(sockmesh_policy, pol, .redirect_dns = true,
+			      .dns_servers = "10.96.0.10");
+
+		ASSERT_OK(compile(&pol, &c), "one resolver");
+		EXPECT_EQ(c.dns_servers.n, 1, "c.dns_servers.n");
+		sm_compiled_free(&c);
+	}
+}
+
+/* The netns-only fields (SOCKMESH_FIELD_NETNS_ONLY) on a cgroup scope. */
+static void test_check_scope(void)
+{
+	static const struct {
+		enum sockmesh_field f;
+		const char *text, *named;
+	} cases[] = {
+		{ SOCKMESH_F_INBOUND_PORT, "15006", "inbound_port: '15006'" },
+		{ SOCKMESH_F_POD_IPS, "10.0.0.1", "pod_ips: '10.0.0.1'" },
+		{ SOCKMESH_F_INCLUDE_INBOUND_PORTS, "8080", "include_inbound_ports: '8080'" },
+		{ SOCKMESH_F_EXCLUDE_INBOUND_PORTS, "9090", "exclude_inbound_ports: '9090'" },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		SOCKMESH_OPTS(sockmesh_policy, pol);
+
+		ASSERT_OK(sockmesh_policy__set(&pol, cases[i].f, cases[i].text), cases[i].text);
+		EXPECT_OK(sm_policy_check_scope(&pol, SOCKMESH_SCOPE_NETNS), "netns scope");
+		EXPECT_ERR(sm_policy_check_scope(&pol, SOCKMESH_SCOPE_CGROUP), -EINVAL,
+			   "cgroup scope");
+		CHECK(msg_has(cases[i].named) && msg_has("only applies to a netns"), "errmsg %s",
+		      sockmesh_errmsg());
+		EXPECT_EQ(sockmesh_errfield(), cases[i].f, "errfield");
+	}
+	{
+		/* every other field is fine on a cgroup scope */
+		SOCKMESH_OPTS(sockmesh_policy, pol, .proxy_port = 15002, .has_proxy_mark = true,
+			      .proxy_mark = 7, .include_outbound_cidrs = "10.0.0.0/8",
+			      .exclude_outbound_ports = "22", .redirect_dns = true,
+			      .dns_servers = "10.0.0.10", .dns_port = 5353);
+
+		EXPECT_OK(sm_policy_check_scope(&pol, SOCKMESH_SCOPE_CGROUP), "cgroup scope");
 	}
 }
 
@@ -1139,6 +1257,8 @@ static CU_TestInfo compile_tests[] = {
 	{ "include lists", test_compile_include },
 	{ "exclude lists", test_compile_exclude },
 	{ "no_splice", test_compile_no_splice },
+	{ "empty dns_servers", test_compile_dns_servers_empty },
+	{ "netns-only fields on a cgroup scope", test_check_scope },
 	{ "inbound", test_compile_inbound },
 	{ "errors", test_compile_errors },
 	{ "validate", test_validate },

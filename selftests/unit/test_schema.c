@@ -136,6 +136,96 @@ static void test_set_errors_name_the_field(void)
 	EXPECT_MEMEQ(&pol, &before, sizeof(pol), "policy still unchanged");
 }
 
+/* issue 12: values that were accepted and then did nothing (or the wrong
+ * thing); each refused by the schema, so every front-end refuses it alike
+ */
+static void test_set_refuses_silent_values(void)
+{
+	struct sockmesh_policy pol = { .sz = sizeof(pol) }, before;
+	struct sockmesh_open_opts oo = { .sz = sizeof(oo) }, oo_before;
+	static const enum sockmesh_field sizes[] = { SOCKMESH_F_MAX_SCOPES, SOCKMESH_F_MAX_CONNS,
+						     SOCKMESH_F_MAX_RULES };
+	char msg[512];
+
+	before = pol;
+	oo_before = oo;
+	/* mark 0 is every unmarked socket */
+	EXPECT_ERR(sockmesh_policy__set(&pol, SOCKMESH_F_PROXY_MARK, "0"), -ERANGE, "mark 0");
+	EXPECT_STREQ(sockmesh_errmsg_as(SOCKMESH_NAMES_CLI, msg, sizeof(msg)),
+		     "--proxy-mark: '0' is out of range (1..4294967295)", "CLI");
+	EXPECT_STREQ(sockmesh_errmsg_as(SOCKMESH_NAMES_CNI, msg, sizeof(msg)),
+		     "proxyMark: '0' is out of range (1..4294967295)", "CNI");
+	/* '*' stands alone, in every include list */
+	EXPECT_ERR(sockmesh_policy__set(&pol, SOCKMESH_F_INCLUDE_INBOUND_PORTS, "*,80"), -EINVAL,
+		   "'*,80' inbound");
+	EXPECT_STREQ(sockmesh_errmsg_as(SOCKMESH_NAMES_CLI, msg, sizeof(msg)),
+		     "--include-inbound-ports: '*,80': '*' (all) must stand alone", "CLI");
+	EXPECT_ERR(sockmesh_policy__set(&pol, SOCKMESH_F_INCLUDE_OUTBOUND_PORTS, "*,80"), -EINVAL,
+		   "'*,80' outbound");
+	EXPECT_ERR(sockmesh_policy__set(&pol, SOCKMESH_F_INCLUDE_OUTBOUND_CIDRS, "10.0.0.0/8,*"),
+		   -EINVAL, "'10.0.0.0/8,*'");
+	/* an empty include list of destinations captures nothing */
+	EXPECT_ERR(sockmesh_policy__set(&pol, SOCKMESH_F_INCLUDE_OUTBOUND_CIDRS, ""), -EINVAL,
+		   "empty include_outbound_cidrs");
+	EXPECT_STREQ(
+		sockmesh_errmsg_as(SOCKMESH_NAMES_CLI, msg, sizeof(msg)),
+		"--include-outbound-cidrs: '' is an empty list: it would capture nothing (give '*' for every destination, or CIDRs)",
+		"CLI");
+	EXPECT_EQ(sockmesh_errfield(), SOCKMESH_F_INCLUDE_OUTBOUND_CIDRS, "errfield");
+	/* no resolvers would silently mean resolv.conf */
+	EXPECT_ERR(sockmesh_policy__set(&pol, SOCKMESH_F_DNS_SERVERS, ""), -EINVAL,
+		   "empty dns_servers");
+	EXPECT_STREQ(sockmesh_errmsg_as(SOCKMESH_NAMES_CNI, msg, sizeof(msg)),
+		     "dnsServers: '' is an empty list: name the resolvers, or leave it out for "
+		     "the scope's resolv.conf",
+		     "CNI");
+	/* the empty inbound include list stays what it is documented to be: none */
+	{
+		struct sockmesh_policy p = pol;
+
+		EXPECT_OK(sockmesh_policy__set(&p, SOCKMESH_F_INCLUDE_INBOUND_PORTS, ""),
+			  "empty include_inbound_ports");
+	}
+	EXPECT_MEMEQ(&pol, &before, sizeof(pol), "policy unchanged");
+	/* a table of 0 entries */
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		EXPECT_ERR(sockmesh_open_opts__set(&oo, sizes[i], "0"), -ERANGE, "size 0");
+		EXPECT_EQ(sockmesh_errfield(), sizes[i], "errfield");
+		EXPECT_TRUE(strstr(sockmesh_errmsg_as(SOCKMESH_NAMES_CLI, msg, sizeof(msg)),
+				   "'0' is out of range (1..") != NULL,
+			    msg);
+		EXPECT_OK(sockmesh_open_opts__set(&oo, sizes[i], "1"), "size 1");
+	}
+	EXPECT_STREQ(sockmesh_errmsg_as(SOCKMESH_NAMES_CLI, msg, sizeof(msg)),
+		     "--max-rules: '0' is out of range (1..16777216)", "CLI");
+	oo = oo_before;
+	EXPECT_ERR(sockmesh_open_opts__set(&oo, SOCKMESH_F_MAX_SCOPES, "0"), -ERANGE, "again");
+	EXPECT_MEMEQ(&oo, &oo_before, sizeof(oo), "open options unchanged");
+	/* and through the annotations, which use the same parsers */
+	EXPECT_NULL(sockmesh_annotations__parse(
+			    "{\"traffic.sidecar.istio.io/includeInboundPorts\": \"*,80\"}"),
+		    "'*,80' annotation");
+	EXPECT_TRUE(strstr(sockmesh_errmsg_as(SOCKMESH_NAMES_ANNOTATION, msg, sizeof(msg)),
+			   "traffic.sidecar.istio.io/includeInboundPorts: '*,80'") != NULL,
+		    msg);
+	/* ... except istio's documented meaning of an empty include list of
+	 * destinations: no outbound redirection
+	 */
+	{
+		struct sockmesh_annotations *a = sockmesh_annotations__parse(
+			"{\"traffic.sidecar.istio.io/includeOutboundIPRanges\": \"\"}");
+		struct sockmesh_policy ap = { .sz = sizeof(ap) };
+
+		EXPECT_TRUE(a != NULL, "empty includeOutboundIPRanges annotation");
+		if (a) {
+			EXPECT_OK(sockmesh_annotations__apply(a, &ap, 0), "applied");
+			EXPECT_STREQ(ap.include_outbound_cidrs, "", "no outbound capture");
+			EXPECT_OK(sockmesh_policy__validate(&ap), "validates");
+			sockmesh_annotations__free(a);
+		}
+	}
+}
+
 /* Cross-field rules come from validate, naming both fields. */
 static void test_cross_field(void)
 {
@@ -219,6 +309,8 @@ int main(void)
 		{ "defaults come from the ABI header", test_defaults_from_abi },
 		{ "set values", test_set_values },
 		{ "errors name the field in each vocabulary", test_set_errors_name_the_field },
+		{ "values that would silently do nothing are refused",
+		  test_set_refuses_silent_values },
 		{ "cross-field rules", test_cross_field },
 		{ "annotations", test_annotations },
 		{ "counter names and help", test_stats_table },

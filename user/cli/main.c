@@ -337,6 +337,12 @@ static int cmd_enable(struct cmd_args *a)
 		if (!a->set[o])
 			continue;
 		d = sockmesh_field(f);
+		/* refused before anything is loaded (enroll refuses it too) */
+		if ((d->flags & SOCKMESH_FIELD_NETNS_ONLY) && scope.kind != SOCKMESH_SCOPE_NETNS)
+			return fail(
+				EXIT_USAGE,
+				"enable: --%s: '%s' only applies to a netns (pod) scope, not a cgroup scope",
+				d->option, a->val[o] ? a->val[o] : "");
 		if (d->kind == SOCKMESH_FK_POLICY) {
 			err = sockmesh_policy__set(&pol, f, a->val[o]);
 			explicit |= 1ull << f;

@@ -21,10 +21,18 @@ struct sockmesh_annotations {
 	char *combined; /* exclude_inbound_ports + status port */
 };
 
+/* istio: "An empty list will disable all outbound redirection." Refused as
+ * an option (more often an unset variable than a choice), kept here.
+ */
+static bool no_outbound(enum sockmesh_field f, const char *v)
+{
+	return f == SOCKMESH_F_INCLUDE_OUTBOUND_CIDRS && !v[strspn(v, " \t")];
+}
+
 /* Validate one value with the parser of its field, naming the annotation. */
 static int check_value(const struct sockmesh_field_desc *f, const char *v)
 {
-	int err = sm_field_list_check(f->id, v);
+	int err = no_outbound(f->id, v) ? 0 : sm_field_list_check(f->id, v);
 
 	return err == -ERANGE ? -EINVAL : err;
 }
@@ -154,6 +162,10 @@ int sockmesh_annotations__apply(struct sockmesh_annotations *a, struct sockmesh_
 	for (unsigned int i = 0; i < SOCKMESH_F__COUNT; i++) {
 		if (!a->v[i] || (keep & (1ull << i)))
 			continue;
+		if (no_outbound((enum sockmesh_field)i, a->v[i])) {
+			p.include_outbound_cidrs = a->v[i];
+			continue;
+		}
 		err = sockmesh_policy__set(&p, (enum sockmesh_field)i, a->v[i]);
 		if (err)
 			return err;

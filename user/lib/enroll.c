@@ -32,11 +32,14 @@ void sm_scope_key(const struct sockmesh_scope *s, struct sm_scope_key *k)
 	*k = sm_scope_key_make(s->kind, s->id);
 }
 
+/* Scope slots are 1..max_scopes: slot 0 (SM_SCOPE_IDX_GLOBAL) holds the
+ * counters of what no scope owns, so stats_map has max_scopes + 1 entries.
+ */
 static int alloc_scope_idx(struct sockmesh *sm, __u32 *out)
 {
 	struct sm_scope_key k, *prev = NULL;
 	struct sm_policy pol;
-	size_t nbits = sm->max_scopes ? sm->max_scopes : SM_DEFAULT_MAX_SCOPES;
+	size_t nbits = (size_t)sm->max_scopes + 1;
 	unsigned char *used = calloc(nbits, 1);
 	int err = -ENOSPC;
 
@@ -48,7 +51,7 @@ static int alloc_scope_idx(struct sockmesh *sm, __u32 *out)
 			used[pol.scope_idx] = 1;
 		prev = &k;
 	}
-	for (size_t i = 1; i < nbits; i++) {
+	for (size_t i = SM_SCOPE_IDX_GLOBAL + 1; i < nbits; i++) {
 		if (!used[i]) {
 			*out = (__u32)i;
 			err = 0;
@@ -137,6 +140,9 @@ static int enroll_locked(struct sockmesh *sm, const struct sockmesh_scope *scope
 	err = sm_policy_compile(policy, &c);
 	if (err)
 		return err;
+	err = sm_policy_check_scope(policy, scope->kind);
+	if (err)
+		goto out;
 	if ((c.pol.flags & SM_POL_DNS) && !(c.pol.flags & SM_POL_DNS_ALL) && !c.dns_servers.n) {
 		err = resolvers_of(scope, &c.dns_servers);
 		if (err)

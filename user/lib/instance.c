@@ -84,6 +84,21 @@ bool sockmesh__exists(const char *pin_dir)
 	return access(p, F_OK) == 0;
 }
 
+/* Is an instance pinned at pin_dir: 1 yes, 0 no, or -errno when we cannot
+ * tell (bpffs is mode 0700: not root), which must not read as "no".
+ */
+static int pinned(const char *pin_dir)
+{
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s/map_scope_map", pin_dir);
+	if (access(p, F_OK) == 0)
+		return 1;
+	if (errno == ENOENT || errno == ENOTDIR)
+		return 0;
+	return -errno;
+}
+
 /* The read accounting hook this kernel has: the sock_recv_length
  * tracepoint (6.4+) or fexit on sk_msg_recvmsg (BPF trampolines). The
  * tracepoint is preferred: it needs no trampoline (some kernels, like this
@@ -166,10 +181,20 @@ static int open_pinned(struct sockmesh *sm)
 			return err;
 		}
 	}
+	sm->max_scopes = SM_DEFAULT_MAX_SCOPES;
 	if (bpf_obj_get_info_by_fd(sm->map_fd[MAP_scope_map], &info, &ilen) == 0) {
 		sm->max_scopes = info.max_entries;
 		sm->scope_map_id = info.id;
 	}
+	/* Usable scopes: as many as scope_map holds and stats_map has slots
+	 * for besides the global one (an instance loaded by an older build
+	 * sized both alike, and so has one scope less).
+	 */
+	memset(&info, 0, sizeof(info));
+	ilen = sizeof(info);
+	if (bpf_obj_get_info_by_fd(sm->map_fd[MAP_stats_map], &info, &ilen) == 0 &&
+	    info.max_entries && info.max_entries - 1 < sm->max_scopes)
+		sm->max_scopes = info.max_entries - 1;
 	return 0;
 }
 
@@ -260,9 +285,11 @@ static int create_pinned(struct sockmesh *sm, const struct sockmesh_open_opts *o
 	SM_BPF_PROGS(SM_SKEL_)
 #undef SM_SKEL_
 
+	/* max_scopes enrolled scopes, and the global counters' slot besides */
+	bpf_map__set_max_entries(maps[MAP_stats_map],
+				 (o && o->max_scopes ? o->max_scopes : SM_DEFAULT_MAX_SCOPES) + 1);
 	if (o) {
 		set_size(maps[MAP_scope_map], o->max_scopes);
-		set_size(maps[MAP_stats_map], o->max_scopes);
 		set_size(maps[MAP_scope_meta_map], o->max_scopes);
 		set_size(maps[MAP_listener_map],
 			 o->max_scopes ? SM_LISTENERS_PER_SCOPE * o->max_scopes : 0);
@@ -525,7 +552,11 @@ struct sockmesh *sockmesh__open(const struct sockmesh_open_opts *user_opts)
 			goto fail;
 		}
 	}
-	if (sockmesh__exists(sm->pin_dir)) {
+	err = pinned(sm->pin_dir);
+	if (err < 0) {
+		sm_set_err(-err, "cannot read the pinned state at '%s'%s", sm->pin_dir,
+			   err == -EACCES || err == -EPERM ? " (sockmesh needs root)" : "");
+	} else if (err > 0) {
 		err = open_pinned(sm);
 	} else if (opts && opts->create) {
 		err = create_pinned(sm, opts);

@@ -48,8 +48,17 @@ SM_HIDDEN const char *sm_fname(enum sockmesh_field f);
 SM_HIDDEN int sm_render(const char *msg, enum sockmesh_naming naming, char *buf, size_t len);
 /* Parse a PORT or U32 field's text within its range. */
 SM_HIDDEN int sm_field_u32(enum sockmesh_field f, const char *text, __u32 *out);
+/* A number field's value within its range. */
+SM_HIDDEN int sm_field_u32_check(enum sockmesh_field f, __u32 v);
+/* Parse a list field's text with the field's own rules ('*', addresses,
+ * not empty where that would mean something else); NULL: the empty list.
+ */
+SM_HIDDEN int sm_field_list_parse(enum sockmesh_field f, const char *text, struct sm_list *out);
 /* Validate a list field's text on its own. */
 SM_HIDDEN int sm_field_list_check(enum sockmesh_field f, const char *text);
+/* Fields only for netns scopes (SOCKMESH_FIELD_NETNS_ONLY) set for another kind: -EINVAL. */
+SM_HIDDEN int sm_policy_check_scope(const struct sockmesh_policy *pol,
+				    enum sockmesh_scope_kind kind);
 
 SM_HIDDEN int sm_parse_u32(const char *field, const char *s, __u32 max, __u32 *out);
 SM_HIDDEN int sm_parse_size(const char *field, const char *s, __u64 min, __u64 max, __u64 *out);

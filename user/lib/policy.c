@@ -242,7 +242,16 @@ static int parse_list(const char *field, const char *s, bool allow_star, size_t 
 				err = -EINVAL;
 				break;
 			}
+			if (out->star || out->n) {
+				sm_set_err(0, "%s: '%s': '*' (all) must stand alone", field, s);
+				err = -EINVAL;
+				break;
+			}
 			out->star = true;
+		} else if (out->star) {
+			sm_set_err(0, "%s: '%s': '*' (all) must stand alone", field, s);
+			err = -EINVAL;
+			break;
 		} else {
 			err = parse(field, item, (char *)out->v + out->n * elem);
 			if (err)
@@ -342,31 +351,32 @@ int sm_policy_compile(const struct sockmesh_policy *user, struct sm_compiled *ou
 	inc_cidrs = in->include_outbound_cidrs ? in->include_outbound_cidrs : "*";
 	inc_ports = in->include_outbound_ports ? in->include_outbound_ports : "*";
 
-	err = sm_parse_cidr_list(sm_fname(SOCKMESH_F_INCLUDE_OUTBOUND_CIDRS), inc_cidrs, true,
-				 &out->inc_cidrs);
+	err = sm_field_list_parse(SOCKMESH_F_INCLUDE_OUTBOUND_CIDRS, inc_cidrs, &out->inc_cidrs);
 	if (!err)
-		err = sm_parse_cidr_list(sm_fname(SOCKMESH_F_EXCLUDE_OUTBOUND_CIDRS),
-					 in->exclude_outbound_cidrs, false, &out->exc_cidrs);
+		err = sm_field_list_parse(SOCKMESH_F_EXCLUDE_OUTBOUND_CIDRS,
+					  in->exclude_outbound_cidrs, &out->exc_cidrs);
 	if (!err)
-		err = sm_parse_port_list(sm_fname(SOCKMESH_F_INCLUDE_OUTBOUND_PORTS), inc_ports,
-					 true, &out->inc_ports);
+		err = sm_field_list_parse(SOCKMESH_F_INCLUDE_OUTBOUND_PORTS, inc_ports,
+					  &out->inc_ports);
 	if (!err)
-		err = sm_parse_port_list(sm_fname(SOCKMESH_F_EXCLUDE_OUTBOUND_PORTS),
-					 in->exclude_outbound_ports, false, &out->exc_ports);
+		err = sm_field_list_parse(SOCKMESH_F_EXCLUDE_OUTBOUND_PORTS,
+					  in->exclude_outbound_ports, &out->exc_ports);
 	if (!err)
-		err = sm_parse_port_list(sm_fname(SOCKMESH_F_INCLUDE_INBOUND_PORTS),
-					 in->include_inbound_ports ? in->include_inbound_ports :
-								     "*",
-					 true, &out->inc_in_ports);
+		err = sm_field_list_parse(SOCKMESH_F_INCLUDE_INBOUND_PORTS,
+					  in->include_inbound_ports ? in->include_inbound_ports :
+								      "*",
+					  &out->inc_in_ports);
 	if (!err)
-		err = sm_parse_port_list(sm_fname(SOCKMESH_F_EXCLUDE_INBOUND_PORTS),
-					 in->exclude_inbound_ports, false, &out->exc_in_ports);
+		err = sm_field_list_parse(SOCKMESH_F_EXCLUDE_INBOUND_PORTS,
+					  in->exclude_inbound_ports, &out->exc_in_ports);
 	if (!err)
-		err = sm_parse_cidr_list(sm_fname(SOCKMESH_F_POD_IPS), in->pod_ips, false,
-					 &out->pod_ips);
+		err = sm_field_list_parse(SOCKMESH_F_POD_IPS, in->pod_ips, &out->pod_ips);
 	if (!err)
-		err = sm_parse_cidr_list(sm_fname(SOCKMESH_F_DNS_SERVERS), in->dns_servers, false,
-					 &out->dns_servers);
+		err = sm_field_list_parse(SOCKMESH_F_DNS_SERVERS, in->dns_servers,
+					  &out->dns_servers);
+	/* mark 0 is every unmarked socket: it would turn capture off */
+	if (!err && in->has_proxy_mark)
+		err = sm_field_u32_check(SOCKMESH_F_PROXY_MARK, in->proxy_mark);
 	if (!err && !in->redirect_dns) {
 		/* name the first field that only means something with DNS capture */
 		const char *dns = sm_fname(SOCKMESH_F_REDIRECT_DNS);
@@ -382,15 +392,6 @@ int sm_policy_compile(const struct sockmesh_policy *user, struct sm_compiled *ou
 				   sm_fname(SOCKMESH_F_DNS_PORT), in->dns_port, dns);
 		if (in->capture_all_dns || in->dns_servers || in->dns_port)
 			err = -EINVAL;
-	}
-	for (size_t i = 0; !err && i < out->pod_ips.n; i++) {
-		const struct sm_cidr *c = (const struct sm_cidr *)out->pod_ips.v + i;
-
-		if (c->prefix != (c->family == AF_INET ? 32 : 128)) {
-			sm_set_err(0, "%s: '%s': give addresses, not networks",
-				   sm_fname(SOCKMESH_F_POD_IPS), in->pod_ips);
-			err = -EINVAL;
-		}
 	}
 	if (err) {
 		sm_compiled_free(out);

@@ -47,6 +47,18 @@ int sm_cgroup2_root(char *buf, size_t len)
 	return err;
 }
 
+/* A path or name no file can have: a bad value (-EINVAL), named by its
+ * start (it may be thousands of characters long).
+ */
+static int too_long(const char *what, const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	sm_set_err(0, "%s: '%.64s%s' is too long (%zu characters, at most %zu)", what, s,
+		   n > 64 ? "..." : "", n, max);
+	return -EINVAL;
+}
+
 /* A cgroup2 directory's id (the kernel's cgroup id is its inode number). */
 int sm_cgroup_id_of(const char *what, const char *path, __u64 *id, int *depth)
 {
@@ -60,9 +72,16 @@ int sm_cgroup_id_of(const char *what, const char *path, __u64 *id, int *depth)
 		sm_set_err(0, "%s: empty cgroup path", what);
 		return -EINVAL;
 	}
+	if (strlen(path) >= PATH_MAX)
+		return too_long(what, path, PATH_MAX - 1);
 	if (statfs(path, &sfs) || stat(path, &st)) {
 		int err = -errno;
 
+		if (err == -ENAMETOOLONG) { /* a component longer than NAME_MAX */
+			sm_set_err(0, "%s: '%.64s%s' has a name longer than %d characters", what,
+				   path, strlen(path) > 64 ? "..." : "", NAME_MAX);
+			return -EINVAL;
+		}
 		sm_set_err(-err, "%s: cannot access cgroup '%s'", what, path);
 		return err == -ENOENT ? -EINVAL : err;
 	}
@@ -135,13 +154,24 @@ int sm_open_netns(const char *name_or_path)
 		sm_set_err(0, "%s: empty name", sm_fname(SOCKMESH_F_NETNS));
 		return -EINVAL;
 	}
-	if (strchr(name_or_path, '/'))
+	if (strchr(name_or_path, '/')) {
+		if (strlen(name_or_path) >= sizeof(path))
+			return too_long(sm_fname(SOCKMESH_F_NETNS), name_or_path, sizeof(path) - 1);
 		snprintf(path, sizeof(path), "%s", name_or_path);
-	else
+	} else {
+		if (strlen(name_or_path) > NAME_MAX) /* a file name under /run/netns */
+			return too_long(sm_fname(SOCKMESH_F_NETNS), name_or_path, NAME_MAX);
 		snprintf(path, sizeof(path), "/run/netns/%s", name_or_path);
+	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		err = -errno;
+		if (err == -ENAMETOOLONG) {
+			sm_set_err(0, "%s: '%.64s%s' has a name longer than %d characters",
+				   sm_fname(SOCKMESH_F_NETNS), name_or_path,
+				   strlen(name_or_path) > 64 ? "..." : "", NAME_MAX);
+			return -EINVAL;
+		}
 		sm_set_err(-err, "%s: unknown network namespace '%s'", sm_fname(SOCKMESH_F_NETNS),
 			   name_or_path);
 		return err == -ENOENT ? -EINVAL : err;

@@ -146,20 +146,20 @@ static const struct sockmesh_field_desc fields[SOCKMESH_F__COUNT] = {
 		.id = SOCKMESH_F_MAX_SCOPES,
 		.kind = SOCKMESH_FK_LOAD, .type = SOCKMESH_FT_U32,
 		.name = "max_scopes", .option = "max-scopes", .arg = "N",
-		.help = "first load only: scope table size",
-		.default_text = STR(SM_DEFAULT_MAX_SCOPES), .min = 0, .max = SM_LIMIT_MAX_SCOPES },
+		.help = "first load only: scope table size (N scopes can be enrolled)",
+		.default_text = STR(SM_DEFAULT_MAX_SCOPES), .min = 1, .max = SM_LIMIT_MAX_SCOPES },
 	[SOCKMESH_F_MAX_CONNS] = {
 		.id = SOCKMESH_F_MAX_CONNS,
 		.kind = SOCKMESH_FK_LOAD, .type = SOCKMESH_FT_U32,
 		.name = "max_conns", .option = "max-conns", .arg = "N",
 		.help = "first load only: concurrent spliced connections",
-		.default_text = STR(SM_DEFAULT_MAX_CONNS), .min = 0, .max = SM_LIMIT_MAX_CONNS },
+		.default_text = STR(SM_DEFAULT_MAX_CONNS), .min = 1, .max = SM_LIMIT_MAX_CONNS },
 	[SOCKMESH_F_MAX_RULES] = {
 		.id = SOCKMESH_F_MAX_RULES,
 		.kind = SOCKMESH_FK_LOAD, .type = SOCKMESH_FT_U32,
 		.name = "max_rules", .option = "max-rules", .arg = "N",
 		.help = "first load only: CIDR and port rules",
-		.default_text = STR(SM_DEFAULT_MAX_RULES), .min = 0, .max = SM_LIMIT_MAX_RULES },
+		.default_text = STR(SM_DEFAULT_MAX_RULES), .min = 1, .max = SM_LIMIT_MAX_RULES },
 	[SOCKMESH_F_SPLICE_BUDGET] = {
 		.id = SOCKMESH_F_SPLICE_BUDGET,
 		.kind = SOCKMESH_FK_LOAD, .type = SOCKMESH_FT_SIZE,
@@ -308,6 +308,20 @@ static int parse_flag(enum sockmesh_field f, const char *text, bool *out)
 	return -EINVAL;
 }
 
+/* A number field's value in [min, max], as set in a struct by a library
+ * caller or parsed from text.
+ */
+int sm_field_u32_check(enum sockmesh_field f, __u32 v)
+{
+	const struct sockmesh_field_desc *d = &fields[f];
+
+	if (v >= d->min && v <= d->max)
+		return 0;
+	sm_set_err(0, "%s: '%u' is out of range (%llu..%llu)", sm_fname(f), v,
+		   (unsigned long long)d->min, (unsigned long long)d->max);
+	return -ERANGE;
+}
+
 /* A number field: decimal in [min, max] (ports: 1-65535, said so). */
 int sm_field_u32(enum sockmesh_field f, const char *text, __u32 *out)
 {
@@ -330,34 +344,165 @@ int sm_field_u32(enum sockmesh_field f, const char *text, __u32 *out)
 	return err;
 }
 
-/* Validate a list field's text on its own (no cross-field rules). */
-int sm_field_list_check(enum sockmesh_field f, const char *text)
+/* List fields where an empty list would silently mean something the user
+ * cannot have wanted: an include list of no destination captures nothing,
+ * and no resolvers would fall back to resolv.conf. Each with its hint.
+ */
+static const char *empty_list_hint(enum sockmesh_field f)
+{
+	switch (f) {
+	case SOCKMESH_F_INCLUDE_OUTBOUND_CIDRS:
+		return "it would capture nothing (give '*' for every destination, or CIDRs)";
+	case SOCKMESH_F_DNS_SERVERS:
+		return "name the resolvers, or leave it out for the scope's resolv.conf";
+	default:
+		return NULL;
+	}
+}
+
+/* Parse a list field's text with every rule of the field on its own (no
+ * cross-field rules): '*' where the field allows it (and then alone),
+ * addresses and not networks for address lists, and no empty list where
+ * that would silently mean something else (empty_ok: except an empty
+ * include list of destinations, which compiles to "no outbound capture" as
+ * istio's annotation documents it). NULL text: the empty list.
+ */
+static int list_parse(enum sockmesh_field f, const char *text, struct sm_list *out, bool empty_ok)
 {
 	const struct sockmesh_field_desc *d = &fields[f];
 	bool star = d->flags & SOCKMESH_FIELD_STAR;
-	struct sm_list l;
+	const char *hint = empty_list_hint(f);
 	int err;
 
+	if (empty_ok && f == SOCKMESH_F_INCLUDE_OUTBOUND_CIDRS)
+		hint = NULL;
+
 	if (d->type == SOCKMESH_FT_PORT_LIST)
-		err = sm_parse_port_list(sm_fname(f), text, star, &l);
+		err = sm_parse_port_list(sm_fname(f), text, star, out);
 	else
-		err = sm_parse_cidr_list(sm_fname(f), text, star, &l);
+		err = sm_parse_cidr_list(sm_fname(f), text, star, out);
 	if (err)
 		return err;
-	if (d->type == SOCKMESH_FT_ADDR_LIST) {
-		for (size_t i = 0; i < l.n; i++) {
-			const struct sm_cidr *c = (const struct sm_cidr *)l.v + i;
+	if (text && hint && !out->star && !out->n) {
+		sm_set_err(0, "%s: '%s' is an empty list: %s", sm_fname(f), text, hint);
+		err = -EINVAL;
+	}
+	for (size_t i = 0; !err && d->type == SOCKMESH_FT_ADDR_LIST && i < out->n; i++) {
+		const struct sm_cidr *c = (const struct sm_cidr *)out->v + i;
 
-			if (c->prefix != (c->family == AF_INET ? 32 : 128)) {
-				sm_set_err(0, "%s: '%s': give addresses, not networks", sm_fname(f),
-					   text);
-				err = -EINVAL;
-				break;
-			}
+		if (c->prefix != (c->family == AF_INET ? 32 : 128)) {
+			sm_set_err(0, "%s: '%s': give addresses, not networks", sm_fname(f), text);
+			err = -EINVAL;
 		}
 	}
-	sm_list_free(&l);
+	if (err)
+		sm_list_free(out);
 	return err;
+}
+
+/* For compiling a policy the setters (or istio's annotation) let through. */
+int sm_field_list_parse(enum sockmesh_field f, const char *text, struct sm_list *out)
+{
+	return list_parse(f, text, out, true);
+}
+
+/* Validate a list field's text on its own (no cross-field rules), as an
+ * option or config value: no empty include list of destinations.
+ */
+int sm_field_list_check(enum sockmesh_field f, const char *text)
+{
+	struct sm_list l;
+	int err = list_parse(f, text, &l, false);
+
+	if (!err)
+		sm_list_free(&l);
+	return err;
+}
+
+/* A policy field's value as text, NULL when the struct leaves it unset
+ * (its default applies).
+ */
+static const char *policy_text(const struct sockmesh_policy *p, enum sockmesh_field f, char *buf,
+			       size_t len)
+{
+	long long v = -1;
+
+	switch (f) {
+	case SOCKMESH_F_PROXY_PORT:
+		v = p->proxy_port ? p->proxy_port : -1;
+		break;
+	case SOCKMESH_F_PROXY_UID:
+		v = p->has_proxy_uid ? (long long)p->proxy_uid : -1;
+		break;
+	case SOCKMESH_F_PROXY_GID:
+		v = p->has_proxy_gid ? (long long)p->proxy_gid : -1;
+		break;
+	case SOCKMESH_F_PROXY_MARK:
+		v = p->has_proxy_mark ? (long long)p->proxy_mark : -1;
+		break;
+	case SOCKMESH_F_INBOUND_PORT:
+		v = p->inbound_port ? p->inbound_port : -1;
+		break;
+	case SOCKMESH_F_DNS_PORT:
+		v = p->dns_port ? p->dns_port : -1;
+		break;
+	case SOCKMESH_F_NO_SPLICE:
+		return p->no_splice ? "true" : NULL;
+	case SOCKMESH_F_REDIRECT_DNS:
+		return p->redirect_dns ? "true" : NULL;
+	case SOCKMESH_F_CAPTURE_ALL_DNS:
+		return p->capture_all_dns ? "true" : NULL;
+	case SOCKMESH_F_INCLUDE_OUTBOUND_CIDRS:
+		return p->include_outbound_cidrs;
+	case SOCKMESH_F_EXCLUDE_OUTBOUND_CIDRS:
+		return p->exclude_outbound_cidrs;
+	case SOCKMESH_F_INCLUDE_OUTBOUND_PORTS:
+		return p->include_outbound_ports;
+	case SOCKMESH_F_EXCLUDE_OUTBOUND_PORTS:
+		return p->exclude_outbound_ports;
+	case SOCKMESH_F_INCLUDE_INBOUND_PORTS:
+		return p->include_inbound_ports;
+	case SOCKMESH_F_EXCLUDE_INBOUND_PORTS:
+		return p->exclude_inbound_ports;
+	case SOCKMESH_F_POD_IPS:
+		return p->pod_ips;
+	case SOCKMESH_F_DNS_SERVERS:
+		return p->dns_servers;
+	default:
+		return NULL;
+	}
+	if (v < 0)
+		return NULL;
+	snprintf(buf, len, "%lld", v);
+	return buf;
+}
+
+/* The fields that only mean something for a netns (pod) scope must not be
+ * given for a cgroup scope: a cgroup has no inbound capture and no pod
+ * addresses, so they would be accepted and then do nothing.
+ */
+int sm_policy_check_scope(const struct sockmesh_policy *user, enum sockmesh_scope_kind kind)
+{
+	struct sockmesh_policy p;
+
+	if (!user || kind == SOCKMESH_SCOPE_NETNS)
+		return 0;
+	sm_opts_copy(&p, sizeof(p), user, user->sz);
+	for (unsigned int i = 0; i < SOCKMESH_F__COUNT; i++) {
+		const char *text;
+		char buf[32];
+
+		if (fields[i].kind != SOCKMESH_FK_POLICY ||
+		    !(fields[i].flags & SOCKMESH_FIELD_NETNS_ONLY))
+			continue;
+		text = policy_text(&p, (enum sockmesh_field)i, buf, sizeof(buf));
+		if (!text)
+			continue;
+		sm_set_err(0, "%s: '%s' only applies to a netns (pod) scope, not a cgroup scope",
+			   sm_fname((enum sockmesh_field)i), text);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int sockmesh_policy__set(struct sockmesh_policy *pol, enum sockmesh_field f, const char *text)
