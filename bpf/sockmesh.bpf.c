@@ -1190,6 +1190,20 @@ static __always_inline void fwd_fallback(struct sm_fwd *fwd, __u32 flags)
 	stat_inc(fwd->scope_idx, SM_STAT_FASTPATH_FALLBACKS);
 }
 
+/* The same, and count size bytes as put into the receiver (*count), under
+ * one lock: sm_fp_flip cannot turn the entry FAST again before this
+ * message is counted (it would let the next one overtake it).
+ */
+static __always_inline void fwd_fallback_count(struct sm_fwd *fwd, __u32 flags, __u64 *count,
+					       __u32 size)
+{
+	bpf_spin_lock(&fwd->lock);
+	fwd->flags = (fwd->flags & ~SM_FWD_FAST) | flags;
+	*count += size;
+	bpf_spin_unlock(&fwd->lock);
+	stat_inc(fwd->scope_idx, SM_STAT_FASTPATH_FALLBACKS);
+}
+
 enum { FP_INTO_PEER, FP_FAST, FP_TCP };
 
 /* HELD: into the peer's splice queue while it is within the budget, else
@@ -1208,6 +1222,83 @@ static __always_inline int fp_held(struct sm_fwd *fwd, struct sm_pair *pair, __u
 	return tcp ? FP_TCP : FP_INTO_PEER;
 }
 
+/* Is the splice target of fwd (SM_FWD_TO_SPLICE) a budget behind for size
+ * more bytes? NULL if so or if it is gone (fwd then goes HELD: STUCK when
+ * gone); else its pair entry.
+ */
+static __always_inline struct sm_pair *to_splice_room(struct sm_fwd *fwd, __u32 size)
+{
+	struct sm_pair *tpair = bpf_map_lookup_elem(&pair_map, &fwd->target_pair);
+	__u32 side = fwd->target_side & 1;
+
+	if (!tpair)
+		return NULL;
+	if (tpair->in[side] - tpair->read[side] + size > splice_budget)
+		return NULL;
+	return tpair;
+}
+
+static __always_inline void fp_count(struct sm_fwd *fwd, __u32 size)
+{
+	__sync_fetch_and_add(&fwd->fast_bytes, size);
+	stat_add(fwd->scope_idx, SM_STAT_FASTPATH_BYTES, size);
+}
+
+/* fwd is FAST toward a spliced socket T (SM_FWD_TO_SPLICE): into T's
+ * queue, or past T too if T is a bypassed receiver itself (the other pod's
+ * sidecar switched), whose entry decides that hop under its own lock.
+ * FP_FAST, or -1 when fwd went HELD (the message then goes into fwd's
+ * receiver, counted).
+ */
+static __always_inline int fp_to_splice(struct sk_msg_md *msg, struct sm_fwd *fwd,
+					struct sm_pair *pair, __u32 peer)
+{
+	__u32 size = msg->size, side = fwd->target_side & 1, side2;
+	struct sm_pair *tpair, *tpair2;
+	struct sm_fwd *fwd2;
+	__u64 *relayed2;
+
+	tpair = to_splice_room(fwd, size);
+	if (!tpair) {
+		fwd_fallback_count(
+			fwd, bpf_map_lookup_elem(&pair_map, &fwd->target_pair) ? 0 : SM_FWD_STUCK,
+			&pair->in[peer & 1], size);
+		return -1;
+	}
+	fwd2 = bpf_map_lookup_elem(&fwd_map, &tpair->cookie[side]);
+	if (fwd2 && (fwd2->flags & SM_FWD_TO_SPLICE)) {
+		relayed2 = bpf_map_lookup_elem(&relay_map, &tpair->cookie[side]);
+		/* HELD: counted into T by fwd_decide; T's sidecar relays it */
+		if (fwd_decide(fwd2, relayed2, &tpair->in[side], size)) {
+			tpair2 = to_splice_room(fwd2, size);
+			side2 = fwd2->target_side & 1;
+			if (!tpair2) {
+				fwd_fallback_count(fwd2, 0, &tpair->in[side], size);
+			} else if (bpf_msg_redirect_hash(msg, &splice_map, &fwd2->target,
+							 BPF_F_INGRESS) == SK_PASS) {
+				/* before the reader can see it: read never passes in */
+				__sync_fetch_and_add(&tpair2->in[side2], size);
+				fp_count(fwd, size);
+				fp_count(fwd2, size);
+				return FP_FAST;
+			} else {
+				fwd_fallback_count(fwd2, SM_FWD_STUCK, &tpair->in[side], size);
+			}
+		}
+	} else {
+		__sync_fetch_and_add(&tpair->in[side], size);
+	}
+	if (bpf_msg_redirect_hash(msg, &splice_map, &fwd->target, BPF_F_INGRESS) == SK_PASS) {
+		fp_count(fwd, size);
+		return FP_FAST;
+	}
+	/* T is gone; what was counted into it will never be read, which only
+	 * its own (closing) connection sees
+	 */
+	fwd_fallback_count(fwd, SM_FWD_STUCK, &pair->in[peer & 1], size);
+	return -1;
+}
+
 /* A spliced socket sends into a bypassed receiver (its peer): FP_FAST if
  * the message went past it to the fast path's target; else it goes to the
  * peer (FP_INTO_PEER: spliced, FP_TCP: over TCP), already counted in
@@ -1222,6 +1313,11 @@ static __always_inline int fp_msg(struct sk_msg_md *msg, struct sm_fwd *fwd, str
 	relayed = bpf_map_lookup_elem(&relay_map, &pair->cookie[peer & 1]);
 	if (!fwd_decide(fwd, relayed, &pair->in[peer & 1], size))
 		return fp_held(fwd, pair, peer);
+	if (fwd->flags & SM_FWD_TO_SPLICE) {
+		if (fp_to_splice(msg, fwd, pair, peer) == FP_FAST)
+			return FP_FAST;
+		return fp_held(fwd, pair, peer);
+	}
 	/* Counted by the library from the target's TCP counters: a send the
 	 * target cannot take whole (a non-blocking app, the upstream's buffer
 	 * full) is cut short and sent again, so counting here would count it
@@ -1230,8 +1326,7 @@ static __always_inline int fp_msg(struct sk_msg_md *msg, struct sm_fwd *fwd, str
 	if (bpf_msg_redirect_hash(msg, &fp_map, &fwd->target_cookie, 0) == SK_PASS)
 		return FP_FAST;
 	/* target gone: the peer gets it and the sidecar relays it */
-	fwd_fallback(fwd, SM_FWD_STUCK);
-	pair->in[peer & 1] += size;
+	fwd_fallback_count(fwd, SM_FWD_STUCK, &pair->in[peer & 1], size);
 	return fp_held(fwd, pair, peer);
 }
 

@@ -440,11 +440,12 @@ SOCKMESH_API int sockmesh_original_dst(int fd, struct sockaddr *addr, socklen_t 
  * before it was delivered. Only the pump reads or writes the sockets from
  * then on.
  *
- * Served today: a captured outbound connection (the app's socket spliced to
- * down_fd) whose upstream is a TCP connection leaving the pod, and an
- * inbound one (down_fd accepted from a remote client, up_fd the sidecar's
- * connection to the app in its pod, which sockmesh splices). Not yet: pod
- * to pod on one node, where both sockets are spliced (-EOPNOTSUPP).
+ * Served: a captured outbound connection (the app's socket spliced to
+ * down_fd) whose upstream is a TCP connection leaving the pod; an inbound
+ * one (down_fd accepted from a remote client, up_fd the sidecar's
+ * connection to the app in its pod, which sockmesh splices); and pod to pod
+ * on one node (both sockets spliced: to the app's, and to the other pod's
+ * sidecar), where either sidecar or both may switch.
  */
 struct sockmesh_fastpath;
 

@@ -305,12 +305,20 @@ enum sm_fwd_flags {
 	 * bytes over TCP (the sender throttled by TCP) until the next FAST
 	 */
 	SM_FWD_HELD_TCP = 1u << 5,
+	/* target: ingress of splice_map[target], as if the sidecar's other
+	 * socket had sent it there (pod to pod: both of the sidecar's sockets
+	 * are spliced); target_pair in[target_side] counts it, and fast_bytes
+	 * is counted by the sk_msg program (an ingress redirect moves the
+	 * whole message). If the target is bypassed too (the other pod's
+	 * sidecar switched), its entry decides the next hop the same way.
+	 */
+	SM_FWD_TO_SPLICE = 1u << 6,
 };
 
 struct sm_fwd {
-	/* SM_FWD_VIA_SPLICE: the target's splice_map key (the reverse of the
-	 * app's, kept so the verdict need not build it per skb) and the app's
-	 * pair_map key
+	/* SM_FWD_VIA_SPLICE, SM_FWD_TO_SPLICE: the target's splice_map key
+	 * (kept so the programs need not build it per message) and the
+	 * target's pair_map key
 	 */
 	struct sm_tuple target;
 	struct sm_tuple target_pair;

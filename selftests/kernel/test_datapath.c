@@ -2243,12 +2243,16 @@ static void fp_sizes(bool inbound)
 		/* the pump relays what was queued and the kernel takes both
 		 * directions over, with nothing following the queued bytes
 		 */
-		for (int i = 0; i < 1000; i++) {
+		{
 			struct sockmesh_fastpath_info fi = { .sz = sizeof(fi) };
+			int i = 0;
 
-			if (!sockmesh_fastpath__info(p.fp, &fi) && fi.fast[0] && fi.fast[1])
-				break;
-			usleep(10000);
+			for (; i < 1000; i++) {
+				if (!sockmesh_fastpath__info(p.fp, &fi) && fi.fast[0] && fi.fast[1])
+					break;
+				usleep(10000);
+			}
+			ASSERT_TRUE(i < 1000, "the queued bytes relayed, both directions fast");
 		}
 		up.x.fd = c.cfd;
 		down.x.fd = c.sfd;
@@ -2544,6 +2548,413 @@ static void test_fastpath_disable_all(void)
 	sockmesh__close(car);
 }
 
+/* A sidecar that has not switched: one thread per direction copies
+ * everything it reads and forwards the half-close; stopped between two
+ * whole writes, so whatever it read has been written.
+ */
+struct relay_dir {
+	int from, to;
+	volatile int stop;
+	int err;
+	pthread_t t;
+};
+
+static void *relay_dir_loop(void *arg)
+{
+	struct relay_dir *r = arg;
+	char buf[65536];
+
+	while (!r->stop) {
+		struct pollfd pf = { .fd = r->from, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&pf, 1, 20) <= 0)
+			continue;
+		n = recv(r->from, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			continue;
+		if (n <= 0) {
+			if (n < 0 || shutdown(r->to, SHUT_WR))
+				r->err = errno;
+			return NULL;
+		}
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = send(r->to, buf + off, (size_t)(n - off), MSG_NOSIGNAL);
+
+			if (w < 0 && errno == EAGAIN) {
+				poll(&(struct pollfd){ .fd = r->to, .events = POLLOUT }, 1, 20);
+				continue;
+			}
+			if (w <= 0) {
+				r->err = errno;
+				return NULL;
+			}
+			off += w;
+		}
+	}
+	return NULL;
+}
+
+struct relay {
+	struct relay_dir d[2];
+	bool running;
+};
+
+static void relay_start(struct relay *r, int down, int up)
+{
+	memset(r, 0, sizeof(*r));
+	r->d[0].from = down;
+	r->d[0].to = up;
+	r->d[1].from = up;
+	r->d[1].to = down;
+	for (int i = 0; i < 2; i++)
+		pthread_create(&r->d[i].t, NULL, relay_dir_loop, &r->d[i]);
+	r->running = true;
+}
+
+static int relay_stop(struct relay *r)
+{
+	if (!r->running)
+		return 0;
+	for (int i = 0; i < 2; i++) {
+		r->d[i].stop = 1;
+		pthread_join(r->d[i].t, NULL);
+	}
+	r->running = false;
+	return r->d[0].err ?: r->d[1].err;
+}
+
+/* Pod to pod on one node, both pods with a sidecar: app (pod A) -> A's
+ * sidecar (d[0], u[0]) -> B's inbound sidecar (d[1], u[1]) -> app (pod B,
+ * p). Every leg is spliced.
+ */
+struct p2p {
+	struct sockmesh_scope sa, sb;
+	int a, b, pla, plb, appb;
+};
+
+struct p2p_conn {
+	int app, d[2], u[2], p;
+	struct pumper pump[2];
+	struct relay rel[2];
+};
+
+static int p2p_setup(struct p2p *w)
+{
+	struct sockmesh_policy pol = { .sz = sizeof(pol),
+				       .has_proxy_mark = true,
+				       .proxy_mark = FP_MARK };
+
+	w->a = ns_new();
+	w->b = ns_new();
+	if (w->a < 0 || w->b < 0 || ns_link(w->a, w->b, "10.89.0.1", "10.89.0.2") ||
+	    sockmesh_scope_from_netns(ns_path(w->a), &w->sa) ||
+	    sockmesh_scope_from_netns(ns_path(w->b), &w->sb) ||
+	    sockmesh__enroll(E.sm, &w->sa, E.cg, &pol) ||
+	    sockmesh__enroll(E.sm, &w->sb, E.cg, &pol) || ns_enter(w->b))
+		return -1;
+	w->plb = listener(AF_INET, "127.0.0.1", 15006);
+	w->appb = listener(AF_INET, "10.89.0.2", 8080);
+	if (ns_enter(w->a))
+		return -1;
+	w->pla = listener(AF_INET, "127.0.0.1", 15001);
+	return w->pla >= 0 && w->plb >= 0 && w->appb >= 0 ? 0 : -1;
+}
+
+static void p2p_teardown(struct p2p *w)
+{
+	close(w->pla);
+	close(w->plb);
+	close(w->appb);
+}
+
+/* The connection, both sidecars copying. */
+static int p2p_connect(struct p2p *w, struct p2p_conn *c)
+{
+	memset(c, 0, sizeof(*c));
+	ns_enter(w->a);
+	c->app = connect_to(AF_INET, "10.89.0.2", 8080, 0, 0);
+	c->d[0] = accept_within(w->pla, 2000);
+	c->u[0] = connect_to(AF_INET, "10.89.0.2", 8080, 0, FP_MARK);
+	ns_enter(w->b);
+	c->d[1] = accept_within(w->plb, 2000);
+	c->u[1] = connect_to(AF_INET, "10.89.0.2", 8080, 0, FP_MARK);
+	c->p = accept_within(w->appb, 2000);
+	ns_enter(w->a);
+	if (c->app < 0 || c->d[0] < 0 || c->u[0] < 0 || c->d[1] < 0 || c->u[1] < 0 || c->p < 0)
+		return -1;
+	for (int i = 0; i < 2; i++)
+		relay_start(&c->rel[i], c->d[i], c->u[i]);
+	return 0;
+}
+
+/* Sidecar i (0: A's, 1: B's), stopped copying, hands over to the kernel;
+ * its pump runs.
+ */
+static int p2p_switch(struct p2p_conn *c, int i)
+{
+	if (sockmesh__fastpath(E.sm, c->d[i], c->u[i], NULL, &c->pump[i].fp)) {
+		fprintf(stderr, "  switch %c: %s\n", 'A' + i, sockmesh_errmsg());
+		return -1;
+	}
+	c->pump[i].dfd = c->d[i];
+	c->pump[i].ufd = c->u[i];
+	pthread_create(&c->pump[i].t, NULL, pump_loop, &c->pump[i]);
+	return 0;
+}
+
+/* Every switched sidecar's directions on the fast path before any new
+ * byte comes (the pump's flip once it relayed what was queued), within
+ * 10 s.
+ */
+static int p2p_wait_fast(struct p2p_conn *c)
+{
+	for (int i = 0; i < 2; i++) {
+		int n = 0;
+
+		for (; c->pump[i].fp && n < 1000; n++) {
+			struct sockmesh_fastpath_info fi = { .sz = sizeof(fi) };
+
+			if (!sockmesh_fastpath__info(c->pump[i].fp, &fi) && fi.fast[0] &&
+			    fi.fast[1])
+				break;
+			usleep(10000);
+		}
+		if (n == 1000)
+			return -1;
+	}
+	return 0;
+}
+
+/* Wait for sidecar i to end (its pump saw both directions end, or its
+ * copying threads did); 1 when it did.
+ */
+static int p2p_sidecar_end(struct p2p_conn *c, int i)
+{
+	if (!c->pump[i].fp) {
+		for (int n = 0; n < 1000 && c->rel[i].running; n++) {
+			if (pthread_tryjoin_np(c->rel[i].d[0].t, NULL) == 0) {
+				pthread_join(c->rel[i].d[1].t, NULL);
+				c->rel[i].running = false;
+			} else {
+				usleep(10000);
+			}
+		}
+		return !c->rel[i].running;
+	}
+	for (int n = 0; n < 1000 && !c->pump[i].rc; n++)
+		usleep(10000);
+	c->pump[i].stop = 1;
+	pthread_join(c->pump[i].t, NULL);
+	return c->pump[i].rc;
+}
+
+static void p2p_close(struct p2p_conn *c)
+{
+	close(c->app);
+	close(c->p);
+	for (int i = 0; i < 2; i++) {
+		relay_stop(&c->rel[i]);
+		sockmesh_fastpath__free(c->pump[i].fp);
+		c->pump[i].fp = NULL;
+		close(c->d[i]);
+		close(c->u[i]);
+	}
+}
+
+/* The sidecars in `which` (1: A's, 2: B's, 3: both) hand their connection
+ * to the kernel after some bytes were copied and more are queued both ways;
+ * the others keep copying. 0 B..64 MiB each way, then a half-close each
+ * way: every byte once, in order; each switched sidecar's kernel share
+ * holds most of the bytes.
+ */
+static void fp_pod_to_pod(int which)
+{
+	static const size_t sizes[] = { 0, 1, 65536, 1 << 20, 16 << 20, 64 << 20 };
+	const size_t queued = 3000, relayed = 1000;
+	struct sockmesh_stats sta, stb;
+	struct p2p w;
+
+	ASSERT_TRUE(sm_open(), "open");
+	ASSERT_EQ(p2p_setup(&w), 0, "two pods, enrolled, listeners");
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		struct stream_reader sr = { .x = { .size = queued + sizes[k], .seed = 21 } },
+				     ar = { .x = { .size = queued + sizes[k], .seed = 23 } };
+		struct xfer_at up = { .x = { .size = sizes[k], .seed = 21 },
+				      .from = queued,
+				      .max_ahead = 4 << 20,
+				      .read = &sr.read },
+			       down = { .x = { .size = sizes[k], .seed = 23 },
+					.from = queued,
+					.max_ahead = 4 << 20,
+					.read = &ar.read };
+		struct p2p_conn c;
+		pthread_t t[4];
+
+		ASSERT_EQ(p2p_connect(&w, &c), 0, "app -> sidecar A -> sidecar B -> app");
+		/* a first part copied by every sidecar (as after a protocol
+		 * sniff), the rest waits in the sockets of those that switch
+		 */
+		ASSERT_EQ(write_pattern(c.app, 0, relayed, 21), 0, "A's app writes");
+		ASSERT_EQ(write_pattern(c.p, 0, relayed, 23), 0, "B's app writes");
+		usleep(20000);
+		for (int i = 0; i < 2; i++)
+			if (which & (1 << i))
+				ASSERT_EQ(relay_stop(&c.rel[i]), 0,
+					  "the sidecar copied until here");
+		ASSERT_EQ(write_pattern(c.app, relayed, queued - relayed, 21), 0,
+			  "A's app writes more");
+		ASSERT_EQ(write_pattern(c.p, relayed, queued - relayed, 23), 0,
+			  "B's app writes more");
+		usleep(10000);
+		for (int i = 0; i < 2; i++)
+			if (which & (1 << i))
+				ASSERT_EQ(p2p_switch(&c, i), 0, "switch");
+		ASSERT_EQ(p2p_wait_fast(&c), 0, "the queued bytes relayed, every direction fast");
+		up.x.fd = c.app;
+		down.x.fd = c.p;
+		sr.x.fd = c.p;
+		ar.x.fd = c.app;
+		pthread_create(&t[0], NULL, writer_at, &up);
+		pthread_create(&t[1], NULL, writer_at, &down);
+		pthread_create(&t[2], NULL, read_all_eof_thread, &sr);
+		pthread_create(&t[3], NULL, read_all_eof_thread, &ar);
+		for (int i = 0; i < 4; i++)
+			pthread_join(t[i], NULL);
+		ASSERT_EQ(up.x.err + down.x.err, 0, "writes and half-closes");
+		ASSERT_EQ(sr.x.err, 0, "A->B: every byte once, in order, then EOF");
+		ASSERT_EQ(ar.x.err, 0, "B->A: every byte once, in order, then EOF");
+		for (int i = 0; i < 2; i++) {
+			struct sockmesh_fastpath_info info = { .sz = sizeof(info) };
+
+			ASSERT_EQ(p2p_sidecar_end(&c, i), 1, "the sidecar saw both directions end");
+			if (!c.pump[i].fp)
+				continue;
+			ASSERT_OK(sockmesh_fastpath__info(c.pump[i].fp, &info), "info");
+			printf("  %zu B each way, sidecar %c switched%s: kernel %llu/%llu B, pump "
+			       "%llu/%llu B\n",
+			       sizes[k], 'A' + i, which == 3 ? " (both)" : "",
+			       (unsigned long long)info.fast_bytes[0],
+			       (unsigned long long)info.fast_bytes[1],
+			       (unsigned long long)info.relayed_bytes[0],
+			       (unsigned long long)info.relayed_bytes[1]);
+			ASSERT_TRUE(info.fast_bytes[0] >= sizes[k] / 2 &&
+					    info.fast_bytes[1] >= sizes[k] / 2,
+				    "most bytes past the sidecar by the kernel");
+		}
+		p2p_close(&c);
+	}
+	ASSERT_EQ(sockmesh__stats(E.sm, &w.sa, &sta), 0, "stats A");
+	ASSERT_EQ(sockmesh__stats(E.sm, &w.sb, &stb), 0, "stats B");
+	ASSERT_EQ(sta.v[SM_STAT_FASTPATH_CONNS] + stb.v[SM_STAT_FASTPATH_CONNS],
+		  (which == 3 ? 2 : 1) * sizeof(sizes) / sizeof(sizes[0]), "fastpath_conns");
+	ASSERT_EQ(sta.v[SM_STAT_SPLICE_MISS] + stb.v[SM_STAT_SPLICE_MISS], 0, "no misses");
+	ASSERT_EQ(map_entries("fwd_map"), 0, "nothing left in fwd_map");
+	ASSERT_EQ(map_entries("relay_map"), 0, "nothing left in relay_map");
+	p2p_teardown(&w);
+}
+
+/* Pod to pod with both sidecars switched, a reader ten times slower than
+ * its writer (b_reads: B's app reads, A's writes; else the other way): the
+ * apps' sockets exchange the bytes directly, so only the budgets of the
+ * splices on the way hold them (the reader's, then each sidecar's socket,
+ * then TCP's window at the writer); memory stays under the cap, nothing
+ * is lost.
+ */
+static void fp_p2p_slow_reader(int b_reads)
+{
+	struct xfer_at wr = { .x = { .size = slow_bytes(), .seed = 33 }, .max_ahead = ~(size_t)0 };
+	struct mem_sampler ms = { 0 };
+	static volatile size_t nobody;
+	struct p2p_conn c;
+	struct p2p w;
+	double fast, t0, secs;
+	pthread_t t, sampler;
+	long base, grown;
+	int wfd, rfd;
+	char x;
+
+	ASSERT_TRUE(sm_open(), "open");
+	ASSERT_EQ(p2p_setup(&w), 0, "two pods, enrolled, listeners");
+	ASSERT_EQ(p2p_connect(&w, &c), 0, "app -> sidecar A -> sidecar B -> app");
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(relay_stop(&c.rel[i]), 0, "stop copying");
+		ASSERT_EQ(p2p_switch(&c, i), 0, "switch");
+	}
+	ASSERT_EQ(p2p_wait_fast(&c), 0, "every direction fast");
+	wfd = b_reads ? c.app : c.p;
+	rfd = b_reads ? c.p : c.app;
+	{
+		struct stream_reader r = { .x = { .fd = rfd, .size = 64 << 20, .seed = 7 } };
+		struct xfer_at probe = { .x = { .fd = wfd, .size = 64 << 20, .seed = 7 },
+					 .max_ahead = 4 << 20,
+					 .read = &r.read,
+					 .no_shut = true };
+
+		t0 = now_s();
+		pthread_create(&t, NULL, writer_at, &probe);
+		ASSERT_EQ(read_n(&r), 0, "probe bytes identical");
+		pthread_join(t, NULL);
+		fast = (double)probe.x.size / (now_s() - t0);
+	}
+	base = tcp_mem_pages();
+	ASSERT_TRUE(base >= 0, "/proc/net/sockstat readable");
+	ms.peak = base;
+	pthread_create(&sampler, NULL, sample_mem, &ms);
+	wr.x.fd = wfd;
+	wr.read = &nobody;
+	t0 = now_s();
+	pthread_create(&t, NULL, writer_at, &wr);
+	ASSERT_EQ(read_check_paced(rfd, wr.x.size, 33, fast / 10), 0, "every byte, in order");
+	pthread_join(t, NULL);
+	secs = now_s() - t0;
+	ms.stop = 1;
+	pthread_join(sampler, NULL);
+	ASSERT_EQ(wr.x.err, 0, "the writer was slowed, never failed");
+	grown = ms.peak - base;
+	printf("  fast path (pod to pod, both switched), %s app reading at %.0f MB/s (writer alone "
+	       "%.0f MB/s): %zu MiB in %.1f s, TCP memory peak %ld pages over a baseline of %ld "
+	       "(%.1f MiB; cap %d MiB)\n",
+	       b_reads ? "B's" : "A's", fast / 10 / 1e6, fast / 1e6, wr.x.size >> 20, secs, grown,
+	       base, (double)grown * 4096 / (1 << 20), SM_FP_SLOW_CAP_MIB);
+	ASSERT_TRUE(grown * 4096 <= (long)SM_FP_SLOW_CAP_MIB << 20,
+		    "TCP memory under the per-connection cap");
+	/* the apps close their sides: each sees EOF, the sidecars end */
+	shutdown(c.app, SHUT_WR);
+	shutdown(c.p, SHUT_WR);
+	ASSERT_EQ(read_retry(c.app, &x, 1), 0, "A's app: EOF");
+	ASSERT_EQ(read_retry(c.p, &x, 1), 0, "B's app: EOF");
+	for (int i = 0; i < 2; i++)
+		ASSERT_EQ(p2p_sidecar_end(&c, i), 1, "the sidecar saw both directions end");
+	p2p_close(&c);
+	p2p_teardown(&w);
+}
+
+static void test_fastpath_p2p_slow_b(void)
+{
+	fp_p2p_slow_reader(1);
+}
+
+static void test_fastpath_p2p_slow_a(void)
+{
+	fp_p2p_slow_reader(0);
+}
+
+static void test_fastpath_pod_to_pod_a(void)
+{
+	fp_pod_to_pod(1);
+}
+
+static void test_fastpath_pod_to_pod_b(void)
+{
+	fp_pod_to_pod(2);
+}
+
+static void test_fastpath_pod_to_pod_both(void)
+{
+	fp_pod_to_pod(3);
+}
+
 /* test_datapath [SUBSTRING]: run only the tests whose name contains it. */
 int main(int argc, char **argv)
 {
@@ -2607,6 +3018,16 @@ int main(int argc, char **argv)
 		    test_fastpath_inbound_client_reset);
 	CU_add_test(s, "fast path inbound: the app resets, the client sees the reset",
 		    test_fastpath_inbound_app_reset);
+	CU_add_test(s, "fast path pod to pod: the client pod's sidecar switched",
+		    test_fastpath_pod_to_pod_a);
+	CU_add_test(s, "fast path pod to pod: the server pod's sidecar switched",
+		    test_fastpath_pod_to_pod_b);
+	CU_add_test(s, "fast path pod to pod: both sidecars switched",
+		    test_fastpath_pod_to_pod_both);
+	CU_add_test(s, "fast path pod to pod: a 10x slower server app, TCP memory under the cap",
+		    test_fastpath_p2p_slow_b);
+	CU_add_test(s, "fast path pod to pod: a 10x slower client app, TCP memory under the cap",
+		    test_fastpath_p2p_slow_a);
 	for (CU_pTest t = s->pTest; argc > 1 && t; t = t->pNext)
 		if (!strstr(t->pName, argv[1]))
 			CU_set_test_active(t, CU_FALSE);

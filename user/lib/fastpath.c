@@ -7,7 +7,11 @@
  * The other (R) is fed by TCP from the remote peer. The switch
  * (sockmesh__fastpath) writes one fwd_map entry per direction, keyed by the
  * socket the sidecar would have read it from, and puts R into fp_map so
- * the stream verdict runs on it. Both
+ * the stream verdict runs on it. Pod to pod on one node both sockets are
+ * spliced (the downstream to the app's, the upstream to the other pod's
+ * proxy): each direction then goes past the socket it would be read from
+ * into the far socket of the other splice (SM_FWD_TO_SPLICE), and there is
+ * no R. Both
  * directions start HELD; the kernel moves each to FAST at the first byte
  * boundary where everything held was relayed (see struct sm_fwd in the ABI
  * header). The pump is the slow path: it relays what the kernel left in the
@@ -15,6 +19,7 @@
  * half-close once every byte before it was delivered.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -55,6 +60,9 @@ struct sockmesh_fastpath {
 	int fd[2]; /* SK_DOWN, SK_UP */
 	__u64 cookie[2];
 	int l, r; /* SK_*: the socket spliced to the app's, the TCP-fed one */
+	bool both; /* pod to pod: both spliced (l and r unused) */
+	struct sm_tuple pk[2]; /* both: each socket's pair_map key */
+	__u32 side[2]; /* both: each socket's index in its pair entry */
 	struct sm_tuple pair_key; /* pair_map key of L and the app's socket */
 	struct sm_tuple l_key; /* L's splice_map key */
 	__u32 app_side; /* the app's socket's index in that pair entry */
@@ -164,12 +172,15 @@ static void fp_forget(const struct sockmesh_fastpath *fp)
 		bpf_map_delete_elem(fp->sm->map_fd[MAP_fwd_map], &fp->cookie[i]);
 		bpf_map_delete_elem(fp->sm->map_fd[MAP_relay_map], &fp->cookie[i]);
 	}
-	bpf_map_delete_elem(fp->sm->map_fd[MAP_fp_map], &fp->cookie[fp->r]);
+	if (!fp->both)
+		bpf_map_delete_elem(fp->sm->map_fd[MAP_fp_map], &fp->cookie[fp->r]);
 }
 
 /* Entries of sidecars that died without freeing them: R left fp_map when
  * it closed (the kernel removes closing sockets), so an entry whose R is no
- * longer there belongs to nobody. At most once a second per thread.
+ * longer there belongs to nobody; pod to pod (no R), an entry whose
+ * socket's pair entry is gone or names another socket. At most once a
+ * second per thread.
  */
 static void fp_gc(struct sockmesh *sm)
 {
@@ -186,10 +197,19 @@ static void fp_gc(struct sockmesh *sm)
 		prev = &key;
 		if (bpf_map_lookup_elem(sm->map_fd[MAP_fwd_map], &key, &f))
 			continue;
-		/* L's entry has R as its partner */
-		up = (f.flags & SM_FWD_SPLICE_FED) ? f.partner_cookie : key;
-		if (bpf_map_lookup_elem(sm->map_fd[MAP_fp_map], &up, &next) == 0 || errno != ENOENT)
-			continue;
+		if (f.flags & SM_FWD_TO_SPLICE) {
+			struct sm_pair pr;
+
+			if (bpf_map_lookup_elem(sm->map_fd[MAP_pair_map], &f.recv_pair, &pr) == 0 &&
+			    pr.cookie[f.recv_side & 1] == key)
+				continue;
+		} else {
+			/* L's entry has R as its partner */
+			up = (f.flags & SM_FWD_SPLICE_FED) ? f.partner_cookie : key;
+			if (bpf_map_lookup_elem(sm->map_fd[MAP_fp_map], &up, &next) == 0 ||
+			    errno != ENOENT)
+				continue;
+		}
 		bpf_map_delete_elem(sm->map_fd[MAP_fwd_map], &key);
 		bpf_map_delete_elem(sm->map_fd[MAP_relay_map], &key);
 		prev = NULL; /* the walk restarts: deleting the current key */
@@ -315,12 +335,12 @@ static bool app_spliced(int which, const struct sm_sk_state *st)
 	return f == (SM_SK_SPLICE | SM_SK_LOCAL_LEG) && st->side == 0;
 }
 
-/* Which socket is L (see the top of this file); -EOPNOTSUPP with the reason
- * for a shape not served.
+/* Which socket is L (see the top of this file), or both spliced (pod to
+ * pod: fp->both, st[] filled); -EOPNOTSUPP with the reason for a shape not
+ * served.
  */
-static int pick_l(struct sockmesh_fastpath *fp, struct sm_sk_state *st_l)
+static int pick_l(struct sockmesh_fastpath *fp, struct sm_sk_state st[2])
 {
-	struct sm_sk_state st[2];
 	bool known[2], spliced[2];
 
 	for (int i = 0; i < 2; i++) {
@@ -329,17 +349,34 @@ static int pick_l(struct sockmesh_fastpath *fp, struct sm_sk_state *st_l)
 		spliced[i] = known[i] && (st[i].flags & SM_SK_SPLICE);
 	}
 	if (spliced[SK_DOWN] && spliced[SK_UP]) {
-		sm_set_err(0,
-			   "fast path: both sockets (fd %d, fd %d) are spliced to local sockets "
-			   "(pod to pod on one node): not served yet",
-			   fp->fd[SK_DOWN], fp->fd[SK_UP]);
-		return -EOPNOTSUPP;
+		/* the downstream accepted (side 1), the upstream connected */
+		for (int i = 0; i < 2; i++) {
+			if (st[i].side != (i == SK_DOWN ? 1u : 0u) ||
+			    (st[i].flags & SM_SK_NO_SPLICE)) {
+				sm_set_err(0,
+					   "fast path: the %s socket (fd %d) is spliced but "
+					   "%s",
+					   sk_name[i], fp->fd[i],
+					   (st[i].flags & SM_SK_NO_SPLICE) ?
+						   "has left the splice for good" :
+						   "is not the sidecar's end of it");
+				return -EOPNOTSUPP;
+			}
+			if (st[i].flags & SM_SK_OVER_BUDGET) {
+				sm_set_err(0,
+					   "fast path: the %s socket (fd %d) sends over TCP until "
+					   "its reader caught up; try again later",
+					   sk_name[i], fp->fd[i]);
+				return -EAGAIN;
+			}
+		}
+		fp->both = true;
+		return 0;
 	}
 	for (int i = 0; i < 2; i++) {
 		if (known[i] && app_spliced(i, &st[i])) {
 			fp->l = i;
 			fp->r = !i;
-			*st_l = st[i];
 			return 0;
 		}
 	}
@@ -351,10 +388,67 @@ static int pick_l(struct sockmesh_fastpath *fp, struct sm_sk_state *st_l)
 	return -EOPNOTSUPP;
 }
 
+/* Pod to pod: each direction goes past the socket it would be read from
+ * into the far end of the other socket's splice, as if the sidecar had
+ * written it there. What the sidecar read so far counts as relayed.
+ */
+static int switch_both(struct sockmesh_fastpath *fp, const struct sm_sk_state st[2])
+{
+	struct sm_fwd fwd[2] = {};
+	struct sm_pair pair[2];
+	int err;
+
+	for (int i = 0; i < 2; i++) {
+		fp->side[i] = st[i].side & 1;
+		fp->pk[i] = fp->side[i] ? st[i].peer : st[i].self;
+		if (bpf_map_lookup_elem(fp->sm->map_fd[MAP_pair_map], &fp->pk[i], &pair[i]) ||
+		    pair[i].cookie[fp->side[i]] != fp->cookie[i]) {
+			sm_set_err(0, "fast path: the connection of fd %d is closing", fp->fd[i]);
+			return -ENOTCONN;
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		int b = !i;
+
+		fwd[i].flags = SM_FWD_SPLICE_FED | SM_FWD_TO_SPLICE;
+		fwd[i].recv_pair = fp->pk[i];
+		fwd[i].recv_side = fp->side[i];
+		fwd[i].target = st[b].peer;
+		fwd[i].target_pair = fp->pk[b];
+		fwd[i].target_side = fp->side[b] ^ 1;
+		fwd[i].partner_cookie = fp->cookie[b];
+		fwd[i].scope_idx = fp->scope_idx;
+		fp->dir[i].relayed = pair[i].read[fp->side[i]];
+		fp->dir[i].base = fp->dir[i].relayed;
+	}
+	/* The entries first: without its relay count an entry stays HELD */
+	for (int i = 0; i < 2; i++) {
+		if (bpf_map_update_elem(fp->sm->map_fd[MAP_fwd_map], &fp->cookie[i], &fwd[i],
+					BPF_NOEXIST)) {
+			err = errno == EEXIST ? -EALREADY : -errno;
+			sm_set_err(-err, "fast path: cannot add the connection (%s)",
+				   err == -EALREADY ? "already handed over" : "table full?");
+			if (i)
+				bpf_map_delete_elem(fp->sm->map_fd[MAP_fwd_map], &fp->cookie[0]);
+			return err;
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		if (bpf_map_update_elem(fp->sm->map_fd[MAP_relay_map], &fp->cookie[i],
+					&fp->dir[i].relayed, BPF_ANY)) {
+			err = -errno;
+			sm_set_err(-err, "fast path: cannot write the relay counters");
+			fp_forget(fp);
+			return err;
+		}
+	}
+	return 0;
+}
+
 int sockmesh__fastpath(struct sockmesh *sm, int down_fd, int up_fd,
 		       const struct sockmesh_fastpath_opts *opts, struct sockmesh_fastpath **out)
 {
-	struct sm_sk_state st_l;
+	struct sm_sk_state st[2], st_l;
 	struct sockmesh_fastpath *fp;
 	struct sm_fwd fwd_l = {}, fwd_r = {};
 	struct sm_pair pair;
@@ -392,18 +486,11 @@ int sockmesh__fastpath(struct sockmesh *sm, int down_fd, int up_fd,
 	/* One socket must be spliced to the app's: the app's socket then
 	 * sends past it, and what comes for the app goes through its splice.
 	 */
-	err = pick_l(fp, &st_l);
+	err = pick_l(fp, st);
 	if (err)
 		goto fail;
-	l = fp->l;
-	r = fp->r;
-	l_side = st_l.side & 1;
-	fp->app_side = l_side ^ 1;
-	fp->pair_key = l_side ? st_l.peer : st_l.self;
-	sm_tuple_reverse(&fp->l_key, &st_l.peer); /* a local pair: the same netns */
-	fp->scope_idx = st_l.scope_idx;
-	/* The pump writes into L at most half the splice budget ahead of the
-	 * app, so L never leaves the splice.
+	/* The pump writes into a spliced socket at most half the splice
+	 * budget ahead of its reader, so it never leaves the splice.
 	 */
 	{
 		struct sm_config cfg = { .splice_budget = 2 * SM_MIN_SPLICE_BUDGET };
@@ -412,6 +499,25 @@ int sockmesh__fastpath(struct sockmesh *sm, int down_fd, int up_fd,
 		bpf_map_lookup_elem(sm->map_fd[MAP_config_map], &zero, &cfg);
 		fp->relay_ahead = cfg.splice_budget / 2;
 	}
+	if (fp->both) {
+		fp->scope_idx = st[SK_DOWN].scope_idx;
+		err = sockmesh__fastpath_init(sm);
+		if (err)
+			goto fail;
+		fp_gc(sm);
+		err = switch_both(fp, st);
+		if (err)
+			goto fail;
+		goto switched;
+	}
+	l = fp->l;
+	r = fp->r;
+	st_l = st[l];
+	l_side = st_l.side & 1;
+	fp->app_side = l_side ^ 1;
+	fp->pair_key = l_side ? st_l.peer : st_l.self;
+	sm_tuple_reverse(&fp->l_key, &st_l.peer); /* a local pair: the same netns */
+	fp->scope_idx = st_l.scope_idx;
 	if (bpf_map_lookup_elem(sm->map_fd[MAP_pair_map], &fp->pair_key, &pair) ||
 	    pair.cookie[l_side] != fp->cookie[l]) {
 		sm_set_err(0, "fast path: the connection of fd %d is closing", fp->fd[l]);
@@ -430,6 +536,23 @@ int sockmesh__fastpath(struct sockmesh *sm, int down_fd, int up_fd,
 	err = drain_r(fp);
 	if (err)
 		goto fail;
+	/* While a direction is HELD its bytes wait in R's receive queue and
+	 * TCP's window pauses the peer: only as long as that queue is bounded.
+	 * Autotuning would let it grow to tcp_rmem's maximum (32 MiB on some
+	 * hosts); fixed at the splice budget (capped by net.core.rmem_max) it
+	 * still advertises a window of megabytes while FAST, when the verdict
+	 * empties it at once.
+	 */
+	{
+		int rcv = (int)(fp->relay_ahead < INT_MAX ? fp->relay_ahead : INT_MAX);
+
+		if (setsockopt(fp->fd[r], SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv))) {
+			err = -errno;
+			sm_set_err(-err, "fast path: cannot bound the %s socket's receive buffer",
+				   sk_name[r]);
+			goto fail;
+		}
+	}
 
 	/* app -> remote peer: the app's sk_msg sends past L to R's egress.
 	 * What the sidecar read from L so far counts as relayed (it wrote it
@@ -467,13 +590,6 @@ int sockmesh__fastpath(struct sockmesh *sm, int down_fd, int up_fd,
 		sm_set_err(-err, "fast path: cannot read the %s socket's counters", sk_name[r]);
 		goto fail;
 	}
-	if (bpf_map_update_elem(sm->map_fd[MAP_relay_map], &fp->cookie[l], &fp->dir[l].relayed,
-				BPF_ANY) ||
-	    bpf_map_update_elem(sm->map_fd[MAP_relay_map], &fp->cookie[r], &zero, BPF_ANY)) {
-		err = -errno;
-		sm_set_err(-err, "fast path: cannot write the relay counters");
-		goto undo;
-	}
 	if (bpf_map_update_elem(sm->map_fd[MAP_fwd_map], &fp->cookie[r], &fwd_r, BPF_NOEXIST)) {
 		err = errno == EEXIST ? -EALREADY : -errno;
 		goto add_failed;
@@ -482,6 +598,14 @@ int sockmesh__fastpath(struct sockmesh *sm, int down_fd, int up_fd,
 		err = errno == EEXIST ? -EALREADY : -errno;
 		bpf_map_delete_elem(sm->map_fd[MAP_fwd_map], &fp->cookie[r]);
 		goto add_failed;
+	}
+	/* after the entries: without its relay count an entry stays HELD */
+	if (bpf_map_update_elem(sm->map_fd[MAP_relay_map], &fp->cookie[l], &fp->dir[l].relayed,
+				BPF_ANY) ||
+	    bpf_map_update_elem(sm->map_fd[MAP_relay_map], &fp->cookie[r], &zero, BPF_ANY)) {
+		err = -errno;
+		sm_set_err(-err, "fast path: cannot write the relay counters");
+		goto undo;
 	}
 	if (bpf_map_update_elem(sm->map_fd[MAP_fp_map], &fp->cookie[r],
 				&(__u64){ (__u64)fp->fd[r] }, BPF_NOEXIST)) {
@@ -504,6 +628,7 @@ int sockmesh__fastpath(struct sockmesh *sm, int down_fd, int up_fd,
 		sm_set_err(-err, "fast path: cannot flush the %s socket's queue", sk_name[r]);
 		goto undo;
 	}
+switched:
 	/* The pump reads with read(2), so what it relays shows in the
 	 * process's I/O accounting (/proc/PID/io rchar) as any relay would.
 	 */
@@ -519,8 +644,7 @@ int sockmesh__fastpath(struct sockmesh *sm, int down_fd, int up_fd,
 add_failed:
 	sm_set_err(-err, "fast path: cannot add the connection (%s)",
 		   err == -EALREADY ? "already handed over" : "table full?");
-	if (err == -EALREADY)
-		goto fail; /* the relay counters are the other handle's */
+	goto fail; /* nothing of ours was added */
 undo:
 	fp_forget(fp);
 fail:
@@ -535,10 +659,15 @@ fail:
 static void fp_flip(struct sockmesh_fastpath *fp, int src)
 {
 	struct sm_fp_flip a = { .cookie = fp->cookie[src] };
-	unsigned char frame[SM_FP_FLIP_OFF + sizeof(a)] = { [12] = 0x08 }; /* IPv4 */
+	/* EtherType 0x88b5 (local experimental): not IPv4, whose header the
+	 * kernel checks in a test run (6.18 refuses a frame too short for it
+	 * with EINVAL; 6.1 did not look)
+	 */
+	unsigned char frame[SM_FP_FLIP_OFF + sizeof(a)] = { [12] = 0x88, [13] = 0xb5 };
 	LIBBPF_OPTS(bpf_test_run_opts, run, .data_in = frame, .data_size_in = sizeof(frame));
 
 	memcpy(frame + SM_FP_FLIP_OFF, &a, sizeof(a));
+	/* on failure the producer's next bytes flip it (fwd_decide) */
 	bpf_prog_test_run_opts(fp->sm->prog_fd[PROG_sm_fp_flip], &run);
 }
 
@@ -576,6 +705,28 @@ static int l_may_write(struct sockmesh_fastpath *fp, size_t n)
 	return n == 0 || pair.in[a] - pair.read[a] + n <= fp->relay_ahead;
 }
 
+/* Pod to pod: may the pump write n bytes into spliced socket dst now (n ==
+ * 0: shut it down)? Only while its reader is well within the splice
+ * budget. The kernel's fast bytes were put into their target synchronously
+ * by the sender, so nothing of theirs can be overtaken.
+ */
+static int both_may_write(struct sockmesh_fastpath *fp, int dst, size_t n)
+{
+	__u32 a = fp->side[dst] ^ 1;
+	struct sm_pair pair;
+
+	if (bpf_map_lookup_elem(fp->sm->map_fd[MAP_pair_map], &fp->pk[dst], &pair))
+		return 1;
+	return n == 0 || pair.in[a] - pair.read[a] + n <= fp->relay_ahead;
+}
+
+static int may_write(struct sockmesh_fastpath *fp, int dst, size_t n)
+{
+	if (fp->both)
+		return both_may_write(fp, dst, n);
+	return dst == fp->l ? l_may_write(fp, n) : 1;
+}
+
 static int publish_relayed(struct sockmesh_fastpath *fp, int src)
 {
 	if (bpf_map_update_elem(fp->sm->map_fd[MAP_relay_map], &fp->cookie[src],
@@ -596,14 +747,12 @@ static int pump_dir(struct sockmesh_fastpath *fp, int src, short ev[2], bool *la
 
 	for (;;) {
 		if (x->len > x->off) {
-			if (dst == fp->l) {
-				r = l_may_write(fp, x->len - x->off);
-				if (r < 0)
-					return r;
-				if (!r) {
-					*later = true;
-					return 0;
-				}
+			r = may_write(fp, dst, x->len - x->off);
+			if (r < 0)
+				return r;
+			if (!r) {
+				*later = true;
+				return 0;
 			}
 			/* send: never SIGPIPE in the caller */
 			n = send(fp->fd[dst], x->buf + x->off, x->len - x->off,
@@ -628,14 +777,12 @@ static int pump_dir(struct sockmesh_fastpath *fp, int src, short ev[2], bool *la
 		if (x->eof) {
 			if (x->shut)
 				return 0;
-			if (dst == fp->l) {
-				r = l_may_write(fp, 0);
-				if (r < 0)
-					return r;
-				if (!r) {
-					*later = true;
-					return 0;
-				}
+			r = may_write(fp, dst, 0);
+			if (r < 0)
+				return r;
+			if (!r) {
+				*later = true;
+				return 0;
 			}
 			if (shutdown(fp->fd[dst], SHUT_WR) && errno != ENOTCONN)
 				return -errno;
@@ -675,7 +822,8 @@ int sockmesh_fastpath__pump(struct sockmesh_fastpath *fp, struct sockmesh_fastpa
 		if (err)
 			return err;
 	}
-	count_l(fp);
+	if (!fp->both)
+		count_l(fp);
 	if (w) {
 		w->down_events = ev[SK_DOWN];
 		w->up_events = ev[SK_UP];
@@ -707,7 +855,8 @@ int sockmesh_fastpath__info(const struct sockmesh_fastpath *fp, struct sockmesh_
 			info->fast[d] = f.flags & SM_FWD_FAST;
 		}
 	}
-	info->fast_bytes[fp->l] = l_fast_bytes(fp);
+	if (!fp->both)
+		info->fast_bytes[fp->l] = l_fast_bytes(fp);
 	return 0;
 }
 
@@ -715,7 +864,8 @@ void sockmesh_fastpath__free(struct sockmesh_fastpath *fp)
 {
 	if (!fp)
 		return;
-	count_l(fp);
+	if (!fp->both)
+		count_l(fp);
 	fp_forget(fp);
 	free(fp);
 }
