@@ -234,6 +234,26 @@ static __u64 scope_stat(const char *name)
 	return stat_of(name, false);
 }
 
+/* A counter summed over every enrolled scope. */
+static __u64 scopes_stat(const char *name)
+{
+	struct sockmesh_scope_info info = { .sz = sizeof(info) };
+	struct sockmesh_scope *prev = NULL, cur;
+	struct sockmesh_stats st;
+	__u64 sum = 0;
+
+	while (sockmesh__next_scope(E.sm, prev, &info) == 0) {
+		cur = info.scope;
+		prev = &cur;
+		if (sockmesh__stats(E.sm, &cur, &st))
+			return ~0ull;
+		for (unsigned int i = 0; i < st.count; i++)
+			if (strcmp(sockmesh_stat_name(i), name) == 0)
+				sum += st.v[i];
+	}
+	return sum;
+}
+
 static long map_entries(const char *map)
 {
 	char p[512];
@@ -2196,6 +2216,40 @@ static void *read_all_eof_thread(void *arg)
 	return NULL;
 }
 
+/* Both ways at once between a and b: size pattern bytes each, after the
+ * first `from` (already written: seed 21 from a, 23 from b), then a
+ * half-close each way; each side reads everything and EOF. NULL, or what
+ * failed.
+ */
+static const char *xfer_both_ways(int a, int b, size_t from, size_t size)
+{
+	struct stream_reader sr = { .x = { .fd = b, .size = from + size, .seed = 21 } },
+			     ar = { .x = { .fd = a, .size = from + size, .seed = 23 } };
+	struct xfer_at up = { .x = { .fd = a, .size = size, .seed = 21 },
+			      .from = from,
+			      .max_ahead = 4 << 20,
+			      .read = &sr.read },
+		       down = { .x = { .fd = b, .size = size, .seed = 23 },
+				.from = from,
+				.max_ahead = 4 << 20,
+				.read = &ar.read };
+	pthread_t t[4];
+
+	pthread_create(&t[0], NULL, writer_at, &up);
+	pthread_create(&t[1], NULL, writer_at, &down);
+	pthread_create(&t[2], NULL, read_all_eof_thread, &sr);
+	pthread_create(&t[3], NULL, read_all_eof_thread, &ar);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	if (up.x.err || down.x.err)
+		return "a write or half-close failed";
+	if (sr.x.err)
+		return "a->b: bytes lost, repeated or out of order, or no EOF";
+	if (ar.x.err)
+		return "b->a: bytes lost, repeated or out of order, or no EOF";
+	return NULL;
+}
+
 /* Both ways at once, with bytes queued in both sockets at the switch (the
  * sidecar had relayed part of what arrived, the rest waits in the kernel),
  * then size more bytes each way and a half-close each way: every byte
@@ -2213,19 +2267,9 @@ static void fp_sizes(bool inbound)
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		struct sockmesh_fastpath_info info = { .sz = sizeof(info) };
 		__u64 fb0 = scope_stat("fastpath_bytes");
-		struct stream_reader sr = { .x = { .size = queued + sizes[k], .seed = 21 } },
-				     ar = { .x = { .size = queued + sizes[k], .seed = 23 } };
-		struct xfer_at up = { .x = { .size = sizes[k], .seed = 21 },
-				      .from = queued,
-				      .max_ahead = 4 << 20,
-				      .read = &sr.read },
-			       down = { .x = { .size = sizes[k], .seed = 23 },
-					.from = queued,
-					.max_ahead = 4 << 20,
-					.read = &ar.read };
 		struct pumper p = { 0 };
 		struct fp_conn c;
-		pthread_t t[4];
+		const char *bad;
 
 		ASSERT_EQ(fp_connect(plfd, slfd, &c), 0, "connection through the sidecar");
 		/* before the switch: some of each side relayed, the rest queued */
@@ -2254,19 +2298,8 @@ static void fp_sizes(bool inbound)
 			}
 			ASSERT_TRUE(i < 1000, "the queued bytes relayed, both directions fast");
 		}
-		up.x.fd = c.cfd;
-		down.x.fd = c.sfd;
-		sr.x.fd = c.sfd;
-		ar.x.fd = c.cfd;
-		pthread_create(&t[0], NULL, writer_at, &up);
-		pthread_create(&t[1], NULL, writer_at, &down);
-		pthread_create(&t[2], NULL, read_all_eof_thread, &sr);
-		pthread_create(&t[3], NULL, read_all_eof_thread, &ar);
-		for (int i = 0; i < 4; i++)
-			pthread_join(t[i], NULL);
-		ASSERT_EQ(up.x.err + down.x.err, 0, "writes and half-closes");
-		ASSERT_EQ(sr.x.err, 0, "downstream->upstream: every byte once, in order, then EOF");
-		ASSERT_EQ(ar.x.err, 0, "upstream->downstream: every byte once, in order, then EOF");
+		bad = xfer_both_ways(c.cfd, c.sfd, queued, sizes[k]);
+		ASSERT_TRUE(!bad, bad ? bad : "every byte once each way, in order, then EOF");
 		if (inbound)
 			ASSERT_EQ(scope_stat("splice_local_legs"), k + 1,
 				  "the proxy's leg to the app is spliced");
@@ -2331,59 +2364,83 @@ static size_t slow_bytes(void)
  */
 #define SM_FP_SLOW_CAP_MIB 32
 
+/* One slow-reader run between wfd and rfd: the writer's speed against a
+ * reader that keeps up (64 MiB), then slow_bytes() with the reader at a
+ * tenth of it, kernel TCP memory sampled. NULL, or what failed.
+ */
+struct slow_run {
+	double fast, secs;
+	size_t size;
+	long base, grown;
+};
+
+static const char *fp_slow_run(int wfd, int rfd, struct slow_run *r)
+{
+	struct xfer_at w = { .x = { .fd = wfd, .size = slow_bytes(), .seed = 31 },
+			     .max_ahead = ~(size_t)0 };
+	struct stream_reader pr = { .x = { .fd = rfd, .size = 64 << 20, .seed = 5 } };
+	struct xfer_at probe = { .x = { .fd = wfd, .size = 64 << 20, .seed = 5 },
+				 .max_ahead = 4 << 20,
+				 .read = &pr.read,
+				 .no_shut = true };
+	struct mem_sampler ms = { 0 };
+	static volatile size_t nobody;
+	pthread_t t, sampler;
+	double t0 = now_s();
+	long bad;
+
+	pthread_create(&t, NULL, writer_at, &probe);
+	bad = read_n(&pr);
+	pthread_join(t, NULL);
+	if (bad)
+		return "probe bytes differ";
+	r->fast = (double)probe.x.size / (now_s() - t0);
+	r->base = tcp_mem_pages();
+	if (r->base < 0)
+		return "/proc/net/sockstat not readable";
+	ms.peak = r->base;
+	pthread_create(&sampler, NULL, sample_mem, &ms);
+	w.read = &nobody;
+	t0 = now_s();
+	pthread_create(&t, NULL, writer_at, &w);
+	bad = read_check_paced(rfd, w.x.size, 31, r->fast / 10);
+	pthread_join(t, NULL);
+	r->secs = now_s() - t0;
+	ms.stop = 1;
+	pthread_join(sampler, NULL);
+	r->size = w.x.size;
+	r->grown = ms.peak - r->base;
+	if (bad)
+		return "bytes lost or out of order";
+	if (w.x.err)
+		return "the writer failed";
+	return NULL;
+}
+
+static void fp_slow_print(const char *shape, const char *reader, const struct slow_run *r)
+{
+	printf("  fast path (%s), %s reading at %.0f MB/s (writer alone %.0f MB/s): %zu MiB in "
+	       "%.1f s, TCP memory peak %ld pages over a baseline of %ld (%.1f MiB; cap %d MiB), "
+	       "%llu fallbacks\n",
+	       shape, reader, r->fast / 10 / 1e6, r->fast / 1e6, r->size >> 20, r->secs, r->grown,
+	       r->base, (double)r->grown * 4096 / (1 << 20), SM_FP_SLOW_CAP_MIB,
+	       (unsigned long long)scopes_stat("fastpath_fallbacks"));
+}
+
 static void fp_slow_reader(bool inbound, int app_reads)
 {
-	struct mem_sampler ms = { 0 };
+	struct slow_run r;
 	struct fp_test ft;
-	int wfd, rfd;
-	double fast, t0, secs;
-	pthread_t t, sampler;
-	long base, grown;
-	struct xfer_at w = { .x = { .size = slow_bytes(), .seed = 31 }, .max_ahead = ~(size_t)0 };
-	static volatile size_t nobody;
+	const char *bad;
 
 	ASSERT_TRUE(sm_open(), "open");
 	ASSERT_EQ(fp_setup(inbound), 0, "netns, enrolled");
 	ASSERT_TRUE(fp_begin(&ft, NULL), "a fast-path connection");
-	wfd = app_reads ? *fp_remote(&ft.c) : *fp_app(&ft.c);
-	rfd = app_reads ? *fp_app(&ft.c) : *fp_remote(&ft.c);
-	/* the writer's speed against a reader that keeps up, 64 MiB */
-	{
-		struct stream_reader r = { .x = { .fd = rfd, .size = 64 << 20, .seed = 5 } };
-		struct xfer_at probe = { .x = { .fd = wfd, .size = 64 << 20, .seed = 5 },
-					 .max_ahead = 4 << 20,
-					 .read = &r.read,
-					 .no_shut = true };
-
-		t0 = now_s();
-		pthread_create(&t, NULL, writer_at, &probe);
-		ASSERT_EQ(read_n(&r), 0, "probe bytes identical");
-		pthread_join(t, NULL);
-		fast = (double)probe.x.size / (now_s() - t0);
-	}
-	base = tcp_mem_pages();
-	ASSERT_TRUE(base >= 0, "/proc/net/sockstat readable");
-	ms.peak = base;
-	pthread_create(&sampler, NULL, sample_mem, &ms);
-	w.x.fd = wfd;
-	w.read = &nobody;
-	t0 = now_s();
-	pthread_create(&t, NULL, writer_at, &w);
-	ASSERT_EQ(read_check_paced(rfd, w.x.size, 31, fast / 10), 0, "every byte, in order");
-	pthread_join(t, NULL);
-	secs = now_s() - t0;
-	ms.stop = 1;
-	pthread_join(sampler, NULL);
-	ASSERT_EQ(w.x.err, 0, "the writer was slowed, never failed");
-	grown = ms.peak - base;
-	printf("  fast path (%s), %s reading at %.0f MB/s (writer alone %.0f MB/s): %zu MiB in %.1f s, "
-	       "TCP memory peak %ld pages over a baseline of %ld (%.1f MiB; cap %d MiB), "
-	       "%llu fallbacks\n",
-	       inbound ? "inbound" : "outbound", app_reads ? "app" : fp_remote_name(),
-	       fast / 10 / 1e6, fast / 1e6, w.x.size >> 20, secs, grown, base,
-	       (double)grown * 4096 / (1 << 20), SM_FP_SLOW_CAP_MIB,
-	       (unsigned long long)scope_stat("fastpath_fallbacks"));
-	ASSERT_TRUE(grown * 4096 <= (long)SM_FP_SLOW_CAP_MIB << 20,
+	bad = fp_slow_run(app_reads ? *fp_remote(&ft.c) : *fp_app(&ft.c),
+			  app_reads ? *fp_app(&ft.c) : *fp_remote(&ft.c), &r);
+	fp_slow_print(inbound ? "inbound" : "outbound", app_reads ? "app" : fp_remote_name(), &r);
+	ASSERT_TRUE(!bad, bad ? bad : "every byte in order, the writer slowed, never failed");
+	ASSERT_TRUE(r.grown * 4096 <= (long)SM_FP_SLOW_CAP_MIB << 20,
 		    "TCP memory under the per-connection cap");
 	ASSERT_TRUE(fp_end(&ft) >= 0, "the pump saw no error");
 }
@@ -2778,18 +2835,8 @@ static void fp_pod_to_pod(int which)
 	ASSERT_TRUE(sm_open(), "open");
 	ASSERT_EQ(p2p_setup(&w), 0, "two pods, enrolled, listeners");
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
-		struct stream_reader sr = { .x = { .size = queued + sizes[k], .seed = 21 } },
-				     ar = { .x = { .size = queued + sizes[k], .seed = 23 } };
-		struct xfer_at up = { .x = { .size = sizes[k], .seed = 21 },
-				      .from = queued,
-				      .max_ahead = 4 << 20,
-				      .read = &sr.read },
-			       down = { .x = { .size = sizes[k], .seed = 23 },
-					.from = queued,
-					.max_ahead = 4 << 20,
-					.read = &ar.read };
 		struct p2p_conn c;
-		pthread_t t[4];
+		const char *bad;
 
 		ASSERT_EQ(p2p_connect(&w, &c), 0, "app -> sidecar A -> sidecar B -> app");
 		/* a first part copied by every sidecar (as after a protocol
@@ -2811,19 +2858,8 @@ static void fp_pod_to_pod(int which)
 			if (which & (1 << i))
 				ASSERT_EQ(p2p_switch(&c, i), 0, "switch");
 		ASSERT_EQ(p2p_wait_fast(&c), 0, "the queued bytes relayed, every direction fast");
-		up.x.fd = c.app;
-		down.x.fd = c.p;
-		sr.x.fd = c.p;
-		ar.x.fd = c.app;
-		pthread_create(&t[0], NULL, writer_at, &up);
-		pthread_create(&t[1], NULL, writer_at, &down);
-		pthread_create(&t[2], NULL, read_all_eof_thread, &sr);
-		pthread_create(&t[3], NULL, read_all_eof_thread, &ar);
-		for (int i = 0; i < 4; i++)
-			pthread_join(t[i], NULL);
-		ASSERT_EQ(up.x.err + down.x.err, 0, "writes and half-closes");
-		ASSERT_EQ(sr.x.err, 0, "A->B: every byte once, in order, then EOF");
-		ASSERT_EQ(ar.x.err, 0, "B->A: every byte once, in order, then EOF");
+		bad = xfer_both_ways(c.app, c.p, queued, sizes[k]);
+		ASSERT_TRUE(!bad, bad ? bad : "every byte once each way, in order, then EOF");
 		for (int i = 0; i < 2; i++) {
 			struct sockmesh_fastpath_info info = { .sz = sizeof(info) };
 
@@ -2863,15 +2899,10 @@ static void fp_pod_to_pod(int which)
  */
 static void fp_p2p_slow_reader(int b_reads)
 {
-	struct xfer_at wr = { .x = { .size = slow_bytes(), .seed = 33 }, .max_ahead = ~(size_t)0 };
-	struct mem_sampler ms = { 0 };
-	static volatile size_t nobody;
+	struct slow_run r;
 	struct p2p_conn c;
 	struct p2p w;
-	double fast, t0, secs;
-	pthread_t t, sampler;
-	long base, grown;
-	int wfd, rfd;
+	const char *bad;
 	char x;
 
 	ASSERT_TRUE(sm_open(), "open");
@@ -2882,42 +2913,10 @@ static void fp_p2p_slow_reader(int b_reads)
 		ASSERT_EQ(p2p_switch(&c, i), 0, "switch");
 	}
 	ASSERT_EQ(p2p_wait_fast(&c), 0, "every direction fast");
-	wfd = b_reads ? c.app : c.p;
-	rfd = b_reads ? c.p : c.app;
-	{
-		struct stream_reader r = { .x = { .fd = rfd, .size = 64 << 20, .seed = 7 } };
-		struct xfer_at probe = { .x = { .fd = wfd, .size = 64 << 20, .seed = 7 },
-					 .max_ahead = 4 << 20,
-					 .read = &r.read,
-					 .no_shut = true };
-
-		t0 = now_s();
-		pthread_create(&t, NULL, writer_at, &probe);
-		ASSERT_EQ(read_n(&r), 0, "probe bytes identical");
-		pthread_join(t, NULL);
-		fast = (double)probe.x.size / (now_s() - t0);
-	}
-	base = tcp_mem_pages();
-	ASSERT_TRUE(base >= 0, "/proc/net/sockstat readable");
-	ms.peak = base;
-	pthread_create(&sampler, NULL, sample_mem, &ms);
-	wr.x.fd = wfd;
-	wr.read = &nobody;
-	t0 = now_s();
-	pthread_create(&t, NULL, writer_at, &wr);
-	ASSERT_EQ(read_check_paced(rfd, wr.x.size, 33, fast / 10), 0, "every byte, in order");
-	pthread_join(t, NULL);
-	secs = now_s() - t0;
-	ms.stop = 1;
-	pthread_join(sampler, NULL);
-	ASSERT_EQ(wr.x.err, 0, "the writer was slowed, never failed");
-	grown = ms.peak - base;
-	printf("  fast path (pod to pod, both switched), %s app reading at %.0f MB/s (writer alone "
-	       "%.0f MB/s): %zu MiB in %.1f s, TCP memory peak %ld pages over a baseline of %ld "
-	       "(%.1f MiB; cap %d MiB)\n",
-	       b_reads ? "B's" : "A's", fast / 10 / 1e6, fast / 1e6, wr.x.size >> 20, secs, grown,
-	       base, (double)grown * 4096 / (1 << 20), SM_FP_SLOW_CAP_MIB);
-	ASSERT_TRUE(grown * 4096 <= (long)SM_FP_SLOW_CAP_MIB << 20,
+	bad = fp_slow_run(b_reads ? c.app : c.p, b_reads ? c.p : c.app, &r);
+	fp_slow_print("pod to pod, both switched", b_reads ? "B's app" : "A's app", &r);
+	ASSERT_TRUE(!bad, bad ? bad : "every byte in order, the writer slowed, never failed");
+	ASSERT_TRUE(r.grown * 4096 <= (long)SM_FP_SLOW_CAP_MIB << 20,
 		    "TCP memory under the per-connection cap");
 	/* the apps close their sides: each sees EOF, the sidecars end */
 	shutdown(c.app, SHUT_WR);
