@@ -72,7 +72,7 @@ run_suite() {
 	case $s in
 	lint)
 		rc=0
-		shellcheck -x scripts/*.sh scripts/lib/*.sh selftests/e2e/*.sh scripts/bench/*.sh \
+		shellcheck -x scripts/*.sh scripts/lib/*.sh selftests/e2e/*.sh selftests/fuzz/*.sh scripts/bench/*.sh \
 			selftests/install/*.sh completion/*.bash .ci/run >"$log" 2>&1 || rc=1
 		if command -v clang-format >/dev/null; then
 			# kernel style: the tree must be formatted as .clang-format says

@@ -24,6 +24,7 @@
 #include "parse.h"
 #include "proc.h"
 #include "sm_test.h"
+#include "text.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -701,6 +702,70 @@ static void test_proc(void)
 	EXPECT_INT_EQ(smc_proc_start_ticks(1ll << 40), 0);
 }
 
+/* ---- text ----------------------------------------------------------------- */
+
+static void test_utf8(void)
+{
+	static const char *const good[] = { "",
+					    "abc",
+					    "caf\xc3\xa9",
+					    "\xe2\x82\xac",
+					    "\xf0\x9f\x98\x80",
+					    "\xf4\x8f\xbf\xbf",
+					    "\xed\x9f\xbf" };
+	static const char *const bad[] = { "\xff",
+					   "\x80",
+					   "\xc3",
+					   "a\xc3(",
+					   "\xc0\xaf",
+					   "\xe0\x80\xaf",
+					   "\xed\xa0\x80",
+					   "\xf4\x90\x80\x80",
+					   "\xf8\x88\x80\x80\x80",
+					   "\xe2\x82" };
+	char buf[64], *fixed;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		EXPECT_TRUE(smc_utf8_valid(good[i]), good[i]);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		EXPECT_FALSE(smc_utf8_valid(bad[i]), "invalid UTF-8");
+	EXPECT_EQ(smc_utf8_seq("\xe2\x82\xac"), 3, "euro sign");
+	EXPECT_EQ(smc_utf8_seq(""), 0, "the NUL");
+
+	EXPECT_STREQ(smc_utf8_clean(buf, sizeof(buf),
+				    "a\xff"
+				    "b\xc3\xa9\xe2\x82"),
+		     "a\\xffb\xc3\xa9\\xe2\\x82", "bad bytes as \\xNN, good UTF-8 kept");
+	/* cut at a character boundary, never inside a sequence or an escape */
+	EXPECT_STREQ(smc_utf8_clean(buf, 5, "ab\xc3\xa9"), "ab\xc3\xa9", "fits");
+	EXPECT_STREQ(smc_utf8_clean(buf, 4, "ab\xc3\xa9"), "ab", "cut before a sequence");
+	EXPECT_STREQ(smc_utf8_clean(buf, 6, "a\xff\xff"), "a\\xff", "cut before an escape");
+	EXPECT_TRUE(smc_utf8_valid(smc_utf8_clean(buf, sizeof(buf), "\xed\xa0\x80")),
+		    "a surrogate made valid");
+
+	fixed = smc_utf8_fix("{\"a\":\"x\xff\xc3\"}");
+	ASSERT_NOT_NULL(fixed, "smc_utf8_fix");
+	EXPECT_STREQ(fixed, "{\"a\":\"x\xef\xbf\xbd\xef\xbf\xbd\"}", "bad bytes as U+FFFD");
+	free(fixed);
+}
+
+static void test_text_escape(void)
+{
+	char buf[128];
+
+	EXPECT_STREQ(smc_text_escape(buf, sizeof(buf), "web-1", SMC_ESC_SPACE | SMC_ESC_QUOTE),
+		     "web-1", "a plain name");
+	EXPECT_STREQ(smc_text_escape(buf, sizeof(buf), "a\nb\"c\\d\te f\x7f\x01",
+				     SMC_ESC_SPACE | SMC_ESC_QUOTE),
+		     "a\\nb\\\"c\\\\d\\te\\x20f\\x7f\\x01", "C escapes");
+	EXPECT_STREQ(smc_text_escape(buf, sizeof(buf), "say \"x\"\r\n", 0), "say \"x\"\\r\\n",
+		     "spaces and quotes kept without flags");
+	EXPECT_STREQ(smc_text_escape(buf, sizeof(buf), "caf\xc3\xa9 \xc2\x85\xff", SMC_ESC_SPACE),
+		     "caf\xc3\xa9\\x20\\xc2\\x85\\xff", "UTF-8 kept, C1 and bad bytes escaped");
+	EXPECT_STREQ(smc_text_escape(buf, 4, "ab\n", 0), "ab", "cut before an escape");
+	EXPECT_STREQ(smc_text_escape(buf, 1, "ab", 0), "", "room for the NUL only");
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 static int suite_init(void)
@@ -743,10 +808,17 @@ static CU_TestInfo io_tests[] = {
 	CU_TEST_INFO_NULL,
 };
 
+static CU_TestInfo text_tests[] = {
+	{ "UTF-8 validity and repair", test_utf8 },
+	{ "C escapes for text output", test_text_escape },
+	CU_TEST_INFO_NULL,
+};
+
 static CU_SuiteInfo suites[] = {
 	{ "opts", NULL, NULL, NULL, NULL, opts_tests },
 	{ "parse", NULL, NULL, NULL, NULL, parse_tests },
 	{ "io", suite_init, suite_clean, NULL, NULL, io_tests },
+	{ "text", NULL, NULL, NULL, NULL, text_tests },
 	CU_SUITE_INFO_NULL,
 };
 

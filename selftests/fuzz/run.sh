@@ -2,12 +2,17 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Build the fuzzers into OUTDIR and run each for a bounded time from a small
 # seed corpus (in a temporary directory, removed afterwards): fuzz_policy
-# (the library's policy parsers), then fuzz_common (the front-ends' address
-# and option value parsers).
+# (the library's policy parsers), fuzz_common (the front-ends' address and
+# option value parsers), fuzz_annotations (istio pod annotations), then
+# fuzz_cni (sockmesh-cni's environment, config and replies).
 #   selftests/fuzz/run.sh OUTDIR [SECONDS] [LIBFUZZER-FLAG...]
-# SECONDS (per fuzzer) defaults to 30. Exits non-zero on a crash, leak or timeout; the
-# offending input is kept as OUTDIR/crash-* (or leak-*, timeout-*).
-# Reproduce one with: OUTDIR/fuzz_policy OUTDIR/crash-... (or fuzz_common)
+# SECONDS (per fuzzer) defaults to 30. One line per fuzzer on stdout
+# ("fuzz_cni: 1234567 execs in 30s, no crash" or "..., CRASHED (exit 1)").
+# Exits non-zero on a crash, leak or timeout; the offending input is kept as
+# OUTDIR/crash-* (or leak-*, timeout-*). FUZZ_KEEP_GOING=1 runs the
+# remaining fuzzers after a failure (scripts/fuzz-long.sh); by default the
+# first failure ends the run.
+# Reproduce one with: OUTDIR/fuzz_policy OUTDIR/crash-... (or another fuzzer)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -79,13 +84,28 @@ cat >"$work/policy.dict" <<'DICT'
 "255.255.255.255"
 DICT
 
-rc=0
-"$out/fuzz_policy" -max_total_time="$secs" -timeout=10 -print_final_stats=1 \
-	-artifact_prefix="$out/" -dict="$work/policy.dict" "$@" "$work/corpus" || rc=$?
-if [ "$rc" != 0 ]; then
-	echo "run.sh: fuzz_policy failed (exit $rc); inputs in $out/" >&2
-	exit "$rc"
-fi
+# fuzz NAME CORPUS [FLAG...]: run one fuzzer (its output to stderr and
+# $work/NAME.log), print its line; a failure ends the run unless FUZZ_KEEP_GOING
+failed=0
+fuzz() {
+	local name=$1 corpus=$2 rc=0 execs t0=$SECONDS
+	shift 2
+	"$out/$name" -max_total_time="$secs" -timeout=10 -print_final_stats=1 \
+		-artifact_prefix="$out/" "$@" "$corpus" 2>&1 | tee "$work/$name.log" >&2 || rc=$?
+	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$name.log" | tail -n 1)
+	if [ "$rc" = 0 ]; then
+		echo "$name: ${execs:-?} execs in $((SECONDS - t0))s, no crash"
+		return 0
+	fi
+	echo "$name: ${execs:-?} execs in $((SECONDS - t0))s, CRASHED (exit $rc); inputs in $out/"
+	failed=$((failed + 1))
+	if [ "${FUZZ_KEEP_GOING:-0}" != 1 ]; then
+		echo "run.sh: $name failed (exit $rc); inputs in $out/" >&2
+		exit "$rc"
+	fi
+}
+
+fuzz fuzz_policy "$work/corpus" -dict="$work/policy.dict" "$@"
 
 # fuzz_common: the first byte holds the SMC_ADDR_* flags (1 ADDR:PORT,
 # 2 bare, 4 port only, 8 port 0); the rest is a value, or words on lines
@@ -104,10 +124,109 @@ cseed '\x01--listen\n1.2.3.4:80\n-p\n80'
 cseed '\x00-ap81\n--size\n8MiB\n--mark\n0x10'
 cseed '\x01stray\n--count=7\n-h'
 cseed '\x00--name=\n--port\n0'
-"$out/fuzz_common" -max_total_time="$secs" -timeout=10 -print_final_stats=1 \
-	-artifact_prefix="$out/" "$@" "$work/common" || rc=$?
-if [ "$rc" != 0 ]; then
-	echo "run.sh: fuzz_common failed (exit $rc); inputs in $out/" >&2
-	exit "$rc"
+fuzz fuzz_common "$work/common" "$@"
+
+# fuzz_annotations: a JSON object of pod annotations
+mkdir "$work/annotations"
+aseed() {
+	n=$((n + 1))
+	printf '%s' "$1" >"$work/annotations/seed-$n"
+}
+A=traffic.sidecar.istio.io
+aseed '{}'
+aseed "{\"$A/includeOutboundIPRanges\": \"10.0.0.0/8,fd00::/8\"}"
+aseed "{\"$A/includeOutboundIPRanges\": \"\", \"$A/excludeOutboundPorts\": \"22\"}"
+aseed "{\"$A/excludeOutboundIPRanges\": \"169.254.169.254/32\", \"$A/includeOutboundPorts\": \"*\"}"
+aseed "{\"$A/includeInboundPorts\": \"*\", \"$A/excludeInboundPorts\": \"15090,15021\", \"status.sidecar.istio.io/port\": \"15020\"}"
+aseed "{\"status.sidecar.istio.io/port\": \"0\", \"sidecar.istio.io/inject\": \"true\"}"
+aseed "{\"$A/includeOutboundPorts\": 80}"
+aseed "{\"$A/excludeOutboundIPRanges\": \"10.0.0.0/33\"} x"
+cat >"$work/annotations.dict" <<DICT
+"\"$A/includeOutboundIPRanges\""
+"\"$A/excludeOutboundIPRanges\""
+"\"$A/includeOutboundPorts\""
+"\"$A/excludeOutboundPorts\""
+"\"$A/includeInboundPorts\""
+"\"$A/excludeInboundPorts\""
+"\"$A/kubevirtInterfaces\""
+"\"status.sidecar.istio.io/port\""
+"\":\""
+"\",\""
+"\\\\u0000"
+"\\\\ud800"
+"*"
+","
+"/32"
+"::"
+"65535"
+DICT
+fuzz fuzz_annotations "$work/annotations" -dict="$work/annotations.dict" "$@"
+
+# fuzz_cni: CNI_COMMAND, CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME, CNI_ARGS,
+# CNI_PATH, each ended by a NUL, then stdin
+mkdir "$work/cni"
+cni_seed() {
+	n=$((n + 1))
+	{
+		printf '%s\0' "$1" "${2-c0ffee}" /run/netns/pod eth0 \
+			"K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-1;K8S_POD_INFRA_CONTAINER_ID=c0ffee" /opt/cni/bin
+		printf '%s' "$3"
+	} >"$work/cni/seed-$n"
+}
+prev='"prevResult": {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": "/run/netns/pod"}], "ips": [{"address": "10.1.0.5/24", "interface": 0}, {"address": "fd00::5/64"}]}'
+ann='"runtimeConfig": {"io.kubernetes.cri.pod-annotations": {"sidecar.istio.io/status": "{}", "traffic.sidecar.istio.io/excludeOutboundPorts": "22"}}'
+conf="{\"cniVersion\": \"1.0.0\", \"name\": \"k8s\", \"type\": \"sockmesh-cni\", \"pinDir\": \"/sys/fs/bpf/sockmesh\", $prev, $ann"
+cni_seed ADD c0ffee "$conf}"
+cni_seed CHECK c0ffee "$conf, \"excludeInboundPorts\": [15020, \"15021\"], \"redirectDNS\": true, \"dnsServers\": \"10.96.0.10\"}"
+cni_seed ADD c0ffee "$conf, \"requireSidecar\": false, \"excludeNamespaces\": [\"kube-system\"], \"splice\": false, \"proxyPort\": 15001}"
+cni_seed DEL c0ffee '{"cniVersion": "0.4.0", "name": "k8s"}'
+cni_seed VERSION '' ''
+cni_seed ADD 'bad id!' "$conf}"
+cni_seed ADD c0ffee '{"cniVersion": "2.0.0"}'
+cni_seed ADD c0ffee '{"cniVersion": "1.0.0", "name": "k8s", "prevResult": {"ips": [{"address": "nope"}]}}'
+cat >"$work/cni.dict" <<'DICT'
+"\x00"
+"ADD"
+"DEL"
+"CHECK"
+"VERSION"
+"K8S_POD_NAME="
+"K8S_POD_NAMESPACE="
+"K8S_POD_INFRA_CONTAINER_ID="
+";"
+"\"cniVersion\""
+"\"1.0.0\""
+"\"0.4.0\""
+"\"prevResult\""
+"\"ips\""
+"\"interfaces\""
+"\"sandbox\""
+"\"address\""
+"\"interface\""
+"\"runtimeConfig\""
+"\"io.kubernetes.cri.pod-annotations\""
+"\"sidecar.istio.io/status\""
+"\"sidecar.istio.io/inject\""
+"\"sockmesh.io/capture\""
+"\"traffic.sidecar.istio.io/includeOutboundIPRanges\""
+"\"traffic.sidecar.istio.io/excludeInboundPorts\""
+"\"status.sidecar.istio.io/port\""
+"\"requireSidecar\""
+"\"excludeNamespaces\""
+"\"pinDir\""
+"\"attachCgroup\""
+"\"redirectDNS\""
+"\"captureAllDNS\""
+"\"dnsServers\""
+"\"proxyMark\""
+"\"\\ud800\""
+"\xff"
+"\xe2\x82"
+DICT
+fuzz fuzz_cni "$work/cni" -dict="$work/cni.dict" "$@"
+
+if [ "$failed" != 0 ]; then
+	echo "run.sh: $failed fuzzer(s) failed; inputs in $out/" >&2
+	exit 1
 fi
 echo "run.sh: no crash in ${secs}s per fuzzer"

@@ -284,6 +284,20 @@ static void test_annotations(void)
 		    msg);
 	EXPECT_NULL(sockmesh_annotations__parse("{\"status.sidecar.istio.io/port\": \"x\"}"),
 		    "bad status port");
+	/* "00" is port 0 (disabled) too, and a status port is appended as its number */
+	a = sockmesh_annotations__parse("{\"status.sidecar.istio.io/port\": \"00\"}");
+	ASSERT_NOT_NULL(a, "status port 00");
+	EXPECT_STREQ(sockmesh_annotations__get(a, "status.sidecar.istio.io/port"), "0", "00 as 0");
+	pol = (struct sockmesh_policy){ .sz = sizeof(pol) };
+	ASSERT_OK(sockmesh_annotations__apply(a, &pol, 0), "apply 00");
+	EXPECT_NULL(pol.exclude_inbound_ports, "status port 00 excludes nothing");
+	ASSERT_OK(sockmesh_policy__validate(&pol), "validate after 00");
+	sockmesh_annotations__free(a);
+	a = sockmesh_annotations__parse("{\"status.sidecar.istio.io/port\": \"015021\"}");
+	ASSERT_NOT_NULL(a, "status port 015021");
+	ASSERT_OK(sockmesh_annotations__apply(a, &pol, 0), "apply 015021");
+	EXPECT_STREQ(pol.exclude_inbound_ports, "15021", "status port as its number");
+	sockmesh_annotations__free(a);
 	EXPECT_NULL(sockmesh_annotations__parse("[1]"), "not an object");
 	EXPECT_NULL(sockmesh_annotations__parse("{} trailing"), "trailing data");
 }

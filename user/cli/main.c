@@ -29,6 +29,7 @@
 #include "opts.h"
 #include "parse.h"
 #include "proc.h"
+#include "text.h"
 
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
@@ -44,6 +45,19 @@ static bool verbose;
 static const char *pin_dir = SOCKMESH_DEFAULT_PIN_DIR;
 
 /* ---- output -------------------------------------------------------------- */
+
+/* Serialized JSON as valid UTF-8: names from the kernel's maps and the
+ * command line (pod labels, cgroup paths, arguments quoted in errors) may
+ * hold any bytes, which json-c passes through; each one that is not UTF-8
+ * becomes U+FFFD.
+ */
+static void print_json_text(const char *text)
+{
+	char *fixed = smc_utf8_fix(text);
+
+	printf("%s\n", fixed ? fixed : text);
+	free(fixed);
+}
 
 static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -61,7 +75,7 @@ static int fail(int code, const char *fmt, ...)
 		json_object *o = json_object_new_object();
 
 		json_object_object_add(o, "error", json_object_new_string(msg));
-		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		print_json_text(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 		json_object_put(o);
 	}
 	return code;
@@ -80,8 +94,8 @@ static int fail_lib(int err, const char *what)
 
 static void print_json(json_object *o)
 {
-	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-								 JSON_C_TO_STRING_SPACED));
+	print_json_text(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+								  JSON_C_TO_STRING_SPACED));
 }
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -509,10 +523,24 @@ static json_object *scope_json(struct sockmesh *sm, const struct sockmesh_scope_
 	return o;
 }
 
+/* A name or label for text output, C-escaped (spaces too): whatever a pod's
+ * labels or a cgroup's path hold, a scope's lines stay its own and each name
+ * one field. buf: 4 bytes per byte of the name (sockmesh.h's fields hold
+ * up to 255).
+ */
+#define ESC_LEN (4 * 256)
+
+static const char *esc(char *buf, const char *s)
+{
+	return smc_text_escape(buf, ESC_LEN, s, SMC_ESC_QUOTE | SMC_ESC_SPACE);
+}
+
 static void print_scope_text(struct sockmesh *sm, const struct sockmesh_scope_info *i,
 			     bool with_stats)
 {
-	printf("%-6s %-40s id %llu\n", kind_name(i->scope.kind), i->scope.name,
+	char e1[ESC_LEN], e2[ESC_LEN], e3[ESC_LEN];
+
+	printf("%-6s %-40s id %llu\n", kind_name(i->scope.kind), esc(e1, i->scope.name),
 	       (unsigned long long)i->scope.id);
 	if (with_stats) {
 		struct sockmesh_stats st;
@@ -534,8 +562,8 @@ static void print_scope_text(struct sockmesh *sm, const struct sockmesh_scope_in
 		if (i->dns_port)
 			printf("    DNS capture to port %u\n", i->dns_port);
 		if (i->pod_name[0])
-			printf("    pod %s/%s container %s\n", i->pod_namespace, i->pod_name,
-			       i->container_id);
+			printf("    pod %s/%s container %s\n", esc(e1, i->pod_namespace),
+			       esc(e2, i->pod_name), esc(e3, i->container_id));
 	}
 }
 

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include <json-c/json.h>
 
@@ -65,6 +66,11 @@ struct cni_env {
 };
 
 int cni_env_parse(struct cni_env *env, struct cni_error *e);
+/* The same from another source than the process's environment (the fuzzer):
+ * get returns a variable's value or NULL.
+ */
+typedef const char *(*cni_getenv_fn)(const char *name, void *ctx);
+int cni_env_parse_from(struct cni_env *env, cni_getenv_fn get, void *ctx, struct cni_error *e);
 void cni_env_free(struct cni_env *env);
 /* The container id the scope is labelled with. */
 const char *cni_env_label_id(const struct cni_env *env);
@@ -92,6 +98,11 @@ struct cni_conf {
  * minimal: only cniVersion and pinDir (what DEL needs).
  */
 int cni_conf_read(FILE *in, struct cni_conf *c, bool minimal, struct cni_error *e);
+/* The same from buf (len bytes and a NUL after them): everything
+ * cni_conf_read does but the read. c is set up even on failure (free it).
+ */
+int cni_conf_parse(const char *buf, size_t len, struct cni_conf *c, bool minimal,
+		   struct cni_error *e);
 void cni_conf_free(struct cni_conf *c);
 
 /* The pod's addresses from prevResult.ips (the container's interfaces),
@@ -114,6 +125,17 @@ int cni_decide(const struct cni_conf *c, const struct cni_env *env, struct cni_d
  */
 int cni_pod_policy(const struct cni_conf *c, const char *pod_ips, struct sockmesh_annotations **ann,
 		   struct sockmesh_policy *pol, struct cni_error *e);
+
+/* What the plugin prints on stdout, as malloc'd text (NULL: out of memory):
+ * o serialized, and the spec's error object for e in version (NULL: ours).
+ * Always valid UTF-8 and valid JSON, whatever bytes the input put into
+ * strings: in the error's msg and details each byte that is not UTF-8
+ * becomes the text "\xNN"; elsewhere (the prevResult passed on) U+FFFD.
+ */
+char *cni_json_text(json_object *o);
+char *cni_error_json(const char *version, const struct cni_error *e);
+/* The VERSION result. */
+json_object *cni_version_json(void);
 
 /* A schema field's config key (its canonical name if it has none). */
 const char *cni_key(enum sockmesh_field f);

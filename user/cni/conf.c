@@ -68,17 +68,22 @@ static bool valid_ifname(const char *s)
 	return true;
 }
 
-static const char *env_get(const char *name)
+struct env_src {
+	cni_getenv_fn get;
+	void *ctx;
+};
+
+static const char *env_get(const struct env_src *src, const char *name)
 {
-	const char *v = getenv(name);
+	const char *v = src->get(name, src->ctx);
 
 	return v && *v ? v : NULL;
 }
 
 /* CNI_ARGS: "K=V;K=V". Only the Kubernetes keys mean anything to us. */
-static int parse_args(struct cni_env *env, struct cni_error *e)
+static int parse_args(struct cni_env *env, const struct env_src *src, struct cni_error *e)
 {
-	const char *raw = getenv("CNI_ARGS");
+	const char *raw = src->get("CNI_ARGS", src->ctx);
 	char *save = NULL, *item;
 
 	if (!raw || !*raw)
@@ -124,13 +129,14 @@ static int parse_args(struct cni_env *env, struct cni_error *e)
 	return 0;
 }
 
-int cni_env_parse(struct cni_env *env, struct cni_error *e)
+int cni_env_parse_from(struct cni_env *env, cni_getenv_fn get, void *ctx, struct cni_error *e)
 {
 	static const char *const cmds[] = { [CMD_ADD] = "ADD",
 					    [CMD_DEL] = "DEL",
 					    [CMD_CHECK] = "CHECK",
 					    [CMD_VERSION] = "VERSION" };
-	const char *cmd = env_get("CNI_COMMAND");
+	const struct env_src src = { get, ctx };
+	const char *cmd = env_get(&src, "CNI_COMMAND");
 	size_t i;
 
 	memset(env, 0, sizeof(*env));
@@ -147,7 +153,7 @@ int cni_env_parse(struct cni_env *env, struct cni_error *e)
 	if (env->cmd == CMD_VERSION)
 		return 0;
 
-	env->container_id = env_get("CNI_CONTAINERID");
+	env->container_id = env_get(&src, "CNI_CONTAINERID");
 	if (!env->container_id)
 		return cni_fail(e, CNI_ERR_INVALID_ENV, "CNI_CONTAINERID is not set");
 	if (!valid_container_id(env->container_id) || strlen(env->container_id) > 127)
@@ -155,19 +161,30 @@ int cni_env_parse(struct cni_env *env, struct cni_error *e)
 			e, CNI_ERR_INVALID_ENV,
 			"CNI_CONTAINERID: '%.200s' is not a container id (1-127 of [A-Za-z0-9_.-], alphanumeric first)",
 			env->container_id);
-	env->netns = env_get("CNI_NETNS");
+	env->netns = env_get(&src, "CNI_NETNS");
 	if (!env->netns && env->cmd != CMD_DEL)
 		return cni_fail(e, CNI_ERR_INVALID_ENV, "CNI_NETNS is not set");
-	env->ifname = env_get("CNI_IFNAME");
+	env->ifname = env_get(&src, "CNI_IFNAME");
 	if (!env->ifname)
 		return cni_fail(e, CNI_ERR_INVALID_ENV, "CNI_IFNAME is not set");
 	if (!valid_ifname(env->ifname))
 		return cni_fail(e, CNI_ERR_INVALID_ENV,
 				"CNI_IFNAME: '%.100s' is not an interface name", env->ifname);
-	env->path = env_get("CNI_PATH");
+	env->path = env_get(&src, "CNI_PATH");
 	if (!env->path)
 		return cni_fail(e, CNI_ERR_INVALID_ENV, "CNI_PATH is not set");
-	return parse_args(env, e);
+	return parse_args(env, &src, e);
+}
+
+static const char *real_getenv(const char *name, void *ctx)
+{
+	(void)ctx;
+	return getenv(name);
+}
+
+int cni_env_parse(struct cni_env *env, struct cni_error *e)
+{
+	return cni_env_parse_from(env, real_getenv, NULL, e);
 }
 
 void cni_env_free(struct cni_env *env)
@@ -445,17 +462,27 @@ static int read_policy(struct cni_conf *c, struct cni_error *e)
 
 int cni_conf_read(FILE *in, struct cni_conf *c, bool minimal, struct cni_error *e)
 {
-	json_object *v, *rc;
-	char *buf = NULL, t[256];
+	char *buf = NULL;
 	size_t len = 0;
 	int err;
 
 	memset(c, 0, sizeof(*c));
 	if (read_all(in, &buf, &len, e))
 		return -1;
-	err = decode(buf, len, &c->root, e);
+	err = cni_conf_parse(buf, len, c, minimal, e);
 	free(buf);
-	if (err)
+	return err;
+}
+
+int cni_conf_parse(const char *buf, size_t len, struct cni_conf *c, bool minimal,
+		   struct cni_error *e)
+{
+	json_object *v, *rc;
+	char t[256];
+	int err;
+
+	memset(c, 0, sizeof(*c));
+	if (decode(buf, len, &c->root, e))
 		return -1;
 
 	if (!json_object_object_get_ex(c->root, "cniVersion", &v))

@@ -18,32 +18,34 @@
 #include <bpf/libbpf.h>
 
 #include "cni.h"
+#include "text.h"
 
 static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	return level == LIBBPF_WARN ? vfprintf(stderr, fmt, ap) : 0;
 }
 
+/* One reply on stdout (text is freed); out of memory (NULL), the spec's error. */
+static void print_text(char *text)
+{
+	printf("%s\n", text ? text :
+			      "{\"cniVersion\":\"" CNI_SPEC_VERSION
+			      "\",\"code\":5,\"msg\":\"out of memory\"}");
+	fflush(stdout);
+	free(text);
+}
+
 static void print_json(json_object *o)
 {
-	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-								 JSON_C_TO_STRING_NOSLASHESCAPE));
-	fflush(stdout);
+	print_text(cni_json_text(o));
 }
 
 static void print_error(const char *version, const struct cni_error *e)
 {
-	json_object *o = json_object_new_object();
+	char clean[4 * sizeof(e->msg) + 1];
 
-	json_object_object_add(o, "cniVersion",
-			       json_object_new_string(version ? version : CNI_SPEC_VERSION));
-	json_object_object_add(o, "code", json_object_new_int(e->code));
-	json_object_object_add(o, "msg", json_object_new_string(e->msg));
-	if (e->details[0])
-		json_object_object_add(o, "details", json_object_new_string(e->details));
-	print_json(o);
-	json_object_put(o);
-	fprintf(stderr, "sockmesh-cni: %s\n", e->msg);
+	print_text(cni_error_json(version, e));
+	fprintf(stderr, "sockmesh-cni: %s\n", smc_text_escape(clean, sizeof(clean), e->msg, 0));
 }
 
 /* The library's message about field f without the field's own name in
@@ -99,12 +101,8 @@ static struct sockmesh *open_instance(const struct cni_conf *c, bool create)
 
 static int cmd_version(void)
 {
-	json_object *o = json_object_new_object(), *a = json_object_new_array();
+	json_object *o = cni_version_json();
 
-	json_object_object_add(o, "cniVersion", json_object_new_string(CNI_SPEC_VERSION));
-	json_object_array_add(a, json_object_new_string("0.4.0"));
-	json_object_array_add(a, json_object_new_string("1.0.0"));
-	json_object_object_add(o, "supportedVersions", a);
 	print_json(o);
 	json_object_put(o);
 	return 0;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "text.h"
 #include "log.h"
 
 static bool log_json = true;
@@ -131,9 +132,13 @@ void sd_log(enum sd_level level, json_object *fields, const char *fmt, ...)
 					json_object_object_add(o, k, json_object_get(v));
 			}
 		}
-		fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-								JSON_C_TO_STRING_NOSLASHESCAPE),
-		      f);
+		const char *js = json_object_to_json_string_ext(
+			o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+		/* pod names come from CNI_ARGS: any bytes; a log line is valid JSON */
+		char *fixed = smc_utf8_fix(js);
+
+		fputs(fixed ? fixed : js, f);
+		free(fixed);
 		json_object_put(o);
 	} else {
 		fprintf(f, "%s %-5s %s", ts, level_names[level], msg);

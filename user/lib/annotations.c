@@ -37,16 +37,26 @@ static int check_value(const struct sockmesh_field_desc *f, const char *v)
 	return err == -ERANGE ? -EINVAL : err;
 }
 
-static int check_status_port(const char *v)
+/* Kept in canonical form: "00" disables the port as "0" does, and what is
+ * appended to exclude_inbound_ports is the port's number.
+ */
+static int check_status_port(char **v)
 {
+	char num[8], *c;
 	__u32 port;
 
 	/* istio: "0" disables the status port */
-	if (sm_parse_u32(SOCKMESH_ANNOTATION_STATUS_PORT, v, 65535, &port)) {
+	if (sm_parse_u32(SOCKMESH_ANNOTATION_STATUS_PORT, *v, 65535, &port)) {
 		sm_set_err(0, "%s: '%s' is not a port (0-65535)", SOCKMESH_ANNOTATION_STATUS_PORT,
-			   v);
+			   *v);
 		return -EINVAL;
 	}
+	snprintf(num, sizeof(num), "%u", port);
+	c = strdup(num);
+	if (!c)
+		return -ENOMEM;
+	free(*v);
+	*v = c;
 	return 0;
 }
 
@@ -88,7 +98,7 @@ static int from_object(struct json_object *root, struct sockmesh_annotations *ou
 	err = take(root, SOCKMESH_ANNOTATION_STATUS_PORT, &out->status_port);
 	if (err > 0)
 		return 0;
-	return err ? err : check_status_port(out->status_port);
+	return err ? err : check_status_port(&out->status_port);
 }
 
 struct sockmesh_annotations *sockmesh_annotations__parse(const char *json)
