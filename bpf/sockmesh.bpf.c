@@ -1181,18 +1181,10 @@ static __always_inline int fwd_decide(struct sm_fwd *fwd, __u64 *relayed, __u64 
 	return fast;
 }
 
-/* FAST -> HELD (a reader a budget behind, or STUCK: the target is gone). */
-static __always_inline void fwd_fallback(struct sm_fwd *fwd, __u32 flags)
-{
-	bpf_spin_lock(&fwd->lock);
-	fwd->flags = (fwd->flags & ~SM_FWD_FAST) | flags;
-	bpf_spin_unlock(&fwd->lock);
-	stat_inc(fwd->scope_idx, SM_STAT_FASTPATH_FALLBACKS);
-}
-
-/* The same, and count size bytes as put into the receiver (*count), under
- * one lock: sm_fp_flip cannot turn the entry FAST again before this
- * message is counted (it would let the next one overtake it).
+/* FAST -> HELD (a reader a budget behind, or STUCK: the target is gone),
+ * and count size bytes as put into the receiver (*count), under one lock:
+ * sm_fp_flip cannot turn the entry FAST again before they are counted (it
+ * would let the next ones overtake them).
  */
 static __always_inline void fwd_fallback_count(struct sm_fwd *fwd, __u32 flags, __u64 *count,
 					       __u32 size)
@@ -1222,20 +1214,14 @@ static __always_inline int fp_held(struct sm_fwd *fwd, struct sm_pair *pair, __u
 	return tcp ? FP_TCP : FP_INTO_PEER;
 }
 
-/* Is the splice target of fwd (SM_FWD_TO_SPLICE) a budget behind for size
- * more bytes? NULL if so or if it is gone (fwd then goes HELD: STUCK when
- * gone); else its pair entry.
+/* Has the splice target of fwd (SM_FWD_TO_SPLICE), whose pair entry is
+ * tpair, room for size more bytes within the budget?
  */
-static __always_inline struct sm_pair *to_splice_room(struct sm_fwd *fwd, __u32 size)
+static __always_inline int splice_room(struct sm_fwd *fwd, struct sm_pair *tpair, __u32 size)
 {
-	struct sm_pair *tpair = bpf_map_lookup_elem(&pair_map, &fwd->target_pair);
 	__u32 side = fwd->target_side & 1;
 
-	if (!tpair)
-		return NULL;
-	if (tpair->in[side] - tpair->read[side] + size > splice_budget)
-		return NULL;
-	return tpair;
+	return tpair->in[side] - tpair->read[side] + size <= splice_budget;
 }
 
 static __always_inline void fp_count(struct sm_fwd *fwd, __u32 size)
@@ -1258,11 +1244,9 @@ static __always_inline int fp_to_splice(struct sk_msg_md *msg, struct sm_fwd *fw
 	struct sm_fwd *fwd2;
 	__u64 *relayed2;
 
-	tpair = to_splice_room(fwd, size);
-	if (!tpair) {
-		fwd_fallback_count(
-			fwd, bpf_map_lookup_elem(&pair_map, &fwd->target_pair) ? 0 : SM_FWD_STUCK,
-			&pair->in[peer & 1], size);
+	tpair = bpf_map_lookup_elem(&pair_map, &fwd->target_pair);
+	if (!tpair || !splice_room(fwd, tpair, size)) {
+		fwd_fallback_count(fwd, tpair ? 0 : SM_FWD_STUCK, &pair->in[peer & 1], size);
 		return -1;
 	}
 	fwd2 = bpf_map_lookup_elem(&fwd_map, &tpair->cookie[side]);
@@ -1270,10 +1254,11 @@ static __always_inline int fp_to_splice(struct sk_msg_md *msg, struct sm_fwd *fw
 		relayed2 = bpf_map_lookup_elem(&relay_map, &tpair->cookie[side]);
 		/* HELD: counted into T by fwd_decide; T's sidecar relays it */
 		if (fwd_decide(fwd2, relayed2, &tpair->in[side], size)) {
-			tpair2 = to_splice_room(fwd2, size);
+			tpair2 = bpf_map_lookup_elem(&pair_map, &fwd2->target_pair);
 			side2 = fwd2->target_side & 1;
-			if (!tpair2) {
-				fwd_fallback_count(fwd2, 0, &tpair->in[side], size);
+			if (!tpair2 || !splice_room(fwd2, tpair2, size)) {
+				fwd_fallback_count(fwd2, tpair2 ? 0 : SM_FWD_STUCK,
+						   &tpair->in[side], size);
 			} else if (bpf_msg_redirect_hash(msg, &splice_map, &fwd2->target,
 							 BPF_F_INGRESS) == SK_PASS) {
 				/* before the reader can see it: read never passes in */
@@ -1494,9 +1479,9 @@ SEC("sk_skb/stream_verdict")
 int sm_fp_skb(struct __sk_buff *skb)
 {
 	__u64 cookie = bpf_get_socket_cookie(skb), *relayed;
+	__u32 len = skb->len, side, fb = SM_FWD_STUCK;
 	struct sm_pair *tpair;
 	struct sm_fwd *fwd;
-	__u32 len = skb->len, side;
 
 	fwd = bpf_map_lookup_elem(&fwd_map, &cookie);
 	/* A bare FIN stays: the pump forwards the half-close once every byte
@@ -1515,35 +1500,29 @@ int sm_fp_skb(struct __sk_buff *skb)
 		 * what the pump relayed).
 		 */
 		tpair = bpf_map_lookup_elem(&pair_map, &fwd->target_pair);
-		if (!tpair) {
-			fwd_fallback(fwd, SM_FWD_STUCK);
+		if (!tpair)
 			goto held;
-		}
 		side = fwd->target_side & 1;
 		if (fwd->base_in + fwd->fast_bytes + (relayed ? *relayed : 0) + len -
 			    tpair->read[side] >
 		    splice_budget) {
-			fwd_fallback(fwd, 0);
+			fb = 0;
 			goto held;
 		}
-		if (bpf_sk_redirect_hash(skb, &splice_map, &fwd->target, 0) != SK_PASS) {
-			fwd_fallback(fwd, SM_FWD_STUCK);
+		if (bpf_sk_redirect_hash(skb, &splice_map, &fwd->target, 0) != SK_PASS)
 			goto held;
-		}
 	} else if (bpf_sk_redirect_hash(skb, &fp_map, &fwd->target_cookie, 0) != SK_PASS) {
-		fwd_fallback(fwd, SM_FWD_STUCK);
 		goto held;
 	}
 	fwd->fast_bytes += len;
 	stat_add(fwd->scope_idx, SM_STAT_FASTPATH_BYTES, len);
 	return SK_PASS;
 held:
-	/* HELD now (no flip can come before the count: everything held so far
-	 * includes this skb only once it is counted)
+	/* HELD now, STUCK unless only a budget behind; the skb stays in this
+	 * socket's queue, counted under the same lock as the fallback, so no
+	 * flip can come between them
 	 */
-	bpf_spin_lock(&fwd->lock);
-	fwd->held += len;
-	bpf_spin_unlock(&fwd->lock);
+	fwd_fallback_count(fwd, fb, &fwd->held, len);
 	return SK_PASS;
 }
 
