@@ -366,6 +366,21 @@ typedef void (*sockmesh_check_fn)(const struct sockmesh_check *c, void *ctx);
  */
 SOCKMESH_API int sockmesh_probe_kernel(sockmesh_check_fn fn, void *ctx);
 
+/* Does a kernel have the sockmap fixes the data path depends on (today:
+ * CVE-2025-38165, a panic on large ingress redirects; fixed in 6.1.142,
+ * 6.6.94, 6.12.34, 6.15.3 and 6.16)? release and version are uname's
+ * (Debian's stable version is read from version); NULL for the running
+ * kernel. detail (may be NULL) gets one sentence saying what was found and
+ * what to do. Returns a SOCKMESH_KERNEL_* value, or -errno.
+ */
+enum {
+	SOCKMESH_KERNEL_OK = 0, /* has every fix */
+	SOCKMESH_KERNEL_AFFECTED = 1, /* known to lack one */
+	SOCKMESH_KERNEL_UNKNOWN = 2, /* a vendor kernel, or a release not understood */
+};
+SOCKMESH_API int sockmesh_kernel_sockmap_fixes(const char *release, const char *version,
+					       char *detail, size_t len);
+
 /* One attachment of an instance (a pinned cgroup or netns link, or the
  * sk_msg program on the splice map).
  */

@@ -55,6 +55,8 @@ defaults
 	timeout server 30s
 listen out
 	bind 127.0.0.1:15001
+	# loop guard: no original destination (dst is then this proxy) -> refuse
+	tcp-request connection reject if { dst_port 15001 } { dst 127.0.0.0/8 ::1 }
 	server orig 0.0.0.0:0
 HAP
 sm_bg "$CG" "$POD" haproxy -db -f "$T/haproxy.cfg" >"$T/haproxy.log" 2>&1

@@ -67,7 +67,7 @@ one() {
 }
 
 run_suite() {
-	local s=$1 log="$LOGDIR/$1.log" rc
+	local s=$1 log="$LOGDIR/$1.log" rc failed_before=$failed
 	echo "=== suite $s (log $log)"
 	case $s in
 	lint)
@@ -176,7 +176,13 @@ PY
 		exit 2
 		;;
 	esac
-	grep -E '^(PASS|FAIL|ok|not ok)|^ *[0-9]+/[0-9]+ |passed, [0-9]+ failed|Test: .*(passed|FAILED)' "$log" | tail -60
+	grep -E '^(PASS|FAIL|ok|not ok)|^ *[0-9]+/[0-9]+ |passed, [0-9]+ failed|Test: .*(passed|FAILED)|^fuzz_[a-z]+: ' "$log" | tail -60
+	# A failing suite shows why here, not only in a log a CI machine drops.
+	if [ "$failed" != "$failed_before" ]; then
+		echo "--- $s failed; the last 80 lines of $log:"
+		tail -n 80 "$log"
+		echo "---"
+	fi
 }
 
 for s in "${SUITES[@]}"; do

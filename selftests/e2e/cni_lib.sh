@@ -128,6 +128,7 @@ cni_pod_ip() { jq -r '[.ips[] | select(.address | test("^[0-9.]+/"))][0].address
 cni_haproxy_start() {
 	e2e_haproxy_run "$1" "$2" "$3" "listen out
     bind 127.0.0.1:15001
+    tcp-request connection reject if { dst_port 15001 } { dst 127.0.0.0/8 ::1 }
     server orig 0.0.0.0:0
 listen in
     bind 127.0.0.1:15006

@@ -273,11 +273,14 @@ e2e_haproxy_run() {
 }
 
 # e2e_haproxy_start NAME CGROUP NETNS [PORT]: HAProxy as transparent sidecar
-# on 127.0.0.1:PORT (15001) forwarding to SO_ORIGINAL_DST (frontend "out").
+# on 127.0.0.1:PORT (15001) forwarding to SO_ORIGINAL_DST (frontend "out"),
+# with the README's loop guard (a connection without an original
+# destination, whose dst is then the proxy's own address, is refused).
 e2e_haproxy_start() {
 	local port=${4:-15001}
 	e2e_haproxy_run "$1" "$2" "$3" "listen out
     bind 127.0.0.1:$port
+    tcp-request connection reject if { dst_port $port } { dst 127.0.0.0/8 ::1 }
     server orig 0.0.0.0:0" "127.0.0.1:$port"
 }
 

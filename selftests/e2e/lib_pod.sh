@@ -28,6 +28,7 @@ e2e_haproxy_pod_start() {
 	fi
 	e2e_haproxy_run "$name" "$cg" "$ns" "listen out
     bind 127.0.0.1:15001
+    tcp-request connection reject if { dst_port 15001 } { dst 127.0.0.0/8 ::1 }
     server orig 0.0.0.0:0
 listen in
     bind 127.0.0.1:15006

@@ -199,6 +199,48 @@ bad_usage_exits_2() {
 	"$SM_DAEMON" -h | grep -q -- '--cleanup-on-exit'
 }
 
+# Issue 12 point 5: a local user holding 100 idle, half-sent connections
+# (as uid 65534) used to take every connection sockmeshd serves (64), so
+# the kubelet's /healthz timed out. Local users now share 16; root's probe
+# and scrapers from elsewhere have their own.
+healthz_survives_idle_local_users() {
+	local out code t0 ms
+	ip netns exec "$DNS" "$E2E_PY" - "$MPORT" >"$TMP/hold.out" 2>&1 <<'PY' &
+import os, socket, sys, time
+os.setgid(65534)
+os.setuid(65534)
+socks = []
+for _ in range(100):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    try:
+        s.sendall(b"GET /healthz HTTP/1.1\r\n")  # never finished
+    except OSError:
+        pass  # refused at once
+    socks.append(s)
+time.sleep(1.5)
+closed = 0
+for s in socks:
+    s.setblocking(False)
+    try:
+        closed += s.recv(1) == b""
+    except BlockingIOError:
+        pass
+    except OSError:
+        closed += 1
+print(f"held {len(socks) - closed} closed {closed}", flush=True)
+time.sleep(3)
+PY
+	sleep 1
+	t0=$(date +%s%N)
+	code=$(http_code /healthz)
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	wait
+	out=$(cat "$TMP/hold.out")
+	sm_log "    100 idle connections as uid 65534: $out; /healthz as root: $code in $ms ms"
+	assert_eq "$code" 200 "/healthz while a local user holds 100 idle connections"
+	assert_match "$out" "^held 16 closed 84\$" "the local user keeps 16 connections, the rest are closed"
+}
+
 healthz_state_file_and_status() {
 	local st pid
 	pid=$(daemon_pid)
@@ -459,6 +501,7 @@ cleanup_on_exit_removes_everything() {
 
 e2e_subtest bad_usage_exits_2 bad_usage_exits_2
 e2e_subtest healthz_state_file_and_status healthz_state_file_and_status
+e2e_subtest healthz_survives_idle_local_users healthz_survives_idle_local_users
 e2e_subtest metrics_match_stats_and_traffic metrics_match_stats_and_traffic
 e2e_subtest kill9_during_wrk_loses_nothing kill9_during_wrk_loses_nothing
 e2e_subtest restart_adopts restart_adopts

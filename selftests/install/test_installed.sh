@@ -155,6 +155,12 @@ for c in "${CMDS[@]}"; do
 done
 check "sockmesh doctor" doctor_ok
 check "sockmesh -j doctor: every check ok" doctor_json_ok
+# the kernel guard (issue 12 item 6): this kernel's answer, with the CVE named
+doctor_sockmap_ok() {
+	"$CLI" -j doctor | jq -e '[.checks[] | select(.check == "sockmap fixes")] | length == 1 and
+		.[0].ok and (.[0].detail | test("CVE-2025-38165"))' >/dev/null
+}
+check "sockmesh -j doctor: the sockmap fixes check names CVE-2025-38165 and passes here" doctor_sockmap_ok
 check "sockmeshd --help" daemon_help_ok
 check "sockmeshd -V says $VERSION" daemon_version_ok
 check "sockmesh-sidecar --help" sidecar_help_ok
@@ -177,8 +183,14 @@ cli() {
 }
 check "sockmesh enable --cgroup (child cgroup, private pin dir)" cli --pin-dir "$PIN" enable --cgroup "$CG"
 check "sockmesh status -j shows the cgroup scope" status_has_scope
+# JSON as the state file and the plugin write it: '/' not escaped as '\/'
+status_no_slash_escape() { ! "$CLI" --pin-dir "$PIN" -j status | grep -qF '\/'; }
+check "sockmesh -j status writes the cgroup path's '/' unescaped" status_no_slash_escape
 check "programs attached at the cgroup" [ "$(cg_progs "$CG")" -gt 0 ]
 check "sockmesh disable --all" cli --pin-dir "$PIN" disable --all
+check "sockmesh enable --force (a kernel with the fixes: same as without)" \
+	cli --pin-dir "$PIN" enable --force --cgroup "$CG"
+check "sockmesh disable --all after --force" cli --pin-dir "$PIN" disable --all
 check "nothing left: no pin dir" [ ! -e "$PIN" ]
 check "nothing left: no program at the cgroup" [ "$(cg_progs "$CG")" = 0 ]
 check "sockmesh status -j: not loaded" status_not_loaded

@@ -298,8 +298,72 @@ static void test_annotations(void)
 	ASSERT_OK(sockmesh_annotations__apply(a, &pol, 0), "apply 015021");
 	EXPECT_STREQ(pol.exclude_inbound_ports, "15021", "status port as its number");
 	sockmesh_annotations__free(a);
+	/* A blank list is blank in any white space (the list parser's
+	 * isspace): the status port alone, not ",15021" (found by the fuzzer:
+	 * vertical tabs).
+	 */
+	a = sockmesh_annotations__parse(
+		"{\"traffic.sidecar.istio.io/excludeInboundPorts\": "
+		"\"\\u000b\\n \", \"status.sidecar.istio.io/port\": \"15021\"}");
+	ASSERT_NOT_NULL(a, "blank exclude list");
+	pol = (struct sockmesh_policy){ .sz = sizeof(pol) };
+	ASSERT_OK(sockmesh_annotations__apply(a, &pol, 0), "apply blank list");
+	EXPECT_STREQ(pol.exclude_inbound_ports, "15021", "blank list + status port");
+	EXPECT_OK(sockmesh_policy__validate(&pol), "validate blank list + status port");
+	sockmesh_annotations__free(a);
 	EXPECT_NULL(sockmesh_annotations__parse("[1]"), "not an object");
 	EXPECT_NULL(sockmesh_annotations__parse("{} trailing"), "trailing data");
+}
+
+/* The kernel guard's table (issue 12 item 6): each stable branch's first
+ * fixed release, Debian's version read from uname -v, vendor kernels not
+ * judged, branches that ended without the fix refused.
+ */
+static void test_kernel_guard(void)
+{
+	static const struct {
+		const char *release, *version;
+		int want;
+	} cases[] = {
+		{ "6.18.44-fc-v669", "#1 SMP PREEMPT_DYNAMIC @0", SOCKMESH_KERNEL_OK },
+		{ "6.16", "", SOCKMESH_KERNEL_OK },
+		{ "7.0.1", "", SOCKMESH_KERNEL_OK },
+		{ "6.1.142", "", SOCKMESH_KERNEL_OK },
+		{ "6.1.141", "", SOCKMESH_KERNEL_AFFECTED },
+		{ "6.6.93-custom", "", SOCKMESH_KERNEL_AFFECTED },
+		{ "6.6.94", "", SOCKMESH_KERNEL_OK },
+		{ "6.12.33", "", SOCKMESH_KERNEL_AFFECTED },
+		{ "6.12.34", "", SOCKMESH_KERNEL_OK },
+		{ "6.15.2", "", SOCKMESH_KERNEL_AFFECTED },
+		{ "6.15.3", "", SOCKMESH_KERNEL_OK },
+		{ "6.13.12", "", SOCKMESH_KERNEL_AFFECTED }, /* ended without it */
+		{ "6.1", "", SOCKMESH_KERNEL_AFFECTED },
+		{ "5.15.180", "", SOCKMESH_KERNEL_AFFECTED },
+		/* Debian: "6.1.0-28-amd64" says nothing; uname -v does */
+		{ "6.1.0-28-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1 (2024-11-22)",
+		  SOCKMESH_KERNEL_AFFECTED },
+		{ "6.1.0-40-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)",
+		  SOCKMESH_KERNEL_OK },
+		{ "5.14.0-427.el9.x86_64", "", SOCKMESH_KERNEL_UNKNOWN },
+		{ "6.8.0-45-generic", "#45-Ubuntu SMP", SOCKMESH_KERNEL_UNKNOWN },
+		{ "garbage", "", SOCKMESH_KERNEL_UNKNOWN },
+		{ "", "", SOCKMESH_KERNEL_UNKNOWN },
+	};
+	char detail[512], msg[640];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int v = sockmesh_kernel_sockmap_fixes(cases[i].release, cases[i].version, detail,
+						      sizeof(detail));
+
+		snprintf(msg, sizeof(msg), "'%s' / '%s': %s", cases[i].release, cases[i].version,
+			 detail);
+		EXPECT_EQ(v, cases[i].want, msg);
+	}
+	/* the refusal says what to upgrade to */
+	sockmesh_kernel_sockmap_fixes("6.12.20", "", detail, sizeof(detail));
+	EXPECT_TRUE(strstr(detail, "CVE-2025-38165") && strstr(detail, "6.12.34"), detail);
+	/* the running kernel: this machine's answer is one of the three */
+	EXPECT_TRUE(sockmesh_kernel_sockmap_fixes(NULL, NULL, NULL, 0) >= 0, "running kernel");
 }
 
 static void test_stats_table(void)
@@ -327,6 +391,7 @@ int main(void)
 		  test_set_refuses_silent_values },
 		{ "cross-field rules", test_cross_field },
 		{ "annotations", test_annotations },
+		{ "kernel guard", test_kernel_guard },
 		{ "counter names and help", test_stats_table },
 	};
 	CU_pSuite s;

@@ -75,7 +75,8 @@ static int fail(int code, const char *fmt, ...)
 		json_object *o = json_object_new_object();
 
 		json_object_object_add(o, "error", json_object_new_string(msg));
-		print_json_text(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		print_json_text(json_object_to_json_string_ext(
+			o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
 	}
 	return code;
@@ -95,7 +96,8 @@ static int fail_lib(int err, const char *what)
 static void print_json(json_object *o)
 {
 	print_json_text(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-								  JSON_C_TO_STRING_SPACED));
+								  JSON_C_TO_STRING_SPACED |
+								  JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -124,6 +126,7 @@ enum {
 	O_PLUGIN_BIN,
 	O_PLUGIN_CONF,
 	O_WAIT,
+	O_FORCE,
 	O_HELP,
 	O_FIELD0,
 	O_COUNT = O_FIELD0 + SOCKMESH_F__COUNT
@@ -174,6 +177,8 @@ static struct smc_opt cli_opts[O_COUNT] = {
 		     .type = SMC_OPT_STRING,
 		     .help = "wait that long for a network configuration",
 		     .def = "0" },
+	[O_FORCE] = { .name = "force",
+		      .help = "enable on a kernel known to lack a sockmap fix (see doctor)" },
 	[O_HELP] = { .name = "help",
 		     .short_opt = 'h',
 		     .flags = SMC_OPT_HELP | SMC_OPT_HIDE_SHORT,
@@ -215,6 +220,7 @@ static void opts_init(void)
 				enable_opts[n++] = o;
 		}
 	enable_opts[n++] = O_ANNOTATIONS;
+	enable_opts[n++] = O_FORCE;
 	enable_opts[n++] = O_HELP;
 	enable_opts[n] = -1;
 }
@@ -323,6 +329,22 @@ static int read_annotations(const char *path, struct sockmesh_annotations **ann)
 	return 0;
 }
 
+/* The running kernel and the sockmap fixes sockmesh depends on: refused
+ * where one is known missing (unless force), a warning where it cannot be
+ * told (vendor kernels).
+ */
+static int kernel_guard(bool force)
+{
+	char detail[512];
+	int v = sockmesh_kernel_sockmap_fixes(NULL, NULL, detail, sizeof(detail));
+
+	if (v == SOCKMESH_KERNEL_AFFECTED && !force)
+		return fail(EXIT_FAIL, "enable: kernel %s; --force enables anyway", detail);
+	if (v == SOCKMESH_KERNEL_AFFECTED || v == SOCKMESH_KERNEL_UNKNOWN)
+		fprintf(stderr, "sockmesh: warning: kernel %s\n", detail);
+	return 0;
+}
+
 static int cmd_enable(struct cmd_args *a)
 {
 	struct sockmesh_policy pol = { .sz = sizeof(pol) };
@@ -396,6 +418,15 @@ static int cmd_enable(struct cmd_args *a)
 		}
 	}
 
+	/* A kernel known to panic or corrupt under splicing: not without
+	 * --force. After the input checks (a typo is still exit 2), before
+	 * anything is loaded.
+	 */
+	err = kernel_guard(a->set[O_FORCE]);
+	if (err) {
+		sockmesh_annotations__free(ann);
+		return err;
+	}
 	oo.pin_dir = pin_dir;
 	oo.create = true;
 	sm = sockmesh__open(&oo);

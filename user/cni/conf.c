@@ -35,7 +35,8 @@ static const char *jtext(json_object *v, char *buf, size_t len)
 		snprintf(buf, len, "'%.200s'", json_object_get_string(v));
 	else
 		snprintf(buf, len, "%.200s",
-			 json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+			 json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
+								   JSON_C_TO_STRING_NOSLASHESCAPE));
 	return buf;
 }
 
@@ -781,8 +782,8 @@ int cni_pod_policy(const struct cni_conf *c, const char *pod_ips, struct sockmes
 	*ann = NULL;
 	*pol = c->pol;
 	if (c->annotations) {
-		*ann = sockmesh_annotations__parse(
-			json_object_to_json_string_ext(c->annotations, JSON_C_TO_STRING_PLAIN));
+		*ann = sockmesh_annotations__parse(json_object_to_json_string_ext(
+			c->annotations, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 		if (!*ann) {
 			if (errno == ENOMEM)
 				return cni_fail(e, CNI_ERR_IO, "out of memory");

@@ -146,10 +146,13 @@ void sd_log(enum sd_level level, json_object *fields, const char *fmt, ...)
 			json_object_object_foreach(fields, k, v)
 			{
 				fprintf(f, " %s=", k);
-				text_value(f, json_object_get_type(v) == json_type_string ?
-						      json_object_get_string(v) :
-						      json_object_to_json_string_ext(
-							      v, JSON_C_TO_STRING_PLAIN));
+				text_value(
+					f,
+					json_object_get_type(v) == json_type_string ?
+						json_object_get_string(v) :
+						json_object_to_json_string_ext(
+							v, JSON_C_TO_STRING_PLAIN |
+								   JSON_C_TO_STRING_NOSLASHESCAPE));
 			}
 		}
 	}

@@ -25,6 +25,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,7 @@
 #include "metrics.h"
 #include "opts.h"
 #include "parse.h"
+#include "peers.h"
 #include "proc.h"
 
 #ifndef SOCKMESH_VERSION
@@ -180,6 +182,11 @@ struct daemon {
 	/* shared with the HTTP thread: __atomic builtins */
 	unsigned long long gc_runs, gc_withdrawn_netns, gc_withdrawn_cgroup, gc_errors;
 	long long last_gc_ms; /* CLOCK_MONOTONIC */
+	/* HTTP thread only (MHD's one polling thread): connections open per
+	 * peer class, and the class apc() gave the connection being added
+	 */
+	unsigned int http_peers[SD_PEER__COUNT];
+	enum sd_peer_class http_adding;
 	/* GC thread only */
 	char last_open_err[512];
 	struct warned warned[WARNED_MAX];
@@ -423,7 +430,9 @@ static void instance_report(struct daemon *d, struct sockmesh *sm, bool created)
 		sd_log(SD_WARN,
 		       sd_f_str(sd_f_str(NULL, "attach_cgroup", d->attach_cgroup),
 				"attach_programs",
-				json_object_to_json_string_ext(r.types, JSON_C_TO_STRING_PLAIN)),
+				json_object_to_json_string_ext(
+					r.types,
+					JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)),
 		       "more than one program of ours per hook at the attach cgroup");
 	json_object_put(r.types);
 }
@@ -766,6 +775,53 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 	sd_log(SD_WARN, NULL, "http: %s", msg);
 }
 
+/* Connections each class of client may hold at once (issue 12 point 5):
+ * local users cannot take the connections the kubelet's probe (root) needs,
+ * and scrapers from other nodes have their own share. An idle connection is
+ * closed after HTTP_IDLE_S.
+ */
+static const unsigned int http_peer_limit[SD_PEER__COUNT] = {
+	[SD_PEER_ROOT] = 64,
+	[SD_PEER_USER] = 16,
+	[SD_PEER_REMOTE] = 64,
+};
+#define HTTP_IDLE_S 10
+
+/* MHD's accept policy: classify the client, refuse it if its class is full */
+static enum MHD_Result http_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct daemon *d = cls;
+	enum sd_peer_class c = sd_peer_class(addr, addrlen);
+
+	if (d->http_peers[c] >= http_peer_limit[c]) {
+		sd_log(SD_DEBUG, sd_f_str(NULL, "peer", sd_peer_class_name(c)),
+		       "http: refused a connection: %u open from this class of client",
+		       d->http_peers[c]);
+		return MHD_NO;
+	}
+	d->http_adding = c;
+	return MHD_YES;
+}
+
+/* Counted once MHD has the connection, uncounted when it closes. */
+static void http_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+			enum MHD_ConnectionNotificationCode toe)
+{
+	struct daemon *d = cls;
+	uintptr_t pc;
+
+	(void)c;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		/* the class, + 1: a context of NULL is "not counted" */
+		*socket_context = (void *)(uintptr_t)(d->http_adding + 1);
+		d->http_peers[d->http_adding]++;
+		return;
+	}
+	pc = (uintptr_t)*socket_context;
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED && pc && d->http_peers[pc - 1])
+		d->http_peers[pc - 1]--;
+}
+
 static int http_start(struct daemon *d)
 {
 	const union MHD_DaemonInfo *info;
@@ -779,11 +835,14 @@ static int http_start(struct daemon *d)
 		port = ntohs(((struct sockaddr_in *)&d->addr)->sin_port);
 	}
 	/* the logger goes first, so that every message of MHD takes it */
-	d->httpd = MHD_start_daemon(flags, port, NULL, NULL, http_handler, d,
-				    MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
-				    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&d->addr,
-				    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
-				    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64, MHD_OPTION_END);
+	d->httpd = MHD_start_daemon(
+		flags, port, http_accept, d, http_handler, d, MHD_OPTION_EXTERNAL_LOGGER,
+		mhd_logger, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&d->addr,
+		MHD_OPTION_NOTIFY_CONNECTION, http_notify, d, MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned int)HTTP_IDLE_S, MHD_OPTION_CONNECTION_LIMIT,
+		http_peer_limit[SD_PEER_ROOT] + http_peer_limit[SD_PEER_USER] +
+			http_peer_limit[SD_PEER_REMOTE],
+		MHD_OPTION_END);
 	if (!d->httpd) {
 		format_listen(d, port);
 		sd_log(SD_ERROR, sd_f_str(NULL, "listen", d->listen),
@@ -923,6 +982,16 @@ int main(int argc, char **argv)
 	if (state_lock(&d)) {
 		close(sfd);
 		return EXIT_FAIL;
+	}
+	/* The kernel guard of `sockmesh enable`: a daemon only warns (refusing
+	 * would crash-loop the DaemonSet; `sockmesh doctor` fails the check).
+	 */
+	{
+		char detail[512];
+		int v = sockmesh_kernel_sockmap_fixes(NULL, NULL, detail, sizeof(detail));
+
+		if (v == SOCKMESH_KERNEL_AFFECTED || v == SOCKMESH_KERNEL_UNKNOWN)
+			sd_log(SD_WARN, NULL, "kernel %s", detail);
 	}
 	sm = instance_open(&d, true, &created);
 	if (!sm) {

@@ -26,7 +26,7 @@ struct sockmesh_annotations {
  */
 static bool no_outbound(enum sockmesh_field f, const char *v)
 {
-	return f == SOCKMESH_F_INCLUDE_OUTBOUND_CIDRS && !v[strspn(v, " \t")];
+	return f == SOCKMESH_F_INCLUDE_OUTBOUND_CIDRS && sm_blank(v);
 }
 
 /* Validate one value with the parser of its field, naming the annotation. */
@@ -190,7 +190,7 @@ int sockmesh_annotations__apply(struct sockmesh_annotations *a, struct sockmesh_
 
 		if (!c)
 			return -ENOMEM;
-		if (exc && exc[strspn(exc, " \t")])
+		if (exc && !sm_blank(exc))
 			snprintf(c, n, "%s,%s", exc, status);
 		else
 			snprintf(c, n, "%s", status);

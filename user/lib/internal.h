@@ -56,6 +56,8 @@ SM_HIDDEN int sm_field_u32_check(enum sockmesh_field f, __u32 v);
 SM_HIDDEN int sm_field_list_parse(enum sockmesh_field f, const char *text, struct sm_list *out);
 /* Validate a list field's text on its own. */
 SM_HIDDEN int sm_field_list_check(enum sockmesh_field f, const char *text);
+/* Nothing but white space (isspace: the list parsers' notion of empty). */
+SM_HIDDEN bool sm_blank(const char *s);
 /* Fields only for netns scopes (SOCKMESH_FIELD_NETNS_ONLY) set for another kind: -EINVAL. */
 SM_HIDDEN int sm_policy_check_scope(const struct sockmesh_policy *pol,
 				    enum sockmesh_scope_kind kind);

@@ -190,6 +190,13 @@ static int parse_port_item(const char *field, const char *item, void *slot)
 	return 0;
 }
 
+bool sm_blank(const char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	return !*s;
+}
+
 /* One splitter for every list: comma separated, blanks around items
  * ignored, empty items rejected (",80", "80,,443", "80," are templating
  * mistakes), '*' only where allowed. An all-blank list is empty.
@@ -209,9 +216,7 @@ static int parse_list(const char *field, const char *s, bool allow_star, size_t 
 	out->v = calloc(cap, elem);
 	if (!out->v)
 		return -ENOMEM;
-	for (p = s; isspace((unsigned char)*p); p++)
-		;
-	if (!*p)
+	if (sm_blank(s))
 		return 0;
 	for (p = s;;) {
 		const char *end = strchr(p, ',');

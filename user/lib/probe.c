@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/statfs.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 #include <linux/magic.h>
 #include <limits.h>
@@ -84,6 +85,10 @@ int sockmesh_probe_kernel(sockmesh_check_fn fn, void *ctx)
 		       "tracepoint sock_recv_length" :
 		       "fexit on sk_msg_recvmsg (kernel without the sock_recv_length tracepoint: "
 		       "needs BPF trampolines)");
+	/* Known sockmap bugs: a failed check on a kernel known to have one. */
+	err = sockmesh_kernel_sockmap_fixes(NULL, NULL, detail, sizeof(detail));
+	report(fn, ctx, &bad, "sockmap fixes", err != SOCKMESH_KERNEL_AFFECTED,
+	       err < 0 ? strerror(-err) : detail);
 	/* The real test: does the verifier of this kernel take our programs? */
 	skel = sockmesh_bpf__open();
 	if (!skel) {
@@ -101,4 +106,99 @@ int sockmesh_probe_kernel(sockmesh_check_fn fn, void *ctx)
 	report(fn, ctx, &bad, "load data path", err == 0, detail);
 	sockmesh_bpf__destroy(skel);
 	return bad;
+}
+
+/* ---- sockmap fixes the data path depends on ------------------------------ */
+
+/* CVE-2025-38165 ("bpf, sockmap: Fix panic when calling skb_linearize"):
+ * large ingress redirects, which splicing does, can panic a kernel without
+ * it. First release of each stable branch that has it; mainline has it
+ * from 6.16 on. The branches between them ended without it.
+ */
+static const struct {
+	unsigned int major, minor, patch;
+} sockmap_fixed[] = {
+	{ 6, 1, 142 },
+	{ 6, 6, 94 },
+	{ 6, 12, 34 },
+	{ 6, 15, 3 },
+};
+#define SOCKMAP_FIXED_MAINLINE 616 /* 6.16 */
+
+/* "6.1.192" out of uname -v's "... Debian 6.1.192-3 (...)": Debian's
+ * release string ("6.1.0-28-amd64") does not carry the stable version.
+ */
+static const char *debian_version(const char *version)
+{
+	const char *p = version ? strstr(version, "Debian ") : NULL;
+
+	return p ? p + 7 : NULL;
+}
+
+int sockmesh_kernel_sockmap_fixes(const char *release, const char *version, char *detail,
+				  size_t len)
+{
+	unsigned int maj = 0, min = 0, patch = 0;
+	const char *v = release;
+	bool running = !release;
+	struct utsname u;
+	char dummy[8];
+	int n;
+
+	if (!detail) {
+		detail = dummy;
+		len = sizeof(dummy);
+	}
+	if (!release) {
+		if (uname(&u))
+			return -errno;
+		release = v = u.release;
+		version = u.version;
+	}
+	if (debian_version(version))
+		v = debian_version(version);
+	n = sscanf(v, "%u.%u.%u", &maj, &min, &patch);
+	if (n < 2) {
+		snprintf(detail, len, "cannot tell: kernel release '%s' is not MAJOR.MINOR[.PATCH]",
+			 release);
+		return SOCKMESH_KERNEL_UNKNOWN;
+	}
+	if (maj * 100 + min >= SOCKMAP_FIXED_MAINLINE) {
+		snprintf(detail, len, "%u.%u has the sockmap fixes (CVE-2025-38165)", maj, min);
+		return SOCKMESH_KERNEL_OK;
+	}
+	/* Vendor kernels backport fixes without changing their version:
+	 * only the vendor can say (RHEL "5.14.0-427.el9", Ubuntu's own ABI
+	 * numbers in "6.8.0-45-generic").
+	 */
+	if (v == release &&
+	    (strstr(release, ".el") || strstr(release, "-generic") || strstr(release, "-azure") ||
+	     strstr(release, "-aws") || strstr(release, "-gke") ||
+	     (running && !access("/proc/version_signature", F_OK)))) {
+		snprintf(detail, len,
+			 "cannot tell: '%s' is a vendor kernel; ask the vendor whether it has the "
+			 "fix for CVE-2025-38165 (upstream 6.1.142, 6.6.94, 6.12.34, 6.15.3)",
+			 release);
+		return SOCKMESH_KERNEL_UNKNOWN;
+	}
+	for (size_t i = 0; i < sizeof(sockmap_fixed) / sizeof(sockmap_fixed[0]); i++) {
+		if (sockmap_fixed[i].major != maj || sockmap_fixed[i].minor != min)
+			continue;
+		if (patch >= sockmap_fixed[i].patch) {
+			snprintf(detail, len, "%u.%u.%u has the sockmap fixes (CVE-2025-38165)",
+				 maj, min, patch);
+			return SOCKMESH_KERNEL_OK;
+		}
+		snprintf(detail, len,
+			 "%u.%u.%u lacks the sockmap fix for CVE-2025-38165 (a panic on large "
+			 "ingress redirects): upgrade to %u.%u.%u or later",
+			 maj, min, patch, maj, min, sockmap_fixed[i].patch);
+		return SOCKMESH_KERNEL_AFFECTED;
+	}
+	snprintf(detail, len,
+		 "%u.%u lacks the sockmap fix for CVE-2025-38165 (a panic on large ingress "
+		 "redirects; the branch ended without it): use 6.1.142, 6.6.94, 6.12.34, "
+		 "6.15.3 or 6.16 and later",
+		 maj, min);
+	return SOCKMESH_KERNEL_AFFECTED;
 }

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# HAProxy's loop guard (README, issue 12 item 2): a connection that reaches
+# HAProxy without an original destination (an app connecting to
+# 127.0.0.1:15001 itself, or one captured just before `disable` took the
+# getsockopt program away) has HAProxy's own address as `dst`; `server orig
+# 0.0.0.0:0` then connects HAProxy to itself, again and again, until
+# maxconn. The README's `tcp-request connection reject` line refuses it.
+# Shown both ways: HAProxy without the guard loops (so the count can
+# fail), with it there is no self-connection, captured traffic still flows,
+# and a `disable --all` under connect load leaves no self-connection.
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+e2e_init loop_guard
+e2e_need_sockmesh
+e2e_topology
+e2e_nginx_start web "$SRV" "$E2E_SRV4A:80 srv-a"
+# without the guard, on 15011, maxconn bounding the loop
+E2E_HAP_MAXCONN=200 e2e_haproxy_run bare "$CG" "$POD" "listen out
+    bind 127.0.0.1:15011
+    server orig 0.0.0.0:0" 127.0.0.1:15011
+# as the README says, on 15001
+e2e_haproxy_start hap "$CG" "$POD"
+sm_cli enable --cgroup "$CG"
+
+# self_conns PORT: HAProxy's own established connections to :PORT in the pod
+self_conns() {
+	ip netns exec "$POD" ss -Htnp state established "( dport = :$1 )" | grep -c '"haproxy"' || true
+}
+
+# hold PORT SECONDS: as the app (root, not the proxy), connect to
+# 127.0.0.1:PORT itself (loopback: never captured), send a line, hold it
+hold() {
+	sm_run "$CG" "$POD" timeout "$(($2 + 2))" bash -c \
+		"exec 3<>/dev/tcp/127.0.0.1/$1 && echo hello >&3 && sleep $2" >/dev/null 2>&1 || true
+}
+
+without_the_guard_haproxy_connects_to_itself() {
+	local n=0
+	hold 15011 3 &
+	for _ in $(seq 30); do
+		sleep 0.1
+		n=$(self_conns 15011)
+		[ "$n" -ge 20 ] && break
+	done
+	wait
+	sm_log "    HAProxy without the guard: $n connections to itself"
+	assert_ge "$n" 20 "HAProxy without the guard connects to itself (this count can fail)"
+}
+
+with_the_guard_no_self_connection() {
+	local n max=0 s0 s1 body
+	s0=$(e2e_haproxy_sessions hap)
+	hold 15001 2 &
+	for _ in $(seq 20); do
+		sleep 0.1
+		n=$(self_conns 15001)
+		[ "$n" -gt "$max" ] && max=$n
+	done
+	wait
+	s1=$(e2e_haproxy_sessions hap)
+	assert_eq "$max" 0 "HAProxy with the guard: connections to itself"
+	# the guard rejects at connection time: it is not even a session
+	assert_eq "$((s1 - s0))" 0 "sessions the refused connection opened"
+	body=$(e2e_curl "$CG" "$POD" "http://$E2E_SRV4A/")
+	assert_match "$body" "^srv-a $E2E_POD4:[0-9]+\$" "captured traffic still reaches its server"
+}
+
+disable_under_load_no_self_connection() {
+	local n max=0 pid
+	# Connection: close requests, one after the other, while disable runs
+	sm_run "$CG" "$POD" bash -c "end=\$((SECONDS + 4)); while [ \$SECONDS -lt \$end ]; do
+		curl -s --noproxy '*' --max-time 2 -o /dev/null http://$E2E_SRV4A/ || true; done" &
+	pid=$!
+	sleep 1
+	sm_cli disable --all >/dev/null
+	for _ in $(seq 30); do
+		sleep 0.1
+		n=$(self_conns 15001)
+		[ "$n" -gt "$max" ] && max=$n
+	done
+	wait "$pid" || true
+	assert_eq "$max" 0 "HAProxy with the guard: connections to itself after disable under load"
+	sm_cli enable --cgroup "$CG"
+}
+
+e2e_subtest without_the_guard_haproxy_connects_to_itself without_the_guard_haproxy_connects_to_itself
+e2e_subtest with_the_guard_no_self_connection with_the_guard_no_self_connection
+e2e_subtest disable_under_load_no_self_connection disable_under_load_no_self_connection
+e2e_finish
