@@ -8,7 +8,8 @@
 # maxconn. The README's `tcp-request connection reject` line refuses it.
 # Shown both ways: HAProxy without the guard loops (so the count can
 # fail), with it there is no self-connection, captured traffic still flows,
-# and a `disable --all` under connect load leaves no self-connection.
+# and connections whose original destination `disable --all` took away
+# before HAProxy asked are refused, not looped.
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -68,25 +69,39 @@ with_the_guard_no_self_connection() {
 	assert_match "$body" "^srv-a $E2E_POD4:[0-9]+\$" "captured traffic still reaches its server"
 }
 
-disable_under_load_no_self_connection() {
-	local n max=0 pid
-	# Connection: close requests, one after the other, while disable runs
-	sm_run "$CG" "$POD" bash -c "end=\$((SECONDS + 4)); while [ \$SECONDS -lt \$end ]; do
-		curl -s --noproxy '*' --max-time 2 -o /dev/null http://$E2E_SRV4A/ || true; done" &
-	pid=$!
+# Connections captured, then left without an original destination: HAProxy
+# is stopped (SIGSTOP) while 4 captured connects wait in its backlog, the
+# getsockopt program goes with `disable --all`, then HAProxy resumes and
+# finds no original destination for any of them. With the guard they are
+# refused (the curls fail), none loops.
+disable_before_the_proxy_asked_no_self_connection() {
+	local n max=0 i s0 s1 hpid ok=0
+	hpid=$(cat "$TMP/hap.pid")
+	s0=$(e2e_haproxy_sessions hap)
+	kill -STOP "$hpid"
+	for i in 1 2 3 4; do
+		e2e_curl "$CG" "$POD" "http://$E2E_SRV4A/" >"$TMP/held.$i" 2>&1 &
+	done
 	sleep 1
 	sm_cli disable --all >/dev/null
+	kill -CONT "$hpid"
 	for _ in $(seq 30); do
 		sleep 0.1
 		n=$(self_conns 15001)
 		[ "$n" -gt "$max" ] && max=$n
 	done
-	wait "$pid" || true
-	assert_eq "$max" 0 "HAProxy with the guard: connections to itself after disable under load"
+	wait || true
+	for i in 1 2 3 4; do
+		grep -q '^srv-a ' "$TMP/held.$i" && ok=$((ok + 1))
+	done
+	s1=$(e2e_haproxy_sessions hap)
+	assert_eq "$ok" 0 "captured connects answered after their original destination went"
+	assert_eq "$max" 0 "HAProxy with the guard: connections to itself"
+	assert_eq "$((s1 - s0))" 0 "sessions the refused connections opened"
 	sm_cli enable --cgroup "$CG"
 }
 
 e2e_subtest without_the_guard_haproxy_connects_to_itself without_the_guard_haproxy_connects_to_itself
 e2e_subtest with_the_guard_no_self_connection with_the_guard_no_self_connection
-e2e_subtest disable_under_load_no_self_connection disable_under_load_no_self_connection
+e2e_subtest disable_before_the_proxy_asked_no_self_connection disable_before_the_proxy_asked_no_self_connection
 e2e_finish
