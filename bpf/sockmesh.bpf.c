@@ -26,6 +26,8 @@
 
 #include "sockmesh_abi.h"
 
+#define SM_ECONNREFUSED 111 /* errno */
+
 #define AF_INET 2
 #define AF_INET6 10
 #define SOL_IP 0
@@ -449,6 +451,66 @@ static __always_inline int proxy_socket(struct bpf_sock_addr *ctx, const struct 
 	return 0;
 }
 
+/* The owner of a socket (its creator's uid, as the kernel keeps it in
+ * sk_uid; CO-RE: libbpf finds the field in the running kernel's BTF).
+ */
+struct sock___sm {
+	struct {
+		__u32 val;
+	} sk_uid;
+} __attribute__((preserve_access_index));
+
+/* A listener may receive a scope's captured connections only if root or
+ * the scope's proxy uid created it (HAProxy binds as root, then drops to
+ * its uid; Envoy binds as its uid): any other user of the pod or host who
+ * binds a proxy port first, or in the family the proxy left free, must not
+ * receive other apps' traffic and original destinations (issue 12).
+ */
+static __always_inline int listener_trusted(struct bpf_sock *sk, const struct sm_policy *pol)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	__u32 uid;
+
+	if (!tp)
+		return 0;
+	uid = ((struct sock___sm *)tp)->sk_uid.val;
+	return uid == 0 || uid == pol->proxy_uid;
+}
+
+enum sm_listener_state { SM_LISTENER_NONE, SM_LISTENER_FOREIGN, SM_LISTENER_TRUSTED };
+
+/* Who would accept a connect to the local proxy at port: the kernel's own
+ * lookup (the listener the connection would reach: bound address, family,
+ * dual stack, SO_REUSEPORT all as the kernel decides them), in the
+ * connecting socket's netns.
+ */
+static __always_inline enum sm_listener_state
+proxy_listener(struct bpf_sock_addr *ctx, const struct sm_policy *pol, int to6, __u16 port)
+{
+	struct bpf_sock_tuple t = {};
+	enum sm_listener_state ret;
+	struct bpf_sock *sk;
+	__u32 len;
+
+	if (!to6) {
+		t.ipv4.saddr = bpf_htonl(0x7f000001);
+		t.ipv4.daddr = bpf_htonl(0x7f000001);
+		t.ipv4.dport = bpf_htons(port);
+		len = sizeof(t.ipv4);
+	} else {
+		t.ipv6.saddr[3] = bpf_htonl(1);
+		t.ipv6.daddr[3] = bpf_htonl(1);
+		t.ipv6.dport = bpf_htons(port);
+		len = sizeof(t.ipv6);
+	}
+	sk = bpf_sk_lookup_tcp(ctx, &t, len, BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return SM_LISTENER_NONE;
+	ret = listener_trusted(sk, pol) ? SM_LISTENER_TRUSTED : SM_LISTENER_FOREIGN;
+	bpf_sk_release(sk);
+	return ret;
+}
+
 /* Is this a DNS query the scope sends to its proxy's DNS port? Written once
  * for TCP (connect) and UDP (connect, sendmsg).
  */
@@ -493,10 +555,12 @@ static __always_inline void local_leg(struct bpf_sock_addr *ctx, const struct sm
 }
 
 /* Remember where the app wanted to go; on success the caller rewrites the
- * destination to the proxy. Returns the proxy port, or 0 to leave it alone.
+ * destination to the proxy (to6: in IPv6). Returns the proxy port, or 0 to
+ * leave it alone; *refuse: fail the connect instead (no trusted proxy
+ * listener, fail closed).
  */
-static __always_inline __u16 capture(struct bpf_sock_addr *ctx, const struct sm_addr *dst,
-				     __u32 *scope_idx)
+static __always_inline __u16 capture(struct bpf_sock_addr *ctx, const struct sm_addr *dst, int to6,
+				     __u32 *scope_idx, int *refuse)
 {
 	struct sm_pending p = {};
 	struct sm_policy *pol;
@@ -507,6 +571,10 @@ static __always_inline __u16 capture(struct bpf_sock_addr *ctx, const struct sm_
 	pol = scope_lookup(ctx);
 	if (!pol) {
 		stat_inc(SM_SCOPE_IDX_GLOBAL, SM_STAT_BYPASS_NOT_ENROLLED);
+		return 0;
+	}
+	if (pol->flags & SM_POL_DRAINING) {
+		stat_inc(pol->scope_idx, SM_STAT_BYPASS_DRAINING);
 		return 0;
 	}
 	if (dns_wanted(ctx, pol, dst)) {
@@ -521,6 +589,21 @@ static __always_inline __u16 capture(struct bpf_sock_addr *ctx, const struct sm_
 		if (verdict == SM_STAT_BYPASS_LOOPBACK || verdict == SM_STAT_BYPASS_PROXY_UID ||
 		    verdict == SM_STAT_BYPASS_PROXY_GID || verdict == SM_STAT_BYPASS_PROXY_MARK)
 			local_leg(ctx, pol, dst);
+		return 0;
+	}
+	switch (proxy_listener(ctx, pol, to6, port)) {
+	case SM_LISTENER_TRUSTED:
+		break;
+	case SM_LISTENER_FOREIGN:
+		stat_inc(pol->scope_idx, SM_STAT_PROXY_FOREIGN);
+		/* fall through */
+	default:
+		if (pol->flags & SM_POL_FAIL_OPEN) {
+			stat_inc(pol->scope_idx, SM_STAT_BYPASS_NO_PROXY);
+		} else {
+			stat_inc(pol->scope_idx, SM_STAT_REFUSED_NO_PROXY);
+			*refuse = 1;
+		}
 		return 0;
 	}
 	p.orig = *dst;
@@ -616,7 +699,7 @@ static __always_inline __u16 dns_redirect(struct bpf_sock_addr *ctx, const struc
 	if (dst->port != SM_DNS_PORT)
 		return 0;
 	pol = scope_lookup(ctx);
-	if (!pol || !dns_wanted(ctx, pol, dst))
+	if (!pol || (pol->flags & SM_POL_DRAINING) || !dns_wanted(ctx, pol, dst))
 		return 0;
 	sk = ctx->sk;
 	if (!sk)
@@ -678,16 +761,21 @@ static __always_inline int redirect_out(struct bpf_sock_addr *ctx, int v6, int c
 {
 	struct sm_addr dst = {};
 	__u32 scope_idx = 0;
-	int mapped;
+	int mapped, refuse = 0;
 	__u16 port;
 
 	dst_read(ctx, v6, &dst, &mapped);
 	if (ctx->protocol == IPPROTO_TCP)
-		port = capture(ctx, &dst, &scope_idx);
+		port = capture(ctx, &dst, v6 && !mapped, &scope_idx, &refuse);
 	else if (ctx->protocol == IPPROTO_UDP)
 		port = dns_redirect(ctx, &dst);
 	else
 		return 1;
+	if (refuse && connect) {
+		/* what a connect to a port nobody listens on gets */
+		bpf_set_retval(-SM_ECONNREFUSED);
+		return 0;
+	}
 	if (!port)
 		return 1;
 	dst_to_proxy(ctx, v6, mapped, port);
@@ -961,12 +1049,16 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 	od.orig = p->orig;
 	od.scope_idx = p->scope_idx;
 	pflags = p->policy_flags;
-	bpf_map_delete_elem(&pending_map, &cookie);
 
+	/* The pending entry goes last: a drain (sockmesh__drain) counts the
+	 * connection in pending_map, then origdst_map, then as published and
+	 * not yet asked, and must never see it in none of them.
+	 */
 	tuple_from_sockops(&self, skops);
 	st = sk_state_new(skops);
 	if (!st) {
 		stat_inc(od.scope_idx, SM_STAT_MAP_FULL);
+		bpf_map_delete_elem(&pending_map, &cookie);
 		return;
 	}
 	st->self = self;
@@ -985,11 +1077,11 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 	if (!(st->flags & SM_SK_SPLICE))
 		no_close_cb(skops);
 	/* Last: the proxy splices its end only if the entry says ours is. */
-	if (bpf_map_update_elem(&origdst_map, &self, &od, BPF_ANY)) {
+	if (bpf_map_update_elem(&origdst_map, &self, &od, BPF_ANY))
 		stat_inc(od.scope_idx, SM_STAT_MAP_FULL);
-		return;
-	}
-	stat_inc(od.scope_idx, SM_STAT_ORIGDST_PUBLISHED);
+	else
+		stat_inc(od.scope_idx, SM_STAT_ORIGDST_PUBLISHED);
+	bpf_map_delete_elem(&pending_map, &cookie);
 }
 
 /* The proxy accepted a connection sk_lookup steered to it: remember that
@@ -1048,6 +1140,11 @@ static __always_inline void on_listen(struct bpf_sock_ops *skops)
 	pol = netns_policy(netns);
 	if (!pol || !(pol->flags & SM_POL_INBOUND) || skops->local_port != pol->inbound_port)
 		return;
+	if (!skops->sk || !listener_trusted(skops->sk, pol)) {
+		/* another user's listener on the inbound port: never steered to */
+		stat_inc(pol->scope_idx, SM_STAT_PROXY_FOREIGN);
+		return;
+	}
 	lk = sm_listener_key_make(netns, skops->family);
 	if (bpf_sock_hash_update(skops, &listener_map, &lk, BPF_ANY)) {
 		stat_inc(pol->scope_idx, SM_STAT_MAP_FULL);
@@ -1085,12 +1182,25 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 	st->scope_idx = od->scope_idx;
 	st->flags = SM_SK_PROXY;
 	st->side = 1;
+	/* Counted before the entry goes (a drain never misses it); each one
+	 * ends as origdst_asked, or origdst_unasked at its close.
+	 */
+	stat_inc(st->scope_idx, SM_STAT_ORIGDST_STORED);
+	want_close_cb(skops);
 	/* Splice only if the app's end made it into the map. */
 	if (od->flags & SM_ORIG_SPLICED) {
 		st->peer = app;
 		splice_insert(skops, st, &mine);
 	}
 	bpf_map_delete_elem(&origdst_map, &app);
+}
+
+/* A proxy socket's first SO_ORIGINAL_DST answer, or its close before one:
+ * true once per socket (atomic: the flags word is shared with the splice).
+ */
+static __always_inline int first_ask(struct sm_sk_state *st)
+{
+	return !(__sync_fetch_and_or(&st->flags, SM_SK_ASKED) & SM_SK_ASKED);
 }
 
 static __always_inline void on_close(struct bpf_sock_ops *skops)
@@ -1114,6 +1224,8 @@ static __always_inline void on_close(struct bpf_sock_ops *skops)
 	if ((st->flags & SM_SK_SPLICE) && !st->side)
 		bpf_map_delete_elem(&pair_map, &st->self);
 	st->flags &= ~SM_SK_SPLICE;
+	if ((st->flags & SM_SK_PROXY) && first_ask(st))
+		stat_inc(st->scope_idx, SM_STAT_ORIGDST_UNASKED);
 }
 
 SEC("sockops")
@@ -1588,6 +1700,21 @@ int sm_fp_event(struct sm_fp_event *ev)
 
 /* ---- inbound capture ----------------------------------------------------- */
 
+/* An inbound connection to steer, and no proxy listener registered (the
+ * proxy not listening yet, or only another user): refused (fail closed,
+ * the client gets a reset as under istio's REDIRECT) or left to reach the
+ * app's own port (fail open).
+ */
+static __always_inline int no_proxy(const struct sm_policy *pol)
+{
+	if (pol->flags & SM_POL_FAIL_OPEN) {
+		stat_inc(pol->scope_idx, SM_STAT_BYPASS_NO_PROXY);
+		return SK_PASS;
+	}
+	stat_inc(pol->scope_idx, SM_STAT_REFUSED_NO_PROXY);
+	return SK_DROP;
+}
+
 /* Runs in each enrolled pod's netns for every connection looking for a
  * listener: a SYN from outside the pod to a captured port goes to the pod's
  * inbound proxy listener. No NAT: the accepted socket keeps podIP:port as
@@ -1633,6 +1760,10 @@ int sm_lookup(struct bpf_sk_lookup *ctx)
 	pol = netns_policy(*netns);
 	if (!pol || !(pol->flags & SM_POL_INBOUND))
 		return SK_PASS;
+	if (pol->flags & SM_POL_DRAINING) {
+		stat_inc(pol->scope_idx, SM_STAT_BYPASS_DRAINING);
+		return SK_PASS;
+	}
 	v = inbound_verdict(pol, t.local_port);
 	if (v != SM_STAT_INBOUND_CAPTURED) {
 		stat_inc(pol->scope_idx, v);
@@ -1646,13 +1777,13 @@ int sm_lookup(struct bpf_sk_lookup *ctx)
 	}
 	if (!sk) {
 		stat_inc(pol->scope_idx, SM_STAT_INBOUND_NO_LISTENER);
-		return SK_PASS;
+		return no_proxy(pol);
 	}
 	err = bpf_sk_assign(ctx, sk, 0);
 	bpf_sk_release(sk);
 	if (err) {
 		stat_inc(pol->scope_idx, SM_STAT_INBOUND_NO_LISTENER);
-		return SK_PASS;
+		return no_proxy(pol);
 	}
 	t.netns = *netns;
 	bpf_map_update_elem(&steered_map, &t, &pol->scope_idx, BPF_ANY);
@@ -1728,6 +1859,8 @@ int sm_getsockopt(struct bpf_sockopt *ctx)
 	}
 	ctx->retval = 0;
 	stat_inc(scope_idx, SM_STAT_ORIGDST_ANSWERED);
+	if ((st->flags & SM_SK_PROXY) && first_ask(st))
+		stat_inc(scope_idx, SM_STAT_ORIGDST_ASKED);
 	return 1;
 miss:
 	/* Asked in an enrolled scope about a connection we did not capture

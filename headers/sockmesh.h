@@ -123,9 +123,17 @@ struct sockmesh_policy {
 	bool capture_all_dns;
 	__u16 dns_port; /* 0: 15053 */
 	const char *dns_servers;
+	/* Captured connections only ever reach a proxy listener that root or
+	 * proxy_uid created. With none (the proxy not listening yet, or only
+	 * another user on its port): false (fail closed, the default) refuses
+	 * them (connect fails with ECONNREFUSED, an inbound client gets a
+	 * reset); true (fail open) lets them go uncaptured, to where they
+	 * were going.
+	 */
+	bool fail_open;
 	size_t : 0;
 };
-#define sockmesh_policy__last_field dns_servers
+#define sockmesh_policy__last_field fail_open
 
 /* Check a policy without touching any state. */
 SOCKMESH_API int sockmesh_policy__validate(const struct sockmesh_policy *pol);
@@ -149,6 +157,19 @@ SOCKMESH_API int sockmesh__register_inbound_listener(struct sockmesh *sm,
  * unpins everything: the handle is then only good for sockmesh__close().
  */
 SOCKMESH_API int sockmesh__withdraw(struct sockmesh *sm, const struct sockmesh_scope *scope);
+
+/* Graceful removal, step one (0.4): scope (NULL: every scope) stops
+ * capturing new connections and steering inbound ones at once, while the
+ * ones already captured keep working (their proxy still gets the original
+ * destination, spliced bytes keep flowing). Returns once every connection
+ * captured before the call was taken by its proxy (it asked for the
+ * original destination, or closed), 0; or after timeout_ms with
+ * -ETIMEDOUT and *left (may be NULL) the number still waiting. The scope
+ * stays enrolled, draining, until sockmesh__withdraw() (step two) or a new
+ * sockmesh__enroll() (which undoes the drain).
+ */
+SOCKMESH_API int sockmesh__drain(struct sockmesh *sm, const struct sockmesh_scope *scope,
+				 __u32 timeout_ms, __u64 *left);
 /* Detach and unpin everything if no scope is enrolled, atomically with
  * respect to other writers (a process that loaded the data path and then
  * failed to enroll uses it to leave nothing behind). 1: unloaded, 0: in use.
@@ -177,9 +198,11 @@ struct sockmesh_scope_info {
 	char pod_namespace[64]; /* labels set by sockmesh__set_scope_labels() */
 	char pod_name[256];
 	char container_id[128];
+	bool fail_open; /* since 0.4: policy fail_open */
+	bool draining; /* since 0.4: being removed (sockmesh__drain) */
 	size_t : 0;
 };
-#define sockmesh_scope_info__last_field container_id
+#define sockmesh_scope_info__last_field draining
 
 /* Attach Kubernetes labels to an enrolled scope (for status and metrics);
  * NULL leaves a label as it is. Names longer than Kubernetes allows: -EINVAL.
@@ -246,6 +269,8 @@ enum sockmesh_field {
 	SOCKMESH_F_NETNS,
 	SOCKMESH_F_ATTACH_CGROUP,
 	SOCKMESH_F_PIN_DIR,
+	/* struct sockmesh_policy, added in 0.4 (ids are ABI: new ones go last) */
+	SOCKMESH_F_FAIL_OPEN,
 	SOCKMESH_F__COUNT
 };
 

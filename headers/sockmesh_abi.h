@@ -117,6 +117,14 @@ enum sm_policy_flags {
 	SM_POL_INBOUND_EXCLUDE_PORTS = 1u << 10, /* some inbound port is excluded */
 	SM_POL_DNS = 1u << 11, /* send DNS (port 53) to the proxy's DNS port */
 	SM_POL_DNS_ALL = 1u << 12, /* all port-53 traffic, not only the listed resolvers */
+	/* No trusted proxy listener (none, or one owned by another user):
+	 * leave connections uncaptured instead of refusing them.
+	 */
+	SM_POL_FAIL_OPEN = 1u << 13,
+	/* Being removed (sockmesh__drain): nothing new is captured or steered;
+	 * what was captured keeps its original destination and splice.
+	 */
+	SM_POL_DRAINING = 1u << 14,
 };
 
 /* Value of scope_map: the policy the BPF side enforces for one scope. */
@@ -245,6 +253,7 @@ enum sm_sk_flags {
 	SM_SK_INBOUND = 1u << 4, /* accepted after sk_lookup steering: orig dst = local addr */
 	SM_SK_OVER_BUDGET = 1u << 5, /* sends take the stack until the reader read them all */
 	SM_SK_LOCAL_LEG = 1u << 6, /* the proxy's connection to an app in its own pod */
+	SM_SK_ASKED = 1u << 7, /* PROXY: its proxy asked SO_ORIGINAL_DST (or it closed first) */
 };
 
 /* Per-socket state (BPF_MAP_TYPE_SK_STORAGE), computed once at establish so
@@ -446,7 +455,25 @@ struct sm_scope_meta {
 	  "Bytes the kernel fast path forwarded without the sidecar reading them.")               \
 	X(FASTPATH_FALLBACKS, fastpath_fallbacks,                                                 \
 	  "Times a fast-path direction handed bytes back to its sidecar (a slow reader, or its "  \
-	  "target gone).")
+	  "target gone).")                                                                        \
+	X(REFUSED_NO_PROXY, refused_no_proxy,                                                     \
+	  "Connections to be captured that were refused (fail closed): no proxy listener owned "  \
+	  "by root or the proxy uid.")                                                            \
+	X(BYPASS_NO_PROXY, bypass_no_proxy,                                                       \
+	  "Connections to be captured that went uncaptured (fail open): no proxy listener owned " \
+	  "by root or the proxy uid.")                                                            \
+	X(PROXY_FOREIGN, proxy_foreign,                                                           \
+	  "Listeners on the proxy's ports owned by another user, never given captured "           \
+	  "connections (seen at a captured connect or at listen()).")                             \
+	X(ORIGDST_STORED, origdst_stored,                                                         \
+	  "Original destinations the proxy's accepted socket took into its storage.")            \
+	X(ORIGDST_ASKED, origdst_asked,                                                           \
+	  "Captured connections whose proxy asked for their original destination.")              \
+	X(ORIGDST_UNASKED, origdst_unasked,                                                       \
+	  "Captured connections that ended before their proxy asked for the original "            \
+	  "destination.")                                                                         \
+	X(BYPASS_DRAINING, bypass_draining,                                                       \
+	  "Connects and inbound connections not captured because the scope was being removed.")
 /* clang-format on */
 
 #define SM_STAT_ENUM_(ID, name, help) SM_STAT_##ID,

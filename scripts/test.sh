@@ -5,7 +5,7 @@
 # a scratch DESTDIR, docs drift), the end-to-end suite, a bounded fuzz run of
 # the parsers, the benchmark smoke run and the lint checks.
 # Bootstraps (apt-get, build) first. Ends with "N passed, N failed".
-#   scripts/test.sh [SUITE...]   suites: unit asan kernel install e2e fuzz bench lint vm
+#   scripts/test.sh [SUITE...]   suites: unit asan kernel install e2e soak fuzz bench lint vm
 # SOCKMESH_TEST_VM=1 adds vm (the kernel suite inside a Debian 6.1 guest).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +25,7 @@ SM_CG2=$(sm_cg2_root)
 sm_bpffs
 sm_sweep_stale
 
-ALL=(lint unit asan kernel install e2e fuzz bench)
+ALL=(lint unit asan kernel install e2e soak fuzz bench)
 [ "${SOCKMESH_TEST_VM:-0}" = 1 ] && ALL+=(vm)
 SUITES=("$@")
 [ ${#SUITES[@]} -eq 0 ] && SUITES=("${ALL[@]}")
@@ -123,6 +123,11 @@ run_suite() {
 		count_plain "$log"
 		[ $rc = 0 ] || failed_names+=(e2e)
 		;;
+	soak)
+		# the 2-minute soak (docs/design.md has a 10 GB run)
+		scripts/soak.sh --duration "${SOCKMESH_SOAK_SECONDS:-120}" >"$log" 2>&1
+		one soak $?
+		;;
 	fuzz)
 		selftests/fuzz/run.sh "$ROOT/build/fuzz" "${SOCKMESH_FUZZ_SECONDS:-30}" >"$log" 2>&1
 		one fuzz $?
@@ -176,7 +181,7 @@ PY
 		exit 2
 		;;
 	esac
-	grep -E '^(PASS|FAIL|ok|not ok)|^ *[0-9]+/[0-9]+ |passed, [0-9]+ failed|Test: .*(passed|FAILED)|^fuzz_[a-z]+: ' "$log" | tail -60
+	grep -E '^(PASS|FAIL|ok|not ok)|^ *[0-9]+/[0-9]+ |passed, [0-9]+ failed|Test: .*(passed|FAILED)|^fuzz_[a-z]+: |^soak: ' "$log" | tail -60
 	# A failing suite shows why here, not only in a log a CI machine drops.
 	if [ "$failed" != "$failed_before" ]; then
 		echo "--- $s failed; the last 80 lines of $log:"

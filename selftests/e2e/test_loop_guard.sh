@@ -19,17 +19,12 @@ e2e_need_sockmesh
 e2e_topology
 e2e_nginx_start web "$SRV" "$E2E_SRV4A:80 srv-a"
 # without the guard, on 15011, maxconn bounding the loop
-E2E_HAP_MAXCONN=200 e2e_haproxy_run bare "$CG" "$POD" "listen out
-    bind 127.0.0.1:15011
-    server orig 0.0.0.0:0" 127.0.0.1:15011
+E2E_HAP_MAXCONN=200 e2e_haproxy_bare bare "$CG" "$POD" 15011
 # as the README says, on 15001
 e2e_haproxy_start hap "$CG" "$POD"
 sm_cli enable --cgroup "$CG"
 
-# self_conns PORT: HAProxy's own established connections to :PORT in the pod
-self_conns() {
-	ip netns exec "$POD" ss -Htnp state established "( dport = :$1 )" | grep -c '"haproxy"' || true
-}
+self_conns() { e2e_haproxy_self_conns "$POD" "$1"; }
 
 # hold PORT SECONDS: as the app (root, not the proxy), connect to
 # 127.0.0.1:PORT itself (loopback: never captured), send a line, hold it
@@ -83,7 +78,9 @@ disable_before_the_proxy_asked_no_self_connection() {
 		e2e_curl "$CG" "$POD" "http://$E2E_SRV4A/" >"$TMP/held.$i" 2>&1 &
 	done
 	sleep 1
-	sm_cli disable --all >/dev/null
+	# --grace 0: remove at once, as the old disable did (a graceful one
+	# would wait for HAProxy; test_graceful.sh shows that)
+	sm_cli disable --all --grace 0 >/dev/null
 	kill -CONT "$hpid"
 	for _ in $(seq 30); do
 		sleep 0.1

@@ -267,6 +267,7 @@ static void fuzz_compile(char *s, size_t size, const char *in)
 	pol.proxy_port = (__u16)(size * 7);
 	pol.redirect_dns = size & 16;
 	pol.capture_all_dns = pol.redirect_dns && (size & 32);
+	pol.fail_open = size & 64;
 
 	err = sm_policy_compile(&pol, &c);
 	if (err) {

@@ -219,6 +219,7 @@ cat >"$work/cni.dict" <<'DICT'
 "\"captureAllDNS\""
 "\"dnsServers\""
 "\"proxyMark\""
+"\"failOpen\""
 "\"\\ud800\""
 "\xff"
 "\xe2\x82"

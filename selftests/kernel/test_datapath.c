@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1545,6 +1546,296 @@ static void test_inbound_steering(void)
 	close(app9090);
 }
 
+/* A listener another user created: the socket's owner (sk_uid) is uid. */
+static int listener_as(uid_t uid, int family, const char *addr, int port)
+{
+	int old = setfsuid(uid), fd;
+
+	fd = listener(family, addr, port);
+	setfsuid(old);
+	return fd;
+}
+
+/* Connect and expect ECONNREFUSED at once (a captured connect refused). */
+static bool refused(int family, const char *addr, int port)
+{
+	int fd, err;
+
+	errno = 0;
+	fd = connect_to(family, addr, port, 0, 0);
+	err = errno;
+	if (fd >= 0) {
+		close(fd);
+		return false;
+	}
+	if (err != ECONNREFUSED)
+		fprintf(stderr, "  connect: %s, want ECONNREFUSED\n", strerror(err));
+	return err == ECONNREFUSED;
+}
+
+/* The accepted socket's original destination, as text. */
+static void origdst_of(int afd, char *got, size_t len)
+{
+	struct sockaddr_storage od;
+	socklen_t l = sizeof(od);
+
+	got[0] = '\0';
+	if (sockmesh_original_dst(afd, (void *)&od, &l) == 0)
+		addr_str((void *)&od, got, len);
+}
+
+/* A captured connect to dst:port reaches listener lfd with want as its
+ * original destination (both ends closed after).
+ */
+static bool captured_into(int lfd, int family, const char *dst, int port, const char *want)
+{
+	int cfd = connect_to(family, dst, port, 0, 0);
+	int afd = cfd >= 0 ? accept_within(lfd, 2000) : -1;
+	char got[80] = "";
+
+	if (afd >= 0)
+		origdst_of(afd, got, sizeof(got));
+	if (strcmp(got, want))
+		fprintf(stderr, "  captured into fd %d: original destination '%s', want %s\n", lfd,
+			got, want);
+	if (afd >= 0)
+		close(afd);
+	if (cfd >= 0)
+		close(cfd);
+	return strcmp(got, want) == 0;
+}
+
+/* Issue 12, point 3: with the README's HAProxy (IPv4 only), another user
+ * who binds [::1]:15001 must not receive IPv6 apps' connections and their
+ * original destinations; nor anyone who takes the port while the proxy is
+ * away. Fail closed refuses them; fail open lets them go where they went.
+ */
+static void test_listener_owner(void)
+{
+	struct sockmesh_policy pol = { .sz = sizeof(pol) }; /* proxy uid 1337 */
+	int proxy4, proxy6, stranger4, stranger6, srv, cfd, afd;
+
+	ASSERT_TRUE(sm_open(), "open");
+	ASSERT_TRUE(ns_new() >= 0, "netns");
+	ASSERT_EQ(enroll_cgroup(&pol), 0, "enroll");
+	proxy4 = listener(AF_INET, "127.0.0.1", 15001); /* root, as HAProxy binds */
+	stranger6 = listener_as(65534, AF_INET6, "::1", 15001);
+	ASSERT_TRUE(proxy4 >= 0 && stranger6 >= 0, "the proxy on IPv4, a stranger on IPv6");
+
+	ASSERT_TRUE(refused(AF_INET6, "fd88::2", 8443), "an IPv6 app's connect is refused");
+	ASSERT_TRUE(accept_within(stranger6, 200) < 0, "the stranger received nothing");
+	ASSERT_EQ(scope_stat("proxy_foreign"), 1, "proxy_foreign");
+	ASSERT_EQ(scope_stat("refused_no_proxy"), 1, "refused_no_proxy");
+	ASSERT_EQ(scope_stat("captured"), 0, "not counted as captured");
+	ASSERT_EQ(map_entries("pending_map"), 0, "no pending entry for it");
+
+	ASSERT_TRUE(captured_into(proxy4, AF_INET, "10.88.0.2", 8080, "10.88.0.2:8080"),
+		    "IPv4 still reaches the root-owned proxy, with its original destination");
+	ASSERT_EQ(scope_stat("captured"), 1, "captured");
+
+	/* The proxy restarts; meanwhile a stranger binds its IPv4 port. */
+	close(proxy4);
+	stranger4 = listener_as(65534, AF_INET, "127.0.0.1", 15001);
+	ASSERT_TRUE(stranger4 >= 0, "a stranger takes 127.0.0.1:15001");
+	ASSERT_TRUE(refused(AF_INET, "10.88.0.2", 8080), "an IPv4 app's connect is refused");
+	ASSERT_TRUE(accept_within(stranger4, 200) < 0, "the stranger received nothing");
+	ASSERT_EQ(scope_stat("proxy_foreign"), 2, "proxy_foreign");
+	close(stranger4);
+	ASSERT_TRUE(refused(AF_INET, "10.88.0.2", 8080), "no proxy at all: refused");
+	ASSERT_EQ(scope_stat("proxy_foreign"), 2, "nobody there is no stranger");
+	ASSERT_EQ(scope_stat("refused_no_proxy"), 3, "refused_no_proxy");
+
+	/* A proxy running as its uid (as Envoy does) is the proxy. */
+	close(stranger6);
+	proxy6 = listener_as(1337, AF_INET6, "::1", 15001);
+	ASSERT_TRUE(proxy6 >= 0, "the proxy uid listens on IPv6");
+	ASSERT_TRUE(captured_into(proxy6, AF_INET6, "fd88::2", 8443, "[fd88::2]:8443"),
+		    "IPv6 reaches the proxy uid's listener, with its original destination");
+	ASSERT_EQ(scope_stat("captured"), 2, "captured");
+	close(proxy6);
+
+	/* Fail open: the stranger still gets nothing, the app its server. */
+	pol.fail_open = true;
+	ASSERT_EQ(enroll_cgroup(&pol), 0, "policy: fail open");
+	stranger4 = listener_as(65534, AF_INET, "127.0.0.1", 15001);
+	srv = listener(AF_INET, "10.88.0.2", 8080);
+	ASSERT_TRUE(stranger4 >= 0 && srv >= 0, "a stranger on the proxy port, the real server");
+	cfd = connect_to(AF_INET, "10.88.0.2", 8080, 0, 0);
+	afd = accept_within(srv, 2000);
+	ASSERT_TRUE(cfd >= 0 && afd >= 0, "the app reaches its server uncaptured");
+	ASSERT_TRUE(accept_within(stranger4, 100) < 0, "the stranger received nothing");
+	ASSERT_EQ(scope_stat("bypass_no_proxy"), 1, "bypass_no_proxy");
+	ASSERT_EQ(scope_stat("proxy_foreign"), 3, "proxy_foreign");
+	ASSERT_EQ(scope_stat("refused_no_proxy"), 3, "nothing refused");
+	close(afd);
+	close(cfd);
+	close(srv);
+	close(stranger4);
+}
+
+struct drain_arg {
+	__u32 timeout_ms;
+	__u64 left;
+	int err;
+};
+
+static void *drain_thread(void *p)
+{
+	struct drain_arg *d = p;
+
+	d->err = sockmesh__drain(E.sm, NULL, d->timeout_ms, &d->left);
+	return NULL;
+}
+
+/* Issue 12 item 2: graceful removal. A drain stops capture at once but
+ * keeps answering SO_ORIGINAL_DST for connections captured before it, and
+ * returns when their proxy has taken each one (asked, or closed it).
+ */
+static void test_drain(void)
+{
+	struct sockmesh_scope_info info = { .sz = sizeof(info) };
+	struct drain_arg d = { .timeout_ms = 100 };
+	int lfd, srv, cfd[3], afd[3], c, a;
+	pthread_t t;
+	char got[80];
+
+	ASSERT_TRUE(sm_open(), "open");
+	ASSERT_TRUE(ns_new() >= 0, "netns");
+	ASSERT_EQ(enroll_cgroup(NULL), 0, "enroll");
+	lfd = listener(AF_INET, "127.0.0.1", 15001);
+	srv = listener(AF_INET, "10.88.0.2", 8080);
+	ASSERT_TRUE(lfd >= 0 && srv >= 0, "proxy and server listeners");
+	for (int i = 0; i < 3; i++) {
+		cfd[i] = connect_to(AF_INET, "10.88.0.2", 8080, 0, 0);
+		ASSERT_TRUE(cfd[i] >= 0, "captured connect");
+	}
+	ASSERT_EQ(scope_stat("origdst_stored"), 3, "the proxy's sockets hold the destinations");
+
+	/* the proxy has not accepted them yet: the drain times out, 3 left */
+	drain_thread(&d);
+	ASSERT_EQ(d.err, -ETIMEDOUT, "drain waits for the proxy");
+	ASSERT_EQ(d.left, 3, "3 captured connections not yet taken");
+	ASSERT_EQ(sockmesh__next_scope(E.sm, NULL, &info), 0, "scope info");
+	ASSERT_TRUE(info.draining, "the scope shows draining");
+	/* nothing new is captured meanwhile: straight to the server */
+	c = connect_to(AF_INET, "10.88.0.2", 8080, 0, 0);
+	a = accept_within(srv, 2000);
+	ASSERT_TRUE(c >= 0 && a >= 0, "a connect while draining reaches its server directly");
+	ASSERT_EQ(scope_stat("bypass_draining"), 1, "bypass_draining");
+	ASSERT_EQ(scope_stat("captured"), 3, "captured unchanged");
+	close(a);
+	close(c);
+
+	/* the proxy takes them while a drain waits: two asked, one closed */
+	d.timeout_ms = 10000;
+	ASSERT_EQ(pthread_create(&t, NULL, drain_thread, &d), 0, "drain thread");
+	usleep(100000);
+	for (int i = 0; i < 3; i++) {
+		afd[i] = accept_within(lfd, 2000);
+		ASSERT_TRUE(afd[i] >= 0, "the proxy accepts");
+	}
+	for (int i = 0; i < 2; i++) {
+		origdst_of(afd[i], got, sizeof(got));
+		ASSERT_TRUE(strcmp(got, "10.88.0.2:8080") == 0,
+			    "the original destination is answered while draining");
+	}
+	close(afd[2]);
+	pthread_join(t, NULL);
+	ASSERT_EQ(d.err, 0, "the drain returns once all are taken (not at its 10 s timeout)");
+	ASSERT_EQ(d.left, 0, "none left");
+	ASSERT_EQ(scope_stat("origdst_asked"), 2, "origdst_asked");
+	ASSERT_EQ(scope_stat("origdst_unasked"), 1, "origdst_unasked");
+	ASSERT_EQ(both_ways(cfd[0], afd[0], 1 << 20, 77), 0, "bytes still flow, spliced");
+	ASSERT_EQ(scope_stat("splice_bytes"), 2 << 20, "through the splice");
+
+	/* enrolling again undoes the drain */
+	ASSERT_EQ(enroll_cgroup(NULL), 0, "enroll again");
+	ASSERT_EQ(sockmesh__next_scope(E.sm, NULL, &info), 0, "scope info");
+	ASSERT_FALSE(info.draining, "no longer draining");
+	c = connect_to(AF_INET, "10.88.0.2", 8080, 0, 0);
+	a = accept_within(lfd, 2000);
+	ASSERT_TRUE(c >= 0 && a >= 0, "captured again");
+	close(a);
+	close(c);
+	for (int i = 0; i < 3; i++)
+		close(cfd[i]);
+	close(afd[0]);
+	close(afd[1]);
+	close(srv);
+	close(lfd);
+}
+
+/* From netns cli, connect to addr:port in netns pod: true when listener
+ * lfd there accepts it (both ends closed after); back in pod.
+ */
+static bool inbound_into(int cli, int pod, const char *addr, int port, int lfd)
+{
+	int cfd, afd = -1;
+
+	if (ns_enter(cli))
+		return false;
+	cfd = connect_to(AF_INET, addr, port, 0, 0);
+	if (ns_enter(pod))
+		return false;
+	if (cfd >= 0)
+		afd = accept_within(lfd, 2000);
+	if (afd >= 0)
+		close(afd);
+	if (cfd >= 0)
+		close(cfd);
+	return afd >= 0;
+}
+
+/* The inbound side: a pod's inbound port taken by another user (before the
+ * pod is enrolled, or after) is never steered to; with no proxy listener a
+ * client is reset (fail closed) or reaches the app (fail open).
+ */
+static void test_listener_owner_inbound(void)
+{
+	struct sockmesh_policy pol = { .sz = sizeof(pol) }; /* proxy uid 1337 */
+	struct sockmesh_scope s;
+	int pod, cli, early, late, plfd, app;
+
+	ASSERT_TRUE(sm_open(), "open");
+	pod = ns_new();
+	cli = ns_new();
+	ASSERT_TRUE(pod >= 0 && cli >= 0, "netns");
+	ASSERT_EQ(ns_link(pod, cli, "10.89.0.1", "10.89.0.2"), 0, "veth pod<->client");
+	early = listener_as(65534, AF_INET, "0.0.0.0", 15006);
+	app = listener(AF_INET, "10.89.0.1", 8080);
+	ASSERT_TRUE(early >= 0 && app >= 0, "a stranger on 15006 before enrollment, the app");
+	ASSERT_EQ(sockmesh_scope_from_netns(ns_path(pod), &s), 0, "scope");
+	ASSERT_EQ(sockmesh__enroll(E.sm, &s, E.cg, &pol), 0, "enroll the pod");
+	ASSERT_EQ(map_entries("listener_map"), 0, "the stranger's listener was not adopted");
+	late = listener_as(65534, AF_INET6, "::", 15006);
+	ASSERT_TRUE(late >= 0, "a stranger on [::]:15006 after enrollment");
+	ASSERT_EQ(map_entries("listener_map"), 0, "nor registered at listen()");
+	ASSERT_EQ(scope_stat("proxy_foreign"), 1, "proxy_foreign (at listen)");
+	ASSERT_EQ(scope_stat("inbound_listeners"), 0, "no inbound listener");
+
+	ASSERT_EQ(ns_enter(cli), 0, "to the client");
+	ASSERT_TRUE(refused(AF_INET, "10.89.0.1", 8080), "the client is reset");
+	ASSERT_EQ(ns_enter(pod), 0, "to the pod");
+	ASSERT_TRUE(accept_within(early, 100) < 0 && accept_within(app, 100) < 0,
+		    "neither the stranger nor the app got it");
+	ASSERT_EQ(scope_stat("refused_no_proxy"), 1, "refused_no_proxy");
+
+	close(early);
+	plfd = listener_as(1337, AF_INET, "0.0.0.0", 15006);
+	ASSERT_TRUE(plfd >= 0, "the proxy uid listens");
+	ASSERT_EQ(scope_stat("inbound_listeners"), 1, "registered");
+	ASSERT_TRUE(inbound_into(cli, pod, "10.89.0.1", 8080, plfd), "steered to the proxy");
+	ASSERT_TRUE(accept_within(late, 50) < 0, "not to the stranger");
+	close(plfd);
+
+	pol.fail_open = true;
+	ASSERT_EQ(sockmesh__enroll(E.sm, &s, E.cg, &pol), 0, "policy: fail open");
+	ASSERT_TRUE(inbound_into(cli, pod, "10.89.0.1", 8080, app), "fail open: the app gets it");
+	ASSERT_EQ(scope_stat("bypass_no_proxy"), 1, "bypass_no_proxy");
+	close(late);
+	close(app);
+}
+
 /* Pod A's sidecar connects to pod B on the same node: B steers it to B's
  * proxy and the proxy<->proxy leg is spliced across the two netns.
  */
@@ -2991,6 +3282,12 @@ int main(int argc, char **argv)
 		    test_getsockopt_passthrough);
 	CU_add_test(s, "disable with bytes in flight loses nothing", test_disable_inflight);
 	CU_add_test(s, "inbound: steered to the proxy without NAT", test_inbound_steering);
+	CU_add_test(s, "captured connections reach only a listener of root or the proxy uid",
+		    test_listener_owner);
+	CU_add_test(s, "inbound: another user's listener on the inbound port gets nothing",
+		    test_listener_owner_inbound);
+	CU_add_test(s, "drain: capture stops, captured ones answered until their proxy took them",
+		    test_drain);
 	CU_add_test(s, "pod to pod: proxy<->proxy spliced across netns", test_pod_to_pod_splice);
 	CU_add_test(s, "the proxy's leg to its app: spliced, IPv4/6, two pods", test_local_leg);
 	CU_add_test(s, "DNS: listed resolvers go to the DNS proxy", test_dns);

@@ -94,6 +94,36 @@ static void test_set_values(void)
 	EXPECT_EQ(oo.max_scopes, 64, "max_scopes");
 }
 
+/* fail_open (0.4) is a policy flag like the others, in every vocabulary;
+ * a caller compiled before it (a shorter struct) still sets the older
+ * fields, and is told this one is not in its struct.
+ */
+static void test_fail_open(void)
+{
+	struct sockmesh_policy pol = { .sz = sizeof(pol) }, before;
+	const struct sockmesh_field_desc *d = sockmesh_field_lookup("failOpen");
+	char msg[256];
+
+	ASSERT_TRUE(d != NULL && d->id == SOCKMESH_F_FAIL_OPEN, "CNI key failOpen");
+	EXPECT_TRUE(sockmesh_field_lookup("fail-open") == d, "CLI option fail-open");
+	EXPECT_EQ(d->kind, SOCKMESH_FK_POLICY, "a policy field");
+	EXPECT_EQ(d->type, SOCKMESH_FT_FLAG, "a flag");
+	EXPECT_NULL(d->default_text, "off unless set");
+	ASSERT_OK(sockmesh_policy__set(&pol, SOCKMESH_F_FAIL_OPEN, NULL), "set");
+	EXPECT_TRUE(pol.fail_open, "fail_open");
+	ASSERT_OK(sockmesh_policy__validate(&pol), "validates");
+	before = pol;
+	EXPECT_ERR(sockmesh_policy__set(&pol, SOCKMESH_F_FAIL_OPEN, "maybe"), -EINVAL, "maybe");
+	EXPECT_STREQ(sockmesh_errmsg_as(SOCKMESH_NAMES_CNI, msg, sizeof(msg)),
+		     "failOpen: 'maybe' is not true or false", "CNI");
+	EXPECT_MEMEQ(&pol, &before, sizeof(pol), "unchanged");
+	pol.sz = offsetof(struct sockmesh_policy, fail_open);
+	EXPECT_OK(sockmesh_policy__set(&pol, SOCKMESH_F_PROXY_PORT, "15002"),
+		  "an older struct sets an older field");
+	EXPECT_ERR(sockmesh_policy__set(&pol, SOCKMESH_F_FAIL_OPEN, "true"), -EINVAL,
+		   "but not this one");
+}
+
 /* A bad value: refused, the policy unchanged, the error about that field
  * and named in each vocabulary.
  */
@@ -393,6 +423,7 @@ int main(void)
 		{ "annotations", test_annotations },
 		{ "kernel guard", test_kernel_guard },
 		{ "counter names and help", test_stats_table },
+		{ "fail_open: a flag in every vocabulary, older structs", test_fail_open },
 	};
 	CU_pSuite s;
 	int failed;

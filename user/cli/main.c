@@ -127,6 +127,7 @@ enum {
 	O_PLUGIN_CONF,
 	O_WAIT,
 	O_FORCE,
+	O_GRACE,
 	O_HELP,
 	O_FIELD0,
 	O_COUNT = O_FIELD0 + SOCKMESH_F__COUNT
@@ -179,6 +180,12 @@ static struct smc_opt cli_opts[O_COUNT] = {
 		     .def = "0" },
 	[O_FORCE] = { .name = "force",
 		      .help = "enable on a kernel known to lack a sockmap fix (see doctor)" },
+	[O_GRACE] = { .name = "grace",
+		      .arg = "SECONDS",
+		      .type = SMC_OPT_STRING,
+		      .help = "first stop capturing, then wait up to SECONDS for the proxy to take "
+			      "the connections already captured (0: remove at once)",
+		      .def = "5" },
 	[O_HELP] = { .name = "help",
 		     .short_opt = 'h',
 		     .flags = SMC_OPT_HELP | SMC_OPT_HIDE_SHORT,
@@ -463,12 +470,16 @@ static int cmd_disable(struct cmd_args *a)
 	struct sockmesh_open_opts oo = { .sz = sizeof(oo), .pin_dir = pin_dir };
 	struct sockmesh_scope scope;
 	struct sockmesh *sm;
+	uint32_t grace = 5;
+	__u64 left = 0;
 	bool have;
 	int err;
 
 	err = parse_scope(a, "disable", true, true, &scope, &have);
 	if (err)
 		return err;
+	if (a->set[O_GRACE] && smc_parse_u32("--grace", a->val[O_GRACE], 3600, &grace))
+		return fail(EXIT_USAGE, "disable: %s (seconds, 0-3600)", smc_errmsg());
 	sm = sockmesh__open(&oo);
 	if (!sm && a->set[O_ALL] && sockmesh__exists(pin_dir)) {
 		/* Pins we cannot open (another version's layout): remove them
@@ -492,9 +503,17 @@ static int cmd_disable(struct cmd_args *a)
 		}
 		return fail_lib(-errno, "disable");
 	}
-	if (a->set[O_ALL])
+	/* Graceful: nothing new is captured from here on; what was captured
+	 * keeps its original destination until its proxy took it.
+	 */
+	err = grace ? sockmesh__drain(sm, a->set[O_ALL] ? NULL : &scope, grace * 1000, &left) : 0;
+	if (err == -ETIMEDOUT) {
+		fprintf(stderr, "sockmesh: disable: %s; removing anyway\n", sockmesh_errmsg());
+		err = 0;
+	}
+	if (!err && a->set[O_ALL])
 		err = sockmesh__destroy(sm);
-	else
+	else if (!err)
 		err = sockmesh__withdraw(sm, &scope);
 	sockmesh__close(sm);
 	if (err)
@@ -541,6 +560,8 @@ static json_object *scope_json(struct sockmesh *sm, const struct sockmesh_scope_
 		json_object_object_add(o, "splice", json_object_new_boolean(i->splice));
 		json_object_object_add(o, "inbound_port", json_object_new_int(i->inbound_port));
 		json_object_object_add(o, "dns_port", json_object_new_int(i->dns_port));
+		json_object_object_add(o, "fail_open", json_object_new_boolean(i->fail_open));
+		json_object_object_add(o, "draining", json_object_new_boolean(i->draining));
 		if (i->pod_name[0]) {
 			json_object_object_add(o, "pod_namespace",
 					       json_object_new_string(i->pod_namespace));
@@ -586,8 +607,11 @@ static void print_scope_text(struct sockmesh *sm, const struct sockmesh_scope_in
 			printf(", proxy gid %lld", (long long)i->proxy_gid);
 		if (i->proxy_mark >= 0)
 			printf(", proxy mark %lld", (long long)i->proxy_mark);
-		printf(", splice %s, attached at cgroup id %llu\n", i->splice ? "on" : "off",
+		printf(", splice %s, no proxy: %s, attached at cgroup id %llu\n",
+		       i->splice ? "on" : "off", i->fail_open ? "fail open" : "refuse",
 		       (unsigned long long)i->attach_cgroup_id);
+		if (i->draining)
+			printf("    draining: capturing nothing new, being removed\n");
 		if (i->inbound_port)
 			printf("    inbound capture to port %u\n", i->inbound_port);
 		if (i->dns_port)
@@ -1075,7 +1099,9 @@ static int cmd_uninstall(struct cmd_args *a)
 		}
 	}
 
-	/* the kernel state, as disable --all */
+	/* the kernel state, as disable --all (graceful, 5 s grace; a drain
+	 * that times out removes anyway)
+	 */
 	sm = sockmesh__open(&oo);
 	if (!sm && errno == ENOENT) {
 		kstate = "absent";
@@ -1083,7 +1109,7 @@ static int cmd_uninstall(struct cmd_args *a)
 		uninstall_err(errs, "--pin-dir: %s", sockmesh_errmsg());
 		kstate = "error";
 		bad = 1;
-	} else if (sockmesh__destroy(sm)) {
+	} else if (sockmesh__drain(sm, NULL, 5000, NULL), sockmesh__destroy(sm)) {
 		uninstall_err(errs, "%s", sockmesh_errmsg());
 		kstate = "error";
 		bad = 1;
@@ -1118,7 +1144,7 @@ static int cmd_uninstall(struct cmd_args *a)
 	return bad ? EXIT_FAIL : 0;
 }
 
-static const int disable_opts[] = { O_CGROUP, O_NETNS, O_ALL, O_HELP, -1 };
+static const int disable_opts[] = { O_CGROUP, O_NETNS, O_ALL, O_GRACE, O_HELP, -1 };
 static const int scope_opts[] = { O_CGROUP, O_NETNS, O_HELP, -1 };
 static const int status_opts[] = { O_CGROUP, O_NETNS, O_STATE_FILE, O_HELP, -1 };
 static const int uninstall_opts[] = { O_CNI_CONF_DIR, O_CNI_BIN_DIR, O_STATE_FILE, O_HELP, -1 };

@@ -1059,6 +1059,10 @@ out:
 			       "--cleanup-on-exit: cannot open the instance");
 			rc = EXIT_FAIL;
 		} else if (sm) {
+			/* graceful, as `disable --all`: 5 s for the sidecars to
+			 * take what was captured (a timeout removes anyway)
+			 */
+			sockmesh__drain(sm, NULL, 5000, NULL);
 			err = sockmesh__destroy(sm);
 			if (err) {
 				sd_log(SD_ERROR, sd_f_str(NULL, "error", sockmesh_errmsg()),

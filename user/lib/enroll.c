@@ -17,6 +17,7 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <linux/magic.h>
 #include <netinet/in.h>
 
@@ -302,6 +303,164 @@ static int withdraw_locked(struct sockmesh *sm, const struct sockmesh_scope *sco
 	if (!any_scope(sm))
 		return teardown(sm);
 	return 0;
+}
+
+/* ---- graceful removal --------------------------------------------------- */
+
+static int lock_current(struct sockmesh *sm, int *lock);
+
+/* Mark scope (NULL: every scope) draining: capture and inbound steering
+ * stop at once, the rest keeps running. Records the slots in idx[].
+ */
+static int drain_mark_locked(struct sockmesh *sm, const struct sockmesh_scope *scope,
+			     unsigned char *idx, size_t nidx, int *n)
+{
+	struct sm_scope_key k, *prev = NULL, want;
+	struct sm_policy pol;
+	int fd = sm->map_fd[MAP_scope_map];
+
+	*n = 0;
+	if (scope) {
+		sm_scope_key(scope, &want);
+		if (bpf_map_lookup_elem(fd, &want, &pol)) {
+			sm_set_err(0, "drain: '%s' is not enrolled", scope->name);
+			return -ENOENT;
+		}
+	}
+	while (bpf_map_get_next_key(fd, prev, &k) == 0) {
+		prev = &k;
+		if (scope && memcmp(&k, &want, sizeof(k)))
+			continue;
+		if (bpf_map_lookup_elem(fd, &k, &pol))
+			continue;
+		pol.flags |= SM_POL_DRAINING;
+		if (bpf_map_update_elem(fd, &k, &pol, BPF_EXIST)) {
+			int err = -errno;
+
+			sm_set_err(-err, "drain: cannot update the policy of a scope");
+			return err;
+		}
+		if (pol.scope_idx < nidx)
+			idx[pol.scope_idx] = 1;
+		(*n)++;
+	}
+	return 0;
+}
+
+/* Entries of a map whose values carry a scope slot at value offset off, in
+ * the draining set. A concurrent delete may restart the walk: bounded.
+ */
+static __u64 drain_map_left(int fd, size_t ksz, size_t vsz, size_t off, const unsigned char *idx,
+			    size_t nidx, __u32 max)
+{
+	unsigned char k[64], next[64], v[128];
+	void *prev = NULL;
+	__u64 n = 0, steps = 0;
+	__u32 slot;
+
+	if (ksz > sizeof(k) || vsz > sizeof(v))
+		return 0;
+	while (bpf_map_get_next_key(fd, prev, next) == 0 && steps++ < 2ull * max + 16) {
+		memcpy(k, next, ksz);
+		prev = k;
+		if (bpf_map_lookup_elem(fd, k, v))
+			continue;
+		memcpy(&slot, v + off, sizeof(slot));
+		if (slot < nidx && idx[slot])
+			n++;
+	}
+	return n;
+}
+
+/* Captured connections of the draining scopes the proxy has not been
+ * handed yet: connects in flight (pending_map), established but not yet
+ * accepted (origdst_map), accepted but not yet asked (counters: stored
+ * minus asked minus closed unasked).
+ */
+static __u64 drain_left(struct sockmesh *sm, const unsigned char *idx, size_t nidx)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct sm_stats *v;
+	__u64 n;
+
+	n = drain_map_left(sm->map_fd[MAP_pending_map], sizeof(__u64), sizeof(struct sm_pending),
+			   offsetof(struct sm_pending, scope_idx), idx, nidx,
+			   SM_DEFAULT_MAX_PENDING);
+	n += drain_map_left(sm->map_fd[MAP_origdst_map], sizeof(struct sm_tuple),
+			    sizeof(struct sm_origdst), offsetof(struct sm_origdst, scope_idx), idx,
+			    nidx, SM_DEFAULT_MAX_PENDING);
+	v = ncpu > 0 ? calloc((size_t)ncpu, sizeof(*v)) : NULL;
+	for (__u32 i = 0; v && i < nidx; i++) {
+		__u64 stored = 0, done = 0;
+
+		if (!idx[i] || bpf_map_lookup_elem(sm->map_fd[MAP_stats_map], &i, v))
+			continue;
+		for (int c = 0; c < ncpu; c++) {
+			stored += v[c].c[SM_STAT_ORIGDST_STORED];
+			done += v[c].c[SM_STAT_ORIGDST_ASKED] + v[c].c[SM_STAT_ORIGDST_UNASKED];
+		}
+		if (stored > done)
+			n += stored - done;
+	}
+	free(v);
+	return n;
+}
+
+int sockmesh__drain(struct sockmesh *sm, const struct sockmesh_scope *scope, __u32 timeout_ms,
+		    __u64 *left)
+{
+	size_t nidx;
+	unsigned char *idx;
+	struct timespec t0, t;
+	__u64 n = 0;
+	int lock, err, marked;
+
+	if (left)
+		*left = 0;
+	if (!sm || sm->destroyed)
+		return -EINVAL;
+	nidx = (size_t)sm->max_scopes + 1;
+	idx = calloc(nidx, 1);
+	if (!idx)
+		return -ENOMEM;
+	err = lock_current(sm, &lock);
+	if (err)
+		goto out;
+	err = drain_mark_locked(sm, scope, idx, nidx, &marked);
+	sm_unlock(lock);
+	if (err || !marked)
+		goto out;
+	/* Not under the lock: enrolling other pods goes on meanwhile. A
+	 * connect program that read the policy just before the mark may still
+	 * be on its way to pending_map: programs run to completion under RCU
+	 * in microseconds, so the first count comes 10 ms later.
+	 */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	usleep(10000);
+	for (;;) {
+		long ms;
+
+		n = drain_left(sm, idx, nidx);
+		if (!n)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+		if (ms >= (long)timeout_ms) {
+			sm_set_err(
+				0,
+				"drain: %llu captured connection(s) not yet taken by their proxy "
+				"after %u ms",
+				(unsigned long long)n, timeout_ms);
+			err = -ETIMEDOUT;
+			break;
+		}
+		usleep(10000);
+	}
+out:
+	if (left)
+		*left = n;
+	free(idx);
+	return err;
 }
 
 /* Is the instance this handle opened still the pinned one? Another

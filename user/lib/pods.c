@@ -139,9 +139,12 @@ static int listener_register(struct sockmesh *sm, __u64 netns, int fd)
 
 /* A proxy that was listening before its pod was enrolled missed the
  * listen() callback: find its listener among the netns' processes
- * (pidfd_getfd, as root) and register it. Best effort.
+ * (pidfd_getfd, as root) and register it. Best effort. Only a listener
+ * root or the proxy uid created (a socket's owner, as fstat shows it, is
+ * the kernel's sk_uid that on_listen checks): another user's listener on
+ * the port never receives the pod's inbound connections.
  */
-static void listener_adopt(struct sockmesh *sm, int nsfd, __u64 netns, __u16 port)
+static void listener_adopt(struct sockmesh *sm, int nsfd, __u64 netns, __u16 port, __u32 proxy_uid)
 {
 	char p[64], link[64], want[64];
 	struct dirent *pe, *fe;
@@ -173,6 +176,7 @@ static void listener_adopt(struct sockmesh *sm, int nsfd, __u64 netns, __u16 por
 		while (fds && (fe = readdir(fds))) {
 			struct sockaddr_storage ss;
 			socklen_t len = sizeof(ss);
+			struct stat fst;
 			int fd, on = 0;
 			socklen_t ol = sizeof(on);
 			char fp[96];
@@ -186,7 +190,8 @@ static void listener_adopt(struct sockmesh *sm, int nsfd, __u64 netns, __u16 por
 			fd = (int)syscall(SYS_pidfd_getfd, pidfd, atoi(fe->d_name), 0);
 			if (fd < 0)
 				continue;
-			if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &ol) == 0 && on &&
+			if (fstat(fd, &fst) == 0 && (fst.st_uid == 0 || fst.st_uid == proxy_uid) &&
+			    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &ol) == 0 && on &&
 			    getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
 			    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) &&
 			    ntohs(((struct sockaddr_in *)&ss)->sin_port) == port)
@@ -240,7 +245,7 @@ int sm_pod_setup(struct sockmesh *sm, const struct sockmesh_scope *scope,
 	if (!err && (c->pol.flags & SM_POL_INBOUND)) {
 		err = attach_netns(sm, nsfd, scope->id);
 		if (!err)
-			listener_adopt(sm, nsfd, scope->id, c->pol.inbound_port);
+			listener_adopt(sm, nsfd, scope->id, c->pol.inbound_port, c->pol.proxy_uid);
 	}
 	if (err)
 		pod_addrs_clear(sm, scope->id);

@@ -437,6 +437,8 @@ int sm_policy_compile(const struct sockmesh_policy *user, struct sm_compiled *ou
 		p->flags |= SM_POL_DNS;
 	if (in->capture_all_dns)
 		p->flags |= SM_POL_DNS_ALL;
+	if (in->fail_open)
+		p->flags |= SM_POL_FAIL_OPEN;
 	return 0;
 }
 

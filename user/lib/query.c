@@ -74,6 +74,8 @@ static void fill_info(struct sockmesh *sm, const struct sm_scope_key *k, const s
 	out->inbound_port =
 		k->kind == SM_SCOPE_NETNS && (p->flags & SM_POL_INBOUND) ? p->inbound_port : 0;
 	out->dns_port = p->flags & SM_POL_DNS ? p->dns_port : 0;
+	out->fail_open = p->flags & SM_POL_FAIL_OPEN;
+	out->draining = p->flags & SM_POL_DRAINING;
 	snprintf(out->pod_namespace, sizeof(out->pod_namespace), "%.*s",
 		 (int)sizeof(meta.pod_namespace), meta.pod_namespace);
 	snprintf(out->pod_name, sizeof(out->pod_name), "%.*s", (int)sizeof(meta.pod_name),

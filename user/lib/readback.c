@@ -293,6 +293,9 @@ static int render_field(const struct sm_compiled *c, enum sockmesh_field f, char
 	case SOCKMESH_F_CAPTURE_ALL_DNS:
 		snprintf(buf, len, "%s", p->flags & SM_POL_DNS_ALL ? "true" : "false");
 		return 0;
+	case SOCKMESH_F_FAIL_OPEN:
+		snprintf(buf, len, "%s", p->flags & SM_POL_FAIL_OPEN ? "true" : "false");
+		return 0;
 	case SOCKMESH_F_DNS_PORT:
 		return snprintf(buf, len, "%u", p->dns_port) < 0 ? -EIO : 0;
 	case SOCKMESH_F_INCLUDE_OUTBOUND_CIDRS:

@@ -189,6 +189,12 @@ static const struct sockmesh_field_desc fields[SOCKMESH_F__COUNT] = {
 		.name = "pin_dir", .option = "pin-dir", .arg = "DIR", .cni_key = "pinDir",
 		.help = "bpffs directory of the instance",
 		.default_text = SOCKMESH_DEFAULT_PIN_DIR },
+	[SOCKMESH_F_FAIL_OPEN] = {
+		.id = SOCKMESH_F_FAIL_OPEN,
+		.kind = SOCKMESH_FK_POLICY, .type = SOCKMESH_FT_FLAG,
+		.name = "fail_open", .option = "fail-open", .cni_key = "failOpen",
+		.help = "no proxy listener owned by root or the proxy uid: let connections go "
+			"uncaptured instead of refusing them" },
 };
 /* clang-format on */
 
@@ -452,6 +458,8 @@ static const char *policy_text(const struct sockmesh_policy *p, enum sockmesh_fi
 		return p->redirect_dns ? "true" : NULL;
 	case SOCKMESH_F_CAPTURE_ALL_DNS:
 		return p->capture_all_dns ? "true" : NULL;
+	case SOCKMESH_F_FAIL_OPEN:
+		return p->fail_open ? "true" : NULL;
 	case SOCKMESH_F_INCLUDE_OUTBOUND_CIDRS:
 		return p->include_outbound_cidrs;
 	case SOCKMESH_F_EXCLUDE_OUTBOUND_CIDRS:
@@ -517,8 +525,10 @@ int sockmesh_policy__set(struct sockmesh_policy *pol, enum sockmesh_field f, con
 		sm_set_err(0, "policy: %d is not a policy field", (int)f);
 		return -EINVAL;
 	}
-	if (pol->sz < offsetofend(struct sockmesh_policy, sockmesh_policy__last_field)) {
-		/* every field must be in the caller's struct to be set */
+	if (pol->sz < (f == SOCKMESH_F_FAIL_OPEN ?
+			       offsetofend(struct sockmesh_policy, fail_open) :
+			       offsetofend(struct sockmesh_policy, dns_servers))) {
+		/* the field must be in the caller's struct to be set */
 		sm_set_err(0, "policy: struct size %zu is older than this field", pol->sz);
 		return -EINVAL;
 	}
@@ -591,6 +601,9 @@ int sockmesh_policy__set(struct sockmesh_policy *pol, enum sockmesh_field f, con
 		break;
 	case SOCKMESH_F_CAPTURE_ALL_DNS:
 		p.capture_all_dns = b;
+		break;
+	case SOCKMESH_F_FAIL_OPEN:
+		p.fail_open = b;
 		break;
 	case SOCKMESH_F_DNS_PORT:
 		p.dns_port = (__u16)v;
