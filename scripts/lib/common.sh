@@ -49,6 +49,15 @@ _sm_owner_gone() {
 	return 1
 }
 
+# _sm_unload PINDIR: detach and unpin an instance, bounded: a cleanup must
+# end even when the CLI does not (a wedged or killed run, a bug), and it
+# needs no graceful drain (--grace 0). Whatever the CLI left, removing the
+# pins drops the links with their last reference.
+_sm_unload() {
+	[ -x "$SM_CLI" ] && timeout -k 5 20 "$SM_CLI" --pin-dir "$1" disable --all --grace 0 >/dev/null 2>&1
+	rm -rf "$1" 2>/dev/null || true
+}
+
 # sm_sweep_stale: remove what killed runs left: their netns (and the
 # processes in them), pin dirs (detaching their links), cgroups (and their
 # processes), temp dirs.
@@ -63,8 +72,7 @@ sm_sweep_stale() {
 	for d in /sys/fs/bpf/sm*; do
 		{ [ -d "$d" ] && _sm_owner_gone "${d##*/}"; } || continue
 		sm_log "removing pin dir $d of a run that is gone"
-		[ -x "$SM_CLI" ] && "$SM_CLI" --pin-dir "$d" disable --all >/dev/null 2>&1
-		rm -rf "$d" 2>/dev/null
+		_sm_unload "$d"
 	done
 	for c in "$SM_CG2"/sm*; do
 		{ [ -d "$c" ] && _sm_owner_gone "${c##*/}"; } || continue
@@ -272,10 +280,7 @@ sm_cleanup() {
 	done < <(_sm_recorded pids)
 	wait 2>/dev/null
 	while IFS= read -r d; do
-		if [ -d "$d" ]; then
-			[ -x "$SM_CLI" ] && "$SM_CLI" --pin-dir "$d" disable --all >/dev/null 2>&1
-			rm -rf "$d" 2>/dev/null
-		fi
+		[ -d "$d" ] && _sm_unload "$d"
 	done < <(_sm_recorded pindirs)
 	while IFS= read -r n; do
 		# processes still inside (started by ip netns exec) die with the ns' last ref

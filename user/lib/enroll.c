@@ -310,41 +310,48 @@ static int withdraw_locked(struct sockmesh *sm, const struct sockmesh_scope *sco
 static int lock_current(struct sockmesh *sm, int *lock);
 
 /* Mark scope (NULL: every scope) draining: capture and inbound steering
- * stop at once, the rest keeps running. Records the slots in idx[].
+ * stop at once, the rest keeps running. Records the slots in idx[]. The
+ * keys are collected first: replacing a hash map's element moves it in its
+ * bucket, so a get_next_key walk that updates as it goes can cycle for
+ * ever (two scopes in one bucket did, with --max-scopes 2).
  */
 static int drain_mark_locked(struct sockmesh *sm, const struct sockmesh_scope *scope,
 			     unsigned char *idx, size_t nidx, int *n)
 {
-	struct sm_scope_key k, *prev = NULL, want;
+	int fd = sm->map_fd[MAP_scope_map], err = 0;
+	struct sm_scope_key *keys, *prev = NULL;
 	struct sm_policy pol;
-	int fd = sm->map_fd[MAP_scope_map];
+	size_t nk = 0;
 
 	*n = 0;
+	keys = calloc((size_t)sm->max_scopes + 1, sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
 	if (scope) {
-		sm_scope_key(scope, &want);
-		if (bpf_map_lookup_elem(fd, &want, &pol)) {
+		sm_scope_key(scope, &keys[nk++]);
+		if (bpf_map_lookup_elem(fd, &keys[0], &pol)) {
 			sm_set_err(0, "drain: '%s' is not enrolled", scope->name);
-			return -ENOENT;
+			err = -ENOENT;
 		}
+	} else {
+		while (nk <= sm->max_scopes && bpf_map_get_next_key(fd, prev, &keys[nk]) == 0)
+			prev = &keys[nk++];
 	}
-	while (bpf_map_get_next_key(fd, prev, &k) == 0) {
-		prev = &k;
-		if (scope && memcmp(&k, &want, sizeof(k)))
-			continue;
-		if (bpf_map_lookup_elem(fd, &k, &pol))
+	for (size_t i = 0; !err && i < nk; i++) {
+		if (bpf_map_lookup_elem(fd, &keys[i], &pol))
 			continue;
 		pol.flags |= SM_POL_DRAINING;
-		if (bpf_map_update_elem(fd, &k, &pol, BPF_EXIST)) {
-			int err = -errno;
-
+		if (bpf_map_update_elem(fd, &keys[i], &pol, BPF_EXIST)) {
+			err = -errno;
 			sm_set_err(-err, "drain: cannot update the policy of a scope");
-			return err;
+			break;
 		}
 		if (pol.scope_idx < nidx)
 			idx[pol.scope_idx] = 1;
 		(*n)++;
 	}
-	return 0;
+	free(keys);
+	return err;
 }
 
 /* Entries of a map whose values carry a scope slot at value offset off, in
