@@ -511,6 +511,22 @@ proxy_listener(struct bpf_sock_addr *ctx, const struct sm_policy *pol, int to6, 
 	return ret;
 }
 
+/* No proxy listener to hand a connection to (the proxy not listening yet,
+ * or only another user on its port): refuse it (fail closed: a connect
+ * fails with ECONNREFUSED, an inbound client gets a reset, as under istio's
+ * REDIRECT) or leave it uncaptured (fail open). Written once for connect
+ * and sk_lookup; true means refuse.
+ */
+static __always_inline int no_proxy_refuse(const struct sm_policy *pol)
+{
+	if (pol->flags & SM_POL_FAIL_OPEN) {
+		stat_inc(pol->scope_idx, SM_STAT_BYPASS_NO_PROXY);
+		return 0;
+	}
+	stat_inc(pol->scope_idx, SM_STAT_REFUSED_NO_PROXY);
+	return 1;
+}
+
 /* Is this a DNS query the scope sends to its proxy's DNS port? Written once
  * for TCP (connect) and UDP (connect, sendmsg).
  */
@@ -598,12 +614,7 @@ static __always_inline __u16 capture(struct bpf_sock_addr *ctx, const struct sm_
 		stat_inc(pol->scope_idx, SM_STAT_PROXY_FOREIGN);
 		/* fall through */
 	default:
-		if (pol->flags & SM_POL_FAIL_OPEN) {
-			stat_inc(pol->scope_idx, SM_STAT_BYPASS_NO_PROXY);
-		} else {
-			stat_inc(pol->scope_idx, SM_STAT_REFUSED_NO_PROXY);
-			*refuse = 1;
-		}
+		*refuse = no_proxy_refuse(pol);
 		return 0;
 	}
 	p.orig = *dst;
@@ -1051,8 +1062,8 @@ static __always_inline void on_active_established(struct bpf_sock_ops *skops)
 	pflags = p->policy_flags;
 
 	/* The pending entry goes last: a drain (sockmesh__drain) counts the
-	 * connection in pending_map, then origdst_map, then as published and
-	 * not yet asked, and must never see it in none of them.
+	 * connection in pending_map, then in origdst_map, then as stored and
+	 * not yet asked, and must never find it in none of them.
 	 */
 	tuple_from_sockops(&self, skops);
 	st = sk_state_new(skops);
@@ -1700,21 +1711,6 @@ int sm_fp_event(struct sm_fp_event *ev)
 
 /* ---- inbound capture ----------------------------------------------------- */
 
-/* An inbound connection to steer, and no proxy listener registered (the
- * proxy not listening yet, or only another user): refused (fail closed,
- * the client gets a reset as under istio's REDIRECT) or left to reach the
- * app's own port (fail open).
- */
-static __always_inline int no_proxy(const struct sm_policy *pol)
-{
-	if (pol->flags & SM_POL_FAIL_OPEN) {
-		stat_inc(pol->scope_idx, SM_STAT_BYPASS_NO_PROXY);
-		return SK_PASS;
-	}
-	stat_inc(pol->scope_idx, SM_STAT_REFUSED_NO_PROXY);
-	return SK_DROP;
-}
-
 /* Runs in each enrolled pod's netns for every connection looking for a
  * listener: a SYN from outside the pod to a captured port goes to the pod's
  * inbound proxy listener. No NAT: the accepted socket keeps podIP:port as
@@ -1777,13 +1773,13 @@ int sm_lookup(struct bpf_sk_lookup *ctx)
 	}
 	if (!sk) {
 		stat_inc(pol->scope_idx, SM_STAT_INBOUND_NO_LISTENER);
-		return no_proxy(pol);
+		return no_proxy_refuse(pol) ? SK_DROP : SK_PASS;
 	}
 	err = bpf_sk_assign(ctx, sk, 0);
 	bpf_sk_release(sk);
 	if (err) {
 		stat_inc(pol->scope_idx, SM_STAT_INBOUND_NO_LISTENER);
-		return no_proxy(pol);
+		return no_proxy_refuse(pol) ? SK_DROP : SK_PASS;
 	}
 	t.netns = *netns;
 	bpf_map_update_elem(&steered_map, &t, &pol->scope_idx, BPF_ANY);

@@ -1109,12 +1109,15 @@ static int cmd_uninstall(struct cmd_args *a)
 		uninstall_err(errs, "--pin-dir: %s", sockmesh_errmsg());
 		kstate = "error";
 		bad = 1;
-	} else if (sockmesh__drain(sm, NULL, 5000, NULL), sockmesh__destroy(sm)) {
-		uninstall_err(errs, "%s", sockmesh_errmsg());
-		kstate = "error";
-		bad = 1;
 	} else {
-		kstate = "removed";
+		sockmesh__drain(sm, NULL, 5000, NULL); /* a timeout removes anyway */
+		if (sockmesh__destroy(sm)) {
+			uninstall_err(errs, "%s", sockmesh_errmsg());
+			kstate = "error";
+			bad = 1;
+		} else {
+			kstate = "removed";
+		}
 	}
 	sockmesh__close(sm);
 	if (json_mode) {

@@ -513,6 +513,19 @@ int sm_policy_check_scope(const struct sockmesh_policy *user, enum sockmesh_scop
 	return 0;
 }
 
+/* The struct size a caller needs to set field f: the fields of 0.1-0.3 came
+ * with the struct that ends at dns_servers, each later one with its member.
+ */
+static size_t policy_field_end(enum sockmesh_field f)
+{
+	switch (f) {
+	case SOCKMESH_F_FAIL_OPEN:
+		return offsetofend(struct sockmesh_policy, fail_open);
+	default:
+		return offsetofend(struct sockmesh_policy, dns_servers);
+	}
+}
+
 int sockmesh_policy__set(struct sockmesh_policy *pol, enum sockmesh_field f, const char *text)
 {
 	const struct sockmesh_field_desc *d;
@@ -525,9 +538,7 @@ int sockmesh_policy__set(struct sockmesh_policy *pol, enum sockmesh_field f, con
 		sm_set_err(0, "policy: %d is not a policy field", (int)f);
 		return -EINVAL;
 	}
-	if (pol->sz < (f == SOCKMESH_F_FAIL_OPEN ?
-			       offsetofend(struct sockmesh_policy, fail_open) :
-			       offsetofend(struct sockmesh_policy, dns_servers))) {
+	if (pol->sz < policy_field_end(f)) {
 		/* the field must be in the caller's struct to be set */
 		sm_set_err(0, "policy: struct size %zu is older than this field", pol->sz);
 		return -EINVAL;
