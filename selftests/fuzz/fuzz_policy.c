@@ -178,7 +178,7 @@ static void check_compiled(const struct sockmesh_policy *pol, const struct sm_co
 			    SM_POL_INCLUDE_CIDR4 | SM_POL_INCLUDE_CIDR6 | SM_POL_EXCLUDE_PORTS |
 			    SM_POL_EXCLUDE_CIDRS | SM_POL_SPLICE | SM_POL_INBOUND |
 			    SM_POL_INBOUND_INCLUDE_PORTS | SM_POL_INBOUND_EXCLUDE_PORTS |
-			    SM_POL_DNS | SM_POL_DNS_ALL;
+			    SM_POL_DNS | SM_POL_DNS_ALL | SM_POL_FAIL_OPEN;
 	const char *lists[4] = { pol->include_outbound_cidrs ? pol->include_outbound_cidrs : "*",
 				 pol->exclude_outbound_cidrs,
 				 pol->include_outbound_ports ? pol->include_outbound_ports : "*",
@@ -212,6 +212,8 @@ static void check_compiled(const struct sockmesh_policy *pol, const struct sm_co
 		fail("INBOUND_EXCLUDE_PORTS flag disagrees with the list", in);
 	if (!(f & SM_POL_DNS) != !pol->redirect_dns)
 		fail("DNS flag disagrees with redirect_dns", in);
+	if (!(f & SM_POL_FAIL_OPEN) != !pol->fail_open)
+		fail("FAIL_OPEN flag disagrees with fail_open", in);
 	for (size_t i = 0; i < c->pod_ips.n; i++) {
 		const struct sm_cidr *pc = (const struct sm_cidr *)c->pod_ips.v + i;
 
