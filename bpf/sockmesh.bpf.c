@@ -626,6 +626,9 @@ static __always_inline __u16 capture(struct bpf_sock_addr *ctx, const struct sm_
 		return 0;
 	}
 	stat_inc(pol->scope_idx, verdict);
+#ifdef SM_LAYOUT_VARIANT
+	stat_inc(pol->scope_idx, SM_STAT_UPGRADE_VARIANT);
+#endif
 	*scope_idx = pol->scope_idx;
 	return port;
 }

@@ -183,6 +183,31 @@ SOCKMESH_API int sockmesh_purge(const char *pin_dir);
 /* Withdraw every scope, detach and unpin everything. */
 SOCKMESH_API int sockmesh__destroy(struct sockmesh *sm);
 
+/* Live upgrade or downgrade (0.5): load this build's data path into the
+ * instance pinned at pin_dir (NULL: the default) without removing it. Each
+ * pinned link gets the new program in place, so no hook is ever empty; the
+ * socket maps get the new sk_msg and stream verdict, while the sockets
+ * already in them keep the programs they were inserted with. Maps are kept
+ * when their layout matches; policy, rules, names and counters are copied
+ * into maps of a changed layout; a changed map that holds live
+ * connections' state, or another SM_LAYOUT_VERSION, is refused (-EPROTO)
+ * before anything changes. 0 also when the instance already runs this
+ * build (info->upgraded false). Handles opened before it get -ESTALE from
+ * their next mutation and must open again. An interrupted upgrade is
+ * finished by running it again. docs/design.md, "Live upgrade".
+ */
+struct sockmesh_upgrade_info {
+	size_t sz; /* sizeof(struct sockmesh_upgrade_info) as the caller knows it */
+	bool upgraded; /* false: nothing to do, this build was loaded already */
+	bool counters_lost; /* the old counters could not all be carried over */
+	__u32 links_updated; /* bpf_links given the new program in place */
+	__u32 maps_kept; /* maps reused as they are */
+	__u32 maps_migrated; /* maps copied into a new layout */
+	__u64 from_build_id; /* the BPF object loaded before (0: before 0.5) */
+	__u64 to_build_id; /* this build's */
+};
+SOCKMESH_API int sockmesh_upgrade(const char *pin_dir, struct sockmesh_upgrade_info *info);
+
 struct sockmesh_scope_info {
 	size_t sz; /* sizeof(struct sockmesh_scope_info) as the caller knows it */
 	struct sockmesh_scope scope;

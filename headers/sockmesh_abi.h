@@ -350,11 +350,27 @@ struct sm_fwd {
 };
 
 /* config_map value (one entry): load-time settings the programs have as
- * constants, for the processes that open the instance later.
+ * constants, for the processes that open the instance later, and which
+ * build loaded the programs attached now (sockmesh_upgrade). Fields are only
+ * ever appended (an upgrade reads the pinned value at its own size).
  */
 struct sm_config {
 	__u64 splice_budget;
+	__u64 build_id; /* hash of the BPF object (0: a build before 0.5) */
+	__u32 layout; /* its SM_LAYOUT_VERSION (0: before 0.5, which is 1) */
+	__u32 pad;
 };
+
+/* Layout version of the maps that hold live connections' state (the socket
+ * maps, sk_state_map and every map the programs write per connection). An
+ * upgrade keeps those maps as they are, so their keys, values and meaning
+ * must not change within one layout version; a build that changes them
+ * bumps this, and sockmesh_upgrade refuses to cross versions. The other
+ * maps (policy, rules, names, settings, counters) may grow their values by
+ * appending fields: an upgrade copies them into maps of the new layout
+ * (docs/design.md, "Live upgrade").
+ */
+#define SM_LAYOUT_VERSION 1
 
 /* sm_fp_event (BPF_PROG_TYPE_SYSCALL) context: the library counts events
  * of the fast path in the per-CPU counters without racing the programs.
@@ -473,7 +489,19 @@ struct sm_scope_meta {
 	  "Captured connections that ended before their proxy asked for the original "            \
 	  "destination.")                                                                         \
 	X(BYPASS_DRAINING, bypass_draining,                                                       \
-	  "Connects and inbound connections not captured because the scope was being removed.")
+	  "Connects and inbound connections not captured because the scope was being removed.")  \
+	SM_STATS_VARIANT(X)
+
+/* The upgrade tests' second build (meson -Dlayout_variant=true): one more
+ * counter (stats_map's values grow) that a changed connect program counts.
+ */
+#ifdef SM_LAYOUT_VARIANT
+#define SM_STATS_VARIANT(X)                                                                       \
+	X(UPGRADE_VARIANT, upgrade_variant,                                                       \
+	  "Test build only (-Dlayout_variant=true): connects captured by its changed program.")
+#else
+#define SM_STATS_VARIANT(X)
+#endif
 /* clang-format on */
 
 #define SM_STAT_ENUM_(ID, name, help) SM_STAT_##ID,
@@ -498,7 +526,7 @@ _Static_assert(sizeof(struct sm_listen_key) == 16, "sm_listen_key layout");
 _Static_assert(sizeof(struct sm_fwd) == 208, "sm_fwd layout");
 _Static_assert(sizeof(struct sm_fp_event) == 16, "sm_fp_event layout");
 _Static_assert(sizeof(struct sm_fp_flip) == 8, "sm_fp_flip layout");
-_Static_assert(sizeof(struct sm_config) == 8, "sm_config layout");
+_Static_assert(sizeof(struct sm_config) == 24, "sm_config layout");
 _Static_assert(sizeof(struct sm_dns_state) == 32, "sm_dns_state layout");
 _Static_assert(sizeof(struct sm_pod_addr_key) == 20, "sm_pod_addr_key layout");
 _Static_assert(sizeof(struct sm_listener_key) == 16, "sm_listener_key layout");

@@ -9,7 +9,8 @@
 # to build/fuzz-long. Ends with one line per fuzzer ("fuzz_cni: 18234567
 # execs in 600s, no crash" or "..., CRASHED (exit N); inputs in OUTDIR/")
 # and exits non-zero when any fuzzer crashed, leaked or timed out. No root
-# needed; one CPU per fuzzer at a time.
+# needed; one CPU per fuzzer at a time. FUZZ_ONLY="fuzz_policy ..." runs
+# only the fuzzers named.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 

@@ -11,7 +11,8 @@
 # Exits non-zero on a crash, leak or timeout; the offending input is kept as
 # OUTDIR/crash-* (or leak-*, timeout-*). FUZZ_KEEP_GOING=1 runs the
 # remaining fuzzers after a failure (scripts/fuzz-long.sh); by default the
-# first failure ends the run.
+# first failure ends the run. FUZZ_ONLY="fuzz_policy fuzz_cni" runs only
+# the fuzzers named (all of them when unset).
 # Reproduce one with: OUTDIR/fuzz_policy OUTDIR/crash-... (or another fuzzer)
 set -euo pipefail
 
@@ -90,6 +91,9 @@ failed=0
 fuzz() {
 	local name=$1 corpus=$2 rc=0 execs t0=$SECONDS
 	shift 2
+	if [ -n "${FUZZ_ONLY:-}" ] && [[ " $FUZZ_ONLY " != *" $name "* ]]; then
+		return 0
+	fi
 	"$out/$name" -max_total_time="$secs" -timeout=10 -print_final_stats=1 \
 		-artifact_prefix="$out/" "$@" "$corpus" 2>&1 | tee "$work/$name.log" >&2 || rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$name.log" | tail -n 1)

@@ -6,8 +6,8 @@
  *
  *   sm-soak server ADDR:PORT...
  *   sm-soak client [--bytes SIZE] [--duration S] [--workers N]
- *                  [--max-size SIZE] [--resets PCT] [--churn RATE]
- *                  [--seed N] ADDR:PORT...
+ *                  [--max-size SIZE | --size SIZE] [--resets PCT]
+ *                  [--churn RATE] [--seed N] ADDR:PORT...
  *
  * Per connection the client sends a header (sizes, seed, flags), then its
  * up bytes while it reads the down bytes, each side half-closing its write
@@ -61,7 +61,7 @@ static int n_targets;
 
 static atomic_uint_fast64_t st_bytes, st_conns, st_corrupt, st_fail, st_resets, st_churn;
 static atomic_bool stop;
-static uint64_t want_bytes, max_size = 64ull << 20;
+static uint64_t want_bytes, max_size = 64ull << 20, fixed_size;
 static double duration_s;
 static unsigned int resets_pct, churn_rate, base_seed = 1;
 
@@ -424,6 +424,8 @@ static uint64_t rnd(uint64_t *s)
  */
 static uint64_t rnd_size(uint64_t *s)
 {
+	if (fixed_size)
+		return fixed_size; /* --size: every transfer that long */
 	unsigned int bits = 64 - (unsigned int)__builtin_clzll(max_size), b;
 	uint64_t lo, v;
 
@@ -666,10 +668,10 @@ static int run_client(unsigned int workers)
 
 static int usage(void)
 {
-	fprintf(stderr,
-		"usage: sm-soak server ADDR:PORT...\n"
-		"       sm-soak client [--bytes SIZE] [--duration S] [--workers N] "
-		"[--max-size SIZE] [--resets PCT] [--churn RATE] [--seed N] ADDR:PORT...\n");
+	fprintf(stderr, "usage: sm-soak server ADDR:PORT...\n"
+			"       sm-soak client [--bytes SIZE] [--duration S] [--workers N] "
+			"[--max-size SIZE | --size SIZE] [--resets PCT] [--churn RATE] [--seed N] "
+			"ADDR:PORT...\n");
 	return 2;
 }
 
@@ -707,6 +709,8 @@ int main(int argc, char **argv)
 			workers = (unsigned int)strtoul(v, NULL, 10);
 		else if (!strcmp(a, "--max-size"))
 			max_size = parse_size(v);
+		else if (!strcmp(a, "--size"))
+			fixed_size = parse_size(v);
 		else if (!strcmp(a, "--resets"))
 			resets_pct = (unsigned int)strtoul(v, NULL, 10);
 		else if (!strcmp(a, "--churn"))

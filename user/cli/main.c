@@ -857,6 +857,45 @@ static int cmd_doctor(struct cmd_args *a)
 	return bad ? EXIT_FAIL : 0;
 }
 
+/* ---- upgrade -------------------------------------------------------------- */
+
+static int cmd_upgrade(struct cmd_args *a)
+{
+	struct sockmesh_upgrade_info ui = { .sz = sizeof(ui) };
+	int err;
+
+	(void)a;
+	err = sockmesh_upgrade(pin_dir, &ui);
+	if (err)
+		return fail(EXIT_FAIL, "upgrade: %s", sockmesh_errmsg());
+	if (json_mode) {
+		json_object *o = json_object_new_object();
+		char from[24], to[24];
+
+		snprintf(from, sizeof(from), "%016llx", (unsigned long long)ui.from_build_id);
+		snprintf(to, sizeof(to), "%016llx", (unsigned long long)ui.to_build_id);
+		json_object_object_add(o, "upgraded", json_object_new_boolean(ui.upgraded));
+		json_object_object_add(o, "from_build", json_object_new_string(from));
+		json_object_object_add(o, "to_build", json_object_new_string(to));
+		json_object_object_add(o, "links_updated", json_object_new_int64(ui.links_updated));
+		json_object_object_add(o, "maps_kept", json_object_new_int64(ui.maps_kept));
+		json_object_object_add(o, "maps_migrated", json_object_new_int64(ui.maps_migrated));
+		json_object_object_add(o, "counters_lost",
+				       json_object_new_boolean(ui.counters_lost));
+		print_json(o);
+		json_object_put(o);
+	} else if (!ui.upgraded) {
+		printf("already running this build (%016llx)\n",
+		       (unsigned long long)ui.to_build_id);
+	} else {
+		printf("upgraded %016llx -> %016llx: %u links updated in place, %u maps kept, %u migrated%s\n",
+		       (unsigned long long)ui.from_build_id, (unsigned long long)ui.to_build_id,
+		       ui.links_updated, ui.maps_kept, ui.maps_migrated,
+		       ui.counters_lost ? " (some counters not carried over)" : "");
+	}
+	return 0;
+}
+
 /* ---- uninstall ------------------------------------------------------------ */
 
 static int is_conflist(const struct dirent *e)
@@ -1164,6 +1203,8 @@ static const struct cmd cmds[] = {
 	{ "status", cmd_status, "show what is loaded and enrolled, and the daemon", status_opts },
 	{ "stats", cmd_stats, "show counters per scope and global", scope_opts },
 	{ "doctor", cmd_doctor, "check the kernel features sockmesh needs", no_opts },
+	{ "upgrade", cmd_upgrade,
+	  "load this build's data path into the running instance without removing it", no_opts },
 	{ "cni-install", cmd_cni_install,
 	  "copy sockmesh-cni into the CNI bin dir and chain it into the node's conflist",
 	  cni_install_opts },

@@ -993,6 +993,34 @@ int main(int argc, char **argv)
 		if (v == SOCKMESH_KERNEL_AFFECTED || v == SOCKMESH_KERNEL_UNKNOWN)
 			sd_log(SD_WARN, NULL, "kernel %s", detail);
 	}
+	/* A data path another build loaded (the DaemonSet rolled to a newer or
+	 * older image): this build's programs go in without removing it.
+	 */
+	if (sockmesh__exists(d.pin_dir)) {
+		struct sockmesh_upgrade_info ui = { .sz = sizeof(ui) };
+
+		if (sockmesh_upgrade(d.pin_dir, &ui)) {
+			sd_log(SD_ERROR,
+			       sd_f_str(sd_f_str(NULL, "pin_dir", d.pin_dir), "error",
+					sockmesh_errmsg()),
+			       "cannot load this build's data path into the running one");
+			rc = EXIT_FAIL;
+			goto out;
+		}
+		if (ui.upgraded) {
+			char from[24], to[24];
+
+			snprintf(from, sizeof(from), "%016llx",
+				 (unsigned long long)ui.from_build_id);
+			snprintf(to, sizeof(to), "%016llx", (unsigned long long)ui.to_build_id);
+			sd_log(SD_INFO,
+			       sd_f_u64(sd_f_u64(sd_f_str(sd_f_str(NULL, "from_build", from),
+							  "to_build", to),
+						 "links_updated", ui.links_updated),
+					"maps_migrated", ui.maps_migrated),
+			       "upgraded the running data path in place");
+		}
+	}
 	sm = instance_open(&d, true, &created);
 	if (!sm) {
 		rc = EXIT_FAIL;

@@ -484,15 +484,30 @@ static int handle_current(struct sockmesh *sm)
 
 	sm_pin_path(sm, p, sizeof(p), "map_%s", sm_map_names[MAP_scope_map]);
 	fd = bpf_obj_get(p);
-	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) || info.id != sm->scope_map_id) {
-		sm_set_err(
-			0,
-			"the sockmesh instance at '%s' was unloaded since this handle opened it; open it again",
-			sm->pin_dir);
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) || info.id != sm->scope_map_id)
 		err = -ESTALE;
+	if (fd >= 0)
+		close(fd);
+	/* an upgrade keeps the maps but replaces the programs: this handle
+	 * would attach the old ones
+	 */
+	sm_pin_path(sm, p, sizeof(p), "prog_%s", sm_prog_names[PROG_sm_sockops]);
+	fd = err ? -1 : bpf_obj_get(p);
+	if (!err) {
+		struct bpf_prog_info pinfo = {};
+		__u32 plen = sizeof(pinfo);
+
+		if (fd < 0 || bpf_obj_get_info_by_fd(fd, &pinfo, &plen) ||
+		    pinfo.id != sm->sockops_prog_id)
+			err = -ESTALE;
 	}
 	if (fd >= 0)
 		close(fd);
+	if (err)
+		sm_set_err(
+			0,
+			"the sockmesh instance at '%s' was unloaded or upgraded since this handle opened it; open it again",
+			sm->pin_dir);
 	return err;
 }
 

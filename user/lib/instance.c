@@ -33,6 +33,7 @@
 #include <netinet/in.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "lib.h"
@@ -108,8 +109,16 @@ enum sm_prog_id sm_read_acct_prog(void)
 {
 	static int tp = -1;
 
-	if (tp < 0)
-		tp = libbpf_find_vmlinux_btf_id("sock_recv_length", BPF_TRACE_RAW_TP) >= 0;
+	if (tp < 0) {
+		/* what libbpf_find_vmlinux_btf_id(BPF_TRACE_RAW_TP) looks for,
+		 * without its warning on kernels that lack it (6.1)
+		 */
+		struct btf *vm = btf__load_vmlinux_btf();
+
+		tp = vm &&
+		     btf__find_by_name_kind(vm, "btf_trace_sock_recv_length", BTF_KIND_TYPEDEF) > 0;
+		btf__free(vm);
+	}
 	return tp ? PROG_sm_read_acct_tp : PROG_sm_read_acct_fexit;
 }
 
@@ -195,7 +204,15 @@ static int open_pinned(struct sockmesh *sm)
 	if (bpf_obj_get_info_by_fd(sm->map_fd[MAP_stats_map], &info, &ilen) == 0 &&
 	    info.max_entries && info.max_entries - 1 < sm->max_scopes)
 		sm->max_scopes = info.max_entries - 1;
-	return 0;
+	{
+		struct bpf_prog_info pinfo = {};
+		__u32 plen = sizeof(pinfo);
+
+		if (bpf_obj_get_info_by_fd(sm->prog_fd[PROG_sm_sockops], &pinfo, &plen) == 0)
+			sm->sockops_prog_id = pinfo.id;
+	}
+	/* another build's maps are read at their own sizes by nobody here */
+	return sm_layout_check(sm);
 }
 
 int sm_unpin_all(struct sockmesh *sm)
@@ -374,7 +391,9 @@ static int create_pinned(struct sockmesh *sm, const struct sockmesh_open_opts *o
 		goto out_unpin;
 	}
 	{
-		struct sm_config cfg = { .splice_budget = skel->rodata->splice_budget };
+		struct sm_config cfg = { .splice_budget = skel->rodata->splice_budget,
+					 .build_id = sm_build_id(),
+					 .layout = SM_LAYOUT_VERSION };
 		__u32 zero = 0;
 
 		if (bpf_map_update_elem(bpf_map__fd(maps[MAP_config_map]), &zero, &cfg, BPF_ANY)) {

@@ -41,6 +41,12 @@ SM_HIDDEN enum sm_prog_id sm_read_acct_prog(void);
 SM_HIDDEN bool sm_prog_is_read_acct(int i);
 SM_HIDDEN void sm_read_acct_select(struct sockmesh_bpf *skel);
 
+/* upgrade.c: this build's id (config_map), and whether the pinned maps
+ * have the layout this build expects (-EPROTO: run 'sockmesh upgrade').
+ */
+SM_HIDDEN __u64 sm_build_id(void);
+SM_HIDDEN int sm_layout_check(struct sockmesh *sm);
+
 /* pin names: map_<name>, prog_<name> */
 SM_HIDDEN extern const char *const sm_map_names[MAP_COUNT];
 SM_HIDDEN extern const char *const sm_prog_names[PROG_COUNT];
@@ -60,6 +66,7 @@ struct sockmesh {
 	int prog_fd[PROG_COUNT];
 	__u32 max_scopes;
 	__u32 scope_map_id; /* which instance this handle opened (see handle_current) */
+	__u32 sockops_prog_id; /* and which build's programs (an upgrade replaces them) */
 	bool destroyed;
 	/* the read accounting's link, held by a handle that uses the fast
 	 * path: it stays attached while such a process runs, also after the

@@ -274,20 +274,27 @@ int sm_render(const char *msg, enum sockmesh_naming naming, char *buf, size_t le
 
 	if (!len)
 		return -1;
-	for (const char *p = msg; *p && o + 1 < len; p++) {
-		const char *s;
+	for (const char *p = msg; *p && o + 1 < len;) {
+		const char *s, *mark = strchr(p, SM_MARK);
 		char tmp[64];
-		size_t n;
+		size_t n = mark ? (size_t)(mark - p) : strlen(p);
 
-		if (*p != SM_MARK || (unsigned char)p[1] < 0x40 ||
-		    (unsigned char)p[1] >= 0x40 + SOCKMESH_F__COUNT) {
-			buf[o++] = *p;
+		if (n) { /* the text up to the next marker, as it is */
+			if (n > len - 1 - o)
+				n = len - 1 - o;
+			memcpy(buf + o, p, n);
+			o += n;
+			p += n;
 			continue;
 		}
-		p++;
+		if ((unsigned char)p[1] < 0x40 || (unsigned char)p[1] >= 0x40 + SOCKMESH_F__COUNT) {
+			buf[o++] = *p++;
+			continue;
+		}
 		if (first < 0)
-			first = (unsigned char)*p - 0x40;
-		s = name_in(&fields[(unsigned char)*p - 0x40], naming, tmp, sizeof(tmp));
+			first = (unsigned char)p[1] - 0x40;
+		s = name_in(&fields[(unsigned char)p[1] - 0x40], naming, tmp, sizeof(tmp));
+		p += 2;
 		n = strlen(s);
 		if (n > len - 1 - o)
 			n = len - 1 - o;
