@@ -4,7 +4,11 @@
 # dir and chain the plugin into the node's CNI network configuration, the
 # first configuration file in byte order (the one containerd and CRI-O use),
 # which must be a .conflist. Idempotent; every other plugin and key is kept;
-# files are replaced atomically. `sockmesh uninstall` undoes it.
+# files are replaced atomically. `sockmesh uninstall` undoes it. A conflist
+# of a CNI version the plugin does not serve (its cniVersion, or the highest
+# of its cniVersions, not one of 0.3.0 to 1.1.0; or none) is refused: exit
+# 1, a message naming the file and the version, the file untouched, rather
+# than a chain whose every ADD would fail.
 #
 # The work is `sockmesh cni-install` (one implementation with `sockmesh
 # uninstall`, in user/common/conflist.c); this wrapper maps the init

@@ -2,8 +2,9 @@
 /*
  * Unit tests of the front-ends' shared code (user/common): the option
  * engine (parsing, every error text, subsets, run-time entries, help text),
- * the address parser, the bounded file reader and the number parsers. The
- * texts are compared whole: the tools print them and tests grep them.
+ * the address parser, the bounded file reader, the number parsers and the
+ * CNI versions a conflist may have to be chained into. The texts are
+ * compared whole: the tools print them and tests grep them.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,6 +20,8 @@
 #include <CUnit/Basic.h>
 
 #include "addr.h"
+#include "cni_version.h"
+#include "conflist.h"
 #include "file.h"
 #include "opts.h"
 #include "parse.h"
@@ -702,6 +705,108 @@ static void test_proc(void)
 	EXPECT_INT_EQ(smc_proc_start_ticks(1ll << 40), 0);
 }
 
+/* ---- CNI versions --------------------------------------------------------- */
+
+static void test_cni_versions(void)
+{
+	static const char *const served[] = { "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0" };
+	static const char *const bad[] = { "1.", ".1",	   "1..0", "1.0.0.0", "v1",
+					   "1x", "1.0.0 ", "-1",   "1.+0",    "123456789012" };
+	unsigned long n[3];
+	size_t i;
+
+	for (i = 0; smc_cni_version(i); i++)
+		EXPECT_STREQ(smc_cni_version(i), i < ARRAY_SIZE(served) ? served[i] : "", "served");
+	EXPECT_EQ(i, ARRAY_SIZE(served), "how many served");
+	EXPECT_TRUE(smc_cni_version_served("1.1.0"), "1.1.0 served");
+	EXPECT_FALSE(smc_cni_version_served("1.1"), "1.1 is not 1.1.0 to a plugin");
+	EXPECT_FALSE(smc_cni_version_served("0.2.0"), "0.2.0 not served");
+	EXPECT_FALSE(smc_cni_version_served(""), "no version not served");
+	/* libcni's ParseVersion: "" is 0.1.0, missing numbers are 0 */
+	EXPECT_TRUE(smc_cni_version_parse("", n) && n[0] == 0 && n[1] == 1 && n[2] == 0, "\"\"");
+	EXPECT_TRUE(smc_cni_version_parse("1", n) && n[0] == 1 && n[1] == 0 && n[2] == 0, "1");
+	EXPECT_TRUE(smc_cni_version_parse("10.20.30", n) && n[0] == 10 && n[1] == 20 && n[2] == 30,
+		    "10.20.30");
+	for (i = 0; i < ARRAY_SIZE(bad); i++)
+		EXPECT_FALSE(smc_cni_version_parse(bad[i], n), bad[i]);
+	EXPECT_TRUE(smc_cni_version_cmp("0.3.1", "0.4.0") < 0, "0.3.1 < 0.4.0");
+	EXPECT_TRUE(smc_cni_version_cmp("1.10.0", "1.9.0") > 0, "numbers, not text");
+	EXPECT_EQ(smc_cni_version_cmp("1.0", "1.0.0"), 0, "1.0 = 1.0.0");
+}
+
+/* smc_cni_chain into a conflist of TEXT: the return value, the message,
+ * and the file left byte for byte as it was when refused.
+ */
+static int chain_into(const char *text, char *msg, size_t len)
+{
+	char path[128], *after;
+	json_object *entry = json_tokener_parse("{\"type\": \"" SMC_CNI_PLUGIN "\"}");
+	int r;
+
+	snprintf(path, sizeof(path), "%s/c.conflist", tmpdir);
+	write_file(path, text, strlen(text));
+	msg[0] = '\0';
+	r = smc_cni_chain(path, entry, SMC_CNI_PLUGIN, msg, len);
+	after = smc_read_file("conflist", path, 1u << 20, NULL);
+	if (r < 0)
+		EXPECT_STREQ(after, text, "a refused conflist is left as it was");
+	else
+		EXPECT_TRUE(after && strstr(after, SMC_CNI_PLUGIN), "chained");
+	free(after);
+	json_object_put(entry);
+	unlink(path);
+	return r;
+}
+
+static void test_cni_chain_versions(void)
+{
+	static const char *const ok[] = {
+		"{\"cniVersion\": \"0.3.1\", \"name\": \"n\", \"plugins\": [{\"type\": \"bridge\"}]}",
+		"{\"cniVersion\": \"1.1.0\", \"name\": \"n\", \"plugins\": [{\"type\": \"bridge\"}]}",
+		/* a runtime that knows cniVersions uses 1.1.0 */
+		"{\"cniVersion\": \"1.0.0\", \"cniVersions\": [\"0.2.0\", \"1.1.0\"], \"name\": \"n\", \"plugins\": []}",
+		/* cniVersions alone */
+		"{\"cniVersions\": [\"1.0.0\"], \"name\": \"n\", \"plugins\": []}",
+	};
+	char msg[1024], want[1024];
+	const char *text;
+
+	for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
+		EXPECT_EQ(chain_into(ok[i], msg, sizeof(msg)), 1, ok[i]);
+		EXPECT_STREQ(msg, "", "no message");
+	}
+	text = "{\"cniVersion\": \"0.2.0\", \"name\": \"n\", \"plugins\": [{\"type\": \"bridge\"}]}\n";
+	EXPECT_EQ(chain_into(text, msg, sizeof(msg)), -ENOTSUP, "0.2.0");
+	snprintf(
+		want, sizeof(want),
+		"%s/c.conflist has cniVersion '0.2.0': sockmesh-cni serves 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0, so every ADD would fail; not chained",
+		tmpdir);
+	EXPECT_STREQ(msg, want, "0.2.0: message");
+	text = "{\"cniVersion\": \"1.0.0\", \"cniVersions\": [\"1.0.0\", \"2.0.0\"], \"name\": \"n\", \"plugins\": []}";
+	EXPECT_EQ(chain_into(text, msg, sizeof(msg)), -ENOTSUP, "cniVersions up to 2.0.0");
+	snprintf(
+		want, sizeof(want),
+		"%s/c.conflist lists '2.0.0' in cniVersions, the version runtimes that know it use: sockmesh-cni serves 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0, so their ADDs would fail; not chained",
+		tmpdir);
+	EXPECT_STREQ(msg, want, "2.0.0 in cniVersions: message");
+	text = "{\"name\": \"n\", \"plugins\": []}";
+	EXPECT_EQ(chain_into(text, msg, sizeof(msg)), -ENOTSUP, "no cniVersion");
+	snprintf(
+		want, sizeof(want),
+		"%s/c.conflist has no cniVersion (0.1.0 implied): sockmesh-cni serves 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0; not chained",
+		tmpdir);
+	EXPECT_STREQ(msg, want, "no cniVersion: message");
+	text = "{\"cniVersion\": 1, \"name\": \"n\", \"plugins\": []}";
+	EXPECT_EQ(chain_into(text, msg, sizeof(msg)), -ENOTSUP, "cniVersion a number");
+	text = "{\"cniVersion\": \"1.0.0\", \"cniVersions\": [\"1.0.0\", \"one\"], \"name\": \"n\", \"plugins\": []}";
+	EXPECT_EQ(chain_into(text, msg, sizeof(msg)), -ENOTSUP, "cniVersions entry not a version");
+	snprintf(want, sizeof(want),
+		 "%s/c.conflist: cniVersions[1] \"one\" is not a version; not chained", tmpdir);
+	EXPECT_STREQ(msg, want, "cniVersions entry: message");
+	text = "{\"cniVersion\": \"1.0.0\", \"cniVersions\": \"1.1.0\", \"name\": \"n\", \"plugins\": []}";
+	EXPECT_EQ(chain_into(text, msg, sizeof(msg)), -ENOTSUP, "cniVersions not a list");
+}
+
 /* ---- text ----------------------------------------------------------------- */
 
 static void test_utf8(void)
@@ -808,6 +913,12 @@ static CU_TestInfo io_tests[] = {
 	CU_TEST_INFO_NULL,
 };
 
+static CU_TestInfo cni_tests[] = {
+	{ "versions served and compared", test_cni_versions },
+	{ "conflists of versions not served are refused", test_cni_chain_versions },
+	CU_TEST_INFO_NULL,
+};
+
 static CU_TestInfo text_tests[] = {
 	{ "UTF-8 validity and repair", test_utf8 },
 	{ "C escapes for text output", test_text_escape },
@@ -818,6 +929,7 @@ static CU_SuiteInfo suites[] = {
 	{ "opts", NULL, NULL, NULL, NULL, opts_tests },
 	{ "parse", NULL, NULL, NULL, NULL, parse_tests },
 	{ "io", suite_init, suite_clean, NULL, NULL, io_tests },
+	{ "cni", suite_init, suite_clean, NULL, NULL, cni_tests },
 	{ "text", NULL, NULL, NULL, NULL, text_tests },
 	CU_SUITE_INFO_NULL,
 };

@@ -6,9 +6,12 @@
 # cgroup. Pod-to-pod traffic goes through both sidecars and is spliced;
 # annotations from runtimeConfig shape a pod's policy; a pod without the
 # sidecar annotation is left alone; ADD is idempotent; CHECK reports drift;
-# malformed input gets the spec's error JSON and enrolls nothing; DEL
-# withdraws (also when the netns is gone) and leaves bridge and IPAM state
-# as the reference plugins expect; the last DEL unloads everything.
+# every spec version served (0.3.0 to 1.1.0) works, a prevResult of another
+# one is converted as libcni does; malformed input gets the spec's error
+# JSON and enrolls nothing; cni-install refuses a conflist of a version not
+# served; DEL withdraws (also when the netns is gone) and leaves bridge and
+# IPAM state as the reference plugins expect; the last DEL unloads
+# everything.
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -151,9 +154,11 @@ ipam_count() { find "$TMP/ipam/$NET" -maxdepth 1 -name '10.*' | wc -l; }
 # node_veths: host-side veths on our bridge in the node netns
 node_veths() { ip -n "$CNI_NODE" -o link show master "$BR" type veth | wc -l; }
 
-version_reports_1_0_0() {
-	assert_eq "$(CNI_COMMAND=VERSION "$SM_CNI" </dev/null)" \
-		'{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}' "VERSION"
+VERSIONS="0.3.0 0.3.1 0.4.0 1.0.0 1.1.0"
+VERSION_REPLY='{"cniVersion":"1.0.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]}'
+
+version_reports_every_version() {
+	assert_eq "$(CNI_COMMAND=VERSION "$SM_CNI" </dev/null)" "$VERSION_REPLY" "VERSION"
 }
 
 add_enrols_sidecar_pods_with_labels() {
@@ -306,6 +311,111 @@ config_keys_reach_the_enrolment() {
 	assert_eq "$(plugin CHECK a)" "" "CHECK after ADD with the original config"
 }
 
+# ---- the spec versions: pod v, sockmesh-cni alone with a made-up result
+# (no bridge: the addresses only key the enrollment)
+V_NS="$SM_TAG-v"
+V_IP="${SUBNET%.0/24}.251"
+V_GW="${SUBNET%.0/24}.1"
+
+# v_result VERSION [ROUTES]: pod v's result as a primary plugin gives it in
+# VERSION's format: 0.3.x/0.4.0 with ips[].version; 1.0.0 without; 1.1.0
+# also with fields new in 1.1.0 (interface mtu and socketPath, route mtu,
+# table, scope). ROUTES replaces the routes.
+v_result() {
+	jq -nc --arg v "$1" --arg br "$BR" --arg sb "/run/netns/$V_NS" --arg ip "$V_IP/24" \
+		--arg gw "$V_GW" --argjson routes "${2:-null}" '
+	($v | startswith("0.")) as $old | ($v == "1.1.0") as $new
+	| {cniVersion: $v,
+	   interfaces: [{name: $br, mac: "0a:58:0a:f4:00:01"} + if $new then {mtu: 1500} else {} end,
+	                {name: "eth0", mac: "0a:58:0a:f4:00:fb", sandbox: $sb}
+	                + if $new then {mtu: 1500, socketPath: "/run/vhost-v.sock"} else {} end],
+	   ips: [(if $old then {version: "4"} else {} end) + {interface: 1, address: $ip, gateway: $gw},
+	         (if $old then {version: "6"} else {} end) + {interface: 1, address: "fd00:5a::fb/64"}],
+	   routes: ($routes // [{dst: "0.0.0.0/0", gw: $gw}
+	                        + if $new then {mtu: 1450, table: 100, scope: 0} else {} end]),
+	   dns: {nameservers: ["10.96.0.10"], search: ["shop.svc.cluster.local"]}}'
+}
+
+# v_exec COMMAND VERSION PREV_RESULT: sockmesh-cni alone for pod v, the
+# config in VERSION with PREV_RESULT (null: none); prints stdout, returns
+# the plugin's status
+v_exec() {
+	local cid rt
+	cid=$(cni_container_id v)
+	rt=$(jq -nc --arg k "$CNI_CAP_ANN" --arg s "$STATUS" '{($k): {"sidecar.istio.io/status": $s}}')
+	cni_plugin_conf "$LIST" "$SM_IDX" "$3" "$rt" | jq -c --arg v "$2" '.cniVersion = $v' |
+		cni_exec sockmesh-cni "$1" "$cid" "/run/netns/$V_NS" "$(cni_args shop web-v "$cid")"
+}
+
+# v_refused COMMAND VERSION SINCE: the command is not in VERSION: code 1
+v_refused() {
+	local out rc=0
+	out=$(v_exec "$1" "$2" null) || rc=$?
+	assert_eq "$rc:$out" \
+		"1:{\"cniVersion\":\"$2\",\"code\":1,\"msg\":\"cniVersion: '$2' has no $1 command (CNI $3 and later)\"}" \
+		"$2 $1: refused as incompatible"
+}
+
+every_spec_version_add_check_del_version() {
+	local v c out rc prev other want
+	cni_pod v >/dev/null
+	for v in $VERSIONS; do
+		sm_log "  cniVersion $v"
+		# ADD with a result of the config's version: passed on as it is
+		prev=$(v_result "$v")
+		rc=0
+		out=$(v_exec ADD "$v" "$prev") || rc=$?
+		assert_eq "$rc:$out" "0:$prev" "$v ADD: prevResult of $v passed on byte for byte"
+		assert_eq "$(scope_of web-v | jq -r .pod_name)" web-v "$v ADD: enrolled"
+		# ADD again with a result of the other family: converted
+		if [[ $v == 0.* ]]; then
+			other=$(v_result 1.1.0)
+			want=$(v_result "$v" "$(jq -c .routes <<<"$other")")
+		else
+			other=$(v_result 0.4.0)
+			want=$(v_result 1.0.0 | jq -c --arg v "$v" '.cniVersion = $v')
+		fi
+		rc=0
+		out=$(v_exec ADD "$v" "$other") || rc=$?
+		assert_eq "$rc:$out" "0:$want" "$v ADD: prevResult of $(jq -r .cniVersion <<<"$other") converted to $v"
+		# CHECK with the result ADD gave (what libcni caches)
+		if [[ $v == 0.3.* ]]; then
+			v_refused CHECK "$v" 0.4.0
+		else
+			rc=0
+			out=$(v_exec CHECK "$v" "$want") || rc=$?
+			assert_eq "$rc:$out" "0:" "$v CHECK: passes, no output"
+		fi
+		if [ "$v" = 1.1.0 ]; then
+			for c in STATUS GC; do
+				rc=0
+				out=$(v_exec "$c" "$v" null) || rc=$?
+				assert_eq "$rc:$out" "0:" "$v $c: success, no output"
+			done
+		else
+			v_refused STATUS "$v" 1.1.0
+			v_refused GC "$v" 1.1.0
+		fi
+		rc=0
+		out=$(env -i CNI_COMMAND=VERSION "$SM_CNI" <<<"{\"cniVersion\":\"$v\"}") || rc=$?
+		assert_eq "$rc:$out" "0:$VERSION_REPLY" "$v VERSION"
+		rc=0
+		out=$(v_exec DEL "$v" "$want") || rc=$?
+		assert_eq "$rc:$out" "0:" "$v DEL: success, no output"
+		assert_eq "$(scope_of web-v)" "" "$v DEL: withdrawn"
+	done
+	# STATUS and GC are about the network: no container variables, and GC's
+	# valid-attachments list changes nothing
+	out=$(cni_plugin_conf "$LIST" "$SM_IDX" null '{}' |
+		jq -c '.cniVersion = "1.1.0" | .["cni.dev/valid-attachments"] = [{containerID: "x", ifname: "eth0"}]' |
+		env -i CNI_COMMAND=GC CNI_PATH="$CNI_BINDIR" "$SM_CNI")
+	assert_eq "$out" "" "GC with only CNI_COMMAND and CNI_PATH"
+	assert_eq "$(sm_cli -j status | jq '.scopes | length')" 2 "GC withdrew nothing (a, b)"
+	out=$(cni_plugin_conf "$LIST" "$SM_IDX" null '{}' | jq -c '.cniVersion = "1.1.0"' |
+		env -i CNI_COMMAND=STATUS "$SM_CNI")
+	assert_eq "$out" "" "STATUS with only CNI_COMMAND"
+}
+
 # check_err NAME CODE REGEX LABEL: CHECK (sockmesh-cni only) fails with CODE
 check_err() {
 	local out rc=0
@@ -392,12 +502,18 @@ malformed_input_is_rejected_and_enrols_nothing() {
 	bad_input 6 "not valid JSON: unexpected character at offset" "trailing data" "${env[@]}" -- "$good x"
 	bad_input 6 "not a JSON object" "an array" "${env[@]}" -- '[]'
 	bad_input 6 "no network config" "empty stdin" "${env[@]}" -- ''
-	bad_input 1 "cniVersion: '0.3.1' is not supported" "old cniVersion" "${env[@]}" -- \
-		"$(jq -c '.cniVersion = "0.3.1"' <<<"$good")"
+	bad_input 1 "cniVersion: '0.2.0' is not supported \\(supported: 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0\\)\$" \
+		"old cniVersion" "${env[@]}" -- "$(jq -c '.cniVersion = "0.2.0"' <<<"$good")"
 	bad_input 1 "cniVersion: '2.0.0' is not supported" "unknown cniVersion" "${env[@]}" -- \
 		"$(jq -c '.cniVersion = "2.0.0"' <<<"$good")"
 	bad_input 1 "cniVersion: missing" "no cniVersion" "${env[@]}" -- "$(jq -c 'del(.cniVersion)' <<<"$good")"
 	bad_input 7 "prevResult: missing" "no prevResult" "${env[@]}" -- "$(jq -c 'del(.prevResult)' <<<"$good")"
+	bad_input 1 "prevResult.cniVersion: '0.2.0' is not supported" "prevResult of an old version" \
+		"${env[@]}" -- "$(jq -c '.prevResult.cniVersion = "0.2.0"' <<<"$good")"
+	bad_input 7 "prevResult.cniVersion: 1 is not a string" "prevResult.cniVersion a number" \
+		"${env[@]}" -- "$(jq -c '.prevResult.cniVersion = 1' <<<"$good")"
+	bad_input 7 "prevResult.ips\\[0\\].address: 'nope' is not" "bad address in a prevResult to convert" \
+		"${env[@]}" -- "$(jq -c '.cniVersion = "0.4.0" | .prevResult.ips[0].address = "nope"' <<<"$good")"
 	bad_input 7 "prevResult.ips\\[0\\].address: 'nope' is not" "bad prevResult" "${env[@]}" -- \
 		"$(jq -c '.prevResult.ips[0].address = "nope"' <<<"$good")"
 	bad_input 7 "proxyPort: '15001' is not a port" "proxyPort as a string" "${env[@]}" -- \
@@ -426,7 +542,7 @@ malformed_input_is_rejected_and_enrols_nothing() {
 		"${env[@]/CNI_CONTAINERID=*/CNI_CONTAINERID=-x}" -- "$good"
 	bad_input 4 "CNI_ARGS: 'garbage' is not a KEY=VALUE pair" "bad CNI_ARGS" \
 		"${env[@]/CNI_ARGS=*/CNI_ARGS=K8S_POD_NAME=x;garbage}" -- "$good"
-	bad_input 4 "CNI_COMMAND: 'PUT' is not ADD" "unknown CNI_COMMAND" "${env[@]/CNI_COMMAND=*/CNI_COMMAND=PUT}" -- "$good"
+	bad_input 4 "CNI_COMMAND: 'PUT' is not ADD, DEL, CHECK, STATUS, GC or VERSION\$" "unknown CNI_COMMAND" "${env[@]/CNI_COMMAND=*/CNI_COMMAND=PUT}" -- "$good"
 	assert_eq "$(sm_cli -j status | jq '.scopes | length')" "$n0" "scopes after all that"
 	assert_eq "$(scope_of web-d)" "" "web-d not enrolled"
 	# and the good input does enroll (the cases above differ only in what is bad)
@@ -435,6 +551,50 @@ malformed_input_is_rejected_and_enrols_nothing() {
 	assert_eq "$(scope_of web-d | jq -r .pod_name)" web-d "web-d enrolled by the good input"
 	out=$(printf '%s' "$good" | timeout 30 env -i PATH="$PATH" "${env[@]/CNI_COMMAND=*/CNI_COMMAND=DEL}" "$SM_CNI")
 	assert_eq "$out$(scope_of web-d)" "" "DEL withdrew web-d"
+}
+
+# install_into VERSION_KEYS: `install-cni.sh` (`sockmesh cni-install`) into
+# a conf dir of its own holding one conflist with VERSION_KEYS (JSON object
+# members); prints the exit status; the conflist as it was is kept in orig
+install_into() {
+	local d="$TMP/install" rc=0
+	rm -rf "$d"
+	mkdir -p "$d/net" "$d/bin"
+	printf '{%s"name": "k8s-pod-network",\n "plugins": [{"type": "bridge", "bridge": "cni0"}]}\n' "$1" \
+		>"$d/net/10-net.conflist"
+	cp "$d/net/10-net.conflist" "$d/orig"
+	"$SM_ROOT/deploy/install-cni.sh" --cni-bin-dir "$d/bin" --cni-conf-dir "$d/net" \
+		--plugin-bin "$SM_CNI" --plugin-conf '{"type": "sockmesh-cni"}' >"$d/out" 2>"$d/err" || rc=$?
+	echo "$rc"
+}
+
+cni_install_refuses_versions_not_served() {
+	local d="$TMP/install" v f="$TMP/install/net/10-net.conflist"
+	local served="sockmesh-cni serves 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0"
+	for v in 0.2.0 2.0.0; do
+		assert_eq "$(install_into "\"cniVersion\": \"$v\", ")" 1 "cniVersion $v: exit status"
+		assert_eq "$(cat "$d/err")" \
+			"sockmesh: cni-install: $f has cniVersion '$v': $served, so every ADD would fail; not chained" \
+			"cniVersion $v: the message names the file and its cniVersion"
+		assert_eq "$(cmp -s "$d/orig" "$f" && echo identical)" identical "cniVersion $v: conflist byte-identical"
+		assert_eq "$(find "$d/net" -mindepth 1 | wc -l)" 1 "cniVersion $v: nothing else in the conf dir"
+	done
+	# a runtime that knows cniVersions uses the highest listed
+	assert_eq "$(install_into '"cniVersion": "1.0.0", "cniVersions": ["1.0.0", "2.0.0"], ')" 1 \
+		"cniVersions up to 2.0.0: exit status"
+	assert_eq "$(cat "$d/err")" \
+		"sockmesh: cni-install: $f lists '2.0.0' in cniVersions, the version runtimes that know it use: $served, so their ADDs would fail; not chained" \
+		"cniVersions up to 2.0.0: message"
+	assert_eq "$(cmp -s "$d/orig" "$f" && echo identical)" identical "cniVersions up to 2.0.0: conflist byte-identical"
+	assert_eq "$(install_into '')" 1 "no cniVersion: exit status"
+	assert_eq "$(cat "$d/err")" "sockmesh: cni-install: $f has no cniVersion (0.1.0 implied): $served; not chained" \
+		"no cniVersion: message"
+	assert_eq "$(cmp -s "$d/orig" "$f" && echo identical)" identical "no cniVersion: conflist byte-identical"
+	# versions served are chained
+	for v in '"cniVersion": "0.3.1", ' '"cniVersion": "1.0.0", "cniVersions": ["0.2.0", "1.1.0"], '; do
+		assert_eq "$(install_into "$v")" 0 "$v: exit status ($(cat "$d/err"))"
+		assert_eq "$(jq -r '[.plugins[].type] | join(",")' "$f")" bridge,sockmesh-cni "$v: chained"
+	done
 }
 
 del_withdraws_and_releases() {
@@ -479,7 +639,7 @@ last_del_unloads_everything() {
 	assert_eq "$(chain DEL b)" "" "DEL with nothing loaded: success"
 }
 
-e2e_subtest version_reports_1_0_0 version_reports_1_0_0
+e2e_subtest version_reports_every_version version_reports_every_version
 e2e_subtest add_enrols_sidecar_pods_with_labels add_enrols_sidecar_pods_with_labels
 e2e_subtest add_passes_prev_result_through add_passes_prev_result_through
 e2e_subtest pod_to_pod_through_both_sidecars_spliced pod_to_pod_through_both_sidecars_spliced
@@ -489,8 +649,10 @@ e2e_subtest pod_without_sidecar_not_captured pod_without_sidecar_not_captured
 e2e_subtest repeated_add_is_idempotent repeated_add_is_idempotent
 e2e_subtest config_keys_reach_the_enrolment config_keys_reach_the_enrolment
 e2e_subtest check_passes_then_reports_drift check_passes_then_reports_drift
+e2e_subtest every_spec_version_add_check_del_version every_spec_version_add_check_del_version
 e2e_subtest malformed_input_is_rejected_and_enrols_nothing malformed_input_is_rejected_and_enrols_nothing
 e2e_subtest pods_left_alone_but_add_succeeds pods_left_alone_but_add_succeeds
+e2e_subtest cni_install_refuses_versions_not_served cni_install_refuses_versions_not_served
 e2e_subtest del_withdraws_and_releases del_withdraws_and_releases
 e2e_subtest del_after_netns_gone del_after_netns_gone
 e2e_subtest last_del_unloads_everything last_del_unloads_everything

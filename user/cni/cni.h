@@ -11,6 +11,10 @@
 
 #include <sockmesh.h>
 
+/* The version VERSION's reply and the errors that come before the config's
+ * version is known are written in. Their format is the same in every
+ * version served (user/common/cni_version.h); it stays what it was.
+ */
 #define CNI_SPEC_VERSION "1.0.0"
 /* containerd's CRI plugin passes the pod's annotations in runtimeConfig
  * under this capability (pkg/cri/annotations: PodAnnotations) when the
@@ -23,7 +27,7 @@
 #define ANN_SIDECAR_INJECT "sidecar.istio.io/inject"
 #define ANN_CAPTURE "sockmesh.io/capture"
 
-/* CNI 1.0.0 well-known error codes, then ours (100+). */
+/* The spec's well-known error codes (1-99 are its own), then ours (100+). */
 enum cni_code {
 	CNI_ERR_INCOMPATIBLE_VERSION = 1,
 	CNI_ERR_UNSUPPORTED_FIELD = 2,
@@ -39,7 +43,8 @@ enum cni_code {
 	SMCNI_ERR_DRIFT = 103, /* CHECK: enrolled differently from the policy */
 };
 
-enum cni_cmd { CMD_ADD, CMD_DEL, CMD_CHECK, CMD_VERSION };
+/* STATUS and GC came with CNI 1.1.0, CHECK with 0.4.0. */
+enum cni_cmd { CMD_ADD, CMD_DEL, CMD_CHECK, CMD_VERSION, CMD_STATUS, CMD_GC };
 
 /* The failure a command ends with: printed as the spec's error JSON. */
 struct cni_error {
@@ -51,7 +56,7 @@ struct cni_error {
 int cni_fail(struct cni_error *e, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* The CNI_* environment. */
+/* The CNI_* environment (STATUS and GC read only CNI_COMMAND). */
 struct cni_env {
 	enum cni_cmd cmd;
 	const char *container_id;
@@ -94,15 +99,31 @@ struct cni_conf {
 	size_t nstrs;
 };
 
-/* Read stdin (bounded) and validate the config; e->code 6 or 7 or 1.
- * minimal: only cniVersion and pinDir (what DEL needs).
+/* Read stdin (bounded) and validate what cmd needs of the config: DEL,
+ * STATUS and GC only cniVersion and pinDir, ADD and CHECK everything. A
+ * command the config's version does not have (cni_cmd_in_version) is
+ * refused before the rest is looked at. e->code 6, 7 or 1.
  */
-int cni_conf_read(FILE *in, struct cni_conf *c, bool minimal, struct cni_error *e);
-/* The same from buf (len bytes and a NUL after them): everything
- * cni_conf_read does but the read. c is set up even on failure (free it).
+int cni_conf_read(FILE *in, struct cni_conf *c, enum cni_cmd cmd, struct cni_error *e);
+/* Parse and validate buf (len bytes and a NUL after them); e->code 6, 7 or
+ * 1. minimal: only cniVersion and pinDir. Otherwise prevResult, when there
+ * is one, is converted into the config's cniVersion (see
+ * cni_result_convert). c is set up even on failure (free it).
  */
 int cni_conf_parse(const char *buf, size_t len, struct cni_conf *c, bool minimal,
 		   struct cni_error *e);
+/* Whether cmd exists in the config's version: CHECK from 0.4.0, STATUS and
+ * GC from 1.1.0. Otherwise code 1, as libcni's skel answers.
+ */
+int cni_cmd_in_version(enum cni_cmd cmd, const char *version, struct cni_error *e);
+/* A CNI result (prevResult) converted in place into version, as libcni's
+ * converters do (pkg/types/100: convertTo04x, convertFrom04x): between a
+ * 0.3.x/0.4.0 and a 1.x version, ips[] gain or lose "version" ("4"/"6"
+ * from the address) and, going down, interfaces keep only name, mac and
+ * sandbox; within a family only cniVersion changes. Its own cniVersion
+ * must be one served (code 1); none means the config's.
+ */
+int cni_result_convert(json_object *result, const char *version, struct cni_error *e);
 void cni_conf_free(struct cni_conf *c);
 
 /* The pod's addresses from prevResult.ips (the container's interfaces),

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cni.h"
+#include "cni_version.h"
 #include "file.h"
 
 #define STDIN_MAX (4u << 20) /* a config plus annotations (k8s caps them at 256 KiB) */
@@ -132,10 +133,10 @@ static int parse_args(struct cni_env *env, const struct env_src *src, struct cni
 
 int cni_env_parse_from(struct cni_env *env, cni_getenv_fn get, void *ctx, struct cni_error *e)
 {
-	static const char *const cmds[] = { [CMD_ADD] = "ADD",
-					    [CMD_DEL] = "DEL",
-					    [CMD_CHECK] = "CHECK",
-					    [CMD_VERSION] = "VERSION" };
+	static const char *const cmds[] = {
+		[CMD_ADD] = "ADD",	   [CMD_DEL] = "DEL",	    [CMD_CHECK] = "CHECK",
+		[CMD_VERSION] = "VERSION", [CMD_STATUS] = "STATUS", [CMD_GC] = "GC",
+	};
 	const struct env_src src = { get, ctx };
 	const char *cmd = env_get(&src, "CNI_COMMAND");
 	size_t i;
@@ -143,15 +144,20 @@ int cni_env_parse_from(struct cni_env *env, cni_getenv_fn get, void *ctx, struct
 	memset(env, 0, sizeof(*env));
 	if (!cmd)
 		return cni_fail(e, CNI_ERR_INVALID_ENV,
-				"CNI_COMMAND is not set (ADD, DEL, CHECK or VERSION)");
+				"CNI_COMMAND is not set (ADD, DEL, CHECK, STATUS, GC or VERSION)");
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(cmd, cmds[i]))
 			break;
 	if (i == sizeof(cmds) / sizeof(cmds[0]))
-		return cni_fail(e, CNI_ERR_INVALID_ENV,
-				"CNI_COMMAND: '%.100s' is not ADD, DEL, CHECK or VERSION", cmd);
+		return cni_fail(
+			e, CNI_ERR_INVALID_ENV,
+			"CNI_COMMAND: '%.100s' is not ADD, DEL, CHECK, STATUS, GC or VERSION", cmd);
 	env->cmd = (enum cni_cmd)i;
-	if (env->cmd == CMD_VERSION)
+	/* STATUS and GC are about the network, not a container: the spec
+	 * gives them no CNI_CONTAINERID, CNI_NETNS or CNI_IFNAME, and the
+	 * plugin has no use for CNI_PATH.
+	 */
+	if (env->cmd == CMD_VERSION || env->cmd == CMD_STATUS || env->cmd == CMD_GC)
 		return 0;
 
 	env->container_id = env_get(&src, "CNI_CONTAINERID");
@@ -461,8 +467,31 @@ static int read_policy(struct cni_conf *c, struct cni_error *e)
 	return 0;
 }
 
-int cni_conf_read(FILE *in, struct cni_conf *c, bool minimal, struct cni_error *e)
+int cni_cmd_in_version(enum cni_cmd cmd, const char *version, struct cni_error *e)
 {
+	/* libcni's skel refuses these with ErrIncompatibleCNIVersion (code 1,
+	 * "Incompatible CNI version" in the spec's table of well-known error
+	 * codes): "config version does not allow CHECK" (GC, STATUS). Code 2
+	 * ("Unsupported field") is about a config key, 4 about the CNI_*
+	 * variables, 7 about a config value: none is what is wrong here.
+	 */
+	const char *since = cmd == CMD_CHECK		       ? "0.4.0" :
+			    cmd == CMD_STATUS || cmd == CMD_GC ? "1.1.0" :
+								 NULL;
+
+	if (!since || smc_cni_version_cmp(version, since) >= 0)
+		return 0;
+	return cni_fail(e, CNI_ERR_INCOMPATIBLE_VERSION,
+			"cniVersion: '%s' has no %s command (CNI %s and later)", version,
+			cmd == CMD_CHECK ? "CHECK" :
+			cmd == CMD_GC	 ? "GC" :
+					   "STATUS",
+			since);
+}
+
+int cni_conf_read(FILE *in, struct cni_conf *c, enum cni_cmd cmd, struct cni_error *e)
+{
+	bool minimal = cmd == CMD_DEL || cmd == CMD_STATUS || cmd == CMD_GC;
 	char *buf = NULL;
 	size_t len = 0;
 	int err;
@@ -470,7 +499,16 @@ int cni_conf_read(FILE *in, struct cni_conf *c, bool minimal, struct cni_error *
 	memset(c, 0, sizeof(*c));
 	if (read_all(in, &buf, &len, e))
 		return -1;
-	err = cni_conf_parse(buf, len, c, minimal, e);
+	/* The version first: CHECK of a 0.3.x config is refused as such, not
+	 * for whatever else its config holds.
+	 */
+	err = cni_conf_parse(buf, len, c, true, e);
+	if (!err)
+		err = cni_cmd_in_version(cmd, c->cni_version, e);
+	if (!err && !minimal) {
+		cni_conf_free(c);
+		err = cni_conf_parse(buf, len, c, false, e);
+	}
 	free(buf);
 	return err;
 }
@@ -487,16 +525,19 @@ int cni_conf_parse(const char *buf, size_t len, struct cni_conf *c, bool minimal
 		return -1;
 
 	if (!json_object_object_get_ex(c->root, "cniVersion", &v))
-		return cni_fail(e, CNI_ERR_INCOMPATIBLE_VERSION,
-				"cniVersion: missing (0.1.0 implied); supported: 0.4.0, 1.0.0");
+		return cni_fail(
+			e, CNI_ERR_INCOMPATIBLE_VERSION,
+			"cniVersion: missing (0.1.0 implied); supported: " SMC_CNI_VERSIONS_TEXT);
 	if (!json_object_is_type(v, json_type_string))
 		return cni_fail(e, CNI_ERR_INVALID_CONFIG, "cniVersion: %s is not a string",
 				jtext(v, t, sizeof(t)));
 	c->cni_version = json_object_get_string(v);
-	if (strcmp(c->cni_version, "1.0.0") && strcmp(c->cni_version, "0.4.0")) {
-		err = cni_fail(e, CNI_ERR_INCOMPATIBLE_VERSION,
-			       "cniVersion: '%.100s' is not supported (supported: 0.4.0, 1.0.0)",
-			       c->cni_version);
+	if (!smc_cni_version_served(c->cni_version)) {
+		err = cni_fail(
+			e, CNI_ERR_INCOMPATIBLE_VERSION,
+			"cniVersion: '%.100s' is not supported (supported: " SMC_CNI_VERSIONS_TEXT
+			")",
+			c->cni_version);
 		c->cni_version = NULL; /* answer in our own version */
 		return err;
 	}
@@ -522,6 +563,11 @@ int cni_conf_parse(const char *buf, size_t len, struct cni_conf *c, bool minimal
 					"prevResult: %s is not a CNI result object",
 					jtext(v, t, sizeof(t)));
 		c->prev_result = v;
+		/* libcni passes the previous plugin's result on in the version
+		 * that plugin answered in
+		 */
+		if (cni_result_convert(c->prev_result, c->cni_version, e))
+			return -1;
 	}
 	if (json_object_object_get_ex(c->root, "runtimeConfig", &rc) &&
 	    !json_object_is_type(rc, json_type_null)) {
@@ -575,33 +621,176 @@ void cni_conf_free(struct cni_conf *c)
 
 /* ---- prevResult ---------------------------------------------------------- */
 
-/* An IPv4 or IPv6 address with an optional /prefix (a CNI result's "address"). */
-static bool is_cidr(const char *s)
+/* An IPv4 or IPv6 address with an optional /prefix (a CNI result's
+ * "address"): its CNI IP version ("4" or "6"), NULL when s is not one. An
+ * IPv4-mapped IPv6 address is "4", as Go's To4() says in libcni's
+ * converter.
+ */
+static const char *cidr_version(const char *s)
 {
 	const char *slash = strchr(s, '/');
 	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
-	unsigned char bin[sizeof(struct in6_addr)];
+	union {
+		struct in_addr a4;
+		struct in6_addr a6;
+	} bin;
 	char addr[INET6_ADDRSTRLEN + 1];
 	unsigned long plen, max;
+	const char *version;
 	char *end;
 
 	if (alen == 0 || alen >= sizeof(addr))
-		return false;
+		return NULL;
 	memcpy(addr, s, alen);
 	addr[alen] = '\0';
-	if (inet_pton(AF_INET, addr, bin) == 1)
+	if (inet_pton(AF_INET, addr, &bin) == 1) {
 		max = 32;
-	else if (inet_pton(AF_INET6, addr, bin) == 1)
+		version = "4";
+	} else if (inet_pton(AF_INET6, addr, &bin) == 1) {
 		max = 128;
-	else
-		return false;
+		version = IN6_IS_ADDR_V4MAPPED(&bin.a6) ? "4" : "6";
+	} else {
+		return NULL;
+	}
 	if (!slash)
-		return true;
+		return version;
 	if (slash[1] < '0' || slash[1] > '9')
-		return false;
+		return NULL;
 	errno = 0;
 	plen = strtoul(slash + 1, &end, 10);
-	return !errno && !*end && plen <= max;
+	return !errno && !*end && plen <= max ? version : NULL;
+}
+
+/* prevResult.ips[i]'s address and its IP version ("4", "6"). */
+static int ip_address(json_object *ip, size_t i, const char **addr, const char **version,
+		      struct cni_error *e)
+{
+	json_object *a;
+	char t[256];
+
+	if (!json_object_is_type(ip, json_type_object) ||
+	    !json_object_object_get_ex(ip, "address", &a) ||
+	    !json_object_is_type(a, json_type_string))
+		return cni_fail(e, CNI_ERR_INVALID_CONFIG,
+				"prevResult.ips[%zu]: %s has no \"address\" string", i,
+				jtext(ip, t, sizeof(t)));
+	*addr = json_object_get_string(a);
+	*version = cidr_version(*addr);
+	if (!*version)
+		return cni_fail(e, CNI_ERR_INVALID_CONFIG,
+				"prevResult.ips[%zu].address: '%.100s' is not an address/prefix", i,
+				*addr);
+	return 0;
+}
+
+/* 0.3.0, 0.3.1 and 0.4.0 results are one type in libcni (types040), 1.0.0
+ * and 1.1.0 another (types100).
+ */
+static bool version_0x(const char *v)
+{
+	return v[0] == '0';
+}
+
+/* o with only the keys keep[] (in that order), as a new object. */
+static json_object *only_keys(json_object *o, const char *const *keep, size_t n)
+{
+	json_object *to = json_object_new_object(), *v;
+
+	for (size_t i = 0; to && i < n; i++)
+		if (json_object_object_get_ex(o, keep[i], &v))
+			json_object_object_add(to, keep[i], json_object_get(v));
+	return to;
+}
+
+/* Down to 0.3.x/0.4.0 (libcni's convertTo04x): each ips[] entry gets
+ * "version" from its address, first as types040 marshals it; interfaces
+ * keep the fields types040.Interface has (not mtu, socketPath, pciID, ...);
+ * routes and dns are one type in both and stay.
+ */
+static int result_to_0x(json_object *r, struct cni_error *e)
+{
+	static const char *const if_keys[] = { "name", "mac", "sandbox" };
+	json_object *ips, *ifs;
+
+	if (json_object_object_get_ex(r, "ips", &ips) &&
+	    json_object_is_type(ips, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(ips); i++) {
+			json_object *ip = json_object_array_get_idx(ips, i), *to;
+			const char *addr, *version;
+
+			if (ip_address(ip, i, &addr, &version, e))
+				return -1;
+			to = json_object_new_object();
+			if (!to)
+				return cni_fail(e, CNI_ERR_IO, "out of memory");
+			json_object_object_add(to, "version", json_object_new_string(version));
+			json_object_object_foreach(ip, k, v)
+			{
+				if (strcmp(k, "version"))
+					json_object_object_add(to, k, json_object_get(v));
+			}
+			json_object_array_put_idx(ips, i, to);
+		}
+	}
+	if (json_object_object_get_ex(r, "interfaces", &ifs) &&
+	    json_object_is_type(ifs, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(ifs); i++) {
+			json_object *ifc = json_object_array_get_idx(ifs, i), *to;
+
+			if (!json_object_is_type(ifc, json_type_object))
+				continue;
+			to = only_keys(ifc, if_keys, sizeof(if_keys) / sizeof(if_keys[0]));
+			if (!to)
+				return cni_fail(e, CNI_ERR_IO, "out of memory");
+			json_object_array_put_idx(ifs, i, to);
+		}
+	}
+	return 0;
+}
+
+/* Up to 1.x (convertFrom04x): ips[] lose "version". */
+static void result_to_1x(json_object *r)
+{
+	json_object *ips;
+
+	if (!json_object_object_get_ex(r, "ips", &ips) ||
+	    !json_object_is_type(ips, json_type_array))
+		return;
+	for (size_t i = 0; i < json_object_array_length(ips); i++) {
+		json_object *ip = json_object_array_get_idx(ips, i);
+
+		if (json_object_is_type(ip, json_type_object))
+			json_object_object_del(ip, "version");
+	}
+}
+
+int cni_result_convert(json_object *result, const char *version, struct cni_error *e)
+{
+	const char *from = version;
+	json_object *v;
+	char t[256];
+
+	if (json_object_object_get_ex(result, "cniVersion", &v) &&
+	    !json_object_is_type(v, json_type_null)) {
+		if (!json_object_is_type(v, json_type_string))
+			return cni_fail(e, CNI_ERR_INVALID_CONFIG,
+					"prevResult.cniVersion: %s is not a string",
+					jtext(v, t, sizeof(t)));
+		from = json_object_get_string(v);
+		if (!smc_cni_version_served(from))
+			return cni_fail(
+				e, CNI_ERR_INCOMPATIBLE_VERSION,
+				"prevResult.cniVersion: '%.100s' is not supported (supported: " SMC_CNI_VERSIONS_TEXT
+				")",
+				from);
+	}
+	if (version_0x(version) && !version_0x(from) && result_to_0x(result, e))
+		return -1;
+	if (!version_0x(version) && version_0x(from))
+		result_to_1x(result);
+	/* in place when it is there: the rest of the result keeps its order */
+	json_object_object_add(result, "cniVersion", json_object_new_string(version));
+	return 0;
 }
 
 /* Is ips[i].interface one of the container's interfaces? Host-side
@@ -652,37 +841,20 @@ int cni_prev_result_pod_ips(json_object *prev, char **out, struct cni_error *e)
 	if (!s)
 		return cni_fail(e, CNI_ERR_IO, "out of memory");
 	for (size_t i = 0; i < n; i++) {
-		json_object *ip = json_object_array_get_idx(ips, i), *a;
+		json_object *ip = json_object_array_get_idx(ips, i);
+		const char *slash, *a, *version;
 		char addr[48];
-		const char *slash;
 		bool mine;
 
-		if (!json_object_is_type(ip, json_type_object) ||
-		    !json_object_object_get_ex(ip, "address", &a) ||
-		    !json_object_is_type(a, json_type_string)) {
-			free(s);
-			return cni_fail(e, CNI_ERR_INVALID_CONFIG,
-					"prevResult.ips[%zu]: %s has no \"address\" string", i,
-					jtext(ip, t, sizeof(t)));
-		}
-		if (!is_cidr(json_object_get_string(a))) {
-			free(s);
-			return cni_fail(
-				e, CNI_ERR_INVALID_CONFIG,
-				"prevResult.ips[%zu].address: '%.100s' is not an address/prefix", i,
-				json_object_get_string(a));
-		}
-		if (ip_in_sandbox(prev, ip, i, &mine, e)) {
+		if (ip_address(ip, i, &a, &version, e) || ip_in_sandbox(prev, ip, i, &mine, e)) {
 			free(s);
 			return -1;
 		}
 		if (!mine)
 			continue;
-		slash = strchr(json_object_get_string(a), '/');
-		snprintf(addr, sizeof(addr), "%.*s",
-			 (int)(slash ? (size_t)(slash - json_object_get_string(a)) :
-				       strlen(json_object_get_string(a))),
-			 json_object_get_string(a));
+		slash = strchr(a, '/');
+		snprintf(addr, sizeof(addr), "%.*s", (int)(slash ? (size_t)(slash - a) : strlen(a)),
+			 a);
 		if (*s)
 			strcat(s, ",");
 		strcat(s, addr);

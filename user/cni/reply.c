@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cni.h"
+#include "cni_version.h"
 #include "text.h"
 
 char *cni_json_text(json_object *o)
@@ -47,8 +48,8 @@ json_object *cni_version_json(void)
 	json_object *o = json_object_new_object(), *a = json_object_new_array();
 
 	json_object_object_add(o, "cniVersion", json_object_new_string(CNI_SPEC_VERSION));
-	json_object_array_add(a, json_object_new_string("0.4.0"));
-	json_object_array_add(a, json_object_new_string("1.0.0"));
+	for (size_t i = 0; smc_cni_version(i); i++)
+		json_object_array_add(a, json_object_new_string(smc_cni_version(i)));
 	json_object_object_add(o, "supportedVersions", a);
 	return o;
 }

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * sockmesh-cni: chained CNI 1.0.0 plugin. Runs after the plugin that gives
- * the pod its interface (bridge + host-local, ...): ADD enrolls the pod's
- * netns with the policy of the plugin config overlaid with the pod's istio
- * annotations (containerd's runtimeConfig), DEL withdraws it, CHECK compares
- * the enrollment with that policy. Thin over libsockmesh, which creates or
- * opens the pinned state itself: no daemon needed.
+ * sockmesh-cni: chained CNI plugin (spec 0.3.0 to 1.1.0). Runs after the
+ * plugin that gives the pod its interface (bridge + host-local, ...): ADD
+ * enrolls the pod's netns with the policy of the plugin config overlaid with
+ * the pod's istio annotations (containerd's runtimeConfig), DEL withdraws
+ * it, CHECK compares the enrollment with that policy; STATUS and GC succeed
+ * (see cmd_status_gc). Thin over libsockmesh, which creates or opens the
+ * pinned state itself: no daemon needed.
  *
  * stdout carries only the spec's result or error JSON; stderr is for logs.
  */
@@ -248,9 +249,9 @@ static int cmd_add(const struct cni_env *env, struct cni_conf *c, struct cni_err
 	} else {
 		free(pod_ips);
 	}
-	/* A chained plugin passes the previous result on, in the config's version. */
-	json_object_object_add(c->prev_result, "cniVersion",
-			       json_object_new_string(c->cni_version));
+	/* A chained plugin passes the previous result on, in the config's
+	 * version: cni_conf_parse converted it.
+	 */
 	print_json(c->prev_result);
 	return 0;
 }
@@ -319,6 +320,28 @@ static int cmd_del(const struct cni_env *env, struct cni_conf *c, struct cni_err
 	err = withdraw_labelled(sm, env, e);
 	sockmesh__close(sm);
 	return err;
+}
+
+/* ---- STATUS, GC ---------------------------------------------------------- */
+
+/* STATUS (is the plugin ready for ADD?) and GC (clean up what no valid
+ * attachment uses) came with CNI 1.1.0. libcni sends both to every plugin
+ * of a 1.1.0 conflist and fails the network's status, or reports the GC as
+ * failed, when one plugin fails; a skel plugin without these functions
+ * succeeds (pkg/skel: checkVersionAndCall with a nil function). So does
+ * this one, with no output:
+ *  - STATUS: ADD needs no daemon or other service the plugin could find
+ *    unavailable (it loads the data path itself); a bad config fails ADD
+ *    with code 7 naming the key.
+ *  - GC: the only state is the enrollment, keyed by the netns. DEL
+ *    withdraws it, libcni sends DEL for every stale cached attachment
+ *    before GC, and sockmeshd withdraws the scope of a netns that is gone.
+ *    Enrollments are not tied to this network's attachments (the CLI makes
+ *    them too), so cni.dev/valid-attachments cannot tell which are stale.
+ */
+static int cmd_status_gc(void)
+{
+	return 0;
 }
 
 /* ---- CHECK --------------------------------------------------------------- */
@@ -483,9 +506,11 @@ int main(void)
 	if (cni_env_parse(&env, &e)) {
 		struct cni_error ignored;
 
-		/* Answer in the config's version, if it is one we know. */
+		/* Answer in the config's version, if it is one we know (DEL's
+		 * reading: cniVersion and pinDir).
+		 */
 		if (env.cmd != CMD_VERSION)
-			cni_conf_read(stdin, &c, true, &ignored);
+			cni_conf_read(stdin, &c, CMD_DEL, &ignored);
 		print_error(c.cni_version, &e);
 		cni_conf_free(&c);
 		cni_env_free(&env);
@@ -498,7 +523,7 @@ int main(void)
 	/* DEL needs only the pin dir: a config edited since ADD must not keep
 	 * a pod from being deleted.
 	 */
-	err = cni_conf_read(stdin, &c, env.cmd == CMD_DEL, &e);
+	err = cni_conf_read(stdin, &c, env.cmd, &e);
 	if (!err) {
 		switch (env.cmd) {
 		case CMD_ADD:
@@ -509,6 +534,10 @@ int main(void)
 			break;
 		case CMD_CHECK:
 			err = cmd_check(&env, &c, &e);
+			break;
+		case CMD_STATUS:
+		case CMD_GC:
+			err = cmd_status_gc();
 			break;
 		case CMD_VERSION:
 			break;

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cni_version.h"
 #include "conflist.h"
 #include "file.h"
 
@@ -170,6 +171,74 @@ static json_object *without(json_object *plugins, const char *plugin, int *remov
 	return kept;
 }
 
+/* Can sockmesh-cni serve the version a runtime runs the conflist with? That
+ * is cniVersion, or, from libcni 1.2 (spec 1.1.0) on, the highest version
+ * of cniVersions and cniVersion the runtime knows (libcni
+ * ConfListFromBytes): as runtimes learn newer versions they pick the
+ * highest listed, so that one must be served too. Without either a runtime
+ * runs the plugins with none (0.1.0 implied). 0, or -ENOTSUP with msg
+ * naming the file and the version.
+ */
+static int check_versions(json_object *o, const char *path, char *msg, size_t len)
+{
+	const char *top = NULL, *s;
+	json_object *v, *vs;
+	unsigned long n[3];
+
+	if (json_object_object_get_ex(o, "cniVersion", &v)) {
+		if (!json_object_is_type(v, json_type_string)) {
+			snprintf(msg, len, "%s: cniVersion %.100s is not a string; not chained",
+				 path, json_object_to_json_string(v));
+			return -ENOTSUP;
+		}
+		top = json_object_get_string(v);
+		if (!smc_cni_version_served(top)) {
+			snprintf(msg, len,
+				 "%s has cniVersion '%.100s': %s serves " SMC_CNI_VERSIONS_TEXT
+				 ", so every ADD would fail; not chained",
+				 path, top, SMC_CNI_PLUGIN);
+			return -ENOTSUP;
+		}
+	}
+	if (json_object_object_get_ex(o, "cniVersions", &vs)) {
+		if (!json_object_is_type(vs, json_type_array)) {
+			snprintf(msg, len, "%s: cniVersions %.100s is not a list; not chained",
+				 path, json_object_to_json_string(vs));
+			return -ENOTSUP;
+		}
+		for (size_t i = 0; i < json_object_array_length(vs); i++) {
+			v = json_object_array_get_idx(vs, i);
+			s = json_object_get_string(v);
+			if (!json_object_is_type(v, json_type_string) ||
+			    !smc_cni_version_parse(s, n)) {
+				snprintf(
+					msg, len,
+					"%s: cniVersions[%zu] %.100s is not a version; not chained",
+					path, i, json_object_to_json_string(v));
+				return -ENOTSUP;
+			}
+			if (!top || smc_cni_version_cmp(s, top) > 0)
+				top = s;
+		}
+		if (top && !smc_cni_version_served(top)) {
+			snprintf(
+				msg, len,
+				"%s lists '%.100s' in cniVersions, the version runtimes that know it use: %s serves " SMC_CNI_VERSIONS_TEXT
+				", so their ADDs would fail; not chained",
+				path, top, SMC_CNI_PLUGIN);
+			return -ENOTSUP;
+		}
+	}
+	if (!top) {
+		snprintf(msg, len,
+			 "%s has no cniVersion (0.1.0 implied): %s serves " SMC_CNI_VERSIONS_TEXT
+			 "; not chained",
+			 path, SMC_CNI_PLUGIN);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
 int smc_cni_chain(const char *path, json_object *entry, const char *plugin, char *msg, size_t len)
 {
 	json_object *o, *plugins, *next, *kept;
@@ -179,6 +248,11 @@ int smc_cni_chain(const char *path, json_object *entry, const char *plugin, char
 	o = read_conflist(path, &plugins, msg, len);
 	if (!o)
 		return -EINVAL;
+	err = check_versions(o, path, msg, len);
+	if (err) {
+		json_object_put(o);
+		return err;
+	}
 	kept = without(plugins, plugin, &removed);
 	json_object_array_add(kept, json_object_get(entry));
 	/* the same result on every run: nothing to write when it is so already */

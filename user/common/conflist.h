@@ -32,6 +32,9 @@ int smc_cni_first_config(const char *dir, char *name, size_t len);
 
 /* Chain entry into the conflist at path: every entry of the same type goes,
  * entry is appended. 1: rewritten, 0: already so (file untouched).
+ * -ENOTSUP (file untouched): the conflist's version is not one sockmesh-cni
+ * serves (cni_version.h): cniVersion, or the highest of cniVersions, which
+ * a runtime that knows it uses instead; none is 0.1.0.
  */
 int smc_cni_chain(const char *path, json_object *entry, const char *plugin, char *msg, size_t len);
 
