@@ -293,7 +293,8 @@ sm_cleanup() {
 			for _ in 1 2 3 4 5 6 7 8 9 10; do rmdir "$c" 2>/dev/null && break; sleep 0.1; done
 		fi
 	done < <(_sm_recorded cgroups)
-	while IFS= read -r d; do rm -rf "$d"; done < <(_sm_recorded files)
+	# --one-file-system: never into a mount a test left inside its tmp dir
+	while IFS= read -r d; do rm -rf --one-file-system "$d"; done < <(_sm_recorded files)
 	[ -n "${SM_STATE:-}" ] && rm -rf "$SM_STATE"
 	exit "$rc"
 }

@@ -597,6 +597,63 @@ cni_install_refuses_versions_not_served() {
 	done
 }
 
+# Issue 11 item 1: the installed plugin is one static binary. In a chroot
+# that holds nothing but it (and the kernel's own filesystems every node
+# has, where the node has them: /proc, /sys with the bpffs and the cgroup2
+# mount, the netns files) it runs VERSION, DEL, ADD and CHECK for pod a, as
+# outside.
+ROOTFS=$TMP/rootfs
+rootfs_down() {
+	local m
+	for m in proc sys run/netns; do
+		if mountpoint -q "$ROOTFS/$m"; then umount -R -l "$ROOTFS/$m"; fi
+	done
+	return 0
+}
+plugin_chrooted() {
+	local prev rt
+	prev=$(cat "$CNI_CACHE/$(pod_f "$2" cid).json")
+	rt=$(jq -nc --arg k "$CNI_CAP_ANN" --argjson a "$(pod_f "$2" ann)" '{($k): $a}')
+	cni_plugin_conf "$LIST" "$SM_IDX" "$prev" "$rt" |
+		timeout 30 nsenter "--net=/run/netns/$CNI_NODE" -- env -i CNI_COMMAND="$1" \
+			CNI_CONTAINERID="$(pod_f "$2" cid)" CNI_NETNS="/run/netns/$(pod_f "$2" ns)" \
+			CNI_IFNAME=eth0 CNI_PATH=/opt/cni/bin CNI_ARGS="$(pod_f "$2" args)" \
+			/usr/sbin/chroot "$ROOTFS" /sockmesh-cni 2>>"$TMP/cni.stderr"
+}
+static_plugin_runs_in_an_empty_chroot() {
+	local bin=$CNI_BINDIR/sockmesh-cni out cg2 rc
+	assert_eq "$(readelf -lW "$bin" | grep -c 'INTERP\|DYNAMIC' || true)" 0 \
+		"program interpreter and dynamic section of the installed plugin"
+	cg2=$(sm_cg2_root)
+	sm_on_cleanup rootfs_down
+	mkdir -p "$ROOTFS/proc" "$ROOTFS/sys" "$ROOTFS/run/netns"
+	cp "$bin" "$ROOTFS/sockmesh-cni"
+	assert_eq "$(find "$ROOTFS" -type f | wc -l)" 1 "files in the chroot (before the kernel's mounts)"
+	mount -t proc proc "$ROOTFS/proc"
+	mount -t sysfs sysfs "$ROOTFS/sys"
+	mount --bind /sys/fs/bpf "$ROOTFS/sys/fs/bpf"
+	# the cgroup2 mount where the host has it (a hybrid host's
+	# /sys/fs/cgroup/unified lives in a tmpfs at /sys/fs/cgroup)
+	[ -d "$ROOTFS$cg2" ] || mount -t tmpfs tmpfs "$ROOTFS$(dirname "$cg2")"
+	mkdir -p "$ROOTFS$cg2"
+	mount --bind "$cg2" "$ROOTFS$cg2"
+	# each netns file is a mount of its own: recursive, and no unmount
+	# propagates back
+	mount --rbind --make-rslave /run/netns "$ROOTFS/run/netns"
+	out=$(printf '{"cniVersion": "1.1.0"}' | env -i CNI_COMMAND=VERSION /usr/sbin/chroot "$ROOTFS" /sockmesh-cni)
+	assert_eq "$(jq -c .supportedVersions <<<"$out")" '["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]' "VERSION"
+	plugin_chrooted DEL a >/dev/null
+	assert_eq "$(scope_of web-a)" "" "pod a after DEL in the chroot"
+	out=$(plugin_chrooted ADD a) || { sm_log "    ADD in the chroot: $out $(tail -2 "$TMP/cni.stderr")"; return 1; }
+	assert_eq "$(jq -c . <<<"$out")" "$(jq -c . "$CNI_CACHE/$(pod_f a cid).json")" "ADD output (prevResult)"
+	assert_eq "$(scope_of web-a | jq -r .pod_name)" web-a "pod a enrolled by ADD in the chroot"
+	rc=0
+	plugin_chrooted CHECK a >/dev/null || rc=$?
+	assert_eq "$rc" 0 "CHECK in the chroot: exit status"
+	assert_match "$(curl_from a "http://$IP_B:8080/")" "^b-8080 $IP_B:" "pod a's request through the sidecars again"
+	rootfs_down
+}
+
 del_withdraws_and_releases() {
 	local v0 out
 	v0=$(node_veths)
@@ -653,6 +710,7 @@ e2e_subtest every_spec_version_add_check_del_version every_spec_version_add_chec
 e2e_subtest malformed_input_is_rejected_and_enrols_nothing malformed_input_is_rejected_and_enrols_nothing
 e2e_subtest pods_left_alone_but_add_succeeds pods_left_alone_but_add_succeeds
 e2e_subtest cni_install_refuses_versions_not_served cni_install_refuses_versions_not_served
+e2e_subtest static_plugin_runs_in_an_empty_chroot static_plugin_runs_in_an_empty_chroot
 e2e_subtest del_withdraws_and_releases del_withdraws_and_releases
 e2e_subtest del_after_netns_gone del_after_netns_gone
 e2e_subtest last_del_unloads_everything last_del_unloads_everything

@@ -86,6 +86,8 @@ SM_CLI=$CLI # sm_cleanup disables what is left with the installed CLI
 # inside DESTDIR, nothing in the source or build tree (RUNPATH included).
 links_installed() {
 	local out
+	# a static program (sockmesh-cni) has nothing to resolve
+	readelf -lW "$1" | grep -q 'INTERP\|DYNAMIC' || return 0
 	out=$(ldd "$1" 2>&1) || { echo "# ldd $1: $out"; return 1; }
 	if grep -q 'not found' <<<"$out"; then
 		echo "# $(grep 'not found' <<<"$out")"
@@ -107,6 +109,9 @@ for b in "$CLI" "$DAEMON" "$SIDECAR"; do
 done
 no_shared_lib() { ! ldd "$1" | grep -q libsockmesh; }
 check "sockmesh-cni needs no libsockmesh.so" no_shared_lib "$CNI"
+# it runs from the node's CNI bin dir for every pod: no shared library at all
+static_bin() { ! readelf -lW "$1" | grep -q 'INTERP\|DYNAMIC'; }
+check "sockmesh-cni is statically linked (no interpreter, no dynamic section)" static_bin "$CNI"
 
 # A program built from the installed header and pkg-config file.
 cat >"$WORK/t.c" <<'EOF'
