@@ -152,6 +152,12 @@ hostpaths_match_the_programs() {
 	assert_same_on_host install-cni "$conf"
 	assert_eq "$(help_default "$SM_CLI" uninstall -h cni-bin-dir)" "$bin" "sockmesh uninstall --cni-bin-dir default"
 	assert_eq "$(help_default "$SM_CLI" uninstall -h cni-conf-dir)" "$conf" "sockmesh uninstall --cni-conf-dir default"
+	# the daemon's CNI watcher: the init container's conf dir, the host's, read-write
+	assert_eq "$(container_arg sockmeshd cni-conf-dir)" "$conf" "sockmeshd --cni-conf-dir = install-cni conf dir"
+	assert_same_on_host sockmeshd "$conf"
+	assert_eq "$(jq -r --arg p "$conf" '.[0].spec.template.spec.containers[] | select(.name == "sockmeshd") |
+		.volumeMounts[] | select(.mountPath == $p) | .readOnly // false' "$TMP/ds.json")" false \
+		"sockmeshd mounts $conf read-write"
 	# every hostPath volume is mounted at its own path, and used
 	assert_eq "$(jq -r '.[0].spec.template.spec as $s | $s.volumes[] | .name as $n | .hostPath.path as $h |
 		[($s.containers + $s.initContainers)[].volumeMounts[] | select(.name == $n) | .mountPath] |

@@ -8,14 +8,19 @@
 # term per option). The commands must be the same three times too. --help
 # (every command has it) is left out. Only the option names are compared:
 # from the help, the --long token that starts an option line (after an
-# optional short flag), so wording and layout may change freely.
-#   selftests/install/test_docs.sh [SOCKMESH]   (default build/user/cli/sockmesh)
+# optional short flag), so wording and layout may change freely. The same
+# for sockmeshd: `sockmeshd -h` = the OPTIONS terms of man/sockmeshd.8.md
+# (--help and --version, in its SYNOPSIS, left out).
+#   selftests/install/test_docs.sh [SOCKMESH [SOCKMESHD]]
+#   (default build/user/cli/sockmesh, build/user/daemon/sockmeshd)
 # One "ok - ..." / "not ok - ..." line per check, then "N passed, N failed".
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CLI=${1:-$ROOT/build/user/cli/sockmesh}
 CONTRACT=$ROOT/docs/cli-contract.md
 MAN=$ROOT/man/sockmesh.8.md
+DAEMON=${2:-$ROOT/build/user/daemon/sockmeshd}
+DAEMON_MAN=$ROOT/man/sockmeshd.8.md
 
 passed=0
 failed=0
@@ -109,6 +114,16 @@ while IFS= read -r c; do
 	same "sockmesh $c: docs/cli-contract.md = sockmesh $c -h" "$opts" "$(contract_options "$c")"
 	same "sockmesh $c: man/sockmesh.8.md = sockmesh $c -h" "$opts" "$(man_options "$c")"
 done <<<"$cmds"
+
+if [ -x "$DAEMON" ]; then
+	d_help=$("$DAEMON" -h 2>&1 | grep -E '^[[:space:]]+(-[A-Za-z0-9],[[:space:]]*)?--[a-z0-9]' |
+		sed -E 's/^[[:space:]]+(-[A-Za-z0-9],[[:space:]]*)?//' | long_opts | grep -vx -- --version)
+	d_man=$(awk '/^# / { on = ($0 == "# OPTIONS"); next } on && /^\*\*-/' "$DAEMON_MAN" | long_opts)
+	[ -n "$d_help" ] || nok "sockmeshd -h shows options"
+	same "sockmeshd: man/sockmeshd.8.md = sockmeshd -h" "$d_help" "$d_man"
+else
+	nok "no sockmeshd at $DAEMON (build first)"
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

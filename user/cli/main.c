@@ -900,9 +900,7 @@ static int cmd_upgrade(struct cmd_args *a)
 
 static int is_conflist(const struct dirent *e)
 {
-	size_t n = strlen(e->d_name);
-
-	return e->d_name[0] != '.' && n > 9 && strcmp(e->d_name + n - 9, ".conflist") == 0;
+	return smc_cni_is_conflist_name(e->d_name);
 }
 
 /* An uninstall step failed: stderr now, the JSON report at the end (one
@@ -950,8 +948,7 @@ static int conflist_remove_plugin(const char *path, json_object *files, json_obj
 
 /* ---- cni-install ----------------------------------------------------------- */
 
-/* Where a node image keeps the plugin and its example configuration. */
-#define CNI_SHARE_DIR "/usr/share/sockmesh"
+/* Where a node image keeps the plugin. */
 static const char *const cni_bin_candidates[] = {
 	"/usr/lib/sockmesh/" CNI_PLUGIN_TYPE,
 	"/usr/libexec/cni/" CNI_PLUGIN_TYPE,
@@ -959,32 +956,6 @@ static const char *const cni_bin_candidates[] = {
 	"/usr/sbin/" CNI_PLUGIN_TYPE,
 	"/usr/bin/" CNI_PLUGIN_TYPE,
 };
-
-/* --plugin-conf JSON|@FILE, or the image's example, or a bare entry */
-static json_object *cni_entry(const char *src)
-{
-	char path[PATH_MAX], *text;
-	json_object *e;
-
-	if (!src) {
-		snprintf(path, sizeof(path), "%s/10-sockmesh.conflist.example",
-			 getenv("SOCKMESH_SHARE_DIR") ? getenv("SOCKMESH_SHARE_DIR") :
-							CNI_SHARE_DIR);
-		if (access(path, R_OK))
-			return smc_cni_entry("{\"type\": \"" CNI_PLUGIN_TYPE "\"}",
-					     CNI_PLUGIN_TYPE);
-		text = smc_read_file("--plugin-conf", path, 1u << 20, NULL);
-	} else if (src[0] == '@') {
-		text = smc_read_file("--plugin-conf", src + 1, 1u << 20, NULL);
-	} else {
-		text = strdup(src);
-	}
-	if (!text)
-		return NULL;
-	e = smc_cni_entry(text, CNI_PLUGIN_TYPE);
-	free(text);
-	return e;
-}
 
 static int cmd_cni_install(struct cmd_args *a)
 {
@@ -1005,7 +976,7 @@ static int cmd_cni_install(struct cmd_args *a)
 			return fail(EXIT_USAGE, "cni-install: %s (seconds, 0-86400)", smc_errmsg());
 		wait_s = v;
 	}
-	entry = cni_entry(a->val[O_PLUGIN_CONF]);
+	entry = smc_cni_plugin_entry(a->val[O_PLUGIN_CONF], CNI_PLUGIN_TYPE);
 	if (!entry)
 		return fail(
 			EXIT_USAGE,
@@ -1049,7 +1020,7 @@ static int cmd_cni_install(struct cmd_args *a)
 			conf_dir, wait_s);
 	}
 	snprintf(path, sizeof(path), "%s/%s", conf_dir, name);
-	if (strlen(name) < 9 || strcmp(name + strlen(name) - 9, ".conflist")) {
+	if (!smc_cni_is_conflist_name(name)) {
 		json_object_put(entry);
 		return fail(
 			EXIT_FAIL,

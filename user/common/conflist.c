@@ -56,6 +56,41 @@ json_object *smc_cni_entry(const char *text, const char *plugin)
 	return NULL;
 }
 
+json_object *smc_cni_plugin_entry(const char *src, const char *plugin)
+{
+	char path[PATH_MAX], bare[128], *text;
+	const char *share = getenv("SOCKMESH_SHARE_DIR");
+	json_object *e;
+
+	if (!src) {
+		snprintf(path, sizeof(path), "%s/10-sockmesh.conflist.example",
+			 share && share[0] ? share : SMC_CNI_SHARE_DIR);
+		if (access(path, R_OK)) {
+			snprintf(bare, sizeof(bare), "{\"type\": \"%s\"}", plugin);
+			return smc_cni_entry(bare, plugin);
+		}
+		text = smc_read_file("--plugin-conf", path, CONF_MAX, NULL);
+	} else if (src[0] == '@') {
+		text = smc_read_file("--plugin-conf", src + 1, CONF_MAX, NULL);
+	} else {
+		text = strdup(src);
+	}
+	if (!text)
+		return NULL;
+	e = smc_cni_entry(text, plugin);
+	free(text);
+	if (!e)
+		errno = EINVAL;
+	return e;
+}
+
+bool smc_cni_is_conflist_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	return name[0] != '.' && n > 9 && strcmp(name + n - 9, ".conflist") == 0;
+}
+
 static bool is_config_name(const char *n)
 {
 	static const char *const ext[] = { ".conf", ".conflist", ".json" };

@@ -19,11 +19,27 @@
 #include <json-c/json.h>
 
 #define SMC_CNI_PLUGIN "sockmesh-cni"
+/* Where a node image keeps the plugin's example configuration
+ * (10-sockmesh.conflist.example); $SOCKMESH_SHARE_DIR overrides it.
+ */
+#define SMC_CNI_SHARE_DIR "/usr/share/sockmesh"
 
 /* The plugin's conflist entry from text: a JSON object with "type": plugin,
  * or a conflist holding such an entry (its first). NULL when neither.
  */
 json_object *smc_cni_entry(const char *text, const char *plugin);
+
+/* The entry to chain, as `sockmesh cni-install --plugin-conf` and
+ * `sockmeshd --cni-plugin-conf` take it: src is JSON, or @FILE; NULL: the
+ * image's example (SMC_CNI_SHARE_DIR), else a bare {"type": plugin}. NULL
+ * (errno set) when unreadable or when the text holds no such entry.
+ */
+json_object *smc_cni_plugin_entry(const char *src, const char *plugin);
+
+/* Is name a multi-plugin configuration (*.conflist), the only kind
+ * sockmesh-cni is chained into?
+ */
+bool smc_cni_is_conflist_name(const char *name);
 
 /* The configuration a runtime uses: the first of dir's *.conf, *.conflist
  * and *.json files in byte order, hidden files excluded. -ENOENT: none.

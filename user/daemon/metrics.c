@@ -332,6 +332,12 @@ char *sd_metrics_render(const struct sd_metrics_ctx *ctx, size_t *len)
 	family(&b, "sockmesh_gc_errors_total", "counter",
 	       "Scopes garbage collection could not check or withdraw.");
 	sb_printf(&b, "sockmesh_gc_errors_total %llu\n", ctx->gc_errors);
+	family(&b, "sockmesh_cni_watch", "gauge",
+	       "1 when sockmeshd keeps sockmesh-cni chained into the CNI configuration (--cni-conf-dir).");
+	sb_printf(&b, "sockmesh_cni_watch %d\n", ctx->cni_watch ? 1 : 0);
+	family(&b, "sockmesh_cni_rechains_total", "counter",
+	       "Times sockmeshd chained sockmesh-cni into the CNI configuration again after another writer dropped or changed it.");
+	sb_printf(&b, "sockmesh_cni_rechains_total %llu\n", ctx->cni_rechains);
 	if (ctx->attach_cgroup) {
 		family(&b, "sockmesh_attach_programs", "gauge",
 		       "Programs of this instance attached directly at the attach cgroup, by attach type (1 each when healthy).");

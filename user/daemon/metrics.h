@@ -3,6 +3,7 @@
 #ifndef SOCKMESHD_METRICS_H
 #define SOCKMESHD_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define SD_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -16,6 +17,8 @@ struct sd_metrics_ctx {
 	unsigned long long gc_withdrawn_netns;
 	unsigned long long gc_withdrawn_cgroup;
 	unsigned long long gc_errors;
+	bool cni_watch; /* --cni-conf-dir given and watched */
+	unsigned long long cni_rechains;
 };
 
 /* The whole exposition text (malloc'd, *len bytes), NULL when out of

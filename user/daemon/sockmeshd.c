@@ -10,6 +10,10 @@
  *   path again if the last withdraw removed it;
  * - serves Prometheus /metrics and /healthz on --listen (libmicrohttpd);
  * - writes --state-file for `sockmesh status`;
+ * - with --cni-conf-dir, keeps sockmesh-cni chained into the node's CNI
+ *   configuration when the primary CNI rewrites or replaces it (cniwatch.c:
+ *   inotify, and a check every gc pass); on exit the file is left as it is
+ *   (`sockmesh uninstall` unchains, once the daemon has stopped);
  * - on SIGTERM/SIGINT exits 0 and leaves the data path running (it is
  *   pinned), unless --cleanup-on-exit.
  * The daemon never attaches anything itself: enrolling (CNI plugin, CLI)
@@ -44,6 +48,8 @@
 
 #include "sockmesh.h"
 #include "addr.h"
+#include "cniwatch.h"
+#include "conflist.h"
 #include "file.h"
 #include "log.h"
 #include "metrics.h"
@@ -76,6 +82,8 @@ enum {
 	O_STATE_FILE,
 	O_CLEANUP,
 	O_LOG_FORMAT,
+	O_CNI_CONF_DIR,
+	O_CNI_PLUGIN_CONF,
 	O_VERSION,
 	O_HELP,
 	O_COUNT
@@ -126,6 +134,19 @@ static const struct smc_opt opt_defs[O_COUNT] = {
 	  .type = SMC_OPT_STRING,
 	  .help = "structured log lines on stderr",
 	  .def = "json" },
+	{ .id = O_CNI_CONF_DIR,
+	  .name = "cni-conf-dir",
+	  .arg = "DIR",
+	  .type = SMC_OPT_STRING,
+	  .help = "keep " SMC_CNI_PLUGIN " chained into DIR's first conflist (inotify)",
+	  .def = "off" },
+	{ .id = O_CNI_PLUGIN_CONF,
+	  .name = "cni-plugin-conf",
+	  .arg = "JSON|@FILE",
+	  .type = SMC_OPT_STRING,
+	  .help = "the entry to chain; @FILE: a JSON object or a conflist holding one",
+	  .def = "as sockmesh cni-install: the image's example, else {\"type\": \"" SMC_CNI_PLUGIN
+		 "\"}" },
 	/* plain flags, not SMC_OPT_HELP: a bad word anywhere still exits 2 */
 	{ .id = O_VERSION,
 	  .name = "version",
@@ -142,7 +163,7 @@ static void usage(FILE *f, const struct smc_opts *opts)
 		   "Options:\n");
 	smc_opts_help(f, opts, 2, 32);
 	fprintf(f, "Exit: 0 stopped by SIGTERM/SIGINT, 1 failed, 2 bad usage.\n"
-		   "SIGHUP runs garbage collection at once.\n");
+		   "SIGHUP runs garbage collection (and the CNI check) at once.\n");
 }
 
 static int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -175,6 +196,9 @@ struct daemon {
 	unsigned int gc_interval;
 	const char *state_file;
 	bool cleanup_on_exit;
+	const char *cni_conf_dir; /* NULL: no CNI watcher */
+	const char *cni_plugin_conf; /* NULL: the default entry */
+	struct sd_cniwatch cni; /* cni.fd < 0: off */
 	int state_fd;
 	double start_time;
 	char start_time_str[40];
@@ -320,6 +344,9 @@ static int state_write(struct daemon *d)
 	json_object_object_add(o, "attach_cgroup", json_object_new_string(d->attach_cgroup));
 	json_object_object_add(o, "gc_interval", json_object_new_int(d->gc_interval));
 	json_object_object_add(o, "cleanup_on_exit", json_object_new_boolean(d->cleanup_on_exit));
+	json_object_object_add(o, "cni_conf_dir",
+			       d->cni_conf_dir ? json_object_new_string(d->cni_conf_dir) : NULL);
+	json_object_object_add(o, "cni_watch", json_object_new_boolean(d->cni.fd >= 0));
 	json_object_object_add(o, "version", json_object_new_string(SOCKMESH_VERSION));
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 						      JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -729,6 +756,8 @@ static enum MHD_Result http_handler(void *cls, struct MHD_Connection *c, const c
 			.gc_withdrawn_cgroup =
 				__atomic_load_n(&d->gc_withdrawn_cgroup, __ATOMIC_RELAXED),
 			.gc_errors = __atomic_load_n(&d->gc_errors, __ATOMIC_RELAXED),
+			.cni_watch = d->cni.fd >= 0,
+			.cni_rechains = sd_cniwatch_rechains(&d->cni),
 		};
 		size_t len = 0;
 		char *body = sd_metrics_render(&ctx, &len);
@@ -928,6 +957,29 @@ static int parse_args(int argc, char **argv, struct daemon *d)
 		return usage_err("--log-format: '%s' is not json or text", val[O_LOG_FORMAT]);
 	sd_log_init(!set[O_LOG_FORMAT] || strcmp(val[O_LOG_FORMAT], "json") == 0, SD_INFO);
 	d->cleanup_on_exit = set[O_CLEANUP];
+	if (set[O_CNI_CONF_DIR]) {
+		d->cni_conf_dir = val[O_CNI_CONF_DIR];
+		if (d->cni_conf_dir[0] != '/' || strlen(d->cni_conf_dir) >= PATH_MAX - NAME_MAX - 2)
+			return usage_err("--cni-conf-dir: '%s' must be an absolute path",
+					 d->cni_conf_dir);
+	}
+	if (set[O_CNI_PLUGIN_CONF]) {
+		if (!d->cni_conf_dir)
+			return usage_err("--cni-plugin-conf: '%.200s' needs --cni-conf-dir",
+					 val[O_CNI_PLUGIN_CONF]);
+		d->cni_plugin_conf = val[O_CNI_PLUGIN_CONF];
+	}
+	if (d->cni_conf_dir) {
+		/* checked here (exit 2 naming it), used once the daemon runs */
+		json_object *e = smc_cni_plugin_entry(d->cni_plugin_conf, SMC_CNI_PLUGIN);
+
+		if (!e)
+			return usage_err(
+				"--cni-plugin-conf: '%.200s' is not a JSON object with \"type\": \"%s\" (nor a conflist holding one)",
+				d->cni_plugin_conf ? d->cni_plugin_conf : "(default)",
+				SMC_CNI_PLUGIN);
+		d->cni.entry = e;
+	}
 	if (parse_listen(set[O_LISTEN] ? val[O_LISTEN] : DEFAULT_LISTEN, d))
 		return EXIT_USAGE;
 	if (set[O_ATTACH_CGROUP]) {
@@ -946,7 +998,7 @@ static int parse_args(int argc, char **argv, struct daemon *d)
 
 int main(int argc, char **argv)
 {
-	struct daemon d = { .state_fd = -1 };
+	struct daemon d = { .state_fd = -1, .cni = { .fd = -1, .wd = -1 } };
 	struct sockmesh *sm;
 	struct timespec now;
 	struct tm tm;
@@ -1029,6 +1081,15 @@ int main(int argc, char **argv)
 	instance_report(&d, sm, created);
 	sockmesh__close(sm);
 	__atomic_store_n(&d.last_gc_ms, mono_ms(), __ATOMIC_RELAXED);
+	if (d.cni_conf_dir) {
+		json_object *e = d.cni.entry;
+
+		d.cni.entry = NULL;
+		if (sd_cniwatch_start(&d.cni, d.cni_conf_dir, e)) {
+			rc = EXIT_FAIL;
+			goto out;
+		}
+	}
 	if (http_start(&d) || state_write(&d)) {
 		rc = EXIT_FAIL;
 		goto out;
@@ -1042,6 +1103,8 @@ int main(int argc, char **argv)
 		sd_f_u64(f, "gc_interval", d.gc_interval);
 		sd_f_str(f, "state_file", d.state_file);
 		sd_f_bool(f, "cleanup_on_exit", d.cleanup_on_exit);
+		if (d.cni_conf_dir)
+			sd_f_str(f, "cni_conf_dir", d.cni_conf_dir);
 		sd_f_str(f, "version", SOCKMESH_VERSION);
 		sd_log(SD_INFO, f, "sockmeshd started");
 	}
@@ -1049,35 +1112,52 @@ int main(int argc, char **argv)
 	for (;;) {
 		long long next, left;
 		struct signalfd_siginfo si;
-		struct pollfd pfd = { .fd = sfd, .events = POLLIN };
-		int pr;
+		struct pollfd pfd[2] = { { .fd = sfd, .events = POLLIN },
+					 { .fd = d.cni.fd, .events = POLLIN } };
+		nfds_t nfds = d.cni.fd >= 0 ? 2 : 1;
+		bool gc_now = false, stop = false;
 
 		gc_tick(&d);
+		/* the safety net under inotify: a missed event, a directory
+		 * that was gone, a configuration fixed by hand
+		 */
+		sd_cniwatch_check(&d.cni, "periodic check");
 		next = mono_ms() + 1000LL * d.gc_interval;
-		/* wait for the next pass or a signal (EINTR: wait again, bounded) */
-		for (int tries = 0; tries < 1000; tries++) {
+		/* wait for the next pass or a signal, serving CNI configuration
+		 * events meanwhile (EINTR: wait again, bounded)
+		 */
+		for (int tries = 0; tries < 100000 && !gc_now && !stop; tries++) {
 			left = next - mono_ms();
 			if (left <= 0)
 				break;
-			pr = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
-			if (pr > 0)
-				break;
+			if (poll(pfd, nfds, (int)(left > 60000 ? 60000 : left)) <= 0)
+				continue;
+			if (nfds > 1 && (pfd[1].revents & POLLIN))
+				sd_cniwatch_events(&d.cni);
+			if (!(pfd[0].revents & POLLIN))
+				continue;
+			if (read(sfd, &si, sizeof(si)) != sizeof(si))
+				continue;
+			if (si.ssi_signo == SIGHUP) {
+				sd_log(SD_INFO, NULL, "SIGHUP: garbage collection now");
+				gc_now = true;
+				continue;
+			}
+			sd_log(SD_INFO, sd_f_str(NULL, "signal", strsignal((int)si.ssi_signo)),
+			       "stopping");
+			stop = true;
 		}
-		if (!(pfd.revents & POLLIN))
-			continue;
-		if (read(sfd, &si, sizeof(si)) != sizeof(si))
-			continue;
-		if (si.ssi_signo == SIGHUP) {
-			sd_log(SD_INFO, NULL, "SIGHUP: garbage collection now");
-			continue;
-		}
-		sd_log(SD_INFO, sd_f_str(NULL, "signal", strsignal((int)si.ssi_signo)), "stopping");
-		break;
+		if (stop)
+			break;
 	}
 
 out:
 	if (d.httpd)
 		MHD_stop_daemon(d.httpd);
+	/* after the HTTP thread (it reads d.cni); the configuration stays as
+	 * it is: `sockmesh uninstall` unchains once the daemon has stopped
+	 */
+	sd_cniwatch_stop(&d.cni);
 	if (d.cleanup_on_exit && rc == 0) {
 		struct sockmesh_open_opts oo = { .sz = sizeof(oo), .pin_dir = d.pin_dir };
 
