@@ -135,6 +135,30 @@ void sm_read_acct_select(struct sockmesh_bpf *skel)
 	bpf_program__set_autoload(skel->progs.sm_read_acct_fexit, use == PROG_sm_read_acct_fexit);
 }
 
+struct sockmesh_bpf *sm_skel_open(struct bpf_map **maps, struct bpf_program **progs)
+{
+	struct sockmesh_bpf *skel = sockmesh_bpf__open();
+
+	if (!skel) {
+		int err = errno;
+
+		sm_set_err(err, "cannot open the BPF object");
+		errno = err;
+		return NULL;
+	}
+#define SM_SKEL_(n) maps[MAP_##n] = skel->maps.n;
+	if (maps) {
+		SM_BPF_MAPS(SM_SKEL_)
+	}
+#undef SM_SKEL_
+#define SM_SKEL_(n) progs[PROG_##n] = skel->progs.n;
+	if (progs) {
+		SM_BPF_PROGS(SM_SKEL_)
+	}
+#undef SM_SKEL_
+	return skel;
+}
+
 static void handle_init(struct sockmesh *sm)
 {
 	for (int i = 0; i < MAP_COUNT; i++)
@@ -289,18 +313,9 @@ static int create_pinned(struct sockmesh *sm, const struct sockmesh_open_opts *o
 	err = ensure_bpffs(sm->pin_dir);
 	if (err)
 		return err;
-	skel = sockmesh_bpf__open();
-	if (!skel) {
-		err = -errno;
-		sm_set_err(-err, "cannot open the BPF object");
-		return err;
-	}
-#define SM_SKEL_(n) maps[MAP_##n] = skel->maps.n;
-	SM_BPF_MAPS(SM_SKEL_)
-#undef SM_SKEL_
-#define SM_SKEL_(n) progs[PROG_##n] = skel->progs.n;
-	SM_BPF_PROGS(SM_SKEL_)
-#undef SM_SKEL_
+	skel = sm_skel_open(maps, progs);
+	if (!skel)
+		return -errno;
 
 	/* max_scopes enrolled scopes, and the global counters' slot besides */
 	bpf_map__set_max_entries(maps[MAP_stats_map],

@@ -40,6 +40,10 @@ struct sockmesh_bpf;
 SM_HIDDEN enum sm_prog_id sm_read_acct_prog(void);
 SM_HIDDEN bool sm_prog_is_read_acct(int i);
 SM_HIDDEN void sm_read_acct_select(struct sockmesh_bpf *skel);
+/* The embedded object opened (not loaded), its maps and programs in the
+ * id tables (either may be NULL); NULL with errno and the error set.
+ */
+SM_HIDDEN struct sockmesh_bpf *sm_skel_open(struct bpf_map **maps, struct bpf_program **progs);
 
 /* upgrade.c: this build's id (config_map), and whether the pinned maps
  * have the layout this build expects (-EPROTO: run 'sockmesh upgrade').

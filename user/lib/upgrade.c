@@ -89,18 +89,12 @@ static void describe(char *buf, size_t len, const struct bpf_map_info *a, struct
 
 int sm_layout_check(struct sockmesh *sm)
 {
-	struct sockmesh_bpf *skel = sockmesh_bpf__open();
 	struct bpf_map *maps[MAP_COUNT];
+	struct sockmesh_bpf *skel = sm_skel_open(maps, NULL);
 	int err = 0;
 
-	if (!skel) {
-		err = -errno;
-		sm_set_err(-err, "cannot open the BPF object");
-		return err;
-	}
-#define SM_SKEL_(n) maps[MAP_##n] = skel->maps.n;
-	SM_BPF_MAPS(SM_SKEL_)
-#undef SM_SKEL_
+	if (!skel)
+		return -errno;
 	for (int i = 0; i < MAP_COUNT && !err; i++) {
 		struct bpf_map_info info;
 		char d[96];
@@ -293,22 +287,16 @@ static int update_links(struct sockmesh *sm, const int *prog_fd, struct sockmesh
  * same instructions on the same maps), else the new one attached and pinned
  * over the old link, which detaches it.
  */
-static int update_read_acct(struct sockmesh *sm, struct sockmesh_bpf *skel,
+static int update_read_acct(struct sockmesh *sm, struct bpf_program *np,
 			    struct sockmesh_upgrade_info *ui)
 {
-	struct bpf_program *progs[PROG_COUNT];
 	struct bpf_link_info li = {};
 	__u32 len = sizeof(li);
 	unsigned char old_tag[BPF_TAG_SIZE], new_tag[BPF_TAG_SIZE];
-	struct bpf_program *np;
 	struct bpf_link *link;
 	char p[PATH_MAX];
 	int fd, old_prog, err;
 
-#define SM_SKEL_(n) progs[PROG_##n] = skel->progs.n;
-	SM_BPF_PROGS(SM_SKEL_)
-#undef SM_SKEL_
-	np = progs[sm_read_acct_prog()];
 	sm_pin_path(sm, p, sizeof(p), "%s", SM_READ_ACCT_LINK);
 	fd = bpf_obj_get(p);
 	if (fd >= 0 && bpf_obj_get_info_by_fd(fd, &li, &len) == 0) {
@@ -369,18 +357,11 @@ static int upgrade_locked(struct sockmesh *sm, struct sockmesh_upgrade_info *ui)
 		err = -EPROTO;
 		goto out_fds;
 	}
-	skel = sockmesh_bpf__open();
+	skel = sm_skel_open(maps, progs);
 	if (!skel) {
 		err = -errno;
-		sm_set_err(-err, "cannot open the BPF object");
 		goto out_fds;
 	}
-#define SM_SKEL_(n) maps[MAP_##n] = skel->maps.n;
-	SM_BPF_MAPS(SM_SKEL_)
-#undef SM_SKEL_
-#define SM_SKEL_(n) progs[PROG_##n] = skel->progs.n;
-	SM_BPF_PROGS(SM_SKEL_)
-#undef SM_SKEL_
 	for (int i = 0; i < MAP_COUNT; i++) {
 		struct bpf_map_info info;
 		char d[96];
@@ -450,7 +431,7 @@ static int upgrade_locked(struct sockmesh *sm, struct sockmesh_upgrade_info *ui)
 		sm_set_err(-err, "cannot attach the new programs to the socket maps");
 		goto out_skel;
 	}
-	err = update_read_acct(sm, skel, ui);
+	err = update_read_acct(sm, progs[sm_read_acct_prog()], ui);
 	if (err)
 		goto out_skel;
 	if (replaced[MAP_stats_map] && old_fd[MAP_stats_map] >= 0 &&
