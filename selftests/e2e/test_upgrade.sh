@@ -128,7 +128,7 @@ cycles_under_load() {
 	wait "${pids[@]}"
 	lid1=$(link_id "link_${CGID}_connect4")
 	for f in "$TMP"/ka.* "$TMP"/close.* "$TMP"/soak.*; do
-		grep -E 'requests in|Non-2xx|Socket errors|^soak:|exit status' "$f" | sed "s#^#    ${f##*/}| #" >&2 || true
+		grep -E 'requests in|Non-2xx|Socket errors|^soak:|exit status|^client:' "$f" | sed "s#^#    ${f##*/}| #" >&2 || true
 	done
 	sed 's/^/    step| /' "$TMP/steps" >&2
 	assert_eq "$(wc -l <"$TMP/steps")" 0 "steps that failed a check"
