@@ -87,12 +87,37 @@ static void describe(char *buf, size_t len, const struct bpf_map_info *a, struct
 			 bpf_map__value_size(b));
 }
 
+/* Read config_map's one value whatever its size (fields only appended). */
+static void read_config(int fd, struct sm_config *cfg)
+{
+	struct bpf_map_info info;
+	unsigned char buf[256] = { 0 };
+	__u32 zero = 0;
+
+	memset(cfg, 0, sizeof(*cfg));
+	if (fd < 0 || map_info(fd, &info) || info.value_size > sizeof(buf) ||
+	    bpf_map_lookup_elem(fd, &zero, buf))
+		return;
+	memcpy(cfg, buf, info.value_size < sizeof(*cfg) ? info.value_size : sizeof(*cfg));
+	if (!cfg->layout)
+		cfg->layout = 1;
+}
+
 int sm_layout_check(struct sockmesh *sm)
 {
 	struct bpf_map *maps[MAP_COUNT];
-	struct sockmesh_bpf *skel = sm_skel_open(maps, NULL);
+	struct sockmesh_bpf *skel;
+	struct sm_config cfg;
 	int err = 0;
 
+	/* loaded by this very build: nothing to compare (every open of a
+	 * process that opens often, the daemon's passes and probes, stays
+	 * a map lookup)
+	 */
+	read_config(sm->map_fd[MAP_config_map], &cfg);
+	if (cfg.build_id == sm_build_id() && cfg.layout == SM_LAYOUT_VERSION)
+		return 0;
+	skel = sm_skel_open(maps, NULL);
 	if (!skel)
 		return -errno;
 	for (int i = 0; i < MAP_COUNT && !err; i++) {
@@ -112,22 +137,6 @@ int sm_layout_check(struct sockmesh *sm)
 	}
 	sockmesh_bpf__destroy(skel);
 	return err;
-}
-
-/* Read config_map's one value whatever its size (fields only appended). */
-static void read_config(int fd, struct sm_config *cfg)
-{
-	struct bpf_map_info info;
-	unsigned char buf[256] = { 0 };
-	__u32 zero = 0;
-
-	memset(cfg, 0, sizeof(*cfg));
-	if (fd < 0 || map_info(fd, &info) || info.value_size > sizeof(buf) ||
-	    bpf_map_lookup_elem(fd, &zero, buf))
-		return;
-	memcpy(cfg, buf, info.value_size < sizeof(*cfg) ? info.value_size : sizeof(*cfg));
-	if (!cfg->layout)
-		cfg->layout = 1;
 }
 
 /* Copy every entry of from into to, values cut or zero-extended to the new
@@ -462,10 +471,12 @@ static int upgrade_locked(struct sockmesh *sm, struct sockmesh_upgrade_info *ui)
 
 			if (strncmp(e->d_name, "map_", 4) && strncmp(e->d_name, "prog_", 5))
 				continue;
-			for (int i = 0; i < MAP_COUNT && !known; i++)
-				known = !strcmp(e->d_name + 4, sm_map_names[i]);
-			for (int i = 0; i < PROG_COUNT && !known; i++)
-				known = !strcmp(e->d_name + 5, sm_prog_names[i]);
+			if (e->d_name[0] == 'm')
+				for (int i = 0; i < MAP_COUNT && !known; i++)
+					known = !strcmp(e->d_name + 4, sm_map_names[i]);
+			else
+				for (int i = 0; i < PROG_COUNT && !known; i++)
+					known = !strcmp(e->d_name + 5, sm_prog_names[i]);
 			if (!known && sm_pin_path(sm, p, sizeof(p), "%s", e->d_name) == 0)
 				unlink(p); /* the old programs keep what they use */
 		}
