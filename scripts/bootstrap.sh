@@ -10,7 +10,10 @@ PKGS=(clang libbpf-dev bpftool libelf-dev zlib1g-dev meson ninja-build pkg-confi
       haproxy nginx-light curl socat sockperf iperf3 wrk python3 jq gnuplot-nox
       iproute2 iptables procps shellcheck pandoc man-db groff-base
       libmicrohttpd-dev containernetworking-plugins dnsutils dnsmasq-base yamllint prometheus
-      qemu-system-x86 kmod linux-perf)
+      qemu-system-x86 kmod linux-perf
+      # selftests/e2e/test_runtime.sh: a real runtime (podman runs runc; it
+      # depends on crun | runc) and busybox for the image it builds
+      podman runc busybox-static)
 
 missing=()
 for p in "${PKGS[@]}"; do

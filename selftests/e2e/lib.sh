@@ -257,8 +257,12 @@ e2e_haproxy_run() {
 			    gid $E2E_PROXY_GID
 			    maxconn ${E2E_HAP_MAXCONN:-4000}
 			    stats socket $TMP/$name.sock mode 600 level admin
+			    log stdout format raw local0
 			defaults
 			    mode tcp
+			    log global
+			    option tcplog
+			    option dontlog-normal
 			    timeout connect 5s
 			    timeout client ${E2E_HAP_TIMEOUT:-30s}
 			    timeout server ${E2E_HAP_TIMEOUT:-30s}

@@ -2,7 +2,13 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # deploy/: the manifests parse (yamllint, strict) and mount from the host
 # exactly the paths the programs use by default (sockmeshd -h, sockmesh -h,
-# install-cni.sh -h) at the same paths; the container build file uses only
+# install-cni.sh -h, the library's lock dir) at the same paths; every
+# container that writes to the host is privileged; sockmeshd listens on the
+# node IP the downward API gives (--listen-host=$(HOST_IP), status.hostIP),
+# where the probes go; deploy/uninstall.yaml runs, privileged, with hostPID
+# and the daemon set's host paths, a `sockmesh uninstall` that exists and
+# is in the image's sbin, and its exact command line uninstalls (temp dirs,
+# test pin dir); the container build file uses only
 # debian:12 and Debian packages that exist and cover the binaries' libraries;
 # the systemd unit verifies; install-cni.sh chains sockmesh-cni into a
 # conflist idempotently; `sockmesh uninstall` removes it again (other plugins
@@ -16,6 +22,7 @@ set -euo pipefail
 SM_DAEMON=${SM_DAEMON:-$SM_BUILD/user/daemon/sockmeshd}
 DEPLOY="$SM_ROOT/deploy"
 DS="$DEPLOY/daemonset.yaml"
+UN="$DEPLOY/uninstall.yaml"
 CF="$DEPLOY/Containerfile"
 UNIT="$DEPLOY/sockmeshd.service"
 INSTALL="$DEPLOY/install-cni.sh"
@@ -45,6 +52,12 @@ help_default() {
 		want { want-- }'
 }
 
+# The helpers below read the DaemonSet in $MJ: deploy/daemonset.yaml as JSON,
+# unless a subtest sets it to uninstall.yaml's.
+MJ_DS="$TMP/ds.json"
+MJ_UN="$TMP/un.json"
+MJ=$MJ_DS
+
 # host_path_of CONTAINER PATH: the host path behind PATH in that container
 # of the DaemonSet (longest mountPath prefix, hostPath volumes only), with
 # its mountPropagation; empty when PATH is on no host mount
@@ -56,7 +69,7 @@ host_path_of() {
 		 select($vol[.name] != null) | .mountPath as $m |
 		 select($p == $m or ($p | startswith(($m | rtrimstr("/")) + "/")))] |
 		sort_by(.mountPath | length) | last // empty | .mountPath as $m |
-		"\($vol[.name] + ($p | ltrimstr($m))) \(.mountPropagation // "None")"' "$TMP/ds.json"
+		"\($vol[.name] + ($p | ltrimstr($m))) \(.mountPropagation // "None")"' "$MJ"
 }
 
 # assert_same_on_host CONTAINER PATH [PROPAGATION]: PATH is the host's PATH
@@ -75,13 +88,41 @@ container_arg() {
 		[(.containers + (.initContainers // []))[] | select(.name == $c) | (.command // []) + (.args // [])][0] as $a |
 		[range(0; $a | length) as $i | $a[$i] |
 		 if startswith($o + "=") then ltrimstr($o + "=")
-		 elif . == $o then $a[$i + 1] else empty end][0] // empty' "$TMP/ds.json"
+		 elif . == $o then $a[$i + 1] else empty end][0] // empty' "$MJ"
 }
 
 container_env() {
 	jq -r --arg c "$1" --arg e "$2" '.[] | select(.kind == "DaemonSet") | .spec.template.spec |
 		[(.containers + (.initContainers // []))[] | select(.name == $c) | (.env // [])[] |
-		 select(.name == $e) | .value][0] // empty' "$TMP/ds.json"
+		 select(.name == $e) | .value][0] // empty' "$MJ"
+}
+
+# container_json CONTAINER: that container of the DaemonSet, as JSON
+container_json() {
+	jq -c --arg c "$1" '.[] | select(.kind == "DaemonSet") | .spec.template.spec |
+		[(.containers + (.initContainers // []))[] | select(.name == $c)][0]' "$MJ"
+}
+
+# host_mounts: "HOSTPATH MOUNTPATH PROPAGATION" of every hostPath mount of
+# every container of the DaemonSet, once each
+host_mounts() {
+	jq -r '.[] | select(.kind == "DaemonSet") | .spec.template.spec as $s |
+		($s.volumes | map({(.name): (.hostPath.path // null)}) | add) as $vol |
+		($s.containers + ($s.initContainers // []))[] | (.volumeMounts // [])[] |
+		select($vol[.name] != null) |
+		"\($vol[.name]) \(.mountPath) \(.mountPropagation // "None")"' "$MJ" | sort -u
+}
+
+# lock_dir: the directory of the instance lock file, as the library names it
+# (libsockmesh.so, which sockmeshd links, and the static sockmesh-cni that
+# the runtime runs on the host): one line per distinct directory
+lock_dir() {
+	local f l
+	for f in "$SM_BUILD/user/lib/libsockmesh.so" "$SM_BUILD/user/cni/sockmesh-cni"; do
+		[ -e "$f" ] || continue
+		l=$(grep -aoE '/[a-z/]+/sockmesh%s\.lock' "$f" | head -1)
+		[ -n "$l" ] && dirname "$l"
+	done | sort -u
 }
 
 manifests_parse() {
@@ -96,7 +137,7 @@ manifests_parse() {
 		yaml2json "$f" >/dev/null
 	done
 	# every file of ours names its license in its first lines
-	for f in "$DS" "$CF" "$UNIT" "$INSTALL" "$DEPLOY/README.md"; do
+	for f in "$DS" "$UN" "$CF" "$UNIT" "$INSTALL" "$DEPLOY/README.md"; do
 		head -2 "$f" | grep -q SPDX-License-Identifier || assert_eq "$f" "" "file without SPDX line"
 	done
 	if command -v shellcheck >/dev/null; then
@@ -109,10 +150,13 @@ manifests_parse() {
 		"hostPID (netns paths of host pids), hostNetwork (before pod networking)"
 	assert_eq "$(jq -r '.[0].spec.template.spec.containers[] | select(.name == "sockmeshd") | .securityContext.privileged' "$TMP/ds.json")" \
 		true "sockmeshd privileged"
+	# SELinux nodes deny a confined container's writes to the host's CNI dirs
+	assert_eq "$(jq -r '.[0].spec.template.spec.initContainers[] | select(.name == "install-cni") | .securityContext.privileged' "$TMP/ds.json")" \
+		true "install-cni (init container) privileged"
 }
 
 hostpaths_match_the_programs() {
-	local pin state cg2 bin conf listen port cmd a
+	local pin state cg2 bin conf lock cmd a
 	yaml2json "$DS" >"$TMP/ds.json"
 	# sockmeshd: its options in the manifest, else its defaults
 	pin=$(container_arg sockmeshd pin-dir)
@@ -134,6 +178,11 @@ hostpaths_match_the_programs() {
 	assert_same_on_host sockmeshd /sys/fs/cgroup/unified
 	# pod netns names (containerd, CRI-O) for garbage collection
 	assert_same_on_host sockmeshd /run/netns HostToContainer
+	# the instance lock: the daemon's writes and sockmesh-cni's (on the
+	# host) must take the same file
+	lock=$(lock_dir)
+	assert_eq "$lock" /run/lock "the library's lock dir (libsockmesh.so, sockmesh-cni)"
+	assert_same_on_host sockmeshd "$lock"
 	# the CNI plugin's example configuration enrolls into the daemon's pin dir
 	if [ -f "$DEPLOY/cni/10-sockmesh.conflist.example" ]; then
 		assert_eq "$(jq -r '.plugins[] | select(.type == "sockmesh-cni") | .pinDir // "/sys/fs/bpf/sockmesh"' \
@@ -162,15 +211,6 @@ hostpaths_match_the_programs() {
 	assert_eq "$(jq -r '.[0].spec.template.spec as $s | $s.volumes[] | .name as $n | .hostPath.path as $h |
 		[($s.containers + $s.initContainers)[].volumeMounts[] | select(.name == $n) | .mountPath] |
 		select(length == 0 or any(. != $h)) | $n' "$TMP/ds.json")" "" "hostPath volumes not mounted at their own path (or unused)"
-	# the port: listen, probes, containerPort, scrape annotation
-	listen=$(container_arg sockmeshd listen)
-	port=${listen##*:}
-	assert_eq "$(jq -r '.[0].spec.template.spec.containers[] | select(.name == "sockmeshd") |
-		[.livenessProbe.httpGet.port, .readinessProbe.httpGet.port, .ports[0].containerPort] | map(tostring) | unique | join(",")' "$TMP/ds.json")" \
-		"$port" "probe and container ports = --listen port ($listen)"
-	assert_eq "$(jq -r '.[0].spec.template.metadata.annotations["prometheus.io/port"]' "$TMP/ds.json")" "$port" "scrape port"
-	assert_eq "$(jq -r '.[0].spec.template.spec.containers[] | select(.name == "sockmeshd") | .livenessProbe.httpGet.path' "$TMP/ds.json")" \
-		/healthz "liveness probe path"
 	# the manifest's daemon arguments are options sockmeshd knows
 	mapfile -t a < <(jq -r '.[0].spec.template.spec.containers[] | select(.name == "sockmeshd") | .args[]' "$TMP/ds.json")
 	"$SM_DAEMON" "${a[@]}" --version >/dev/null
@@ -183,6 +223,176 @@ hostpaths_match_the_programs() {
 	cmd=$(jq -r '.[0].spec.template.spec.initContainers[] | select(.name == "install-cni") | .command[0]' "$TMP/ds.json")
 	assert_match "$(grep -c "install -D -m 0755 deploy/install-cni.sh /staging$cmd" "$CF")" '^1$' \
 		"the image installs install-cni.sh at $cmd"
+}
+
+# kubelet_expand NAME=VALUE WORD...: each WORD with its $(NAME) references
+# replaced as the kubelet does in a container's command and args ($$ is a
+# literal $, a reference to a name not given stays as it is)
+kubelet_expand() {
+	"$E2E_PY" -c '
+import re, sys
+name, value = sys.argv[1].split("=", 1)
+ref = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+for w in sys.argv[2:]:
+    print(ref.sub(lambda m: "$" if m.group(0) == "$$" else value if m.group(1) == name else m.group(0), w))
+' "$@"
+}
+
+listen_on_the_node_ip() {
+	local c host port ip rc out a=()
+	yaml2json "$DS" >"$MJ_DS"
+	c=$(container_json sockmeshd)
+	# bare hosts keep loopback; the unit passes no address
+	assert_eq "$(help_default "$SM_DAEMON" -h listen)" 127.0.0.1:15095 "sockmeshd --listen default"
+	assert_eq "$(grep -c -- '--listen' "$UNIT" || true)" 0 "the systemd unit keeps the default"
+	# the node IP, never 0.0.0.0; not as ADDR:PORT, which an IPv6 node IP
+	# (given without brackets) cannot be written into
+	assert_eq "$(container_arg sockmeshd listen)" "" "no --listen ADDR:PORT in the manifest"
+	host=$(container_arg sockmeshd listen-host)
+	port=$(container_arg sockmeshd listen-port)
+	# shellcheck disable=SC2016 # the kubelet's $(VAR), literally
+	assert_eq "$host" '$(HOST_IP)' "--listen-host: the kubelet expands HOST_IP"
+	assert_eq "$(jq -r '.env[] | select(.name == "HOST_IP") | .valueFrom.fieldRef.fieldPath' <<<"$c")" status.hostIP \
+		"HOST_IP: the downward API's node IP"
+	# the kubelet leaves $(NAME) of a name not in env as it is
+	assert_eq "$(jq -r '[(.command // []) + (.args // []) | .[] | scan("\\$\\(([A-Za-z_][A-Za-z0-9_]*)\\)") | .[0]] -
+		[(.env // [])[].name] | unique | join(",")' <<<"$c")" "" "\$(NAME) references to names not in env"
+	assert_match "$port" '^[1-9][0-9]*$' "--listen-port"
+	# httpGet without host connects to the pod IP: status.hostIP for a
+	# hostNetwork pod (IPv4 or IPv6 alike), where sockmeshd listens
+	assert_eq "$(jq -r '.[0].spec.template.spec.hostNetwork' "$MJ_DS")" true "hostNetwork: pod IP = node IP"
+	assert_eq "$(jq -r '[.livenessProbe.httpGet, .readinessProbe.httpGet | .host // "(pod IP)"] | unique | join(",")' <<<"$c")" \
+		"(pod IP)" "probe host"
+	assert_eq "$(jq -r '[.livenessProbe.httpGet, .readinessProbe.httpGet | .scheme // "HTTP"] | unique | join(",")' <<<"$c")" \
+		HTTP "probe scheme"
+	assert_eq "$(jq -r '[.livenessProbe.httpGet.path, .readinessProbe.httpGet.path] | unique | join(",")' <<<"$c")" \
+		/healthz "probe paths"
+	assert_eq "$(jq -r '[.livenessProbe.httpGet.port, .readinessProbe.httpGet.port, .ports[0].containerPort] |
+		map(tostring) | unique | join(",")' <<<"$c")" "$port" "probe and container ports = --listen-port"
+	assert_eq "$(jq -r '.[0].spec.template.metadata.annotations["prometheus.io/port"]' "$MJ_DS")" "$port" "scrape port"
+	# sockmeshd takes the manifest's arguments as the kubelet gives them on
+	# an IPv4, an IPv6 and a dual-stack node (hostIP: the primary family).
+	# Values are checked in a fixed order, --attach-cgroup after the listen
+	# address: a complaint about a bad --attach-cgroup means the listen
+	# arguments passed (nothing starts: exit 2 before anything is opened)
+	for ip in 192.0.2.10 2001:db8::10 fd00:10:244::1; do
+		mapfile -t a < <(jq -r '.args[]' <<<"$c")
+		mapfile -t a < <(kubelet_expand "HOST_IP=$ip" "${a[@]}")
+		rc=0
+		out=$("$SM_DAEMON" "${a[@]}" --attach-cgroup "$TMP/not-a-cgroup" 2>&1) || rc=$?
+		assert_eq "$rc" 2 "sockmeshd ${a[*]} --attach-cgroup (bad): exit code"
+		assert_match "$out" "^sockmeshd: --attach-cgroup: " "with hostIP $ip the listen arguments pass ($out)"
+	done
+	# the kubelet gives "$(HOST_IP)" as it is when HOST_IP is not in env
+	rc=0
+	# shellcheck disable=SC2016 # literally
+	out=$("$SM_DAEMON" --listen-host='$(HOST_IP)' --listen-port="$port" 2>&1) || rc=$?
+	assert_eq "$rc" 2 "an unexpanded \$(HOST_IP): exit code"
+	assert_match "$out" 'HOST_IP' "it names the value"
+}
+
+uninstall_manifest() {
+	local u w sub name pin state conf bin lock cg2 out d cmd rc=0 words=() args=()
+	yaml2json "$DS" >"$MJ_DS"
+	yaml2json "$UN" >"$MJ_UN"
+	MJ=$MJ_UN
+	assert_eq "$(jq -r '.[] | "\(.apiVersion) \(.kind)"' "$MJ")" "apps/v1 DaemonSet" "uninstall.yaml: one pod per node"
+	assert_eq "$(jq -r '.[0].spec.template.spec | "\(.hostPID) \(.hostNetwork)"' "$MJ")" "true true" \
+		"hostPID (uninstall checks the state file's pid), hostNetwork (a broken pod network does not stop it)"
+	assert_eq "$(jq -n --slurpfile u "$MJ" --slurpfile d "$MJ_DS" '$u[0][0].spec.selector == $d[0][0].spec.selector')" \
+		false "selector shared with sockmesh-node's"
+	assert_eq "$(jq -cS '.[0].spec.template.spec.tolerations' "$MJ")" \
+		"$(jq -cS '.[0].spec.template.spec.tolerations' "$MJ_DS")" "tolerations: every node sockmesh-node runs on"
+	assert_eq "$(jq -r '.[0].spec.template.spec.initContainers | map(.name) | join(",")' "$MJ")" uninstall "init container"
+	u=$(container_json uninstall)
+	assert_eq "$(jq -r .securityContext.privileged <<<"$u")" true "uninstall privileged (BPF, SELinux)"
+	assert_eq "$(jq -r .image <<<"$u")" "$(jq -r '.[0].spec.template.spec.containers[] | select(.name == "sockmeshd") | .image' "$MJ_DS")" \
+		"the daemon set's image"
+	# the command: the CLI where the image puts it, a command it has
+	mapfile -t words < <(jq -r '(.command // []) + (.args // []) | .[]' <<<"$u")
+	assert_eq "${words[0]}" /usr/sbin/sockmesh "the CLI (the image's prefix is /usr)"
+	assert_match "$(meson introspect "$SM_BUILD" --installed | jq -r '.[]' | grep -c '/sbin/sockmesh$')" '^1$' \
+		"meson installs sockmesh into sbin"
+	for w in "${words[@]:1}"; do
+		[[ $w == -* ]] || {
+			sub=$w
+			break
+		}
+	done
+	assert_eq "$sub" uninstall "the command run"
+	assert_match "$("$SM_CLI" -h | awk '/^Commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 }' | grep -cx "$sub")" \
+		'^1$' "sockmesh -h lists '$sub'"
+	# every option given is one sockmesh (global) or sockmesh uninstall knows
+	for w in "${words[@]:1}"; do
+		[[ $w == -* ]] || continue
+		name=${w%%=*}
+		assert_match "$({ "$SM_CLI" -h; "$SM_CLI" uninstall -h; } | grep -cE -- "(^|[[ ]|, )$name([] =|]|$)")" \
+			'^[1-9]' "option $name in sockmesh [uninstall] -h"
+	done
+	# the paths it acts on are the node's, and the daemon set's
+	assert_eq "$(container_arg uninstall pin-dir)" "" "no --pin-dir: the default, as sockmeshd's"
+	pin=$(MJ=$MJ_DS container_arg sockmeshd pin-dir)
+	[ -n "$pin" ] || pin=$(help_default "$SM_DAEMON" -h pin-dir)
+	state=$(container_arg uninstall state-file)
+	[ -n "$state" ] || state=$(help_default "$SM_CLI" uninstall -h state-file)
+	assert_eq "$state" "$(help_default "$SM_DAEMON" -h state-file)" "uninstall's state file = sockmeshd's"
+	conf=$(container_arg uninstall cni-conf-dir)
+	[ -n "$conf" ] || conf=$(help_default "$SM_CLI" uninstall -h cni-conf-dir)
+	bin=$(container_arg uninstall cni-bin-dir)
+	[ -n "$bin" ] || bin=$(help_default "$SM_CLI" uninstall -h cni-bin-dir)
+	assert_eq "$conf" "$(MJ=$MJ_DS container_arg sockmeshd cni-conf-dir)" "CNI conf dir = the daemon's watched dir"
+	assert_eq "$bin" "$(help_default "$INSTALL" -h cni-bin-dir)" "CNI bin dir = install-cni's"
+	assert_same_on_host uninstall "$(dirname "$pin")" Bidirectional
+	assert_same_on_host uninstall "$(dirname "$state")"
+	assert_same_on_host uninstall /sys/fs/cgroup
+	cg2=$(sm_cg2_root)
+	assert_same_on_host uninstall "$cg2"
+	assert_same_on_host uninstall /run/netns HostToContainer
+	lock=$(lock_dir)
+	assert_same_on_host uninstall "$lock"
+	assert_same_on_host uninstall "$conf"
+	assert_same_on_host uninstall "$bin"
+	assert_eq "$(jq -r '[.volumeMounts[] | select(.readOnly == true) | .mountPath] | join(",")' <<<"$u")" "" "read-only mounts"
+	# the same host paths as the daemon set, of the same types, mounted alike
+	assert_eq "$(host_mounts | xargs)" "$(MJ=$MJ_DS host_mounts | xargs)" "host mounts = daemonset.yaml's"
+	assert_eq "$(jq -cS '[.[0].spec.template.spec.volumes[] | select(.hostPath) | .hostPath] | sort_by(.path)' "$MJ")" \
+		"$(jq -cS '[.[0].spec.template.spec.volumes[] | select(.hostPath) | .hostPath] | sort_by(.path)' "$MJ_DS")" \
+		"hostPath volumes (path, type) = daemonset.yaml's"
+	# the container that waits: no privilege, no host path, a command the
+	# image has (coreutils: essential, in every debian:12)
+	u=$(container_json uninstalled)
+	assert_eq "$(jq -r '"\(.securityContext.privileged // false) \(.volumeMounts // [] | length)"' <<<"$u")" "false 0" \
+		"waiting container: privileged, mounts"
+	cmd=$(jq -r '.command[0]' <<<"$u")
+	# (dpkg knows the path as the package ships it: /bin/sleep on Debian 12)
+	assert_eq "$({ dpkg -S "$cmd" || dpkg -S "$(realpath "$cmd")"; } 2>/dev/null | head -1 | cut -d: -f1)" \
+		coreutils "$cmd: its package"
+	assert_eq "$(dpkg-query -W -f '${Essential}' coreutils)" yes "coreutils is essential"
+	timeout 0.3 "$cmd" "$(jq -r '.command[1]' <<<"$u")" || rc=$?
+	assert_eq "$rc" 124 "$(jq -r '.command | join(" ")' <<<"$u") runs until stopped"
+	# the manifest's exact command line, its host paths moved into a temp
+	# dir, on the test pin dir and cgroup: it uninstalls
+	d=$(sm_tmpdir un)
+	mkdir -p "$d$conf" "$d$bin"
+	make_conflist "$d/orig.conflist"
+	jq '.plugins += [{"type": "sockmesh-cni", "pinDir": "/sys/fs/bpf/sockmesh"}]' "$d/orig.conflist" \
+		>"$d$conf/10-bridge.conflist"
+	printf '#!/bin/sh\n' >"$d$bin/sockmesh-cni"
+	chmod 755 "$d$bin/sockmesh-cni"
+	for w in "${words[@]:1}"; do
+		case $w in
+		--cni-conf-dir=/* | --cni-bin-dir=/*) args+=("${w%%=*}=$d${w#*=}") ;;
+		*) args+=("$w") ;;
+		esac
+	done
+	sm_cli enable --cgroup "$CG"
+	out=$(sm_cli "${args[@]}" --state-file "$d/none.json")
+	jq -c . <<<"$out" >&2
+	assert_eq "$(jq -r '"\(.uninstalled) \(.kernel_state) \(.cni_binary.removed)"' <<<"$out")" "true removed true" \
+		"sockmesh ${args[*]}: uninstalled, kernel state, plugin binary"
+	assert_eq "$(jq -cS . "$d$conf/10-bridge.conflist")" "$(jq -cS . "$d/orig.conflist")" "the conflist as before install"
+	assert_eq "$(e2e_cgroup_progs "$CG")" 0 "programs at the test cgroup"
+	assert_eq "$([ -e "$PIN" ] && echo exists || echo gone)" gone "pin dir"
 }
 
 containerfile_debian_only() {
@@ -395,6 +605,8 @@ uninstall_refuses_while_daemon_runs() {
 
 e2e_subtest manifests_parse manifests_parse
 e2e_subtest hostpaths_match_the_programs hostpaths_match_the_programs
+e2e_subtest listen_on_the_node_ip listen_on_the_node_ip
+e2e_subtest uninstall_manifest uninstall_manifest
 e2e_subtest containerfile_debian_only containerfile_debian_only
 e2e_subtest systemd_unit_verifies systemd_unit_verifies
 e2e_subtest install_cni_idempotent install_cni_idempotent

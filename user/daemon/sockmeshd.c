@@ -8,7 +8,9 @@
  * - every --gc-interval seconds withdraws the scopes whose network namespace
  *   or cgroup is gone (a pod deleted without CNI DEL), and loads the data
  *   path again if the last withdraw removed it;
- * - serves Prometheus /metrics and /healthz on --listen (libmicrohttpd);
+ * - serves Prometheus /metrics and /healthz on --listen, or on --listen-host
+ *   and --listen-port (an address as the downward API gives it: an IPv6 one
+ *   without brackets) (libmicrohttpd);
  * - writes --state-file for `sockmesh status`;
  * - with --cni-conf-dir, keeps sockmesh-cni chained into the node's CNI
  *   configuration when the primary CNI rewrites or replaces it (cniwatch.c:
@@ -65,7 +67,9 @@
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
 
-#define DEFAULT_LISTEN "127.0.0.1:15095"
+#define DEFAULT_LISTEN_HOST "127.0.0.1"
+#define DEFAULT_LISTEN_PORT "15095"
+#define DEFAULT_LISTEN DEFAULT_LISTEN_HOST ":" DEFAULT_LISTEN_PORT
 #define DEFAULT_STATE_FILE "/run/sockmesh/sockmeshd.json"
 #define DEFAULT_GC_INTERVAL "5"
 #define MAX_GC_INTERVAL 86400
@@ -78,6 +82,8 @@ enum {
 	O_PIN_DIR,
 	O_ATTACH_CGROUP,
 	O_LISTEN,
+	O_LISTEN_HOST,
+	O_LISTEN_PORT,
 	O_GC_INTERVAL,
 	O_STATE_FILE,
 	O_CLEANUP,
@@ -112,6 +118,22 @@ static const struct smc_opt opt_defs[O_COUNT] = {
 	  .type = SMC_OPT_STRING,
 	  .help = "/metrics and /healthz; numeric IPv4 or [IPv6], port 0: any free",
 	  .def = DEFAULT_LISTEN },
+	/* status.hostIP, as a DaemonSet can pass it: "$(HOST_IP):PORT" is no
+	 * ADDR:PORT for an IPv6 node ("fd00::1:80" is itself an address)
+	 */
+	{ .id = O_LISTEN_HOST,
+	  .name = "listen-host",
+	  .arg = "ADDR",
+	  .type = SMC_OPT_STRING,
+	  .help = "instead of --listen: numeric IPv4 or IPv6, brackets optional\n"
+		  "(a node IP as Kubernetes' downward API gives it)",
+	  .def = DEFAULT_LISTEN_HOST },
+	{ .id = O_LISTEN_PORT,
+	  .name = "listen-port",
+	  .arg = "PORT",
+	  .type = SMC_OPT_STRING,
+	  .help = "instead of --listen, with --listen-host: the port, 0: any free",
+	  .def = DEFAULT_LISTEN_PORT },
 	{ .id = O_GC_INTERVAL,
 	  .name = "gc-interval",
 	  .arg = "SECONDS",
@@ -191,6 +213,7 @@ struct daemon {
 	const char *pin_dir;
 	char attach_cgroup[PATH_MAX];
 	char listen[128]; /* as bound: ADDR:PORT, [ADDR]:PORT */
+	const char *listen_opt; /* the option that gave it, for messages */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	unsigned int gc_interval;
@@ -245,14 +268,64 @@ static json_object *scope_fields(const struct sockmesh_scope_info *i)
 
 /* ---- listen address ------------------------------------------------------ */
 
-static int parse_listen(const char *s, struct daemon *d)
+static void set_port(struct sockaddr_storage *a, __u16 port)
+{
+	if (a->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)a)->sin6_port = htons(port);
+	else
+		((struct sockaddr_in *)a)->sin_port = htons(port);
+}
+
+/* --listen ADDR:PORT, or --listen-host ADDR and --listen-port PORT (NULL:
+ * not given). Two ways, not one option guessing: the downward API gives an
+ * IPv6 node address without brackets, and "fd00::1:15095" appended to it
+ * could be an address of its own.
+ */
+static int parse_listen(struct daemon *d, const char *listen, const char *host, const char *port)
 {
 	struct smc_addr a;
+	__u32 p;
 
-	if (smc_parse_addr("--listen", s, SMC_ADDR_PORT | SMC_ADDR_PORT0, &a))
-		return usage_err("%s", smc_errmsg());
+	if (listen && (host || port))
+		return usage_err(
+			"--listen '%s' and --listen-%s '%s' both say where to listen: give --listen ADDR:PORT, or --listen-host ADDR and --listen-port PORT",
+			listen, host ? "host" : "port", host ? host : port);
+	if (!host && !port) {
+		if (!listen)
+			listen = DEFAULT_LISTEN;
+		if (smc_parse_addr("--listen", listen, SMC_ADDR_PORT | SMC_ADDR_PORT0, &a)) {
+			/* a bare IPv6 address with ":PORT" appended */
+			bool v6 = listen[0] != '[' && strchr(listen, ':') != strrchr(listen, ':');
+
+			return usage_err(
+				"%s%s", smc_errmsg(),
+				v6 ? "; IPv6 with a port: [ADDR]:PORT, or --listen-host ADDR --listen-port PORT" :
+				     "");
+		}
+		d->addr = a.ss;
+		d->addrlen = a.len;
+		d->listen_opt = "--listen";
+		return 0;
+	}
+	if (!host)
+		host = DEFAULT_LISTEN_HOST;
+	if (!port)
+		port = DEFAULT_LISTEN_PORT;
+	if (!*host)
+		return usage_err("--listen-host: '' is empty: give a numeric IPv4 or IPv6 address");
+	if (smc_parse_addr("--listen-host", host, SMC_ADDR_BARE, &a))
+		/* what the kubelet leaves of $(VAR) when VAR is not in the env */
+		return usage_err(
+			"%s%s", smc_errmsg(),
+			strstr(host, "$(") ?
+				" (a $(VAR) the kubelet did not expand: is VAR in the container's env?)" :
+				"");
+	if (smc_parse_u32("--listen-port", port, 65535, &p))
+		return usage_err("--listen-port: '%s' is not a port (0-65535, 0: any free)", port);
+	set_port(&a.ss, (__u16)p);
 	d->addr = a.ss;
 	d->addrlen = a.len;
+	d->listen_opt = "--listen-host";
 	return 0;
 }
 
@@ -261,10 +334,7 @@ static void format_listen(struct daemon *d, unsigned int port)
 {
 	struct sockaddr_storage a = d->addr;
 
-	if (a.ss_family == AF_INET6)
-		((struct sockaddr_in6 *)&a)->sin6_port = htons((__u16)port);
-	else
-		((struct sockaddr_in *)&a)->sin_port = htons((__u16)port);
+	set_port(&a, (__u16)port);
 	smc_addr_str(&a, true, d->listen, sizeof(d->listen));
 }
 
@@ -875,8 +945,8 @@ static int http_start(struct daemon *d)
 	if (!d->httpd) {
 		format_listen(d, port);
 		sd_log(SD_ERROR, sd_f_str(NULL, "listen", d->listen),
-		       "--listen: cannot serve HTTP on '%s' (address in use or not local?)",
-		       d->listen);
+		       "%s: cannot serve HTTP on '%s' (address in use or not local?)",
+		       d->listen_opt, d->listen);
 		return -1;
 	}
 	info = MHD_get_daemon_info(d->httpd, MHD_DAEMON_INFO_BIND_PORT);
@@ -980,7 +1050,9 @@ static int parse_args(int argc, char **argv, struct daemon *d)
 				SMC_CNI_PLUGIN);
 		d->cni.entry = e;
 	}
-	if (parse_listen(set[O_LISTEN] ? val[O_LISTEN] : DEFAULT_LISTEN, d))
+	if (parse_listen(d, set[O_LISTEN] ? val[O_LISTEN] : NULL,
+			 set[O_LISTEN_HOST] ? val[O_LISTEN_HOST] : NULL,
+			 set[O_LISTEN_PORT] ? val[O_LISTEN_PORT] : NULL))
 		return EXIT_USAGE;
 	if (set[O_ATTACH_CGROUP]) {
 		if (snprintf(d->attach_cgroup, sizeof(d->attach_cgroup), "%s",
