@@ -7,6 +7,7 @@
  *   original destination     sockops (established) + cgroup/getsockopt
  *   inbound capture          sk_lookup (steered to the proxy's listener, no NAT)
  *   local splice             sockops (SOCKHASH insert) + sk_msg (redirect)
+ *                            + cgroup_skb/ingress (a FIN waits for the splice)
  *   kernel fast path         sk_msg + sk_skb stream verdict (fp_map); syscall and
  *                            tc programs the library runs (BPF_PROG_TEST_RUN)
  *                            + tp_btf/sock_recv_length or fexit/sk_msg_recvmsg
@@ -23,6 +24,7 @@
 #include <linux/in6.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 
 #include "sockmesh_abi.h"
 
@@ -458,6 +460,7 @@ struct sock___sm {
 	struct {
 		__u32 val;
 	} sk_uid;
+	void *sk_user_data; /* the psock of a socket in a sockmap (low bits: flags) */
 } __attribute__((preserve_access_index));
 
 /* A listener may receive a scope's captured connections only if root or
@@ -1446,6 +1449,8 @@ static __always_inline int fp_msg(struct sk_msg_md *msg, struct sm_fwd *fwd, str
  */
 struct tcp_sock {
 	__u32 write_seq;
+	__u32 rcv_nxt; /* the next byte TCP expects: */
+	__u32 copied_seq; /* rcv_nxt - copied_seq: TCP-queued bytes not read yet */
 } __attribute__((preserve_access_index));
 
 /* A sender that left the splice for the budget (SM_SK_OVER_BUDGET) comes
@@ -1591,6 +1596,103 @@ SEC("fexit/sk_msg_recvmsg")
 int sm_read_acct_fexit(__u64 *ctx)
 {
 	read_account((void *)ctx[0], (int)ctx[5], (int)ctx[4]);
+	return 0;
+}
+
+/* ---- the FIN after a fallback ---------------------------------------------
+ * A direction that left the splice (budget, miss) leaves its reader two
+ * queues: the redirected bytes (psock ingress) and, behind them, the TCP
+ * receive queue. tcp_bpf_recvmsg serves one queue per call, so a read
+ * returns short while bytes wait in the other; a reader that takes "short
+ * read while EPOLLRDHUP is set" as the end of the stream (HAProxy's
+ * raw_sock_to_buf, right on a plain TCP socket) would stop there once the
+ * writer's FIN is in, close with bytes unread and reset the connection.
+ * So the FIN waits: a FIN segment for one of our spliced sockets whose
+ * redirected queue still holds bytes, while TCP bytes are queued behind
+ * them (or ride in the segment), is dropped here; TCP retransmits it (loss
+ * probe, then RTO) and it is taken once the redirected queue is empty, when
+ * every read is again a read of the one queue left.
+ */
+struct list_head___sm {
+	struct list_head___sm *next;
+} __attribute__((preserve_access_index));
+
+struct sk_psock___sm {
+	struct list_head___sm ingress_msg;
+} __attribute__((preserve_access_index));
+
+#define SM_SK_USER_DATA_PTRMASK (~7ul) /* NOCOPY, BPF, PSOCK flag bits */
+#define SM_TCP_FIN 0x01
+#define SM_ETH_P_IP 0x0800
+#define SM_ETH_P_IPV6 0x86dd
+
+/* Bytes redirected into sk not read yet (its psock's ingress list). */
+static __always_inline int ingress_pending(struct tcp_sock *tp)
+{
+	unsigned long ud = 0;
+	void *head, *next = NULL;
+
+	if (bpf_core_read(&ud, sizeof(ud), &((struct sock___sm *)tp)->sk_user_data))
+		return 0;
+	ud &= SM_SK_USER_DATA_PTRMASK;
+	if (!ud)
+		return 0;
+	head = (void *)ud + bpf_core_field_offset(struct sk_psock___sm, ingress_msg);
+	if (bpf_probe_read_kernel(&next, sizeof(next), head))
+		return 0;
+	return next && next != head;
+}
+
+SEC("cgroup_skb/ingress")
+int sm_fin_hold(struct __sk_buff *skb)
+{
+	__u8 th[14]; /* ports, seq, ack, data offset, flags */
+	__u32 iph, seq, payload;
+	struct bpf_sock *sk;
+	struct sm_sk_state *st;
+	struct tcp_sock *tp;
+	__u8 b;
+
+	/* Only FIN segments go further: two or three header reads for the rest. */
+	if (skb->protocol == bpf_htons(SM_ETH_P_IP)) {
+		if (bpf_skb_load_bytes(skb, 0, &b, 1) || (b >> 4) != 4)
+			return 1;
+		iph = (__u32)(b & 0x0f) * 4;
+		if (bpf_skb_load_bytes(skb, 9, &b, 1) || b != IPPROTO_TCP)
+			return 1;
+	} else if (skb->protocol == bpf_htons(SM_ETH_P_IPV6)) {
+		iph = 40; /* loopback and veth pairs: no extension headers */
+		if (bpf_skb_load_bytes(skb, 6, &b, 1) || b != IPPROTO_TCP)
+			return 1;
+	} else {
+		return 1;
+	}
+	if (iph < 20 || bpf_skb_load_bytes(skb, iph, th, sizeof(th)) || !(th[13] & SM_TCP_FIN))
+		return 1;
+	sk = skb->sk;
+	if (!sk)
+		return 1;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return 1;
+	st = bpf_sk_storage_get(&sk_state_map, sk, NULL, 0);
+	if (!st || !(st->flags & SM_SK_SPLICE))
+		return 1;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 1;
+	seq = ((__u32)th[4] << 24) | ((__u32)th[5] << 16) | ((__u32)th[6] << 8) | th[7];
+	payload = (__u32)(th[12] >> 4) * 4 + iph;
+	payload = skb->len > payload ? skb->len - payload : 0;
+	/* Held only if TCP bytes would be queued behind the spliced ones when
+	 * the FIN is taken: unread in the TCP queue, riding in this segment,
+	 * or still to come (the FIN is out of order and would wait for them).
+	 */
+	if (tp->rcv_nxt == tp->copied_seq && !payload && seq == tp->rcv_nxt)
+		return 1;
+	if (!ingress_pending(tp))
+		return 1;
+	stat_inc(st->scope_idx, SM_STAT_SPLICE_FIN_HELD);
 	return 0;
 }
 

@@ -368,9 +368,11 @@ struct sm_config {
  * bumps this, and sockmesh_upgrade refuses to cross versions. The other
  * maps (policy, rules, names, settings, counters) may grow their values by
  * appending fields: an upgrade copies them into maps of the new layout
- * (docs/design.md, "Live upgrade").
+ * (docs/design.md, "Live upgrade"). Also bumped when the set of hooks
+ * changes: an older build would neither update nor remove a hook it does
+ * not know. 2: the cgroup ingress hook (sm_fin_hold).
  */
-#define SM_LAYOUT_VERSION 1
+#define SM_LAYOUT_VERSION 2
 
 /* sm_fp_event (BPF_PROG_TYPE_SYSCALL) context: the library counts events
  * of the fast path in the per-CPU counters without racing the programs.
@@ -490,6 +492,9 @@ struct sm_scope_meta {
 	  "destination.")                                                                         \
 	X(BYPASS_DRAINING, bypass_draining,                                                       \
 	  "Connects and inbound connections not captured because the scope was being removed.")  \
+	X(SPLICE_FIN_HELD, splice_fin_held,                                                       \
+	  "FIN segments held back (TCP sends them again) because their reader still had "         \
+	  "spliced bytes unread ahead of bytes that took the TCP stack.")                         \
 	SM_STATS_VARIANT(X)
 
 /* The upgrade tests' second build (meson -Dlayout_variant=true): one more

@@ -72,7 +72,7 @@ capture_survives_cli_exit() {
 	local h0 body
 	assert_eq "$(pgrep -fc -- "$PIN" || true)" 0 "sockmesh processes running for our pin dir"
 	assert_eq "$(bpftool -j cgroup show "$CG" | jq -r '.[].attach_type' | sort -u | xargs)" \
-		"cgroup_getsockopt cgroup_inet4_connect cgroup_inet4_getpeername cgroup_inet6_connect cgroup_inet6_getpeername cgroup_sock_ops cgroup_udp4_recvmsg cgroup_udp4_sendmsg cgroup_udp6_recvmsg cgroup_udp6_sendmsg" "hooks attached at the cgroup"
+		"cgroup_getsockopt cgroup_inet4_connect cgroup_inet4_getpeername cgroup_inet6_connect cgroup_inet6_getpeername cgroup_inet_ingress cgroup_sock_ops cgroup_udp4_recvmsg cgroup_udp4_sendmsg cgroup_udp6_recvmsg cgroup_udp6_sendmsg" "hooks attached at the cgroup"
 	assert_match "$(grep -c '^link:' <<<"$OURS")" '^[1-9]' "links of ours (bpf_link attachment)"
 	assert_match "$(grep -c '^prog:' <<<"$OURS")" '^[1-9]' "programs of ours"
 	assert_match "$(grep -c '^map:' <<<"$OURS")" '^[1-9]' "maps of ours"

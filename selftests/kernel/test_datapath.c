@@ -800,6 +800,67 @@ static long read_check_paced(int fd, size_t size, unsigned int seed, double rate
 	return read_pattern(fd, size, seed, rate, NULL);
 }
 
+/* HAProxy's reader (raw_sock_to_buf): a recv shorter than asked while
+ * EPOLLRDHUP is set is the end of the stream, and it reads no further.
+ * After a budget fallback the reader holds bytes in two queues, and
+ * tcp_bpf_recvmsg serves one per call: its FIN must not be in while the
+ * redirected queue still holds bytes and TCP bytes wait behind them
+ * (sm_fin_hold drops it; TCP sends it again once that queue is empty).
+ */
+static void test_fallback_fin(void)
+{
+	struct xfer up = { .size = SM_DEFAULT_SPLICE_BUDGET + (32 << 10), .seed = 21 };
+	unsigned char buf[10000]; /* 8 MiB is no multiple: the last spliced read is short */
+	size_t off = 0, early = 0;
+	int lfd, cfd, afd, wrong = 0, eof = 0;
+	pthread_t t;
+
+	ASSERT_TRUE(sm_open(), "open");
+	ASSERT_TRUE(ns_new() >= 0, "netns");
+	ASSERT_EQ(enroll_cgroup(NULL), 0, "enroll");
+	ASSERT_TRUE(captured_conn(&lfd, &cfd, &afd), "connection");
+	/* 8 MiB spliced, the 32 KiB over the budget on the stack (within the
+	 * reader's first window: the writer never waits), then the FIN
+	 */
+	up.fd = cfd;
+	pthread_create(&t, NULL, writer, &up);
+	pthread_join(t, NULL);
+	ASSERT_EQ(up.err, 0, "writes");
+	ASSERT_EQ(scope_stat("splice_budget_fallbacks"), 1, "the writer fell back once");
+	ASSERT_EQ(shutdown(cfd, SHUT_WR), 0, "the writer half-closes");
+	usleep(100000); /* the FIN would be in by now */
+	while (!eof) {
+		struct pollfd pf = { .fd = afd, .events = POLLIN | POLLRDHUP };
+		ssize_t r;
+
+		if (poll(&pf, 1, 5000) <= 0)
+			break;
+		r = recv(afd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (r < 0 && errno == EAGAIN)
+			continue;
+		if (r <= 0) {
+			eof = r == 0;
+			break;
+		}
+		for (ssize_t i = 0; i < r && !wrong; i++)
+			wrong = buf[i] != pattern(off + (size_t)i, up.seed);
+		off += (size_t)r;
+		/* where HAProxy would stop: count what it would have lost */
+		if ((size_t)r < sizeof(buf) && (pf.revents & POLLRDHUP) && off < up.size && !early)
+			early = up.size - off;
+	}
+	fprintf(stderr, "  %zu B read, FIN held %llu times, short read with RDHUP %zu B early\n",
+		off, scope_stat("splice_fin_held"), early);
+	ASSERT_EQ(wrong, 0, "every byte as sent");
+	ASSERT_EQ(off, up.size, "every byte");
+	ASSERT_TRUE(eof, "then the end of the stream");
+	ASSERT_EQ(early, 0, "no short read while RDHUP was set and bytes were left");
+	ASSERT_TRUE(scope_stat("splice_fin_held") >= 1, "the FIN waited for the spliced bytes");
+	close(afd);
+	close(cfd);
+	close(lfd);
+}
+
 /* A reader ten times slower than its writer, either way round: the splice
  * stops at the budget, the rest is carried by TCP with its flow control;
  * kernel TCP memory stays under a per-connection cap and every byte
@@ -1354,7 +1415,7 @@ static void test_links_listed(void)
 	ASSERT_TRUE(sm_open(), "open");
 	ASSERT_EQ(enroll_cgroup(NULL), 0, "enroll");
 	ASSERT_OK(sockmesh__for_each_link(E.sm, count_link, n), "for_each_link");
-	ASSERT_EQ(n[0], 10, "cgroup links");
+	ASSERT_EQ(n[0], 11, "cgroup links");
 	ASSERT_EQ(n[1], 1, "sk_msg on the splice map");
 	ASSERT_EQ(n[2], 1, "read accounting (tracepoint or fexit)");
 	ASSERT_EQ(n[3], 1, "the fast path's stream verdict on its map");
@@ -1364,7 +1425,8 @@ static void test_lifecycle(void)
 {
 	static const enum bpf_attach_type types[] = { BPF_CGROUP_INET4_CONNECT,
 						      BPF_CGROUP_INET6_CONNECT, BPF_CGROUP_SOCK_OPS,
-						      BPF_CGROUP_GETSOCKOPT };
+						      BPF_CGROUP_GETSOCKOPT,
+						      BPF_CGROUP_INET_INGRESS };
 	struct sockmesh_open_opts o = { .sz = sizeof(o), .pin_dir = E.pin };
 	struct sockmesh_scope_info info = { .sz = sizeof(info) };
 	struct sockmesh_scope s;
@@ -3266,6 +3328,9 @@ int main(int argc, char **argv)
 	CU_add_test(s, "half-close reaches the other end", test_half_close);
 	CU_add_test(s, "a stalled reader: the stack at the budget, the splice again once read",
 		    test_splice_budget);
+	CU_add_test(s,
+		    "after a fallback the FIN waits for the spliced bytes (HAProxy's short read)",
+		    test_fallback_fin);
 	CU_add_test(s, "a 10x slower proxy: TCP memory under the cap, nothing lost",
 		    test_slow_reader_proxy);
 	CU_add_test(s, "a 10x slower app: TCP memory under the cap, nothing lost",

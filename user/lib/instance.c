@@ -59,6 +59,7 @@ const struct sm_cgroup_hook sm_cgroup_hooks[] = {
 	{ PROG_sm_recvmsg6, BPF_CGROUP_UDP6_RECVMSG, "recvmsg6" },
 	{ PROG_sm_getpeername4, BPF_CGROUP_INET4_GETPEERNAME, "getpeername4" },
 	{ PROG_sm_getpeername6, BPF_CGROUP_INET6_GETPEERNAME, "getpeername6" },
+	{ PROG_sm_fin_hold, BPF_CGROUP_INET_INGRESS, "ingress" },
 };
 const size_t sm_n_cgroup_hooks = sizeof(sm_cgroup_hooks) / sizeof(sm_cgroup_hooks[0]);
 
