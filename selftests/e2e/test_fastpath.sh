@@ -48,7 +48,7 @@ sidecar_rchar() { awk '/^rchar:/ { print $2 }' "/proc/$(sidecar_pid)/io"; }
 assert_fast_conn() {
 	assert_deltas "$1" "$2" "$3" captured=1 origdst_published=1 origdst_answered=1 bypass_proxy_uid=1 \
 		fastpath_conns=1 'fastpath_bytes=*' 'fastpath_fallbacks=*' 'splice_sockets=*' \
-		'splice_msgs=*' 'splice_bytes=*' splice_miss=0 'splice_budget_fallbacks=*'
+		'splice_msgs=*' 'splice_bytes=*' splice_miss=0 'splice_budget_fallbacks=*' 'splice_fin_held=*'
 	assert_ge "$(stat_delta "$1" "$2" fastpath_bytes)" "$4" "$3: bytes the kernel forwarded"
 }
 
@@ -136,7 +136,7 @@ car2_rchar() { awk '/^rchar:/ { print $2 }' "/proc/$(cat "$TMP/car2.pidfile")/io
 assert_fast_inbound() {
 	assert_deltas "$1" "$2" "$3" inbound_captured=1 'origdst_answered=*' 'bypass_proxy_uid=*' \
 		splice_local_legs=1 splice_sockets=2 'splice_msgs=*' 'splice_bytes=*' splice_miss=0 \
-		'splice_budget_fallbacks=*' fastpath_conns=1 'fastpath_bytes=*' 'fastpath_fallbacks=*'
+		'splice_budget_fallbacks=*' 'splice_fin_held=*' fastpath_conns=1 'fastpath_bytes=*' 'fastpath_fallbacks=*'
 	assert_ge "$(stat_delta "$1" "$2" fastpath_bytes)" "$4" "$3: bytes the kernel forwarded"
 }
 

@@ -93,18 +93,20 @@ B_KEYS4=("${B_KEYS[@]}" origdst_answered=1)
 
 # assert_pods SNAP0 SNAP1 A_SPLICE_BYTES B_SPLICE_BYTES B_KEYS...: both
 # scopes' counters; bytes '+': some; '++': some, and splice budget
-# fallbacks (and the resumes after them) allowed (a transfer above the budget)
+# fallbacks (and the resumes after them, and a FIN held behind the spliced
+# bytes) allowed (a transfer above the budget)
 assert_pods() {
 	local s0=$1 s1=$2 ab=$3 bb=$4 fb=splice_budget_fallbacks=0 rs=splice_budget_resumes=0
+	local fh=splice_fin_held=0
 	shift 4
 	if [ "$ab" = ++ ]; then
-		fb='splice_budget_fallbacks=*' rs='splice_budget_resumes=*' ab=+
+		fb='splice_budget_fallbacks=*' rs='splice_budget_resumes=*' fh='splice_fin_held=*' ab=+
 		[ "$bb" = ++ ] && bb=+
 	fi
 	assert_deltas "$(jq -c .a <<<"$s0")" "$(jq -c .a <<<"$s1")" "pod A" "${A_KEYS[@]}" \
-		splice_bytes="$ab" "$fb" "$rs"
+		splice_bytes="$ab" "$fb" "$rs" "$fh"
 	assert_deltas "$(jq -c .b <<<"$s0")" "$(jq -c .b <<<"$s1")" "pod B" "$@" splice_bytes="$bb" \
-		"$fb" "$rs"
+		"$fb" "$rs" "$fh"
 }
 
 # bytes_ge SNAP0 SNAP1 POD MIN: POD's (a or b) splice_bytes moved by >= MIN

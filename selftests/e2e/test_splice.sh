@@ -31,7 +31,8 @@ upload() {
 # the one captured, proxied connection a transfer makes
 assert_one_proxied_conn() {
 	assert_deltas "$1" "$2" "$3" captured=1 origdst_published=1 origdst_answered=1 bypass_proxy_uid=1 \
-		'splice_sockets=*' 'splice_msgs=*' 'splice_bytes=*' splice_miss=0 'splice_budget_fallbacks=*'
+		'splice_sockets=*' 'splice_msgs=*' 'splice_bytes=*' splice_miss=0 'splice_budget_fallbacks=*' \
+		'splice_fin_held=*'
 }
 
 splice_counters_move_on_app_proxy_leg() {
