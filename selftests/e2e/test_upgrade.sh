@@ -35,12 +35,17 @@ e2e_nginx_start web "$SRV" "$E2E_SRV4A:80 srv-a"
 sm_bg_log "$TMP/soak-server.log" - "$SRV" "$SOAK" server "$E2E_SRV4A:7000" >/dev/null
 sm_wait_port "$SRV" "$E2E_SRV4A" 7000 || sm_die "soak server: $(cat "$TMP/soak-server.log")"
 E2E_HAP_TIMEOUT=120s e2e_haproxy_start hap "$CG" "$POD"
-# The 64 MiB transfers stay spliced from end to end (the issue's "spliced
-# both ways"): a budget above their size, so none leaves the splice for the
-# TCP stack when HAProxy falls behind. With the default budget one run in
-# eight still ended one transfer early (docs/design.md, "Splice": the FIN
-# waits for the spliced bytes); E2E_UPGRADE_BUDGET=8M runs it that way.
-sm_cli enable --cgroup "$CG" --splice-budget "${E2E_UPGRADE_BUDGET:-1G}" >/dev/null
+# On 6.18 the 64 MiB transfers stay spliced from end to end (the issue's
+# "spliced both ways"): a budget above their size, so none leaves the
+# splice when HAProxy falls behind; with the default budget one run in
+# eight still ended one transfer early there (docs/design.md, "Splice": the
+# FIN waits for the spliced bytes). Not in the 6.1 guest: its little memory
+# puts 1 GiB budgets under TCP memory pressure, where a redirecting writer
+# waits for memory nobody wakes it for (the reason for the budget); the
+# default budget there (no resume on 6.1: the residual case did not show).
+# E2E_UPGRADE_BUDGET overrides.
+budget=${E2E_UPGRADE_BUDGET:-$([ -n "${SOCKMESH_IN_VM:-}" ] && echo 8M || echo 1G)}
+sm_cli enable --cgroup "$CG" --splice-budget "$budget" >/dev/null
 
 # link_id PIN_NAME / link_prog PIN_NAME: a pinned link's id and its program's
 link_id() { bpftool -j link show pinned "$PIN/$1" | jq -r .id; }
