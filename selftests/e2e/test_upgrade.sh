@@ -84,7 +84,8 @@ step() {
 	# and spliced by the new programs
 	v0=$(counter "$to" captured)
 	[ "$v0" -ge "$c0" ] || echo "captured went back from $c0 to $v0 ($name)" >>"$TMP/steps"
-	for ((i = 0; i < 50; i++)); do
+	# up to 10 s: a loaded 2-CPU machine once took longer than 5 s
+	for ((i = 0; i < 100; i++)); do
 		c1=$(counter "$to" captured)
 		s1=$(counter "$to" splice_msgs)
 		[ "$c1" -gt "$v0" ] && [ "$s1" -gt "$s0" ] && break
@@ -227,8 +228,10 @@ refused_changes_leave_state_unchanged() {
 	timeout 30 "$SM_CLI" --pin-dir "$pin2" enable --cgroup "$cg2" >/dev/null
 	progs0=$(bpftool -j cgroup show "$cg2" | jq -c '[.[].id] | sort')
 	cp2() { timeout 30 "$VCLI" --pin-dir "$pin2" "$@"; }
-	# this build's SM_LAYOUT_VERSION, as config_map holds it (byte 16)
-	layout=$(($(bpftool -j map lookup pinned "$pin2/map_config_map" key 0 0 0 0 | jq -r '.value[16]')))
+	# this build's SM_LAYOUT_VERSION (the ABI header), as config_map must hold it (byte 16)
+	layout=$(awk '$1 == "#define" && $2 == "SM_LAYOUT_VERSION" { print $3 }' "$SM_ROOT/headers/sockmesh_abi.h")
+	assert_eq "$(($(bpftool -j map lookup pinned "$pin2/map_config_map" key 0 0 0 0 | jq -r '.value[16]')))" \
+		"$layout" "config_map's layout version is the ABI header's"
 
 	rm "$pin2/map_pair_map"
 	bpftool map create "$pin2/map_pair_map" type hash key 48 value 8 entries 16 name pair_map
