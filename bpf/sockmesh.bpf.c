@@ -288,6 +288,39 @@ static __always_inline void tuple_from_sockops(struct sm_tuple *t, struct bpf_so
 		   (__u16)bpf_ntohl(skops->remote_port));
 }
 
+/* ---- the tap's hooks ----------------------------------------------------------
+ * `sockmesh tap` (user/lib/tap.c, bpf/tap.bpf.c) puts its programs into
+ * these two program arrays, which are never pinned: the kernel empties a
+ * program array when the last user-space reference to it goes, so when
+ * the tap's process ends, however it ends, its programs are out. The data
+ * path carries no tap code, map or ring of its own: while no tap runs it
+ * reads one word, sm_tap_on, and does nothing else. The tap sets the word
+ * once its programs are in; a tail call that finds the array empty (the
+ * tap gone) clears it again.
+ */
+__u32 sm_tap_on SEC(".data.tap");
+
+/* Indexed by the path a send took (enum sm_tap_path): the tap's program
+ * for that path, tail-called after the verdict (every verdict is SK_PASS,
+ * a redirect is recorded in the message itself).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, SM_TAP_PATHS);
+	__type(key, __u32);
+	__type(value, __u32);
+} tap_msg_calls SEC(".maps");
+
+/* The tap's sockops program: a spliced socket established or changed
+ * state.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} tap_sockops_calls SEC(".maps");
+
 /* ---- outbound capture ---------------------------------------------------- */
 
 /* The scope of the calling socket: its netns (pods) first, then its cgroup
@@ -938,6 +971,8 @@ static __always_inline void splice_insert(struct bpf_sock_ops *skops, struct sm_
 	}
 	st->flags |= SM_SK_SPLICE;
 	stat_inc(st->scope_idx, SM_STAT_SPLICE_SOCKETS);
+	if (sm_tap_on)
+		want_close_cb(skops); /* its FIN and reset are in the tap too */
 	if (st->side) {
 		pair = bpf_map_lookup_elem(&pair_map, &st->peer);
 		if (pair)
@@ -1258,7 +1293,7 @@ int sm_sockops(struct bpf_sock_ops *skops)
 		cookie = bpf_get_socket_cookie(skops);
 		if (bpf_map_lookup_elem(&pending_map, &cookie))
 			want_close_cb(skops);
-		break;
+		return 1;
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
 		on_active_established(skops);
 		break;
@@ -1267,11 +1302,21 @@ int sm_sockops(struct bpf_sock_ops *skops)
 		break;
 	case BPF_SOCK_OPS_TCP_LISTEN_CB:
 		on_listen(skops);
-		break;
+		return 1;
 	case BPF_SOCK_OPS_STATE_CB:
 		if (skops->args[1] == BPF_TCP_CLOSE)
 			on_close(skops);
 		break;
+	default:
+		return 1;
+	}
+	/* A connection established or changed state: the tap's program
+	 * records the open, FIN or reset of a spliced one. Last: a tail call
+	 * does not come back.
+	 */
+	if (sm_tap_on) {
+		bpf_tail_call(skops, &tap_sockops_calls, 0);
+		sm_tap_on = 0; /* no tap program: its process is gone */
 	}
 	return 1;
 }
@@ -1482,8 +1527,10 @@ static __always_inline int budget_resume(struct bpf_sock *sk, struct sm_sk_state
 	return 1;
 }
 
-SEC("sk_msg")
-int sm_msg(struct sk_msg_md *msg)
+/* The verdict of one send (sm_msg); *stp and *path say, for the tap, whose
+ * it was and where it went.
+ */
+static __always_inline int msg_verdict(struct sk_msg_md *msg, struct sm_sk_state **stp, __u32 *path)
 {
 	struct bpf_sock *sk = msg->sk;
 	struct sm_sk_state *st;
@@ -1496,6 +1543,7 @@ int sm_msg(struct sk_msg_md *msg)
 	if (!sk)
 		return SK_PASS;
 	st = bpf_sk_storage_get(&sk_state_map, sk, NULL, 0);
+	*stp = st;
 	if (!st || (st->flags & (SM_SK_SPLICE | SM_SK_NO_SPLICE)) != SM_SK_SPLICE)
 		return SK_PASS;
 	/* Without its pair entry (the connection is closing) nothing bounds
@@ -1514,6 +1562,8 @@ int sm_msg(struct sk_msg_md *msg)
 	if (fwd) {
 		int r = fp_msg(msg, fwd, pair, peer);
 
+		if (r == FP_FAST)
+			*path = SM_TAP_PATH_FAST;
 		if (r != FP_INTO_PEER)
 			return SK_PASS; /* past the peer, or to it over TCP */
 		counted = size; /* fp_msg counted it as put into the peer */
@@ -1536,6 +1586,7 @@ int sm_msg(struct sk_msg_md *msg)
 	if (bpf_msg_redirect_hash(msg, &splice_map, &st->peer, BPF_F_INGRESS) == SK_PASS) {
 		/* counted before the reader can see it: read never passes in */
 		pair->in[peer] += size - counted;
+		*path = SM_TAP_PATH_SPLICE;
 		/* one counter lookup for both: this is the per-message path */
 		stats = bpf_map_lookup_elem(&stats_map, &st->scope_idx);
 		if (stats) {
@@ -1552,6 +1603,21 @@ miss:
 	st->flags |= SM_SK_NO_SPLICE;
 	stat_inc(st->scope_idx, SM_STAT_SPLICE_MISS);
 	return SK_PASS;
+}
+
+SEC("sk_msg")
+int sm_msg(struct sk_msg_md *msg)
+{
+	__u32 path = SM_TAP_PATH_STACK;
+	struct sm_sk_state *st = NULL;
+	int verdict = msg_verdict(msg, &st, &path);
+
+	/* the one load the tap costs while no tap runs */
+	if (sm_tap_on && st) {
+		bpf_tail_call(msg, &tap_msg_calls, path);
+		sm_tap_on = 0; /* no tap program: its process is gone */
+	}
+	return verdict;
 }
 
 /* Bytes a spliced socket has read of what its peer redirected to it: the

@@ -570,6 +570,65 @@ SOCKMESH_API int sockmesh_fastpath__info(const struct sockmesh_fastpath *fp,
  */
 SOCKMESH_API void sockmesh_fastpath__free(struct sockmesh_fastpath *fp);
 
+/* ---- the tap (0.7) ---------------------------------------------------------
+ * Copies of what spliced sockets send (the bytes tcpdump cannot see): a tap
+ * loads bpf/tap.bpf.c in place of the data path's tap hooks (freplace links
+ * this process holds), with its own ring buffer. Every send of a spliced
+ * socket in the scope, whichever path it then took (spliced, budget
+ * fallback, kernel fast path), and each connection's open, FIN and reset
+ * reach fn as struct sm_tap_rec (headers/sockmesh_abi.h) and its payload.
+ * Records the ring cannot hold are counted (sockmesh_tap__stats) and show
+ * as gaps in the offsets: the data path never waits for the tap. With no
+ * tap running the data path reads one word per send and does nothing else.
+ * One tap per instance at a time (-EBUSY); it ends with sockmesh_tap__free
+ * or with its process, however that ends. docs/design.md, "The tap".
+ */
+struct sockmesh_tap;
+
+struct sockmesh_tap_opts {
+	size_t sz;
+	const struct sockmesh_scope *scope; /* NULL: every enrolled scope */
+	__u16 port; /* 0: any; else the client's or the server's (original destination) port */
+	__u32 snaplen; /* payload bytes kept of each send; 0: all */
+	__u64 ring_size; /* bytes: a power of two, 4 KiB .. 1 GiB; 0: 16 MiB */
+	size_t : 0;
+};
+#define sockmesh_tap_opts__last_field ring_size
+#define SOCKMESH_TAP_RING_DEFAULT (16ull << 20)
+
+struct sm_tap_rec;
+/* data: rec->caplen payload bytes. A non-zero return stops the poll and is
+ * returned by it.
+ */
+typedef int (*sockmesh_tap_fn)(const struct sm_tap_rec *rec, const void *data, void *ctx);
+
+SOCKMESH_API int sockmesh__tap(struct sockmesh *sm, const struct sockmesh_tap_opts *opts,
+			       sockmesh_tap_fn fn, void *ctx, struct sockmesh_tap **out);
+/* An fd that polls readable when records wait (epoll). */
+SOCKMESH_API int sockmesh_tap__fd(const struct sockmesh_tap *t);
+/* Hand waiting records to fn, waiting up to timeout_ms (-1: forever, 0: no
+ * wait) for the first; the number handed over, or a negative errno
+ * (-EINTR on a signal).
+ */
+SOCKMESH_API int sockmesh_tap__poll(struct sockmesh_tap *t, int timeout_ms);
+
+struct sockmesh_tap_stats {
+	size_t sz;
+	__u64 records; /* handed to fn */
+	__u64 lost_records; /* the ring was full (or the CPU's copy busy) */
+	__u64 lost_bytes; /* payload bytes in those, and past a send's first 1 MiB */
+	size_t : 0;
+};
+#define sockmesh_tap_stats__last_field lost_bytes
+SOCKMESH_API int sockmesh_tap__stats(const struct sockmesh_tap *t, struct sockmesh_tap_stats *st);
+/* Detach and free (the data path's hooks are empty again). */
+SOCKMESH_API void sockmesh_tap__free(struct sockmesh_tap *t);
+
+/* The tap attached to this instance, if any: 1 and its process id (0 if
+ * not found in /proc), 0 when none, or a negative errno.
+ */
+SOCKMESH_API int sockmesh__tap_running(struct sockmesh *sm, __u32 *pid);
+
 /* Description of the last failure on this thread (never NULL). */
 SOCKMESH_API const char *sockmesh_errmsg(void);
 

@@ -517,6 +517,71 @@ struct sm_stats {
 	__u64 c[SM_STAT_MAX];
 };
 
+/* ---- the tap (sockmesh tap) -------------------------------------------------
+ * A tap is a process whose bpf/tap.bpf.c programs are in the data path's
+ * tap program arrays (tap_msg_calls, tap_sockops_calls): every send
+ * of a spliced socket in its scope is copied to its ring buffer as records
+ * of at most SM_TAP_CHUNK payload bytes; a record the ring cannot take is
+ * counted lost and shows as a gap in the stream offsets.
+ */
+#define SM_TAP_CHUNK 4096u
+/* Payload records made of one send: 1 MiB (the kernel hands a send to
+ * sk_msg in batches of at most 17 page fragments of up to 32 KiB); the
+ * rest of a larger batch would be counted lost, like a full ring.
+ */
+#define SM_TAP_MSG_CHUNKS 256
+#define SM_TAP_ANY_SCOPE 0xffffffffu
+
+enum sm_tap_kind {
+	SM_TAP_DATA = 0, /* payload of one send (a chunk of it) */
+	SM_TAP_FIN = 1, /* the sender shut its direction down */
+	SM_TAP_RST = 2, /* the connection ended without FINs (reset, abort) */
+	SM_TAP_OPEN = 3, /* a spliced connection established while tapping */
+};
+
+enum sm_tap_path {
+	SM_TAP_PATH_SPLICE = 0, /* redirected socket to socket */
+	SM_TAP_PATH_STACK = 1, /* took the TCP stack (budget fallback, miss, no splice) */
+	SM_TAP_PATH_FAST = 2, /* past a sidecar's socket (kernel fast path) */
+	SM_TAP_PATHS
+};
+
+#define SM_TAP_F_FROM_START 1u /* the sender was tapped from its first byte */
+
+/* One ring record. client is the connecting end (the app, for outbound),
+ * server the original destination where there is one, else the peer.
+ * off counts the sender's bytes since the tap first saw it (from_start:
+ * since the connection opened), so user space numbers TCP sequences from
+ * it and sees gaps.
+ */
+struct sm_tap_rec {
+	__u64 ts_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u64 off; /* stream offset of data[0] in the sender's direction */
+	__u64 pid_tgid; /* the sender (DATA; 0 where no process context) */
+	__u32 scope_idx;
+	__u32 len; /* bytes this record stands for (payload, or 0) */
+	__u32 caplen; /* bytes of data[] present (<= len: snaplen, SM_TAP_CHUNK) */
+	__u8 kind; /* enum sm_tap_kind */
+	__u8 dir; /* 0: client -> server, 1: server -> client */
+	__u8 path; /* enum sm_tap_path */
+	__u8 flags; /* SM_TAP_F_* */
+	__u32 family;
+	__u16 client_port;
+	__u16 server_port;
+	__u8 client[16];
+	__u8 server[16];
+	/* followed by caplen payload bytes */
+};
+
+/* Per socket, created by the first tapped send (or at establishment while
+ * a tap runs).
+ */
+struct sm_tap_sk {
+	__u64 off; /* bytes sent since */
+	__u32 flags; /* SM_TAP_F_FROM_START */
+	__u32 pad;
+};
+
 _Static_assert(sizeof(struct sm_scope_key) == 16, "sm_scope_key layout");
 _Static_assert(sizeof(struct sm_policy) == 40, "sm_policy layout");
 _Static_assert(sizeof(struct sm_cidr_key) == 28, "sm_cidr_key layout");
@@ -535,6 +600,8 @@ _Static_assert(sizeof(struct sm_config) == 24, "sm_config layout");
 _Static_assert(sizeof(struct sm_dns_state) == 32, "sm_dns_state layout");
 _Static_assert(sizeof(struct sm_pod_addr_key) == 20, "sm_pod_addr_key layout");
 _Static_assert(sizeof(struct sm_listener_key) == 16, "sm_listener_key layout");
+_Static_assert(sizeof(struct sm_tap_rec) == 80, "sm_tap_rec layout");
+_Static_assert(sizeof(struct sm_tap_sk) == 16, "sm_tap_sk layout");
 
 /* ---- map keys: built here, by both sides -------------------------------
  * Each key is built by one function so the BPF program and the library hash

@@ -13,7 +13,9 @@ PKGS=(clang libbpf-dev bpftool libelf-dev zlib1g-dev meson ninja-build pkg-confi
       qemu-system-x86 kmod linux-perf
       # selftests/e2e/test_runtime.sh: a real runtime (podman runs runc; it
       # depends on crun | runc) and busybox for the image it builds
-      podman runc busybox-static)
+      podman runc busybox-static
+      # sockmesh tap: its tests read the pcapng it writes
+      tshark)
 
 missing=()
 for p in "${PKGS[@]}"; do

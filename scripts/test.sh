@@ -6,8 +6,8 @@
 # the parsers, the benchmark smoke run and the lint checks.
 # Bootstraps (apt-get, build) first. Ends with "N passed, N failed".
 #   scripts/test.sh [SUITE...]   suites: unit asan kernel install e2e soak fuzz bench lint vm
-# SOCKMESH_TEST_VM=1 adds vm (the kernel suite and the live upgrade test inside
-# a Debian 6.1 guest).
+# SOCKMESH_TEST_VM=1 adds vm (the kernel suite, the live upgrade test and the
+# tap's test inside a Debian 6.1 guest).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
@@ -170,11 +170,12 @@ PY
 	vm)
 		# The 6.1 guest runs under software emulation: the kernel suite
 		# takes about 7 minutes there, the whole e2e suite an hour; CI
-		# runs the kernel suite and the live upgrade test (5 minutes).
+		# runs the kernel suite, the live upgrade test and the tap's test
+		# (15 minutes).
 		# SOCKMESH_VM_SUITES and SOCKMESH_VM_E2E_ONLY ("" for every e2e
 		# script) choose others.
 		# shellcheck disable=SC2086
-		SOCKMESH_E2E_ONLY=${SOCKMESH_VM_E2E_ONLY-upgrade} \
+		SOCKMESH_E2E_ONLY=${SOCKMESH_VM_E2E_ONLY-upgrade tap} \
 			scripts/vm-test.sh ${SOCKMESH_VM_SUITES:-kernel e2e} >"$log" 2>&1
 		rc=$?
 		count_plain "$log"

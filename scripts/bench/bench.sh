@@ -22,7 +22,7 @@ CLI_FROM_ENV=${SM_CLI:-}
 # shellcheck source=SCRIPTDIR/../lib/common.sh
 . "$SM_ROOT/scripts/lib/common.sh"
 
-ALL_MODES=(direct iptables capture sockmesh car-ipt car fastpath)
+ALL_MODES=(direct iptables capture sockmesh car-ipt car fastpath tap)
 DEFAULT_MODES=(direct iptables sockmesh car-ipt car fastpath)
 ALL_WORKLOADS=(latency iperf wrk)
 ARGV=("$@")
@@ -44,6 +44,8 @@ modes      direct    client -> server over veth, no sidecar
            car       sockmesh-sidecar, sockmesh enable (capture + splice)
            fastpath  sockmesh-sidecar --fast-path, sockmesh enable: the kernel
                      forwards each connection after the sidecar accepted it
+           tap       the sockmesh mode with 'sockmesh tap' running on the cgroup
+                     (pcapng to /dev/null): what a tap costs (not by default)
 workloads  latency   sockperf TCP ping-pong per size: p50, p99, p99.9 RTT
            iperf     iperf3, 1 and 4 streams
            wrk       nginx, keep-alive req/s and 'Connection: close' conn/s,
@@ -203,7 +205,7 @@ IFS=, read -r -a SIZE_LIST <<<"$SIZES"
 has_wl() { [[ ,$WORKLOADS, == *",$1,"* ]]; }
 
 # modes that load sockmesh, and those whose sidecar is sockmesh-sidecar
-sm_mode() { case $1 in capture | sockmesh | car | fastpath) return 0 ;; esac; return 1; }
+sm_mode() { case $1 in capture | sockmesh | car | fastpath | tap) return 0 ;; esac; return 1; }
 car_mode() { case $1 in car-ipt | car | fastpath) return 0 ;; esac; return 1; }
 any_sm_mode() { local m; for m in "${MODE_LIST[@]}"; do sm_mode "$m" && return 0; done; return 1; }
 any_car_mode() { local m; for m in "${MODE_LIST[@]}"; do car_mode "$m" && return 0; done; return 1; }
@@ -470,7 +472,7 @@ run_wl() {
 
 mode_up() { # mode_up ROUND MODE
 	local r=$1 mode=$2 flags=()
-	M_NS=$NS_POD M_SRV=10.77.1.2 M_HAP_PID='' M_HAP_SOCK='' M_CAR_LOG='' M_CAR_PIDFILE='' M_FAIL=''
+	M_NS=$NS_POD M_SRV=10.77.1.2 M_HAP_PID='' M_HAP_SOCK='' M_CAR_LOG='' M_CAR_PIDFILE='' M_FAIL='' M_TAP_PID=''
 	if cg_has_progs; then
 		M_FAIL="BPF programs are attached to $CG before the run, see r$r-$mode-cgroup.txt"
 		cg_progs >"$RAW/r$r-$mode-cgroup.txt" 2>&1
@@ -480,7 +482,7 @@ mode_up() { # mode_up ROUND MODE
 	direct) return 0 ;;
 	iptables | car-ipt) M_NS=$NS_IPT M_SRV=10.77.2.2 ;;
 	capture) flags=(--no-splice) ;;
-	sockmesh | car | fastpath) [ -z "$SPLICE_BUDGET" ] || flags=(--splice-budget "$SPLICE_BUDGET") ;;
+	sockmesh | car | fastpath | tap) [ -z "$SPLICE_BUDGET" ] || flags=(--splice-budget "$SPLICE_BUDGET") ;;
 	esac
 	if sm_mode "$mode"; then
 		if ! "$SM_CLI" --pin-dir "$PIN" enable --cgroup "$CG" "${flags[@]}" >"$RAW/r$r-$mode-enable.log" 2>&1; then
@@ -500,6 +502,20 @@ mode_up() { # mode_up ROUND MODE
 	fi
 	local _
 	for _ in $(seq 20); do [ -S "$M_HAP_SOCK" ] && break; sleep 0.1; done
+	[ "$mode" = tap ] && tap_up "$r"
+	return 0
+}
+
+# tap_up ROUND: sockmesh tap on the cgroup, pcapng to /dev/null, until
+# mode_down; waits until the data path shows it
+tap_up() {
+	local r=$1 _
+	M_TAP_PID=$(sm_bg_log "$RAW/r$r-tap-tap.log" - - "$SM_CLI" --pin-dir "$PIN" tap --cgroup "$CG" -w /dev/null)
+	for _ in $(seq 50); do
+		"$SM_CLI" --pin-dir "$PIN" status 2>/dev/null | grep -q '^tap: running' && return 0
+		sleep 0.1
+	done
+	M_FAIL="sockmesh tap did not start, see r$r-tap-tap.log"
 }
 
 # car_up ROUND MODE: sockmesh-sidecar as uid/gid 1337 on 127.0.0.1:15001.
@@ -529,6 +545,7 @@ car_up() {
 
 mode_down() { # mode_down ROUND MODE
 	local r=$1 mode=$2
+	[ -n "$M_TAP_PID" ] && sm_stop "$M_TAP_PID"
 	[ -n "$M_HAP_PID" ] && sm_stop "$M_HAP_PID"
 	[ -z "$M_CAR_LOG" ] || cp "$M_CAR_LOG" "$RAW/r$r-$mode-car.log" 2>/dev/null || true
 	if sm_mode "$mode"; then
@@ -560,7 +577,7 @@ mode_down() { # mode_down ROUND MODE
 			sm_log "  sockmesh disable failed, see $log"
 		fi
 	fi
-	M_HAP_PID='' M_HAP_SOCK='' M_CAR_LOG='' M_CAR_PIDFILE=''
+	M_HAP_PID='' M_HAP_SOCK='' M_CAR_LOG='' M_CAR_PIDFILE='' M_TAP_PID=''
 }
 
 cg_progs() { bpftool cgroup show "$CG"; }

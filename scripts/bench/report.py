@@ -24,9 +24,9 @@ import statistics
 import subprocess
 import sys
 
-MODES = ["direct", "iptables", "capture", "sockmesh", "car-ipt", "car", "fastpath"]
-PROXIED = {"iptables", "capture", "sockmesh", "car-ipt", "car", "fastpath"}
-SM_MODES = {"capture", "sockmesh", "car", "fastpath"}
+MODES = ["direct", "iptables", "capture", "sockmesh", "car-ipt", "car", "fastpath", "tap"]
+PROXIED = {"iptables", "capture", "sockmesh", "car-ipt", "car", "fastpath", "tap"}
+SM_MODES = {"capture", "sockmesh", "car", "fastpath", "tap"}
 MODE_DOC = {
     "direct": "no sidecar",
     "iptables": "HAProxy + nat REDIRECT (ISTIO_OUTPUT-like)",
@@ -35,11 +35,12 @@ MODE_DOC = {
     "car-ipt": "sockmesh-sidecar + the same nat REDIRECT",
     "car": "sockmesh-sidecar + sockmesh (capture + splice)",
     "fastpath": "sockmesh-sidecar --fast-path + sockmesh: the kernel forwards each connection",
+    "tap": "HAProxy + sockmesh, with `sockmesh tap` running on the cgroup (pcapng to /dev/null)",
 }
 # the ratio columns of the report: (mode, reference), where both ran
 RATIOS = [("sockmesh", "iptables"), ("capture", "iptables"), ("car", "car-ipt"),
           ("fastpath", "car-ipt"), ("fastpath", "direct"), ("sockmesh", "direct"),
-          ("car-ipt", "iptables")]
+          ("car-ipt", "iptables"), ("tap", "sockmesh")]
 # (mode, reference, metric, target ratio, "<=" or ">=")
 GOALS = [
     ("sockmesh", "iptables", "lat64_p50", 0.75, "<="),
@@ -509,7 +510,7 @@ def analyse(raw):
                     last_ctr[key] = c
                     if d.get("captured", 0) <= 0:
                         failures.append(f"{where}: sockmesh counted no captured connection")
-                    if mode in ("sockmesh", "car") and d.get("splice_msgs", 0) <= 0:
+                    if mode in ("sockmesh", "car", "tap") and d.get("splice_msgs", 0) <= 0:
                         failures.append(f"{where}: splice on, but splice_msgs did not grow")
                     if mode == "fastpath" and d.get("fastpath_conns", 0) <= 0:
                         failures.append(f"{where}: fastpath_conns did not grow: no connection was "
@@ -742,7 +743,7 @@ def plot(out, res):
         shown = [m for m in modes if m != ref]
     rkey = f"ratio_to_{ref}" if ref else None
     colors = {"direct": "#7f7f7f", "iptables": "#d62728", "capture": "#ff7f0e", "sockmesh": "#1f77b4",
-              "car-ipt": "#e377c2", "car": "#17becf", "fastpath": "#2ca02c"}
+              "car-ipt": "#e377c2", "car": "#17becf", "fastpath": "#2ca02c", "tap": "#9467bd"}
     panels = []
     for better, title in (("lower", "latency and CPU (lower is better)"),
                           ("higher", "throughput (higher is better)")):

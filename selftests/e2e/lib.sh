@@ -176,7 +176,8 @@ assert_proxied() {
 # e2e_nginx_start NAME NETNS "LISTEN BODY" ...: nginx in NETNS with one
 # server per LISTEN (nginx syntax: 10.77.0.2:80, [fd77::2]:8081) answering
 # "BODY <client ip>:<client port>". Access log: $TMP/NAME/access.log, one line
-# "<server addr>:<port> <client addr>:<port>" per request.
+# "<server addr>:<port> <client addr>:<port>" per request; requests.log:
+# "<server addr>:<port> <request line> <user agent>".
 e2e_nginx_start() {
 	local name=$1 ns=$2 d="$TMP/$1" spec listen body
 	shift 2
@@ -187,6 +188,9 @@ e2e_nginx_start() {
 		# shellcheck disable=SC2016 # nginx variables
 		printf '  log_format e2e "$server_addr:$server_port $remote_addr:$remote_port";\n'
 		printf '  access_log %s/access.log e2e;\n' "$d"
+		# shellcheck disable=SC2016 # nginx variables
+		printf '  log_format e2ereq "$server_addr:$server_port $request $http_user_agent";\n'
+		printf '  access_log %s/requests.log e2ereq;\n' "$d"
 		local t
 		for t in client_body proxy fastcgi uwsgi scgi; do
 			printf '  %s_temp_path %s/%s;\n' "$t" "$d" "$t"

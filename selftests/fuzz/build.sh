@@ -6,7 +6,9 @@
 # value parsers) from fuzz_common.c and user/common, fuzz_annotations (the
 # istio annotations) from fuzz_annotations.c and the same library parsers,
 # fuzz_cni (sockmesh-cni's environment, config and replies, no kernel work)
-# from fuzz_cni.c, user/cni's conf.c and reply.c and the same.
+# from fuzz_cni.c, user/cni's conf.c and reply.c and the same, fuzz_pcapng
+# (the pcapng reader and writer, the replay's reassembly, no network) from
+# fuzz_pcapng.c and user/common.
 #   selftests/fuzz/build.sh [OUTDIR]    default OUTDIR: build/fuzz
 # CC overrides the compiler (default: clang, else clang-14).
 set -euo pipefail
@@ -67,3 +69,10 @@ echo "built $out/fuzz_annotations"
 	"$root/user/common/file.c" "$root/user/common/text.c" "${lib[@]}" "${jsonc_libs[@]}" \
 	-o "$out/fuzz_cni"
 echo "built $out/fuzz_cni"
+"$cc" -std=gnu11 -g -O1 \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-Wall -Wextra -Werror \
+	-D_GNU_SOURCE -I "$root/user/common" \
+	"$here/fuzz_pcapng.c" "$root"/user/common/{pcapng,replay,addr,parse}.c \
+	-o "$out/fuzz_pcapng"
+echo "built $out/fuzz_pcapng"

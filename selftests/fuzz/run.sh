@@ -3,8 +3,9 @@
 # Build the fuzzers into OUTDIR and run each for a bounded time from a small
 # seed corpus (in a temporary directory, removed afterwards): fuzz_policy
 # (the library's policy parsers), fuzz_common (the front-ends' address and
-# option value parsers), fuzz_annotations (istio pod annotations), then
-# fuzz_cni (sockmesh-cni's environment, config and replies).
+# option value parsers), fuzz_annotations (istio pod annotations),
+# fuzz_cni (sockmesh-cni's environment, config and replies), then
+# fuzz_pcapng (pcapng files for the reader and the replay's reassembly).
 #   selftests/fuzz/run.sh OUTDIR [SECONDS] [LIBFUZZER-FLAG...]
 # SECONDS (per fuzzer) defaults to 30. One line per fuzzer on stdout
 # ("fuzz_cni: 1234567 execs in 30s, no crash" or "..., CRASHED (exit 1)").
@@ -229,6 +230,142 @@ cat >"$work/cni.dict" <<'DICT'
 "\xe2\x82"
 DICT
 fuzz fuzz_cni "$work/cni" -dict="$work/cni.dict" "$@"
+
+# fuzz_pcapng: pcapng files, each an SHB, an IDB (Ethernet, if_tsresol 9)
+# and one connection's packets, built from fields written as printf %b
+# escapes: u16/u32 in the section's byte order (be=1: big-endian), n16/n32
+# in network order
+mkdir "$work/pcapng"
+be=0
+n16() { printf '\\x%02x\\x%02x' $(($1 >> 8 & 255)) $(($1 & 255)); }
+n32() {
+	n16 $(($1 >> 16 & 65535))
+	n16 $(($1 & 65535))
+}
+u16() {
+	if [ "$be" = 1 ]; then
+		n16 "$1"
+	else
+		printf '\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255))
+	fi
+}
+u32() {
+	if [ "$be" = 1 ]; then
+		n32 "$1"
+	else
+		u16 $(($1 & 65535))
+		u16 $(($1 >> 16 & 65535))
+	fi
+}
+zeros() {
+	local i
+	for ((i = 0; i < $1; i++)); do printf '\\x00'; done
+}
+shb() {
+	printf '\\x0a\\x0d\\x0d\\x0a'
+	u32 28
+	u32 0x1a2b3c4d
+	u16 1
+	u16 0
+	u32 -1
+	u32 -1
+	u32 28
+}
+idb() {
+	u32 1
+	u32 28
+	u16 1
+	u16 0
+	u32 0
+	u16 9
+	u16 1
+	printf '\\x09\\x00\\x00\\x00'
+	u32 28
+}
+# tcp4|tcp6 SPORT DPORT SEQ FLAGS PAYLOAD: "LEN ESCAPES" of an Ethernet
+# frame, client -> server (10.0.0.1 -> 10.96.0.10, fd00::1 -> fd00::2)
+tcp() {
+	n16 "$1"
+	n16 "$2"
+	n32 "$3"
+	n32 1
+	printf '\\x50\\x%02x\\xff\\xff' "$4"
+	zeros 4
+	printf '%s' "$5"
+}
+tcp4() {
+	printf '%s ' $((54 + ${#5}))
+	printf '\\x02\\x00\\x00\\x00\\x00\\x02\\x02\\x00\\x00\\x00\\x00\\x01\\x08\\x00\\x45\\x00'
+	n16 $((40 + ${#5}))
+	printf '\\x00\\x00\\x40\\x00\\x40\\x06\\x00\\x00\\x0a\\x00\\x00\\x01\\x0a\\x60\\x00\\x0a'
+	tcp "$@"
+}
+tcp6() {
+	printf '%s ' $((74 + ${#5}))
+	printf '\\x02\\x00\\x00\\x00\\x00\\x02\\x02\\x00\\x00\\x00\\x00\\x01\\x86\\xdd\\x60'
+	zeros 3
+	n16 $((20 + ${#5}))
+	printf '\\x06\\x40\\xfd'
+	zeros 14
+	printf '\\x01\\xfd'
+	zeros 14
+	printf '\\x02'
+	tcp "$@"
+}
+# epb TS "LEN ESCAPES": an Enhanced Packet Block on interface 0
+epb() {
+	local len frame pad
+	read -r len frame <<<"$2"
+	pad=$(((4 - len % 4) % 4))
+	u32 6
+	u32 $((32 + len + pad))
+	u32 0
+	u32 0
+	u32 "$1"
+	u32 "$len"
+	u32 "$len"
+	printf '%s' "$frame"
+	zeros "$pad"
+	u32 $((32 + len + pad))
+}
+pseed() {
+	local IFS=
+	n=$((n + 1))
+	printf '%b' "$(shb)$(idb)$*" >"$work/pcapng/seed-$n"
+}
+for be in 0 1; do
+	pseed "$(epb 1 "$(tcp4 43210 80 1000 2 '')")" \
+		"$(epb 2 "$(tcp4 43210 80 1001 24 'GET / HTTP/1.1')")" \
+		"$(epb 3 "$(tcp4 43210 80 1015 17 '')")"
+done
+be=0
+pseed "$(epb 1 "$(tcp4 43210 80 1006 16 'world')")" \
+	"$(epb 2 "$(tcp4 43210 80 1001 16 'hello')")" \
+	"$(epb 3 "$(tcp4 43210 80 1001 16 'hello')")" \
+	"$(epb 4 "$(tcp4 43210 80 1021 16 'gap')")"
+pseed "$(epb 1 "$(tcp6 40000 8080 4294967290 2 '')")" \
+	"$(epb 2 "$(tcp6 40000 8080 4294967291 24 'across the wrap')")"
+cat >"$work/pcapng.dict" <<'DICT'
+"\x0a\x0d\x0d\x0a"
+"\x4d\x3c\x2b\x1a"
+"\x1a\x2b\x3c\x4d"
+"\x01\x00\x00\x00"
+"\x06\x00\x00\x00"
+"\x09\x00\x01\x00"
+"\x0e\x00\x08\x00"
+"\x01\x00"
+"\x08\x00"
+"\x86\xdd"
+"\x81\x00"
+"\x45\x00"
+"\x60\x00"
+"\x50\x02"
+"\x50\x12"
+"\x50\x11"
+"\x50\x18"
+"\xff\xff\xff\xff"
+DICT
+fuzz fuzz_pcapng "$work/pcapng" -dict="$work/pcapng.dict" "$@"
 
 if [ "$failed" != 0 ]; then
 	echo "run.sh: $failed fuzzer(s) failed; inputs in $out/" >&2

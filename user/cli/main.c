@@ -30,6 +30,9 @@
 #include "parse.h"
 #include "proc.h"
 #include "text.h"
+#include "pcapng.h"
+#include "replay.h"
+#include "tap.h"
 
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
@@ -128,6 +131,15 @@ enum {
 	O_WAIT,
 	O_FORCE,
 	O_GRACE,
+	O_TAP_PORT,
+	O_TAP_PID,
+	O_SNAPLEN,
+	O_TAP_COUNT,
+	O_DURATION,
+	O_WRITE,
+	O_RING_SIZE,
+	O_TO,
+	O_SPEED,
 	O_HELP,
 	O_FIELD0,
 	O_COUNT = O_FIELD0 + SOCKMESH_F__COUNT
@@ -186,6 +198,48 @@ static struct smc_opt cli_opts[O_COUNT] = {
 		      .help = "first stop capturing, then wait up to SECONDS for the proxy to take "
 			      "the connections already captured (0: remove at once)",
 		      .def = "5" },
+	[O_TAP_PORT] = { .name = "port",
+			 .arg = "PORT",
+			 .type = SMC_OPT_STRING,
+			 .help = "only connections with this client or server (original destination) "
+				 "port" },
+	[O_TAP_PID] = { .name = "pid",
+			.arg = "PID",
+			.type = SMC_OPT_STRING,
+			.help = "only connections that process sent on (from its first send)" },
+	[O_SNAPLEN] = { .name = "snaplen",
+			.arg = "BYTES",
+			.type = SMC_OPT_STRING,
+			.help = "payload bytes kept of each send (0: all)",
+			.def = "0" },
+	[O_TAP_COUNT] = { .name = "count",
+			  .short_opt = 'c',
+			  .arg = "COUNT",
+			  .type = SMC_OPT_STRING,
+			  .help = "stop after COUNT payload segments" },
+	[O_DURATION] = { .name = "duration",
+			 .arg = "SECONDS",
+			 .type = SMC_OPT_STRING,
+			 .help = "stop after SECONDS" },
+	[O_WRITE] = { .name = "write",
+		      .short_opt = 'w',
+		      .arg = "FILE|-",
+		      .type = SMC_OPT_STRING,
+		      .help = "write pcapng to FILE, or to stdout with - (required)" },
+	[O_RING_SIZE] = { .name = "ring-size",
+			  .arg = "BYTES",
+			  .type = SMC_OPT_STRING,
+			  .help = "the tap's ring buffer: a power of two, 4K..1G",
+			  .def = "16M" },
+	[O_TO] = { .name = "to",
+		   .arg = "ADDR:PORT",
+		   .type = SMC_OPT_STRING,
+		   .help = "the shadow server to replay to (required)" },
+	[O_SPEED] = { .name = "speed",
+		      .arg = "X",
+		      .type = SMC_OPT_STRING,
+		      .help = "pace as captured, X times as fast (0: as fast as possible)",
+		      .def = "0" },
 	[O_HELP] = { .name = "help",
 		     .short_opt = 'h',
 		     .flags = SMC_OPT_HELP | SMC_OPT_HIDE_SHORT,
@@ -235,6 +289,7 @@ static void opts_init(void)
 struct cmd_args {
 	const char *val[O_COUNT];
 	bool set[O_COUNT];
+	const char *extra; /* the one argument of a command that takes one */
 };
 
 struct cmd {
@@ -242,6 +297,7 @@ struct cmd {
 	int (*fn)(struct cmd_args *a);
 	const char *summary;
 	const int *opts; /* -1 terminated */
+	const char *arg; /* the one argument it takes (usage), or NULL */
 };
 
 static int cmd_opts(const struct cmd *c, struct smc_opts *set, char *prog, size_t len)
@@ -256,8 +312,8 @@ static void usage_cmd(FILE *f, const struct cmd *c)
 	struct smc_opts set;
 	char prog[64];
 
-	fprintf(f, "Usage: sockmesh [-j] [-v] [--pin-dir DIR] %s [options]\n  %s\n", c->name,
-		c->summary);
+	fprintf(f, "Usage: sockmesh [-j] [-v] [--pin-dir DIR] %s [options]%s%s\n  %s\n", c->name,
+		c->arg ? " " : "", c->arg ? c->arg : "", c->summary);
 	if (cmd_opts(c, &set, prog, sizeof(prog)) == 0)
 		smc_opts_help(f, &set, 4, 34);
 }
@@ -271,6 +327,8 @@ static int parse_cmd_args(const struct cmd *c, int argc, char **argv, struct cmd
 	memset(a, 0, sizeof(*a));
 	if (cmd_opts(c, &set, prog, sizeof(prog)))
 		return fail(EXIT_FAIL, "%s: internal: bad option table", c->name);
+	set.allow_args = c->arg != NULL;
+	set.permute = c->arg != NULL;
 	err = smc_opts_parse(&set, argc, argv);
 	if (err == SMC_OPTS_HELP) {
 		usage_cmd(stdout, c);
@@ -278,6 +336,12 @@ static int parse_cmd_args(const struct cmd *c, int argc, char **argv, struct cmd
 	}
 	if (err)
 		return fail(EXIT_USAGE, "%s: %s", c->name, set.err.msg);
+	if (c->arg && set.optind < argc) {
+		if (set.optind + 1 < argc)
+			return fail(EXIT_USAGE, "%s: one %s only, not also '%s'", c->name, c->arg,
+				    argv[set.optind + 1]);
+		a->extra = argv[set.optind];
+	}
 	for (const int *o = c->opts; *o >= 0; o++) {
 		a->set[*o] = smc_opts_isset(&set, *o);
 		a->val[*o] = smc_opts_str(&set, *o);
@@ -753,8 +817,24 @@ static int list_scopes(struct cmd_args *a, bool with_stats)
 	} else {
 		printf("loaded (pin dir %s)\n", pin_dir);
 	}
-	if (!with_stats)
+	if (!with_stats) {
+		__u32 tap_pid = 0;
+		int tap = sockmesh__tap_running(sm, &tap_pid);
+
 		daemon_status(a, root);
+		if (json_mode) {
+			json_object *t = json_object_new_object();
+
+			json_object_object_add(t, "running", json_object_new_boolean(tap > 0));
+			if (tap > 0 && tap_pid)
+				json_object_object_add(t, "pid", json_object_new_int64(tap_pid));
+			json_object_object_add(root, "tap", t);
+		} else if (tap > 0) {
+			printf("tap: running (pid %u)\n", tap_pid);
+		} else {
+			printf("tap: none\n");
+		}
+	}
 	if (have) {
 		err = sockmesh__scope_info(sm, &scope, &info);
 		if (err) {
@@ -855,6 +935,173 @@ static int cmd_doctor(struct cmd_args *a)
 		json_object_put(o);
 	}
 	return bad ? EXIT_FAIL : 0;
+}
+
+/* ---- tap and replay --------------------------------------------------------- */
+
+static int opt_u32(struct cmd_args *a, int o, const char *cmd, __u32 max, __u32 *out)
+{
+	char field[64];
+
+	*out = 0;
+	if (!a->set[o])
+		return 0;
+	snprintf(field, sizeof(field), "--%s", cli_opts[o].name);
+	if (smc_parse_u32(field, a->val[o], max, out))
+		return fail(EXIT_USAGE, "%s: %s", cmd, smc_errmsg());
+	return 0;
+}
+
+static void tap_ready(void *ctx)
+{
+	const char *where = ctx;
+
+	if (verbose)
+		fprintf(stderr, "sockmesh tap: tapping %s\n", where);
+}
+
+static int cmd_tap(struct cmd_args *a)
+{
+	struct sockmesh_open_opts oo = { .sz = sizeof(oo), .pin_dir = pin_dir };
+	struct sockmesh_scope scope;
+	struct tap_args ta = { 0 };
+	struct tap_result res;
+	__u32 port, v;
+	struct sockmesh *sm;
+	const char *path;
+	bool have, to_stdout;
+	FILE *out;
+	int err;
+
+	err = parse_scope(a, "tap", true, false, &scope, &have);
+	if (err)
+		return err;
+	if (!a->set[O_WRITE])
+		return fail(EXIT_USAGE, "tap: -w FILE|- is required (- writes to stdout)");
+	path = a->val[O_WRITE];
+	if (!path[0])
+		return fail(EXIT_USAGE, "tap: -w: empty file name");
+	if (opt_u32(a, O_TAP_PORT, "tap", 65535, &port) ||
+	    opt_u32(a, O_TAP_PID, "tap", 0x7fffffff, &ta.pid) ||
+	    opt_u32(a, O_SNAPLEN, "tap", 1u << 30, &ta.snaplen) ||
+	    opt_u32(a, O_DURATION, "tap", 31u * 24 * 3600, &ta.duration_s) ||
+	    opt_u32(a, O_TAP_COUNT, "tap", 0xffffffffu, &v))
+		return EXIT_USAGE;
+	if (a->set[O_TAP_PORT] && !port)
+		return fail(EXIT_USAGE, "tap: --port: '0' is out of range (1..65535)");
+	if (a->set[O_TAP_PID] && !ta.pid)
+		return fail(EXIT_USAGE, "tap: --pid: '0' is not a process id");
+	if (a->set[O_DURATION] && !ta.duration_s)
+		return fail(EXIT_USAGE, "tap: --duration: '0' is out of range (1 second or more)");
+	if (a->set[O_TAP_COUNT] && !v)
+		return fail(EXIT_USAGE, "tap: -c: '0' is out of range (1 or more)");
+	ta.count = v;
+	ta.port = (__u16)port;
+	if (a->set[O_RING_SIZE]) {
+		uint64_t rs;
+
+		if (smc_parse_size("--ring-size", a->val[O_RING_SIZE], 4096, 1ull << 30, &rs))
+			return fail(EXIT_USAGE, "tap: %s", smc_errmsg());
+		ta.ring_size = rs;
+	}
+	if (ta.ring_size & (ta.ring_size - 1))
+		return fail(EXIT_USAGE, "tap: --ring-size: '%s' is not a power of two",
+			    a->val[O_RING_SIZE]);
+	ta.scope = have ? &scope : NULL;
+	ta.ready = tap_ready;
+	ta.ready_ctx = have ? scope.name : "every scope";
+
+	sm = sockmesh__open(&oo);
+	if (!sm) {
+		if (errno == ENOENT)
+			return fail(EXIT_FAIL, "tap: nothing is loaded at pin dir %s", pin_dir);
+		return fail_lib(-errno, "tap");
+	}
+	if (have) {
+		struct sockmesh_scope_info info = { .sz = sizeof(info) };
+
+		err = sockmesh__scope_info(sm, &scope, &info);
+		if (err) {
+			sockmesh__close(sm);
+			return fail(EXIT_USAGE, "tap: '%s' is not enrolled", scope.name);
+		}
+	}
+	to_stdout = !strcmp(path, "-");
+	if (to_stdout && isatty(STDOUT_FILENO)) {
+		sockmesh__close(sm);
+		return fail(EXIT_USAGE,
+			    "tap: -w -: stdout is a terminal; pipe it (| tshark -r -) or "
+			    "give a file");
+	}
+	out = to_stdout ? stdout : fopen(path, "we");
+	if (!out) {
+		err = errno;
+		sockmesh__close(sm);
+		return fail(EXIT_FAIL, "tap: -w '%s': %s", path, strerror(err));
+	}
+	err = cli_tap_run(sm, &ta, out, &res);
+	if (!to_stdout && fclose(out) && !err)
+		err = -errno;
+	sockmesh__close(sm);
+	if (err == -EBUSY || err == -EINVAL)
+		return fail(err == -EBUSY ? EXIT_FAIL : EXIT_USAGE, "tap: %s", sockmesh_errmsg());
+	if (err) {
+		if (err == -ENOSPC || err == -EIO)
+			return fail(EXIT_FAIL, "tap: -w '%s': %s", path, strerror(-err));
+		return fail(EXIT_FAIL, "tap: %s", sockmesh_errmsg());
+	}
+	fprintf(stderr,
+		"sockmesh tap: %llu records, %llu frames, %llu connections; lost %llu records "
+		"(%llu bytes)\n",
+		(unsigned long long)res.records, (unsigned long long)res.frames,
+		(unsigned long long)res.connections, (unsigned long long)res.lost_records,
+		(unsigned long long)res.lost_bytes);
+	return 0;
+}
+
+static int cmd_replay(struct cmd_args *a)
+{
+	struct sm_replay_opts ro = { .speed = 0, .log = stderr };
+	struct smc_addr to;
+	char errbuf[512], *end;
+	const char *file;
+	size_t len = 0;
+	char *buf;
+	int n;
+
+	if (!a->set[O_TO])
+		return fail(EXIT_USAGE, "replay: --to ADDR:PORT is required");
+	if (smc_parse_addr("--to", a->val[O_TO], SMC_ADDR_PORT, &to))
+		return fail(EXIT_USAGE, "replay: %s", smc_errmsg());
+	if (a->set[O_SPEED]) {
+		errno = 0;
+		ro.speed = strtod(a->val[O_SPEED], &end);
+		if (errno || end == a->val[O_SPEED] || *end || !(ro.speed >= 0) || ro.speed > 1e6)
+			return fail(EXIT_USAGE,
+				    "replay: --speed: '%s' is not a number from 0 to 1000000",
+				    a->val[O_SPEED]);
+	}
+	file = a->extra;
+	if (!file)
+		return fail(EXIT_USAGE, "replay: a pcapng FILE (from sockmesh tap) is required");
+	buf = smc_read_bytes("FILE", file, (size_t)1 << 40, &len);
+	if (!buf)
+		return fail(EXIT_FAIL, "replay: %s", smc_errmsg());
+	n = sm_replay((const uint8_t *)buf, len, (const struct sockaddr *)&to.ss, to.len, &ro,
+		      errbuf, sizeof(errbuf));
+	free(buf);
+	if (n < 0)
+		return fail(n == -EINVAL ? EXIT_USAGE : EXIT_FAIL, "replay: %s", errbuf);
+	if (json_mode) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "connections", json_object_new_int(n));
+		print_json(o);
+		json_object_put(o);
+	} else {
+		printf("replayed %d connections\n", n);
+	}
+	return 0;
 }
 
 /* ---- upgrade -------------------------------------------------------------- */
@@ -1162,26 +1409,37 @@ static const int scope_opts[] = { O_CGROUP, O_NETNS, O_HELP, -1 };
 static const int status_opts[] = { O_CGROUP, O_NETNS, O_STATE_FILE, O_HELP, -1 };
 static const int uninstall_opts[] = { O_CNI_CONF_DIR, O_CNI_BIN_DIR, O_STATE_FILE, O_HELP, -1 };
 static const int no_opts[] = { O_HELP, -1 };
+static const int tap_opts[] = { O_CGROUP,    O_NETNS,	 O_ALL,	  O_TAP_PORT,  O_TAP_PID, O_SNAPLEN,
+				O_TAP_COUNT, O_DURATION, O_WRITE, O_RING_SIZE, O_HELP,	  -1 };
+static const int replay_opts[] = { O_TO, O_SPEED, O_HELP, -1 };
 static const int cni_install_opts[] = {
 	O_CNI_BIN_DIR, O_CNI_CONF_DIR, O_PLUGIN_BIN, O_PLUGIN_CONF, O_WAIT, O_HELP, -1
 };
 
 static const struct cmd cmds[] = {
 	{ "enable", cmd_enable, "capture a cgroup's or a netns' outbound TCP into the local proxy",
-	  enable_opts },
+	  enable_opts, NULL },
 	{ "disable", cmd_disable, "withdraw a scope; the last one out removes everything",
-	  disable_opts },
-	{ "status", cmd_status, "show what is loaded and enrolled, and the daemon", status_opts },
-	{ "stats", cmd_stats, "show counters per scope and global", scope_opts },
-	{ "doctor", cmd_doctor, "check the kernel features sockmesh needs", no_opts },
+	  disable_opts, NULL },
+	{ "status", cmd_status, "show what is loaded and enrolled, and the daemon", status_opts,
+	  NULL },
+	{ "stats", cmd_stats, "show counters per scope and global", scope_opts, NULL },
+	{ "doctor", cmd_doctor, "check the kernel features sockmesh needs", no_opts, NULL },
+	{ "tap", cmd_tap,
+	  "write the captured connections' bytes (spliced or not) as pcapng for Wireshark",
+	  tap_opts, NULL },
+	{ "replay", cmd_replay,
+	  "send each connection's client bytes from a tap's pcapng to a shadow server", replay_opts,
+	  "FILE" },
 	{ "upgrade", cmd_upgrade,
-	  "load this build's data path into the running instance without removing it", no_opts },
+	  "load this build's data path into the running instance without removing it", no_opts,
+	  NULL },
 	{ "cni-install", cmd_cni_install,
 	  "copy sockmesh-cni into the CNI bin dir and chain it into the node's conflist",
-	  cni_install_opts },
+	  cni_install_opts, NULL },
 	{ "uninstall", cmd_uninstall,
 	  "remove sockmesh-cni from the CNI conflists, its binary, and the kernel state",
-	  uninstall_opts },
+	  uninstall_opts, NULL },
 };
 #define N_CMDS (sizeof(cmds) / sizeof(cmds[0]))
 

@@ -10,7 +10,8 @@
 #include "file.h"
 #include "parse.h"
 
-char *smc_read_fd(const char *field, int fd, const char *path, size_t max, size_t *len)
+static char *read_fd(const char *field, int fd, const char *path, size_t max, size_t *len,
+		     bool text)
 {
 	size_t n = 0, cap = 0;
 	char *buf = NULL;
@@ -70,7 +71,7 @@ char *smc_read_fd(const char *field, int fd, const char *path, size_t max, size_
 		}
 	}
 	buf[n] = '\0';
-	if (memchr(buf, '\0', n)) {
+	if (text && memchr(buf, '\0', n)) {
 		free(buf);
 		smc_set_err("%s: '%s' holds a NUL byte: not a text file", field, path);
 		errno = EINVAL;
@@ -81,7 +82,12 @@ char *smc_read_fd(const char *field, int fd, const char *path, size_t max, size_
 	return buf;
 }
 
-char *smc_read_file(const char *field, const char *path, size_t max, size_t *len)
+char *smc_read_fd(const char *field, int fd, const char *path, size_t max, size_t *len)
+{
+	return read_fd(field, fd, path, max, len, true);
+}
+
+static char *read_path(const char *field, const char *path, size_t max, size_t *len, bool text)
 {
 	bool is_stdin = strcmp(path, "-") == 0;
 	int fd, err;
@@ -94,10 +100,20 @@ char *smc_read_file(const char *field, const char *path, size_t max, size_t *len
 		errno = err;
 		return NULL;
 	}
-	buf = smc_read_fd(field, fd, is_stdin ? "-" : path, max, len);
+	buf = read_fd(field, fd, is_stdin ? "-" : path, max, len, text);
 	err = errno;
 	if (!is_stdin)
 		close(fd);
 	errno = err;
 	return buf;
+}
+
+char *smc_read_file(const char *field, const char *path, size_t max, size_t *len)
+{
+	return read_path(field, path, max, len, true);
+}
+
+char *smc_read_bytes(const char *field, const char *path, size_t max, size_t *len)
+{
+	return read_path(field, path, max, len, false);
 }

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Bounded reads of small text files (configurations, state, annotations). */
+/* Bounded reads of small text files (configurations, state, annotations)
+ * and of binary ones (captures).
+ */
 #ifndef SMC_FILE_H
 #define SMC_FILE_H
 
@@ -19,5 +21,10 @@ char *smc_read_file(const char *field, const char *path, size_t max, size_t *len
  * for messages); fd stays open.
  */
 char *smc_read_fd(const char *field, int fd, const char *path, size_t max, size_t *len);
+
+/* smc_read_file for binary data (a capture): NUL bytes are data. The copy
+ * still ends with a NUL after its len bytes.
+ */
+char *smc_read_bytes(const char *field, const char *path, size_t max, size_t *len);
 
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "proc.h"
+#include "text.h"
 
 unsigned long long smc_proc_start_ticks(long long pid)
 {
@@ -30,4 +31,24 @@ unsigned long long smc_proc_start_ticks(long long pid)
 	if (p)
 		v = strtoull(p + 1, NULL, 10);
 	return v;
+}
+
+char *smc_proc_comm(long long pid, char *buf, unsigned long len)
+{
+	char path[64], raw[64];
+	size_t n = 0;
+	FILE *f;
+
+	if (!len)
+		return buf;
+	buf[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%lld/comm", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return buf;
+	n = fread(raw, 1, sizeof(raw) - 1, f);
+	fclose(f);
+	raw[n] = '\0';
+	raw[strcspn(raw, "\n")] = '\0';
+	return smc_text_escape(buf, len, raw, 0);
 }

@@ -9,4 +9,9 @@
  */
 unsigned long long smc_proc_start_ticks(long long pid);
 
+/* The command name of a process (/proc/PID/comm, made printable), or ""
+ * when it is gone. Returns buf.
+ */
+char *smc_proc_comm(long long pid, char *buf, unsigned long len);
+
 #endif
