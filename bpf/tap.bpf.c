@@ -156,15 +156,22 @@ __noinline int tap_chunk(struct sk_msg_md *msg, __u32 i, __u32 size, __u32 snap,
 			cap = 0;
 	}
 	d = (void *)(long)msg->data;
-	if (cap > SM_TAP_CHUNK)
-		cap = SM_TAP_CHUNK;
 	if (cap && (long)msg->data_end - (long)d < (long)cap)
+		cap = 0;
+	/* the bound checked on the register the helper gets (older
+	 * verifiers lose it when the compiler checks a copy)
+	 */
+	barrier_var(cap);
+	if (cap > SM_TAP_CHUNK)
 		cap = 0;
 	if (cap && bpf_probe_read_kernel(sc->data, cap, d))
 		cap = 0;
 	sc->rec.off = off + start;
 	sc->rec.len = n;
 	sc->rec.caplen = cap;
+	barrier_var(cap);
+	if (cap > SM_TAP_CHUNK)
+		cap = 0;
 	if (bpf_ringbuf_output(&ring, &sc->rec, sizeof(sc->rec) + cap, 0))
 		lost(n);
 	return 0;
