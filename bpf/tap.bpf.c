@@ -55,7 +55,7 @@ struct {
  */
 struct sm_tap_scratch {
 	__u32 busy;
-	__u32 pad;
+	__u32 wake; /* the next record wakes the reader (a new sender) */
 	struct sm_tap_rec rec;
 	__u8 data[SM_TAP_CHUNK];
 };
@@ -120,6 +120,20 @@ static __always_inline int tap_endpoints(struct sm_tap_rec *r, const struct sm_s
 	return !tap_port || tap_port == r->client_port || tap_port == r->server_port;
 }
 
+/* Wake the reader only once a quarter of the ring is waiting, or for a
+ * sender it has not seen on this socket (it names the sender from
+ * /proc/PID/comm, best while the process lives): a wakeup per send would
+ * cost the data path a context switch per send on a busy machine. The
+ * reader also looks every 100 ms (sockmesh_tap__poll).
+ */
+static __always_inline __u64 wakeup_flag(int new_sender)
+{
+	if (new_sender ||
+	    bpf_ringbuf_query(&ring, BPF_RB_AVAIL_DATA) > bpf_ringbuf_query(&ring, BPF_RB_RING_SIZE) / 4)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void lost(__u64 bytes)
 {
 	__sync_fetch_and_add(&lost_recs, 1);
@@ -172,8 +186,9 @@ __noinline int tap_chunk(struct sk_msg_md *msg, __u32 i, __u32 size, __u32 snap,
 	barrier_var(cap);
 	if (cap > SM_TAP_CHUNK)
 		cap = 0;
-	if (bpf_ringbuf_output(&ring, &sc->rec, sizeof(sc->rec) + cap, 0))
+	if (bpf_ringbuf_output(&ring, &sc->rec, sizeof(sc->rec) + cap, wakeup_flag(sc->wake)))
 		lost(n);
+	sc->wake = 0;
 	return 0;
 }
 
@@ -189,6 +204,7 @@ static __always_inline void tap_msg(struct sk_msg_md *msg, __u32 path)
 	struct sm_tap_rec hdr = {};
 	struct sm_sk_state *st;
 	struct sm_tap_sk *ts;
+	int new_sender;
 	__u64 off;
 
 	if (!sk)
@@ -206,12 +222,15 @@ static __always_inline void tap_msg(struct sk_msg_md *msg, __u32 path)
 	hdr.path = path;
 	hdr.flags = ts->flags;
 	hdr.pid_tgid = bpf_get_current_pid_tgid();
+	new_sender = ts->pid != (__u32)(hdr.pid_tgid >> 32);
+	ts->pid = (__u32)(hdr.pid_tgid >> 32);
 	sc = bpf_map_lookup_elem(&scratch, &zero);
 	if (!sc || __sync_lock_test_and_set(&sc->busy, 1)) {
 		lost(size);
 		return;
 	}
 	sc->rec = hdr;
+	sc->wake = new_sender;
 	for (__u32 i = 0; i < SM_TAP_MSG_CHUNKS; i++)
 		if (tap_chunk(msg, i, size, snap, off))
 			break;
@@ -262,7 +281,7 @@ static __always_inline void tap_event(struct bpf_sock *sk, struct sm_sk_state *s
 	r.kind = kind;
 	r.flags = ts->flags;
 	r.path = (st->flags & SM_SK_NO_SPLICE) ? SM_TAP_PATH_STACK : SM_TAP_PATH_SPLICE;
-	if (bpf_ringbuf_output(&ring, &r, sizeof(r), 0))
+	if (bpf_ringbuf_output(&ring, &r, sizeof(r), wakeup_flag(0)))
 		lost(0);
 }
 

@@ -606,9 +606,11 @@ SOCKMESH_API int sockmesh__tap(struct sockmesh *sm, const struct sockmesh_tap_op
 			       sockmesh_tap_fn fn, void *ctx, struct sockmesh_tap **out);
 /* An fd that polls readable when records wait (epoll). */
 SOCKMESH_API int sockmesh_tap__fd(const struct sockmesh_tap *t);
-/* Hand waiting records to fn, waiting up to timeout_ms (-1: forever, 0: no
- * wait) for the first; the number handed over, or a negative errno
- * (-EINTR on a signal).
+/* Wait up to timeout_ms (0: no wait) and hand every waiting record to fn;
+ * the number handed over, or a negative errno (-EINTR on a signal). The
+ * kernel wakes the tap only once a quarter of its ring is waiting (a
+ * wakeup per send would cost every send a context switch), so call it
+ * with a finite timeout (sockmesh tap: 100 ms) to see records promptly.
  */
 SOCKMESH_API int sockmesh_tap__poll(struct sockmesh_tap *t, int timeout_ms);
 

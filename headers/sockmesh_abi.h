@@ -579,7 +579,7 @@ struct sm_tap_rec {
 struct sm_tap_sk {
 	__u64 off; /* bytes sent since */
 	__u32 flags; /* SM_TAP_F_FROM_START */
-	__u32 pad;
+	__u32 pid; /* the last sender: a new one wakes the reader (it reads /proc/PID/comm) */
 };
 
 _Static_assert(sizeof(struct sm_scope_key) == 16, "sm_scope_key layout");

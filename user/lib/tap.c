@@ -267,7 +267,12 @@ int sockmesh_tap__poll(struct sockmesh_tap *t, int timeout_ms)
 		return -EINVAL;
 	before = t->records;
 	t->stop = 0;
+	/* the programs wake us only once the ring fills up (tap.bpf.c):
+	 * after the wait, take what is there anyway
+	 */
 	n = ring_buffer__poll(t->rb, timeout_ms);
+	if (n >= 0 && !t->stop)
+		n = ring_buffer__consume(t->rb);
 	if (t->stop)
 		return t->stop;
 	if (n < 0)
