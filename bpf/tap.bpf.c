@@ -128,8 +128,8 @@ static __always_inline int tap_endpoints(struct sm_tap_rec *r, const struct sm_s
  */
 static __always_inline __u64 wakeup_flag(int new_sender)
 {
-	if (new_sender ||
-	    bpf_ringbuf_query(&ring, BPF_RB_AVAIL_DATA) > bpf_ringbuf_query(&ring, BPF_RB_RING_SIZE) / 4)
+	if (new_sender || bpf_ringbuf_query(&ring, BPF_RB_AVAIL_DATA) >
+				  bpf_ringbuf_query(&ring, BPF_RB_RING_SIZE) / 4)
 		return BPF_RB_FORCE_WAKEUP;
 	return BPF_RB_NO_WAKEUP;
 }
