@@ -36,6 +36,25 @@ struct {
 	__type(value, struct sm_sk_state);
 } sk_state_map SEC(".maps");
 
+/* The instance's pair entries and fast-path directions (reused from their
+ * pins): which fast-path sends were egress redirects.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1);
+	__type(key, struct sm_tuple);
+	__type(value, struct sm_pair);
+} pair_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1);
+	__type(key, __u64);
+	__type(value, struct sm_fwd);
+} fwd_map SEC(".maps");
+
 /* Size set before load (--ring-size). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -140,6 +159,20 @@ static __always_inline void lost(__u64 bytes)
 	__sync_fetch_and_add(&lost_bytes, bytes);
 }
 
+/* Did this send of a fast-path socket go out of the sidecar's upstream
+ * socket (egress redirect), not into another spliced socket?
+ */
+static __always_inline int fast_egress(struct sm_sk_state *st)
+{
+	struct sm_pair *pair = bpf_map_lookup_elem(&pair_map, st->side & 1 ? &st->peer : &st->self);
+	struct sm_fwd *fwd;
+
+	if (!pair)
+		return 1; /* cannot tell: do not count it */
+	fwd = bpf_map_lookup_elem(&fwd_map, &pair->cookie[(st->side & 1) ^ 1]);
+	return !fwd || !(fwd->flags & SM_FWD_TO_SPLICE);
+}
+
 /* A send of a spliced socket that took path: copied in records of
  * SM_TAP_CHUNK bytes. The offset moves whatever happens to the copy, so a
  * lost record is a gap, never a shift.
@@ -213,8 +246,21 @@ static __always_inline void tap_msg(struct sk_msg_md *msg, __u32 path)
 	if (!st || !tap_endpoints(&hdr, st))
 		return;
 	ts = bpf_sk_storage_get(&tap_sk_map, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!ts)
+	if (!ts || (ts->flags & SM_TAP_F_UNCOUNTED))
 		return;
+	if (path == SM_TAP_PATH_FAST && fast_egress(st)) {
+		/* how much of it went is not known here (SM_TAP_F_UNCOUNTED) */
+		ts->flags |= SM_TAP_F_UNCOUNTED;
+		hdr.ts_ns = bpf_ktime_get_ns();
+		hdr.off = ts->off;
+		hdr.kind = SM_TAP_LOST;
+		hdr.path = path;
+		hdr.flags = ts->flags;
+		hdr.pid_tgid = bpf_get_current_pid_tgid();
+		if (bpf_ringbuf_output(&ring, &hdr, sizeof(hdr), wakeup_flag(1)))
+			lost(0);
+		return;
+	}
 	off = ts->off;
 	ts->off = off + size;
 	hdr.ts_ns = bpf_ktime_get_ns();

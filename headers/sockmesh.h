@@ -572,11 +572,13 @@ SOCKMESH_API void sockmesh_fastpath__free(struct sockmesh_fastpath *fp);
 
 /* ---- the tap (0.7) ---------------------------------------------------------
  * Copies of what spliced sockets send (the bytes tcpdump cannot see): a tap
- * loads bpf/tap.bpf.c in place of the data path's tap hooks (freplace links
- * this process holds), with its own ring buffer. Every send of a spliced
+ * loads bpf/tap.bpf.c, with its own ring buffer, into the data path's tap
+ * program arrays, which only this process references. Every send of a spliced
  * socket in the scope, whichever path it then took (spliced, budget
  * fallback, kernel fast path), and each connection's open, FIN and reset
- * reach fn as struct sm_tap_rec (headers/sockmesh_abi.h) and its payload.
+ * reach fn as struct sm_tap_rec (headers/sockmesh_abi.h) and its payload
+ * (a sender redirected to the egress of a fast-path upstream socket gets
+ * one SM_TAP_LOST record, then no more: docs/design.md).
  * Records the ring cannot hold are counted (sockmesh_tap__stats) and show
  * as gaps in the offsets: the data path never waits for the tap. With no
  * tap running the data path reads one word per send and does nothing else.

@@ -537,6 +537,7 @@ enum sm_tap_kind {
 	SM_TAP_FIN = 1, /* the sender shut its direction down */
 	SM_TAP_RST = 2, /* the connection ended without FINs (reset, abort) */
 	SM_TAP_OPEN = 3, /* a spliced connection established while tapping */
+	SM_TAP_LOST = 4, /* from off on, the sender's bytes are not in the tap (see below) */
 };
 
 enum sm_tap_path {
@@ -547,6 +548,13 @@ enum sm_tap_path {
 };
 
 #define SM_TAP_F_FROM_START 1u /* the sender was tapped from its first byte */
+/* The sender went through the kernel fast path's egress redirect (its
+ * bytes out of the sidecar's upstream socket): a send that socket cannot
+ * take whole is cut short and sent again, and sk_msg cannot tell how much
+ * went, so its offsets cannot be kept: one SM_TAP_LOST record, then
+ * nothing more of this sender.
+ */
+#define SM_TAP_F_UNCOUNTED 2u
 
 /* One ring record. client is the connecting end (the app, for outbound),
  * server the original destination where there is one, else the peer.

@@ -7,8 +7,10 @@
 # every frame's payload sits at its sequence offset in the file that was
 # sent; comments name the sender's pid and command and the scope; a tiny
 # ring loses records without ever showing a wrong byte; bad input, two taps
-# and a tap killed -9 leave nothing behind. Replay: a tapped HTTP request
-# sent again to a second nginx arrives there the same.
+# and a tap killed -9 leave nothing behind; the kernel fast path's
+# upstream -> app direction is whole, its app -> upstream direction marked
+# as not captured. Replay: a tapped HTTP request sent again to a second
+# nginx arrives there the same.
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -264,6 +266,43 @@ bad_input_and_leftovers() {
 	assert_eq "$(sha_of "$TMP/f.again")" "$(sha_of "$TMP/down.bin")" "tshark follow after a new tap"
 }
 
+# The kernel fast path: a second pod whose reference sidecar hands every
+# connection to the kernel (--fast-path). upstream -> app goes through the
+# sidecar's downstream socket's egress, whose sk_msg (run by a kernel
+# worker) puts it into the app's queue: whole in the tap. app -> upstream
+# goes out of the upstream socket from the app's sendmsg (egress redirect),
+# which sk_msg cannot count: the tap has the bytes before the switch, then
+# one empty frame saying the rest is not in the capture; never a wrong byte.
+fast_path_transfers_reassemble() {
+	local f="$TMP/t6.pcapng" cg2 pod2 srv2 s0 s1 reply
+	cg2=$(sm_cgroup app2)
+	pod2=$(e2e_pod_netns pod2)
+	srv2=$(sm_netns srv2)
+	e2e_pod_pair "$pod2" "$srv2" 78
+	e2e_pyserver bulk78 - "$srv2" send-server 10.78.0.2 9103 "$TMP/bulk.bin"
+	e2e_pyserver hash78 - "$srv2" hash-server 10.78.0.2 9000
+	e2e_sidecar_start car2 "$cg2" "$pod2" 127.0.0.1:15001 --fast-path --pin-dir "$PIN"
+	sm_cli enable --cgroup "$cg2"
+	s0=$(e2e_stats --cgroup "$cg2")
+	# 16 MiB each way: both connections switch long before their end, also
+	# under emulation; a ring that holds the download whole
+	tap_start "$f" --cgroup "$cg2" --ring-size 128M
+	e2e_tcptool "$cg2" "$pod2" client 10.78.0.2 9103 --out "$TMP/got.fp"
+	reply=$(e2e_tcptool "$cg2" "$pod2" client 10.78.0.2 9000 --send "$TMP/bulk.bin" --shut-wr)
+	tap_stop "$f"
+	s1=$(e2e_stats --cgroup "$cg2")
+	assert_eq "$(sha_of "$TMP/got.fp")" "$(sha_of "$TMP/bulk.bin")" "fast-path download the app received"
+	assert_eq "$reply" "$(sha_of "$TMP/bulk.bin") $((16 * MIB))" "fast-path upload the server received"
+	assert_ge "$(($(e2e_counter "$s1" fastpath_conns) - $(e2e_counter "$s0" fastpath_conns)))" 2 \
+		"connections handed to the kernel"
+	follow "$f" 0 1 "$TMP/f.fpdown"
+	assert_eq "$(sha_of "$TMP/f.fpdown")" "$(sha_of "$TMP/bulk.bin")" "tshark follow: the fast-path download"
+	assert_match "$(frames_at_offsets "$f" "$TMP/bulk.bin" 0 9000)" "^[0-9]+ [0-9]+$" \
+		"every upload frame's bytes are the sent bytes at its offset"
+	assert_ge "$(tshark -r "$f" -Y 'frame.comment contains "not in this capture"' | wc -l)" 1 \
+		"the frame that says where the upload leaves the capture"
+}
+
 replay_reaches_a_shadow_server() {
 	local f="$TMP/t5.pcapng"
 	tap_start "$f" --cgroup "$CG" --port 80
@@ -288,5 +327,6 @@ e2e_subtest "IPv6: the tap shows the original [v6] destination and the bytes" ip
 e2e_subtest "a 4 KiB ring overflows: lost records counted, gaps flagged, no wrong byte" tiny_ring_loses_but_never_lies
 e2e_subtest "-w - streams to tshark while the tap runs" streams_live_to_tshark
 e2e_subtest "bad input, two taps, a tap killed -9: clear errors, nothing left" bad_input_and_leftovers
+e2e_subtest "kernel fast path: upstream -> app whole, app -> upstream marked as not captured, no wrong byte" fast_path_transfers_reassemble
 e2e_subtest "replay: a tapped HTTP request reaches a shadow nginx the same" replay_reaches_a_shadow_server
 e2e_finish

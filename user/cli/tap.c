@@ -250,7 +250,7 @@ static int on_rec(const struct sm_tap_rec *r, const void *data, void *ctx)
 	struct conn *c;
 	__u32 pid = (__u32)(r->pid_tgid >> 32);
 
-	if (r->kind > SM_TAP_OPEN)
+	if (r->kind > SM_TAP_LOST)
 		return 0;
 	/* a reset ends a connection once, whichever end reports it first */
 	c = conn_get(s, r, r->kind != SM_TAP_RST);
@@ -322,6 +322,14 @@ static int on_rec(const struct sm_tap_rec *r, const void *data, void *ctx)
 		if (!err && c->fin[!dir])
 			conn_drop(s, c);
 		return err;
+	case SM_TAP_LOST:
+		/* an empty segment at the point where this direction stops */
+		snprintf(
+			comment, sizeof(comment),
+			"%s; from here on the %s's bytes went out of the sidecar's upstream socket "
+			"on the kernel fast path and are not in this capture",
+			label, dir ? "server" : "client");
+		return frame(s, (unsigned)if_id, ts, c, dir, TCP_ACK, r->off, NULL, 0, 0, comment);
 	case SM_TAP_RST:
 		snprintf(comment, sizeof(comment), "%s; the connection was reset or aborted",
 			 label);

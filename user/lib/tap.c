@@ -219,6 +219,10 @@ int sockmesh__tap(struct sockmesh *sm, const struct sockmesh_tap_opts *uopts, so
 	err = bpf_map__set_max_entries(t->skel->maps.ring, (__u32)ring);
 	if (!err)
 		err = bpf_map__reuse_fd(t->skel->maps.sk_state_map, sm->map_fd[MAP_sk_state_map]);
+	if (!err)
+		err = bpf_map__reuse_fd(t->skel->maps.pair_map, sm->map_fd[MAP_pair_map]);
+	if (!err)
+		err = bpf_map__reuse_fd(t->skel->maps.fwd_map, sm->map_fd[MAP_fwd_map]);
 	if (err) {
 		sm_set_err(-err, "tap: cannot prepare its BPF object");
 		goto fail;
