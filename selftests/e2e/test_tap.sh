@@ -293,14 +293,22 @@ fast_path_transfers_reassemble() {
 	s1=$(e2e_stats --cgroup "$cg2")
 	assert_eq "$(sha_of "$TMP/got.fp")" "$(sha_of "$TMP/bulk.bin")" "fast-path download the app received"
 	assert_eq "$reply" "$(sha_of "$TMP/bulk.bin") $((16 * MIB))" "fast-path upload the server received"
-	assert_ge "$(($(e2e_counter "$s1" fastpath_conns) - $(e2e_counter "$s0" fastpath_conns)))" 2 \
+	# the sidecar switches a connection after relaying its first bytes;
+	# under emulation one may end before it does (then it is all spliced)
+	assert_ge "$(($(e2e_counter "$s1" fastpath_conns) - $(e2e_counter "$s0" fastpath_conns)))" 1 \
 		"connections handed to the kernel"
 	follow "$f" 0 1 "$TMP/f.fpdown"
 	assert_eq "$(sha_of "$TMP/f.fpdown")" "$(sha_of "$TMP/bulk.bin")" "tshark follow: the fast-path download"
 	assert_match "$(frames_at_offsets "$f" "$TMP/bulk.bin" 0 9000)" "^[0-9]+ [0-9]+$" \
 		"every upload frame's bytes are the sent bytes at its offset"
-	assert_ge "$(tshark -r "$f" -Y 'frame.comment contains "not in this capture"' | wc -l)" 1 \
-		"the frame that says where the upload leaves the capture"
+	if [ "$(tshark -r "$f" -Y 'frame.comment contains "not in this capture"' | wc -l)" -ge 1 ]; then
+		sm_log "    the upload went to the fast path's egress: one frame marks where it leaves the capture"
+	else
+		# not switched before its end: every byte of it spliced, all in the tap
+		follow "$f" 1 0 "$TMP/f.fpup"
+		assert_eq "$(sha_of "$TMP/f.fpup")" "$(sha_of "$TMP/bulk.bin")" \
+			"tshark follow: the upload (its connection was not switched)"
+	fi
 }
 
 replay_reaches_a_shadow_server() {
