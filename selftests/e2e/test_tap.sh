@@ -191,7 +191,7 @@ tiny_ring_loses_but_never_lies() {
 	assert_ge "$lost" 1 "records the tap reports lost"
 	assert_ge "$(tshark -r "$f" -Y 'tcp.analysis.lost_segment' | wc -l)" 1 "gaps tshark flags"
 	assert_ge "$(tshark -r "$f" -Y 'frame.comment contains "not captured"' | wc -l)" 1 "frames whose comment counts the bytes lost"
-	assert_match "$(frames_at_offsets "$f" "$TMP/bulk.bin" 1 9103)" "^[0-9]+ [0-9]+$" "every frame's bytes are the sent bytes at its offset"
+	assert_match "$(frames_at_offsets "$f" "$TMP/bulk.bin" 1 9103)" "^[1-9][0-9]* [1-9][0-9]*$" "every frame's bytes are the sent bytes at its offset (some frames captured)"
 }
 
 streams_live_to_tshark() {
