@@ -52,6 +52,8 @@ tap_start() {
 	"$SM_CLI" --pin-dir "$PIN" -v tap -w "$f" "$@" 2>"$f.err" &
 	TAP_PID=$!
 	echo "$TAP_PID" >"$TMP/tap.pid"
+	# stopped by the test's cleanup too, should a subtest fail before tap_stop
+	_sm_record pids "$TAP_PID"
 	for i in $(seq 100); do
 		grep -q 'tapping' "$f.err" 2>/dev/null && return 0
 		kill -0 "$TAP_PID" 2>/dev/null || break
@@ -183,10 +185,10 @@ ipv6_download_reassembles() {
 
 tiny_ring_loses_but_never_lies() {
 	local f="$TMP/t4.pcapng" lost
-	tap_start "$f" --cgroup "$CG" --port 9103 --ring-size 4K
+	tap_start "$f" --cgroup "$CG" --port 9103 --ring-size 16K
 	e2e_tcptool "$CG" "$POD" client "$E2E_SRV4A" 9103 --out "$TMP/got.bulk2"
 	tap_stop "$f"
-	assert_eq "$(sha_of "$TMP/got.bulk2")" "$(sha_of "$TMP/bulk.bin")" "16 MiB download through a 4 KiB tap ring"
+	assert_eq "$(sha_of "$TMP/got.bulk2")" "$(sha_of "$TMP/bulk.bin")" "16 MiB download through a 16 KiB tap ring"
 	lost=$(sed -n 's/.*lost \([0-9]*\) records.*/\1/p' "$f.err")
 	assert_ge "$lost" 1 "records the tap reports lost"
 	assert_ge "$(tshark -r "$f" -Y 'tcp.analysis.lost_segment' | wc -l)" 1 "gaps tshark flags"
@@ -332,7 +334,7 @@ replay_reaches_a_shadow_server() {
 e2e_subtest "spliced 1 MiB download and upload: tshark follow gives the bytes sent" spliced_download_and_upload_reassemble
 e2e_subtest "a download that fell back to the TCP stack (splice budget) is whole in the tap" fallen_back_download_reassembles
 e2e_subtest "IPv6: the tap shows the original [v6] destination and the bytes" ipv6_download_reassembles
-e2e_subtest "a 4 KiB ring overflows: lost records counted, gaps flagged, no wrong byte" tiny_ring_loses_but_never_lies
+e2e_subtest "a 16 KiB ring overflows: lost records counted, gaps flagged, no wrong byte" tiny_ring_loses_but_never_lies
 e2e_subtest "-w - streams to tshark while the tap runs" streams_live_to_tshark
 e2e_subtest "bad input, two taps, a tap killed -9: clear errors, nothing left" bad_input_and_leftovers
 e2e_subtest "kernel fast path: upstream -> app whole, app -> upstream marked as not captured, no wrong byte" fast_path_transfers_reassemble
