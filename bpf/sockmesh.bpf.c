@@ -1769,8 +1769,74 @@ int sm_fin_hold(struct __sk_buff *skb)
  * socket's queue, charged to its receive buffer, so TCP's window pauses
  * the sender (redirected skbs would queue without any limit).
  */
-SEC("sk_skb/stream_verdict")
-int sm_fp_skb(struct __sk_buff *skb)
+/* The one kfunc: where the kernel has it (6.2+) the verdict reads the skb's
+ * TCP sequence. Weak, so the object loads without it: the loader then loads
+ * sm_fp_skb_noseq instead of sm_fp_skb (user/lib/instance.c).
+ */
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym __weak;
+
+struct sk_buff___sm {
+	struct sock___sm *sk;
+	char cb[48]; /* TCP's control block: struct tcp_skb_cb, seq first */
+} __attribute__((preserve_access_index));
+
+#define SM_ADJ_ROOM_MAX 4095 /* what bpf_skb_adjust_room cuts at once (sk_skb) */
+
+/* tcp_read_skb() gives the verdict whole skbs and does not skip what TCP
+ * already had: a retransmitted segment that overlaps received bytes (after
+ * reordering or loss, a retransmission cut differently than the original)
+ * is queued whole with its sequence before rcv_nxt, which tcp_recvmsg()
+ * skips and the verdict path does not (6.1 and 6.18), so those bytes would
+ * reach the target twice (the kernel test found one MSS repeated at random
+ * points of a 64 MiB inbound transfer over a reordering veth). Cut the
+ * bytes before R's next expected sequence off the skb's head; the kernel
+ * then also advances copied_seq by the bytes left (tcp_eat_skb). Returns
+ * the skb's length now, 0 if nothing of it is new (left as it is).
+ */
+static __always_inline __u32 fp_skip_seen(struct __sk_buff *skb, struct sm_fwd *fwd, __u32 len)
+{
+	struct sk_buff___sm *kskb = bpf_cast_to_kern_ctx(skb);
+	struct sock___sm *sk = NULL;
+	__u32 seq = 0, expect, copied = 0;
+	__s32 over;
+
+	if (bpf_probe_read_kernel(&seq, sizeof(seq), &kskb->cb[0]))
+		return len;
+	if (!(fwd->flags & SM_FWD_SEQ)) {
+		/* first skb since the switch: R's reads so far end at copied_seq */
+		if (bpf_probe_read_kernel(&sk, sizeof(sk), &kskb->sk) || !sk ||
+		    bpf_probe_read_kernel(&copied, sizeof(copied),
+					  &((struct tcp_sock *)sk)->copied_seq))
+			return len;
+		bpf_spin_lock(&fwd->lock);
+		if (!(fwd->flags & SM_FWD_SEQ)) {
+			fwd->rcv_seq = copied;
+			fwd->flags |= SM_FWD_SEQ;
+		}
+		bpf_spin_unlock(&fwd->lock);
+	}
+	expect = fwd->rcv_seq;
+	over = (__s32)(expect - seq);
+	if (over <= 0) {
+		fwd->rcv_seq = seq + len;
+		return len;
+	}
+	if ((__s32)(seq + len - expect) <= 0)
+		return 0; /* nothing new: TCP drops these before they get here */
+	for (int i = 0; i < 17 && over > 0; i++) {
+		__s32 cut = over > SM_ADJ_ROOM_MAX ? SM_ADJ_ROOM_MAX : over;
+
+		if (bpf_skb_adjust_room(skb, -cut, 0, 0))
+			break;
+		over -= cut;
+	}
+	if (over <= 0)
+		fwd->rcv_seq = seq + len;
+	stat_add(fwd->scope_idx, SM_STAT_FASTPATH_RESENT_CUT, len - skb->len);
+	return skb->len;
+}
+
+static __always_inline int fp_skb(struct __sk_buff *skb, int seq)
 {
 	__u64 cookie = bpf_get_socket_cookie(skb), *relayed;
 	__u32 len = skb->len, side, fb = SM_FWD_STUCK;
@@ -1783,6 +1849,11 @@ int sm_fp_skb(struct __sk_buff *skb)
 	 */
 	if (!fwd || !len)
 		return SK_PASS;
+	if (seq) {
+		len = fp_skip_seen(skb, fwd, len);
+		if (!len)
+			return SK_PASS;
+	}
 	relayed = bpf_map_lookup_elem(&relay_map, &cookie);
 	if (!fwd_decide(fwd, relayed, &fwd->held, len))
 		return SK_PASS; /* held in this socket's queue, counted */
@@ -1818,6 +1889,19 @@ held:
 	 */
 	fwd_fallback_count(fwd, fb, &fwd->held, len);
 	return SK_PASS;
+}
+
+SEC("sk_skb/stream_verdict")
+int sm_fp_skb(struct __sk_buff *skb)
+{
+	return fp_skb(skb, 1);
+}
+
+/* Kernels without bpf_cast_to_kern_ctx (6.1): the overlap is not seen. */
+SEC("sk_skb/stream_verdict")
+int sm_fp_skb_noseq(struct __sk_buff *skb)
+{
+	return fp_skb(skb, 0);
 }
 
 /* Run by the library's pump (BPF_PROG_TEST_RUN) once it relayed everything

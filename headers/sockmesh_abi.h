@@ -322,6 +322,10 @@ enum sm_fwd_flags {
 	 * sidecar switched), its entry decides the next hop the same way.
 	 */
 	SM_FWD_TO_SPLICE = 1u << 6,
+	/* rcv_seq holds R's next expected TCP sequence (the stream verdict's,
+	 * on kernels where it can read an skb's sequence)
+	 */
+	SM_FWD_SEQ = 1u << 7,
 };
 
 struct sm_fwd {
@@ -346,7 +350,12 @@ struct sm_fwd {
 	 * fall between a producer's decision and its count.
 	 */
 	struct bpf_spin_lock lock;
-	__u32 pad;
+	/* SM_FWD_SEQ: the sequence after the last byte of R the verdict passed
+	 * on, written by the verdict alone (its runs for one socket are
+	 * serialized by the socket's lock). Was padding: entries of an older
+	 * library have it 0 and the flag clear, and older programs never read it.
+	 */
+	__u32 rcv_seq;
 };
 
 /* config_map value (one entry): load-time settings the programs have as
@@ -495,6 +504,9 @@ struct sm_scope_meta {
 	X(SPLICE_FIN_HELD, splice_fin_held,                                                       \
 	  "FIN segments held back (TCP sends them again) because their reader still had "         \
 	  "spliced bytes unread ahead of bytes that took the TCP stack.")                         \
+	X(FASTPATH_RESENT_CUT, fastpath_resent_cut,                                               \
+	  "Bytes the kernel fast path cut off retransmitted segments because TCP had already "    \
+	  "received them (the kernel would have delivered them twice).")                          \
 	SM_STATS_VARIANT(X)
 
 /* The upgrade tests' second build (meson -Dlayout_variant=true): one more

@@ -47,7 +47,7 @@ sidecar_rchar() { awk '/^rchar:/ { print $2 }' "/proc/$(sidecar_pid)/io"; }
 # forwarded by it
 assert_fast_conn() {
 	assert_deltas "$1" "$2" "$3" captured=1 origdst_published=1 origdst_answered=1 bypass_proxy_uid=1 \
-		fastpath_conns=1 'fastpath_bytes=*' 'fastpath_fallbacks=*' 'splice_sockets=*' \
+		fastpath_conns=1 'fastpath_bytes=*' 'fastpath_resent_cut=*' 'fastpath_fallbacks=*' 'splice_sockets=*' \
 		'splice_msgs=*' 'splice_bytes=*' splice_miss=0 'splice_budget_fallbacks=*' 'splice_fin_held=*'
 	assert_ge "$(stat_delta "$1" "$2" fastpath_bytes)" "$4" "$3: bytes the kernel forwarded"
 }
@@ -136,7 +136,7 @@ car2_rchar() { awk '/^rchar:/ { print $2 }' "/proc/$(cat "$TMP/car2.pidfile")/io
 assert_fast_inbound() {
 	assert_deltas "$1" "$2" "$3" inbound_captured=1 'origdst_answered=*' 'bypass_proxy_uid=*' \
 		splice_local_legs=1 splice_sockets=2 'splice_msgs=*' 'splice_bytes=*' splice_miss=0 \
-		'splice_budget_fallbacks=*' 'splice_fin_held=*' fastpath_conns=1 'fastpath_bytes=*' 'fastpath_fallbacks=*'
+		'splice_budget_fallbacks=*' 'splice_fin_held=*' fastpath_conns=1 'fastpath_bytes=*' 'fastpath_resent_cut=*' 'fastpath_fallbacks=*'
 	assert_ge "$(stat_delta "$1" "$2" fastpath_bytes)" "$4" "$3: bytes the kernel forwarded"
 }
 
@@ -199,10 +199,10 @@ assert_fast_pod_to_pod() {
 	local what=$1 size=$2 c0=$3 c1=$4 d0=$5 d1=$6 r3=$7 r4=$8
 	assert_deltas "$c0" "$c1" "$what, pod c" captured=1 origdst_published=1 origdst_answered=1 \
 		'bypass_proxy_uid=*' splice_sockets=3 'splice_msgs=*' 'splice_bytes=*' splice_miss=0 \
-		fastpath_conns=1 'fastpath_bytes=*' fastpath_fallbacks=0
+		fastpath_conns=1 'fastpath_bytes=*' 'fastpath_resent_cut=*' fastpath_fallbacks=0
 	assert_deltas "$d0" "$d1" "$what, pod d" inbound_captured=1 'origdst_answered=*' \
 		'bypass_proxy_uid=*' splice_sockets=3 splice_local_legs=1 'splice_msgs=*' 'splice_bytes=*' \
-		splice_miss=0 fastpath_conns=1 'fastpath_bytes=*' fastpath_fallbacks=0
+		splice_miss=0 fastpath_conns=1 'fastpath_bytes=*' 'fastpath_resent_cut=*' fastpath_fallbacks=0
 	assert_ge "$(stat_delta "$c0" "$c1" fastpath_bytes)" "$size" "$what: bytes past pod c's sidecar"
 	assert_ge "$(stat_delta "$d0" "$d1" fastpath_bytes)" "$size" "$what: bytes past pod d's sidecar"
 	assert_ge $((size / 8)) "$r3" "$what: pod c's sidecar read (rchar)"

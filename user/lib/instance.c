@@ -123,17 +123,45 @@ enum sm_prog_id sm_read_acct_prog(void)
 	return tp ? PROG_sm_read_acct_tp : PROG_sm_read_acct_fexit;
 }
 
-bool sm_prog_is_read_acct(int i)
+/* Can the fast path's stream verdict read an skb's TCP sequence (the
+ * bpf_cast_to_kern_ctx kfunc, 6.2+)? Then sm_fp_skb cuts the bytes TCP
+ * already had off a retransmitted skb, which the kernel's verdict path
+ * would deliver twice; without it sm_fp_skb_noseq takes its place (its id
+ * and its pin: PROG_sm_fp_skb is whichever was loaded).
+ */
+bool sm_fp_seq(void)
 {
-	return i == PROG_sm_read_acct_tp || i == PROG_sm_read_acct_fexit;
+	static int has = -1;
+
+	if (has < 0) {
+		struct btf *vm = btf__load_vmlinux_btf();
+
+		has = vm && btf__find_by_name_kind(vm, "bpf_cast_to_kern_ctx", BTF_KIND_FUNC) > 0;
+		btf__free(vm);
+	}
+	return has;
 }
 
-void sm_read_acct_select(struct sockmesh_bpf *skel)
+/* Programs that are not pinned: the read accounting (held by its link)
+ * and the stream verdict's variant PROG_sm_fp_skb stands for.
+ */
+bool sm_prog_unpinned(int i)
+{
+	return i == PROG_sm_read_acct_tp || i == PROG_sm_read_acct_fexit ||
+	       i == PROG_sm_fp_skb_noseq;
+}
+
+void sm_kernel_select(struct sockmesh_bpf *skel, struct bpf_program **progs)
 {
 	enum sm_prog_id use = sm_read_acct_prog();
+	bool seq = sm_fp_seq();
 
 	bpf_program__set_autoload(skel->progs.sm_read_acct_tp, use == PROG_sm_read_acct_tp);
 	bpf_program__set_autoload(skel->progs.sm_read_acct_fexit, use == PROG_sm_read_acct_fexit);
+	bpf_program__set_autoload(skel->progs.sm_fp_skb, seq);
+	bpf_program__set_autoload(skel->progs.sm_fp_skb_noseq, !seq);
+	if (progs)
+		progs[PROG_sm_fp_skb] = seq ? skel->progs.sm_fp_skb : skel->progs.sm_fp_skb_noseq;
 }
 
 struct sockmesh_bpf *sm_skel_open(struct bpf_map **maps, struct bpf_program **progs)
@@ -205,8 +233,8 @@ static int open_pinned(struct sockmesh *sm)
 		}
 	}
 	for (int i = 0; i < PROG_COUNT; i++) {
-		if (sm_prog_is_read_acct(i))
-			continue; /* held by its link */
+		if (sm_prog_unpinned(i))
+			continue;
 		sm_pin_path(sm, p, sizeof(p), "prog_%s", sm_prog_names[i]);
 		sm->prog_fd[i] = bpf_obj_get(p);
 		if (sm->prog_fd[i] < 0) {
@@ -348,7 +376,7 @@ static int create_pinned(struct sockmesh *sm, const struct sockmesh_open_opts *o
 		set_size(maps[MAP_port_map], o->max_rules);
 		set_size(maps[MAP_pending_map], o->max_pending);
 	}
-	sm_read_acct_select(skel);
+	sm_kernel_select(skel, progs);
 	err = sockmesh_bpf__load(skel);
 	if (err) {
 		sm_set_err(-err, "cannot load the BPF programs (run 'sockmesh doctor')");
@@ -369,7 +397,7 @@ static int create_pinned(struct sockmesh *sm, const struct sockmesh_open_opts *o
 		}
 	}
 	for (int i = 0; i < PROG_COUNT; i++) {
-		if (sm_prog_is_read_acct(i))
+		if (sm_prog_unpinned(i))
 			continue;
 		sm_pin_path(sm, p, sizeof(p), "prog_%s", sm_prog_names[i]);
 		if (bpf_obj_pin(bpf_program__fd(progs[i]), p)) {

@@ -38,8 +38,9 @@ enum sm_prog_id { SM_BPF_PROGS(SM_ID_) PROG_COUNT };
 #define SM_READ_ACCT_LINK "link_global_read_acct"
 struct sockmesh_bpf;
 SM_HIDDEN enum sm_prog_id sm_read_acct_prog(void);
-SM_HIDDEN bool sm_prog_is_read_acct(int i);
-SM_HIDDEN void sm_read_acct_select(struct sockmesh_bpf *skel);
+SM_HIDDEN bool sm_fp_seq(void);
+SM_HIDDEN bool sm_prog_unpinned(int i);
+SM_HIDDEN void sm_kernel_select(struct sockmesh_bpf *skel, struct bpf_program **progs);
 /* The embedded object opened (not loaded), its maps and programs in the
  * id tables (either may be NULL); NULL with errno and the error set.
  */

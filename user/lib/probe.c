@@ -85,6 +85,14 @@ int sockmesh_probe_kernel(sockmesh_check_fn fn, void *ctx)
 		       "tracepoint sock_recv_length" :
 		       "fexit on sk_msg_recvmsg (kernel without the sock_recv_length tracepoint: "
 		       "needs BPF trampolines)");
+	/* The fast path's stream verdict and retransmitted segments. */
+	report(fn, ctx, &bad, "fast path verdict", true,
+	       sm_fp_seq() ? "cuts bytes already received off retransmitted segments "
+			     "(bpf_cast_to_kern_ctx)" :
+			     "kernel without bpf_cast_to_kern_ctx (before 6.2): a retransmitted "
+			     "segment overlapping bytes already received is delivered twice "
+			     "(tcp_read_skb); switch only connections whose peer link neither "
+			     "reorders nor loses segments");
 	/* Known sockmap bugs: a failed check on a kernel known to have one. */
 	err = sockmesh_kernel_sockmap_fixes(NULL, NULL, detail, sizeof(detail));
 	report(fn, ctx, &bad, "sockmap fixes", err != SOCKMESH_KERNEL_AFFECTED,
@@ -97,7 +105,7 @@ int sockmesh_probe_kernel(sockmesh_check_fn fn, void *ctx)
 	}
 	/* keep the probe cheap: shrink tables */
 	bpf_map__set_max_entries(skel->maps.pending_map, 16);
-	sm_read_acct_select(skel);
+	sm_kernel_select(skel, NULL);
 	err = sockmesh_bpf__load(skel);
 	snprintf(detail, sizeof(detail), "%s%s",
 		 err ? "the verifier rejected a program: rerun with -v for its log: " :

@@ -407,7 +407,7 @@ static int upgrade_locked(struct sockmesh *sm, struct sockmesh_upgrade_info *ui)
 	}
 	if (cfg.splice_budget)
 		skel->rodata->splice_budget = cfg.splice_budget;
-	sm_read_acct_select(skel);
+	sm_kernel_select(skel, progs);
 	err = sockmesh_bpf__load(skel);
 	if (err) {
 		sm_set_err(-err, "cannot load the new BPF programs (run 'sockmesh doctor')");
@@ -449,7 +449,7 @@ static int upgrade_locked(struct sockmesh *sm, struct sockmesh_upgrade_info *ui)
 
 	/* Pins: programs and replaced maps; maps this build does not have go */
 	for (int i = 0; i < PROG_COUNT && !err; i++) {
-		if (sm_prog_is_read_acct(i))
+		if (sm_prog_unpinned(i))
 			continue;
 		sm_pin_path(sm, p, sizeof(p), "prog_%s", sm_prog_names[i]);
 		err = repin(sm, prog_fd[i], strrchr(p, '/') + 1);
