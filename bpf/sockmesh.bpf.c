@@ -1762,13 +1762,6 @@ int sm_fin_hold(struct __sk_buff *skb)
 	return 0;
 }
 
-/* The stream verdict of the sidecar's TCP-fed sockets (fp_map): past the
- * sidecar to the target while FAST; into the socket's own queue (counted
- * in held; the pump relays it) while HELD. A target whose reader is a
- * budget behind makes the direction HELD: the bytes then wait in this
- * socket's queue, charged to its receive buffer, so TCP's window pauses
- * the sender (redirected skbs would queue without any limit).
- */
 /* The one kfunc: where the kernel has it (6.2+) the verdict reads the skb's
  * TCP sequence. Weak, so the object loads without it: the loader then loads
  * sm_fp_skb_noseq instead of sm_fp_skb (user/lib/instance.c).
@@ -1836,6 +1829,14 @@ static __always_inline __u32 fp_skip_seen(struct __sk_buff *skb, struct sm_fwd *
 	return skb->len;
 }
 
+/* The stream verdict of the sidecar's TCP-fed sockets (fp_map): past the
+ * sidecar to the target while FAST; into the socket's own queue (counted
+ * in held; the pump relays it) while HELD. A target whose reader is a
+ * budget behind makes the direction HELD: the bytes then wait in this
+ * socket's queue, charged to its receive buffer, so TCP's window pauses
+ * the sender (redirected skbs would queue without any limit).
+ * seq: cut what TCP already had off resent skbs first (fp_skip_seen).
+ */
 static __always_inline int fp_skb(struct __sk_buff *skb, int seq)
 {
 	__u64 cookie = bpf_get_socket_cookie(skb), *relayed;

@@ -241,6 +241,22 @@ static size_t build_headers(uint8_t *hdr, const struct pcapng_tcp *seg, uint32_t
 	return ETH_HLEN + iplen + TCP_HLEN;
 }
 
+size_t pcapng_tcp_packet(uint8_t *buf, size_t size, const struct pcapng_tcp *seg,
+			 const void *payload, uint32_t len)
+{
+	uint8_t hdr[ETH_HLEN + IP6_HLEN + TCP_HLEN];
+	size_t hl;
+
+	if (seg->family != AF_INET && seg->family != AF_INET6)
+		return 0;
+	hl = build_headers(hdr, seg, seg->seq, seg->flags, payload, len, len) - ETH_HLEN;
+	if (hl + len > size || len > 65495)
+		return 0;
+	memcpy(buf, hdr + ETH_HLEN, hl);
+	memcpy(buf + hl, payload, len);
+	return hl + len;
+}
+
 int pcapng_write_tcp(struct pcapng_writer *w, unsigned if_id, uint64_t ts_ns,
 		     const struct pcapng_tcp *seg, const void *payload, uint32_t caplen,
 		     uint32_t len, const char *comment)

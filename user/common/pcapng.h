@@ -70,6 +70,15 @@ int pcapng_write_tcp(struct pcapng_writer *w, unsigned if_id, uint64_t ts_ns,
 		     const struct pcapng_tcp *seg, const void *payload, uint32_t caplen,
 		     uint32_t len, const char *comment);
 
+/*
+ * The IP packet of one TCP segment, as pcapng_write_tcp frames it without
+ * the Ethernet header (seg->seq and seg->flags as given, checksums valid):
+ * headers then len payload bytes into buf. Returns the packet's length, 0
+ * if it does not fit in size bytes or the family is unknown.
+ */
+size_t pcapng_tcp_packet(uint8_t *buf, size_t size, const struct pcapng_tcp *seg,
+			 const void *payload, uint32_t len);
+
 /* fflush(f). Returns 0 or the sticky error as -errno (-EPIPE when the
  * reader of a pipe went away and SIGPIPE is ignored).
  */
