@@ -27,6 +27,7 @@
 #include <bpf/bpf_core_read.h>
 
 #include "sockmesh_abi.h"
+#include "hooks.bpf.h"
 
 #define SM_ECONNREFUSED 111 /* errno */
 
@@ -101,12 +102,7 @@ struct {
 	__type(value, __u64);
 } splice_map SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct sm_sk_state);
-} sk_state_map SEC(".maps");
+/* sk_state_map (per-socket state): bpf/hooks.bpf.h */
 
 /* Addresses of enrolled pods -> their netns cookie (written by user space). */
 struct {
@@ -300,26 +296,20 @@ static __always_inline void tuple_from_sockops(struct sm_tuple *t, struct bpf_so
  */
 __u32 sm_tap_on SEC(".data.tap");
 
-/* Indexed by the path a send took (enum sm_tap_path): the tap's program
- * for that path, tail-called after the verdict (every verdict is SK_PASS,
- * a redirect is recorded in the message itself).
+/* The tap's programs (bpf/hooks.bpf.h), tail-called after the verdict and
+ * after an establishment or state change.
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, SM_TAP_PATHS);
-	__type(key, __u32);
-	__type(value, __u32);
-} tap_msg_calls SEC(".maps");
+SM_TAP_CALLS();
 
-/* The tap's sockops program: a spliced socket established or changed
- * state.
+/* Flow events (sockmesh flows, sockmeshd --flows): like the tap, a word
+ * the data path reads and two program arrays it tail-calls while a flow
+ * consumer runs (bpf/flows.bpf.c), before the tap's: the consumer's
+ * programs tail-call the tap's in turn. Never pinned either. See
+ * docs/design.md, "Flow events".
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} tap_sockops_calls SEC(".maps");
+__u32 sm_flows_on SEC(".data.flows");
+SM_PROG_ARRAY(flow_msg_calls, SM_TAP_PATHS);
+SM_PROG_ARRAY(flow_sockops_calls, 1);
 
 /* ---- outbound capture ---------------------------------------------------- */
 
@@ -1310,10 +1300,15 @@ int sm_sockops(struct bpf_sock_ops *skops)
 	default:
 		return 1;
 	}
-	/* A connection established or changed state: the tap's program
-	 * records the open, FIN or reset of a spliced one. Last: a tail call
-	 * does not come back.
+	/* A connection established or changed state: the flow consumer's
+	 * program records its open or close, the tap's the open, FIN or reset
+	 * of a spliced one (the flow program tail-calls the tap's). Last: a
+	 * tail call does not come back.
 	 */
+	if (sm_flows_on) {
+		bpf_tail_call(skops, &flow_sockops_calls, 0);
+		sm_flows_on = 0; /* no flow program: its process is gone */
+	}
 	if (sm_tap_on) {
 		bpf_tail_call(skops, &tap_sockops_calls, 0);
 		sm_tap_on = 0; /* no tap program: its process is gone */
@@ -1612,7 +1607,11 @@ int sm_msg(struct sk_msg_md *msg)
 	struct sm_sk_state *st = NULL;
 	int verdict = msg_verdict(msg, &st, &path);
 
-	/* the one load the tap costs while no tap runs */
+	/* the two loads flow events and the tap cost while neither runs */
+	if (sm_flows_on && st) {
+		bpf_tail_call(msg, &flow_msg_calls, path);
+		sm_flows_on = 0; /* no flow program: its process is gone */
+	}
 	if (sm_tap_on && st) {
 		bpf_tail_call(msg, &tap_msg_calls, path);
 		sm_tap_on = 0; /* no tap program: its process is gone */

@@ -13,9 +13,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "sockmesh_abi.h"
-
-#define AF_INET 2
-#define AF_INET6 10
+#include "ext.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -28,25 +26,9 @@ const volatile __u32 tap_snaplen; /* payload bytes kept of each send; 0: all */
 __u64 lost_recs; /* records the ring could not take */
 __u64 lost_bytes; /* payload bytes in them, and past SM_TAP_MSG_CHUNKS */
 
-/* The instance's per-socket state (reused from its pin). */
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct sm_sk_state);
-} sk_state_map SEC(".maps");
-
-/* The instance's pair entries and fast-path directions (reused from their
- * pins): which fast-path sends were egress redirects.
+/* The instance's fast-path directions (reused from its pin): which
+ * fast-path sends were egress redirects.
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 1);
-	__type(key, struct sm_tuple);
-	__type(value, struct sm_pair);
-} pair_map SEC(".maps");
-
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -86,56 +68,23 @@ struct {
 	__type(value, struct sm_tap_scratch);
 } scratch SEC(".maps");
 
-static __always_inline void v4_mapped(__u8 a[16])
-{
-	__u32 *w = (__u32 *)a;
-
-	w[3] = w[0];
-	w[0] = w[1] = 0;
-	w[2] = bpf_htonl(0xffff);
-}
-
-/* The connection's endpoints as the tap shows them: the connecting end as
- * client, the original destination (where the app was going) as server.
+/* The connection's endpoints as the tap shows them (bpf/endpoints.bpf.h);
  * 0 if the filter does not take it.
  */
 static __always_inline int tap_endpoints(struct sm_tap_rec *r, const struct sm_sk_state *st)
 {
-	const struct sm_tuple *t = &st->self;
+	struct sm_endpoints e;
 
 	if (tap_scope_idx != SM_TAP_ANY_SCOPE && tap_scope_idx != st->scope_idx)
 		return 0;
 	r->scope_idx = st->scope_idx;
 	r->dir = st->side & 1;
-	if (st->flags & (SM_SK_APP | SM_SK_PROXY)) {
-		/* self is the app's view on both ends (the proxy's is stored so) */
-		r->family = st->orig.family;
-		r->client_port = t->local_port;
-		r->server_port = st->orig.port;
-		__builtin_memcpy(r->client, t->local, 16);
-		__builtin_memcpy(r->server, st->orig.addr, 16);
-		if (t->family != st->orig.family) {
-			/* an IPv6 app going to an IPv4 destination: both as IPv6 */
-			if (t->family == AF_INET)
-				v4_mapped(r->client);
-			else
-				v4_mapped(r->server);
-			r->family = AF_INET6;
-		}
-	} else if (!(st->side & 1)) {
-		r->family = t->family;
-		r->client_port = t->local_port;
-		r->server_port = t->remote_port;
-		__builtin_memcpy(r->client, t->local, 16);
-		__builtin_memcpy(r->server, t->remote, 16);
-	} else {
-		/* the accepted end: its local side is the server */
-		r->family = t->family;
-		r->client_port = t->remote_port;
-		r->server_port = t->local_port;
-		__builtin_memcpy(r->client, t->remote, 16);
-		__builtin_memcpy(r->server, t->local, 16);
-	}
+	sm_endpoints_of(&e, st);
+	r->family = e.family;
+	r->client_port = e.client_port;
+	r->server_port = e.server_port;
+	__builtin_memcpy(r->client, e.client, 16);
+	__builtin_memcpy(r->server, e.server, 16);
 	return !tap_port || tap_port == r->client_port || tap_port == r->server_port;
 }
 

@@ -633,6 +633,79 @@ SOCKMESH_API void sockmesh_tap__free(struct sockmesh_tap *t);
  */
 SOCKMESH_API int sockmesh__tap_running(struct sockmesh *sm, __u32 *pid);
 
+/* ---- flow events (0.8) -----------------------------------------------------
+ * One record per captured connection (struct sm_flow, headers/sockmesh_abi.h)
+ * at its open (SM_FLOW_OPEN), every interval while it is open
+ * (SM_FLOW_UPDATE) and at its close (SM_FLOW_CLOSE): endpoints with the
+ * original destination, direction, process, scope, bytes each way by the
+ * path they took, and at close TCP's smoothed RTT and retransmits. A flow
+ * consumer loads bpf/flows.bpf.c into the data path's flow program arrays,
+ * which only its process references; connections opened while it runs are
+ * recorded. Bytes are counted per send for spliced connections (UPDATE
+ * records have them so far); a connection that never entered the splice
+ * has TCP's counters at its close (its UPDATE records say 0). One consumer
+ * per instance at a time (-EBUSY); it ends with sockmesh_flows__free or
+ * with its process. docs/design.md, "Flow events".
+ */
+struct sockmesh_flows;
+
+struct sockmesh_flows_opts {
+	size_t sz;
+	const struct sockmesh_scope *scope; /* NULL: every enrolled scope */
+	__u32 interval_s; /* UPDATE records every so many seconds; 0: 10 */
+	__u32 max_flows; /* connections open at once it can follow; 0: 65536 */
+	__u64 ring_size; /* bytes: a power of two, 4 KiB .. 1 GiB; 0: 1 MiB */
+	size_t : 0;
+};
+#define sockmesh_flows_opts__last_field ring_size
+#define SOCKMESH_FLOWS_INTERVAL_DEFAULT 10
+#define SOCKMESH_FLOWS_MAX_DEFAULT 65536
+#define SOCKMESH_FLOWS_RING_DEFAULT (1ull << 20)
+
+/* What a record does not say itself, resolved by the library: valid
+ * during the call only.
+ */
+struct sockmesh_flow_names {
+	const char *scope; /* "cgroup:PATH" or "netns:NAME"; NULL: withdrawn meanwhile */
+	const char *pod_namespace; /* "" if none */
+	const char *pod_name; /* "" if none */
+	const char *comm; /* the process's command; NULL: unknown (no pid, or gone) */
+};
+
+struct sm_flow;
+/* A non-zero return stops the poll and is returned by it. */
+typedef int (*sockmesh_flows_fn)(const struct sm_flow *flow,
+				 const struct sockmesh_flow_names *names, void *ctx);
+
+SOCKMESH_API int sockmesh__flows(struct sockmesh *sm, const struct sockmesh_flows_opts *opts,
+				 sockmesh_flows_fn fn, void *ctx, struct sockmesh_flows **out);
+/* An fd that polls readable when records wait (epoll). */
+SOCKMESH_API int sockmesh_flows__fd(const struct sockmesh_flows *f);
+/* Wait up to timeout_ms, hand every waiting record to fn, and the UPDATE
+ * records of open connections once an interval has passed: the number
+ * handed over, or a negative errno. Call it at least every 100 ms to see
+ * records promptly (the kernel wakes it only once its ring fills up).
+ */
+SOCKMESH_API int sockmesh_flows__poll(struct sockmesh_flows *f, int timeout_ms);
+
+struct sockmesh_flows_stats {
+	size_t sz;
+	__u64 records; /* handed to fn */
+	__u64 lost_records; /* open or close records the ring could not take */
+	__u64 lost_flows; /* connections not followed: max_flows were open */
+	__u64 open; /* connections open now */
+	size_t : 0;
+};
+#define sockmesh_flows_stats__last_field open
+SOCKMESH_API int sockmesh_flows__stats(const struct sockmesh_flows *f,
+				       struct sockmesh_flows_stats *st);
+/* Detach and free (the data path's hooks are empty again). */
+SOCKMESH_API void sockmesh_flows__free(struct sockmesh_flows *f);
+/* The flow consumer of this instance, if any: 1 and its process id (0 if
+ * not found in /proc), 0 when none, or a negative errno.
+ */
+SOCKMESH_API int sockmesh__flows_running(struct sockmesh *sm, __u32 *pid);
+
 /* Description of the last failure on this thread (never NULL). */
 SOCKMESH_API const char *sockmesh_errmsg(void);
 

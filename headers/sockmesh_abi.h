@@ -602,6 +602,58 @@ struct sm_tap_sk {
 	__u32 pid; /* the last sender: a new one wakes the reader (it reads /proc/PID/comm) */
 };
 
+/* ---- flow events (sockmesh flows) ------------------------------------------
+ * A flow consumer is a process whose bpf/flows.bpf.c programs are in the
+ * data path's flow program arrays (flow_msg_calls, flow_sockops_calls),
+ * tail-called before the tap's. One record per captured connection, kept
+ * in the consumer's flow_map from its open to its close, keyed by the
+ * cookie of the socket that stands for it: the app's socket (outbound),
+ * the proxy's accepted socket (inbound, pod to pod). Both ends' sends are
+ * counted into it by the path they took; a connection that never entered
+ * the splice has TCP's own counters at close instead.
+ */
+enum sm_flow_kind {
+	SM_FLOW_OPEN = 1,
+	SM_FLOW_UPDATE = 2, /* every interval while open (user space, from flow_map) */
+	SM_FLOW_CLOSE = 3,
+};
+
+enum sm_flow_dir {
+	SM_FLOW_OUTBOUND = 0, /* an app's connection, captured to its proxy */
+	SM_FLOW_INBOUND = 1, /* steered to a pod's proxy by sk_lookup */
+	SM_FLOW_POD_TO_POD = 2, /* inbound, from a local pod's sidecar (spliced) */
+};
+
+/* Helpers the kernel lets flows.bpf.c call (its flow_helpers, set at load). */
+#define SM_FLOW_H_SOCKOPS_PID 1u /* bpf_get_current_pid_tgid in sockops (6.2+) */
+#define SM_FLOW_H_SOCKOPS_COMM 2u /* bpf_get_current_comm in sockops */
+#define SM_FLOW_H_MSG_COMM 4u /* bpf_get_current_comm in sk_msg */
+
+#define SM_FLOW_F_SPLICED 1u /* in the splice at open: bytes counted per send */
+#define SM_FLOW_F_PID_SET 2u /* pid is the flow socket's first sender */
+
+struct sm_flow {
+	__u64 cookie; /* the flow socket's */
+	__u64 open_ns; /* CLOCK_MONOTONIC */
+	__u64 end_ns; /* CLOSE */
+	__u64 bytes[2][SM_TAP_PATHS]; /* [0] client -> server, [1] server -> client */
+	__u32 pid; /* the flow socket's process */
+	__u32 scope_idx;
+	__u32 sk_flags; /* its enum sm_sk_flags (at close: why it left the splice) */
+	__u32 srtt_us; /* TCP's smoothed RTT at close */
+	__u32 retrans; /* TCP's total retransmits at close */
+	__u8 kind; /* enum sm_flow_kind */
+	__u8 dir; /* enum sm_flow_dir */
+	__u8 flags; /* SM_FLOW_F_* */
+	__u8 acked0; /* TCP's bytes_acked at open: the SYN (connecting end) */
+	__u32 family; /* of client and server (an IPv4 one in an IPv6 flow: v4-mapped) */
+	__u16 client_port;
+	__u16 server_port;
+	__u8 client[16]; /* the connecting end */
+	__u8 server[16]; /* the original destination */
+	char comm[16]; /* pid's command, as the kernel saw it ("": not known) */
+};
+
 _Static_assert(sizeof(struct sm_scope_key) == 16, "sm_scope_key layout");
 _Static_assert(sizeof(struct sm_policy) == 40, "sm_policy layout");
 _Static_assert(sizeof(struct sm_cidr_key) == 28, "sm_cidr_key layout");
@@ -622,6 +674,7 @@ _Static_assert(sizeof(struct sm_pod_addr_key) == 20, "sm_pod_addr_key layout");
 _Static_assert(sizeof(struct sm_listener_key) == 16, "sm_listener_key layout");
 _Static_assert(sizeof(struct sm_tap_rec) == 80, "sm_tap_rec layout");
 _Static_assert(sizeof(struct sm_tap_sk) == 16, "sm_tap_sk layout");
+_Static_assert(sizeof(struct sm_flow) == 152, "sm_flow layout");
 
 /* ---- map keys: built here, by both sides -------------------------------
  * Each key is built by one function so the BPF program and the library hash

@@ -170,12 +170,12 @@ PY
 	vm)
 		# The 6.1 guest runs under software emulation: the kernel suite
 		# takes about 7 minutes there, the whole e2e suite an hour; CI
-		# runs the kernel suite, the live upgrade test and the tap's test
-		# (15 minutes).
+		# runs the kernel suite, the live upgrade test, the tap's and the
+		# flow events' tests (17 minutes).
 		# SOCKMESH_VM_SUITES and SOCKMESH_VM_E2E_ONLY ("" for every e2e
 		# script) choose others.
 		# shellcheck disable=SC2086
-		SOCKMESH_E2E_ONLY=${SOCKMESH_VM_E2E_ONLY-upgrade tap} \
+		SOCKMESH_E2E_ONLY=${SOCKMESH_VM_E2E_ONLY-upgrade tap flows} \
 			scripts/vm-test.sh ${SOCKMESH_VM_SUITES:-kernel e2e} >"$log" 2>&1
 		rc=$?
 		count_plain "$log"

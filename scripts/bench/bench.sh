@@ -22,7 +22,7 @@ CLI_FROM_ENV=${SM_CLI:-}
 # shellcheck source=SCRIPTDIR/../lib/common.sh
 . "$SM_ROOT/scripts/lib/common.sh"
 
-ALL_MODES=(direct iptables capture sockmesh car-ipt car fastpath tap)
+ALL_MODES=(direct iptables capture sockmesh car-ipt car fastpath tap flows)
 DEFAULT_MODES=(direct iptables sockmesh car-ipt car fastpath)
 ALL_WORKLOADS=(latency iperf wrk)
 ARGV=("$@")
@@ -46,6 +46,9 @@ modes      direct    client -> server over veth, no sidecar
                      forwards each connection after the sidecar accepted it
            tap       the sockmesh mode with 'sockmesh tap' running on the cgroup
                      (pcapng to /dev/null): what a tap costs (not by default)
+           flows     the sockmesh mode with 'sockmesh flows -j --follow' running
+                     on the cgroup (to /dev/null): what flow events cost (not
+                     by default)
 workloads  latency   sockperf TCP ping-pong per size: p50, p99, p99.9 RTT
            iperf     iperf3, 1 and 4 streams
            wrk       nginx, keep-alive req/s and 'Connection: close' conn/s,
@@ -205,7 +208,7 @@ IFS=, read -r -a SIZE_LIST <<<"$SIZES"
 has_wl() { [[ ,$WORKLOADS, == *",$1,"* ]]; }
 
 # modes that load sockmesh, and those whose sidecar is sockmesh-sidecar
-sm_mode() { case $1 in capture | sockmesh | car | fastpath | tap) return 0 ;; esac; return 1; }
+sm_mode() { case $1 in capture | sockmesh | car | fastpath | tap | flows) return 0 ;; esac; return 1; }
 car_mode() { case $1 in car-ipt | car | fastpath) return 0 ;; esac; return 1; }
 any_sm_mode() { local m; for m in "${MODE_LIST[@]}"; do sm_mode "$m" && return 0; done; return 1; }
 any_car_mode() { local m; for m in "${MODE_LIST[@]}"; do car_mode "$m" && return 0; done; return 1; }
@@ -482,7 +485,7 @@ mode_up() { # mode_up ROUND MODE
 	direct) return 0 ;;
 	iptables | car-ipt) M_NS=$NS_IPT M_SRV=10.77.2.2 ;;
 	capture) flags=(--no-splice) ;;
-	sockmesh | car | fastpath | tap) [ -z "$SPLICE_BUDGET" ] || flags=(--splice-budget "$SPLICE_BUDGET") ;;
+	sockmesh | car | fastpath | tap | flows) [ -z "$SPLICE_BUDGET" ] || flags=(--splice-budget "$SPLICE_BUDGET") ;;
 	esac
 	if sm_mode "$mode"; then
 		if ! "$SM_CLI" --pin-dir "$PIN" enable --cgroup "$CG" "${flags[@]}" >"$RAW/r$r-$mode-enable.log" 2>&1; then
@@ -503,6 +506,7 @@ mode_up() { # mode_up ROUND MODE
 	local _
 	for _ in $(seq 20); do [ -S "$M_HAP_SOCK" ] && break; sleep 0.1; done
 	[ "$mode" = tap ] && tap_up "$r"
+	[ "$mode" = flows ] && flows_up "$r"
 	return 0
 }
 
@@ -516,6 +520,19 @@ tap_up() {
 		sleep 0.1
 	done
 	M_FAIL="sockmesh tap did not start, see r$r-tap-tap.log"
+}
+
+# flows_up ROUND: sockmesh flows on the cgroup, JSON lines to /dev/null,
+# until mode_down (M_TAP_PID: one consumer process per mode); waits until
+# the data path shows it
+flows_up() {
+	local r=$1 _
+	M_TAP_PID=$(sm_bg_log "$RAW/r$r-flows-flows.log" - - "$SM_CLI" --pin-dir "$PIN" flows --cgroup "$CG" -j --follow)
+	for _ in $(seq 50); do
+		"$SM_CLI" --pin-dir "$PIN" status 2>/dev/null | grep -q '^flows: followed' && return 0
+		sleep 0.1
+	done
+	M_FAIL="sockmesh flows did not start, see r$r-flows-flows.log"
 }
 
 # car_up ROUND MODE: sockmesh-sidecar as uid/gid 1337 on 127.0.0.1:15001.

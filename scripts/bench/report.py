@@ -24,9 +24,9 @@ import statistics
 import subprocess
 import sys
 
-MODES = ["direct", "iptables", "capture", "sockmesh", "car-ipt", "car", "fastpath", "tap"]
-PROXIED = {"iptables", "capture", "sockmesh", "car-ipt", "car", "fastpath", "tap"}
-SM_MODES = {"capture", "sockmesh", "car", "fastpath", "tap"}
+MODES = ["direct", "iptables", "capture", "sockmesh", "car-ipt", "car", "fastpath", "tap", "flows"]
+PROXIED = {"iptables", "capture", "sockmesh", "car-ipt", "car", "fastpath", "tap", "flows"}
+SM_MODES = {"capture", "sockmesh", "car", "fastpath", "tap", "flows"}
 MODE_DOC = {
     "direct": "no sidecar",
     "iptables": "HAProxy + nat REDIRECT (ISTIO_OUTPUT-like)",
@@ -36,11 +36,12 @@ MODE_DOC = {
     "car": "sockmesh-sidecar + sockmesh (capture + splice)",
     "fastpath": "sockmesh-sidecar --fast-path + sockmesh: the kernel forwards each connection",
     "tap": "HAProxy + sockmesh, with `sockmesh tap` running on the cgroup (pcapng to /dev/null)",
+    "flows": "HAProxy + sockmesh, with `sockmesh flows -j --follow` running on the cgroup (to /dev/null)",
 }
 # the ratio columns of the report: (mode, reference), where both ran
 RATIOS = [("sockmesh", "iptables"), ("capture", "iptables"), ("car", "car-ipt"),
           ("fastpath", "car-ipt"), ("fastpath", "direct"), ("sockmesh", "direct"),
-          ("car-ipt", "iptables"), ("tap", "sockmesh")]
+          ("car-ipt", "iptables"), ("tap", "sockmesh"), ("flows", "sockmesh")]
 # (mode, reference, metric, target ratio, "<=" or ">=")
 GOALS = [
     ("sockmesh", "iptables", "lat64_p50", 0.75, "<="),
@@ -510,7 +511,7 @@ def analyse(raw):
                     last_ctr[key] = c
                     if d.get("captured", 0) <= 0:
                         failures.append(f"{where}: sockmesh counted no captured connection")
-                    if mode in ("sockmesh", "car", "tap") and d.get("splice_msgs", 0) <= 0:
+                    if mode in ("sockmesh", "car", "tap", "flows") and d.get("splice_msgs", 0) <= 0:
                         failures.append(f"{where}: splice on, but splice_msgs did not grow")
                     if mode == "fastpath" and d.get("fastpath_conns", 0) <= 0:
                         failures.append(f"{where}: fastpath_conns did not grow: no connection was "
@@ -743,7 +744,8 @@ def plot(out, res):
         shown = [m for m in modes if m != ref]
     rkey = f"ratio_to_{ref}" if ref else None
     colors = {"direct": "#7f7f7f", "iptables": "#d62728", "capture": "#ff7f0e", "sockmesh": "#1f77b4",
-              "car-ipt": "#e377c2", "car": "#17becf", "fastpath": "#2ca02c", "tap": "#9467bd"}
+              "car-ipt": "#e377c2", "car": "#17becf", "fastpath": "#2ca02c", "tap": "#9467bd",
+              "flows": "#8c564b"}
     panels = []
     for better, title in (("lower", "latency and CPU (lower is better)"),
                           ("higher", "throughput (higher is better)")):

@@ -82,6 +82,39 @@ assert_ge() {
 	return 1
 }
 
+# e2e_cli_bg NAME OUT ERR READY ARGS...: `sockmesh -v ARGS` in the
+# background (stdout to OUT, stderr to ERR) until ERR says READY; its pid in
+# E2E_BG_PID and $TMP/NAME.pid (and recorded for the cleanup). One a failed
+# subtest left running under NAME is killed first.
+e2e_cli_bg() {
+	local name=$1 out=$2 err=$3 ready=$4 _
+	shift 4
+	if [ -s "$TMP/$name.pid" ]; then
+		kill -9 "$(cat "$TMP/$name.pid")" 2>/dev/null || true
+		sleep 0.2
+	fi
+	"$SM_CLI" --pin-dir "$PIN" -v "$@" >"$out" 2>"$err" &
+	E2E_BG_PID=$!
+	echo "$E2E_BG_PID" >"$TMP/$name.pid"
+	_sm_record pids "$E2E_BG_PID"
+	for _ in $(seq 100); do
+		grep -q "$ready" "$err" 2>/dev/null && return 0
+		kill -0 "$E2E_BG_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	sm_log "    sockmesh $1 did not start: $(cat "$err")"
+	return 1
+}
+
+# assert_exit WANT LABEL CMD...: CMD exits with status WANT; its stderr is
+# left in $TMP/stderr for the caller to check the message
+assert_exit() {
+	local want=$1 label=$2 rc=0
+	shift 2
+	"$@" 2>"$TMP/stderr" >/dev/null || rc=$?
+	assert_eq "$rc" "$want" "$label ($(head -c 300 "$TMP/stderr"))"
+}
+
 # e2e_subtest NAME FUNC [ARGS...]: run FUNC in a subshell with set -e; the
 # first failing command or assertion ends the subtest as FAIL.
 e2e_subtest() {

@@ -13,6 +13,12 @@
   sockopts ADDR PORT               connect and print getsockopt results as JSON
   hold ADDR PORT --count N         open N connections, print "ready N", close
                                    them all on SIGTERM
+  parallel ADDR PORT --count N     N connections at once to a hash-server:
+                                   connection i sends --size + 997 * i bytes
+                                   (--hold S: in pieces over S seconds),
+                                   half-closes, checks the reply; prints one
+                                   JSON line each: local address, bytes sent
+                                   and received
 
 ADDR may be IPv4 or IPv6 (no brackets). Every blocking call has a timeout so a
 broken data path fails the test instead of hanging it.
@@ -151,6 +157,52 @@ def cmd_hold(args):
             s.close()
 
 
+def cmd_parallel(args):
+    import threading
+    results = [None] * args.count
+    errors = []
+    start = threading.Barrier(args.count)
+
+    def one(i):
+        try:
+            data = hashlib.sha256(str(i).encode()).digest() * ((args.size + 997 * i) // 32 + 1)
+            data = data[:args.size + 997 * i]
+            s = connect(args)
+            start.wait()
+            if args.hold:
+                # a piece every 2 s over --hold seconds
+                pieces = max(1, int(args.hold // 2))
+                step = len(data) // pieces + 1
+                for off in range(0, len(data), step):
+                    s.sendall(data[off:off + step])
+                    if off + step < len(data):
+                        time.sleep(args.hold / pieces)
+            else:
+                s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            reply = bytearray()
+            recv_all(s, reply.extend)
+            local = peer_str(s.getsockname())
+            s.close()
+            want = f"{hashlib.sha256(data).hexdigest()} {len(data)}\n".encode()
+            if bytes(reply) != want:
+                raise OSError(f"connection {i}: reply {bytes(reply)!r}, want {want!r}")
+            results[i] = {"local": local, "sent": len(data), "received": len(reply)}
+        except (OSError, threading.BrokenBarrierError) as e:
+            errors.append(str(e))
+            start.abort()
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(args.count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise OSError("; ".join(errors[:3]))
+    for r in results:
+        print(json.dumps(r))
+
+
 def cmd_sockopts(args):
     s = connect(args)
     res = {}
@@ -201,7 +253,8 @@ def main():
     addr_port(sp)
     sp.add_argument("text")
     sp.set_defaults(fn=cmd_echo_id_server)
-    for name, fn in (("client", cmd_client), ("sockopts", cmd_sockopts), ("hold", cmd_hold)):
+    for name, fn in (("client", cmd_client), ("sockopts", cmd_sockopts), ("hold", cmd_hold),
+                     ("parallel", cmd_parallel)):
         sp = sub.add_parser(name)
         addr_port(sp)
         sp.add_argument("--mark", type=lambda v: int(v, 0))
@@ -214,8 +267,11 @@ def main():
             sp.add_argument("--print-local", action="store_true")
             sp.add_argument("--delay", type=float, default=0.0,
                             help="seconds to wait after connecting before sending")
-        if name == "hold":
+        if name in ("hold", "parallel"):
             sp.add_argument("--count", type=int, default=1)
+        if name == "parallel":
+            sp.add_argument("--size", type=int, default=1000)
+            sp.add_argument("--hold", type=float, default=0.0)
     args = p.parse_args()
     try:
         args.fn(args)

@@ -481,6 +481,77 @@ last_scope_gc_reloads() {
 	assert_eq "$rc" 0 "exit code"
 }
 
+# --flows: the daemon is the instance's flow consumer: per-scope series on
+# /metrics (connections opened, open, a duration histogram, bytes by path)
+# and, with --flow-log, the records as JSON lines; SIGHUP reopens the log
+# after a rotation; `sockmesh flows` meanwhile names the daemon; once it
+# stops nothing of it is left in the data path.
+flows_metrics_and_log() {
+	local pid rc=0 log="$TMP/sockmeshd.7.log" flog="$TMP/flows.jsonl" m i n want
+	sm_cli enable --netns "$POD" --attach-cgroup "$CG"
+	daemon_start "$log" 60 --flows --flow-log "$flog" --flow-interval 1
+	pid=$(daemon_pid)
+	for i in $(seq 50); do
+		sm_cli status | grep -q "flows: followed (pid $pid)" && break
+		sleep 0.1
+	done
+	assert_match "$(sm_cli status)" "flows: followed \\(pid $pid\\)" "status: the daemon follows flow events"
+	assert_exit 1 "exit status of sockmesh flows meanwhile" sm_cli flows --duration 1
+	assert_match "$(cat "$TMP/stderr")" "already followed on this instance \\(pid $pid\\)" "it names the daemon"
+	for i in $(seq 10); do
+		assert_proxied "$(curl_app $((42500 + i * 10))-$((42509 + i * 10)))" "request $i"
+	done
+	# the last close records reach the log within a poll or two
+	for _ in $(seq 50); do
+		[ "$(jq -s --arg s "netns:$POD" '[.[] | select(.scope == $s and .event == "close")] | length' "$flog")" -ge 10 ] && break
+		sleep 0.1
+	done
+	n=$(jq -s --arg s "netns:$POD" '[.[] | select(.scope == $s and .event == "close" and .server == "'"$E2E_SRV4A"':80" and .direction == "outbound" and .path == "spliced")] | length' "$flog")
+	assert_eq "$n" 10 "flow log: close records of the 10 requests (outbound, spliced, to the original destination)"
+	assert_eq "$(jq -s --arg s "netns:$POD" '[.[] | select(.scope == $s and .event == "open")] | length' "$flog")" 10 \
+		"flow log: open records"
+	http /metrics >"$TMP/metrics.flows.txt"
+	promtool check metrics <"$TMP/metrics.flows.txt"
+	m=$("$E2E_PY" "$TMP/prom2json.py" <"$TMP/metrics.flows.txt")
+	q() { jq -rs --arg n "$1" --arg s "$POD" --arg x "$2" --arg v "$3" \
+		'[.[] | select(.name == $n and .labels.kind == "netns" and .labels.scope == $s and
+		  (if $x == "" then true else .labels[$x] == $v end)) | .value] | add // 0 | floor' <<<"$m"; }
+	assert_eq "$(q sockmesh_flows_opened_total direction outbound)" 10 "sockmesh_flows_opened_total{direction=outbound}"
+	assert_eq "$(q sockmesh_flows_open "" "")" 0 "sockmesh_flows_open"
+	assert_eq "$(q sockmesh_flow_duration_seconds_count "" "")" 10 "sockmesh_flow_duration_seconds_count"
+	assert_eq "$(q sockmesh_flow_duration_seconds_bucket le +Inf)" 10 "the histogram's +Inf bucket"
+	want=$(jq -s --arg s "netns:$POD" '[.[] | select(.scope == $s and .event == "close") | .bytes_to_client] | add' "$flog")
+	assert_eq "$(jq -rs --arg s "$POD" '[.[] | select(.name == "sockmesh_flow_bytes_total" and .labels.scope == $s and
+		.labels.path == "spliced" and .labels.direction == "to_client") | .value] | add | floor' <<<"$m")" "$want" \
+		"sockmesh_flow_bytes_total{path=spliced,direction=to_client}: the log's bytes"
+	assert_eq "$(metric "$m" sockmesh_flows_following "" "")" 1 "sockmesh_flows_following"
+	# a rotation: the log moved away, SIGHUP, the next records in a new file
+	mv "$flog" "$flog.1"
+	kill -HUP "$pid"
+	for _ in $(seq 50); do
+		grep -q 'reopened the flow log' "$log" && break
+		sleep 0.1
+	done
+	assert_proxied "$(curl_app 42700-42709)" "a request after the rotation"
+	for _ in $(seq 50); do
+		[ -s "$flog" ] && [ "$(jq -s 'map(select(.event == "close")) | length' "$flog")" -ge 1 ] && break
+		sleep 0.1
+	done
+	assert_eq "$(jq -s 'map(select(.event == "close")) | length' "$flog")" 1 "the new flow log: the request's close record"
+	rc=0
+	kill -TERM "$pid"
+	wait "$pid" || rc=$?
+	forget_pid "$pid"
+	assert_eq "$rc" 0 "exit code"
+	assert_match "$(sm_cli status)" "flows: not followed" "status once the daemon stopped"
+	# bad usage: exit 2 naming the option
+	for args in "--flow-log $TMP/x.jsonl" "--flows --flow-log relative.jsonl" "--flows --flow-interval 0" \
+		"--flow-interval 5"; do
+		# shellcheck disable=SC2086 # split on purpose
+		assert_exit 2 "sockmeshd $args" "$SM_DAEMON" --pin-dir "$PIN" $args
+	done
+}
+
 cleanup_on_exit_removes_everything() {
 	local pid rc=0 log="$TMP/sockmeshd.6.log"
 	daemon_start "$log" 1 --cleanup-on-exit
@@ -510,5 +581,6 @@ e2e_subtest gc_withdraws_removed_cgroup gc_withdraws_removed_cgroup
 e2e_subtest sigterm_exits_0_data_path_stays sigterm_exits_0_data_path_stays
 e2e_subtest removed_instance_loaded_again removed_instance_loaded_again
 e2e_subtest last_scope_gc_reloads last_scope_gc_reloads
+e2e_subtest flows_metrics_and_log flows_metrics_and_log
 e2e_subtest cleanup_on_exit_removes_everything cleanup_on_exit_removes_everything
 e2e_finish

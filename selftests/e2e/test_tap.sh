@@ -40,27 +40,12 @@ tshark() { command tshark "$@" 2> >(grep -v '^Running as user "root"' >&2); }
 
 TAP_PID=
 # tap_start FILE ARGS...: sockmesh tap in the background, writing FILE;
-# returns once its programs are attached. A tap a failed subtest left
-# running is killed first.
+# returns once its programs are attached
 tap_start() {
-	local f=$1 i
+	local f=$1
 	shift
-	if [ -s "$TMP/tap.pid" ]; then
-		kill -9 "$(cat "$TMP/tap.pid")" 2>/dev/null || true
-		sleep 0.2
-	fi
-	"$SM_CLI" --pin-dir "$PIN" -v tap -w "$f" "$@" 2>"$f.err" &
-	TAP_PID=$!
-	echo "$TAP_PID" >"$TMP/tap.pid"
-	# stopped by the test's cleanup too, should a subtest fail before tap_stop
-	_sm_record pids "$TAP_PID"
-	for i in $(seq 100); do
-		grep -q 'tapping' "$f.err" 2>/dev/null && return 0
-		kill -0 "$TAP_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	sm_log "    tap did not start: $(cat "$f.err")"
-	return 1
+	e2e_cli_bg tap /dev/null "$f.err" tapping tap -w "$f" "$@" || return 1
+	TAP_PID=$E2E_BG_PID
 }
 
 # tap_stop FILE: SIGINT, wait; its summary line goes to the log

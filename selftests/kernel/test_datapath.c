@@ -3589,6 +3589,182 @@ static void test_fastpath_pod_to_pod_both(void)
 }
 
 /* test_datapath [SUBSTRING]: run only the tests whose name contains it. */
+/* ---- flow events ---------------------------------------------------------- */
+
+#define FLOW_LOG_MAX 64
+
+struct flow_log {
+	struct sm_flow rec[FLOW_LOG_MAX];
+	char comm[FLOW_LOG_MAX][20];
+	char scope[FLOW_LOG_MAX][600];
+	int n;
+};
+
+static int flow_collect(const struct sm_flow *f, const struct sockmesh_flow_names *n, void *ctx)
+{
+	struct flow_log *l = ctx;
+
+	if (l->n >= FLOW_LOG_MAX)
+		return 0;
+	l->rec[l->n] = *f;
+	snprintf(l->comm[l->n], sizeof(l->comm[0]), "%s", n->comm ? n->comm : "");
+	snprintf(l->scope[l->n], sizeof(l->scope[0]), "%s", n->scope ? n->scope : "");
+	l->n++;
+	return 0;
+}
+
+/* Records of kind for the connection from client port cport: how many,
+ * and the last one's index in *at.
+ */
+static int flow_count(const struct flow_log *l, __u8 kind, __u16 cport, int *at)
+{
+	int n = 0;
+
+	for (int i = 0; i < l->n; i++)
+		if (l->rec[i].kind == kind && l->rec[i].client_port == cport) {
+			n++;
+			if (at)
+				*at = i;
+		}
+	return n;
+}
+
+/* Poll f until the connection from cport has a record of kind (2 s). */
+static int flow_wait(struct sockmesh_flows *f, struct flow_log *l, __u8 kind, __u16 cport)
+{
+	for (int i = 0; i < 40 && !flow_count(l, kind, cport, NULL); i++)
+		sockmesh_flows__poll(f, 50);
+	return flow_count(l, kind, cport, NULL);
+}
+
+static __u16 local_port(int fd)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+
+	if (getsockname(fd, (struct sockaddr *)&a, &len))
+		return 0;
+	return ntohs(a.sin_port);
+}
+
+static __u64 flow_bytes(const struct sm_flow *f, int dir)
+{
+	return f->bytes[dir][0] + f->bytes[dir][1] + f->bytes[dir][2];
+}
+
+/* One captured connection per round, 100 000 bytes each way, closed by the
+ * app first (round 0) or by the proxy first (round 1): one OPEN and one
+ * CLOSE record each, UPDATE records while open (every second), the bytes
+ * exact by the path they took (spliced, or TCP's counts when the scope does
+ * not splice), the app's pid and command, the original destination.
+ */
+static void flows_rounds(bool splice)
+{
+	struct sockmesh_policy pol = { .sz = sizeof(pol), .no_splice = !splice };
+	struct sockmesh_flows_opts fo = { .sz = sizeof(fo), .interval_s = 1 };
+	struct sockmesh_flows_stats st = { .sz = sizeof(st) };
+	static struct flow_log log;
+	struct sockmesh_flows *fl = NULL;
+	const size_t size = 100000;
+	char want_scope[600];
+	__u32 pid = 1;
+	int lfd, cfd, afd, at = 0;
+
+	memset(&log, 0, sizeof(log));
+	ASSERT_TRUE(sm_open(), "open");
+	ASSERT_TRUE(ns_new() >= 0, "netns");
+	ASSERT_EQ(enroll_cgroup(&pol), 0, "enroll");
+	snprintf(want_scope, sizeof(want_scope), "cgroup:%s", E.cg);
+	lfd = listener(AF_INET, "127.0.0.1", 15001);
+	ASSERT_TRUE(lfd >= 0, "proxy listener");
+	ASSERT_EQ(sockmesh__flows(E.sm, &fo, flow_collect, &log, &fl), 0, "follow flows");
+	ASSERT_EQ(sockmesh__flows_running(E.sm, &pid), 1, "a flow consumer is attached");
+	ASSERT_EQ(pid, 0, "(this process: not named)");
+	for (int round = 0; round < 2; round++) {
+		const struct sm_flow *r;
+		__u16 cport;
+
+		cfd = connect_to(AF_INET, "10.88.0.2", 80, 0, 0);
+		ASSERT_TRUE(cfd >= 0, "connect");
+		afd = accept_within(lfd, 2000);
+		ASSERT_TRUE(afd >= 0, "accept");
+		cport = local_port(cfd);
+		ASSERT_EQ(both_ways(cfd, afd, size, 21 + round), 0, "bytes identical");
+		ASSERT_TRUE(flow_wait(fl, &log, SM_FLOW_OPEN, cport), "an open record");
+		/* an interval later: a record with the bytes so far */
+		usleep(1100 * 1000);
+		ASSERT_TRUE(flow_wait(fl, &log, SM_FLOW_UPDATE, cport), "an update record");
+		flow_count(&log, SM_FLOW_UPDATE, cport, &at);
+		r = &log.rec[at];
+		if (splice) {
+			ASSERT_EQ(r->bytes[0][SM_TAP_PATH_SPLICE], size,
+				  "update: app -> proxy so far");
+			ASSERT_EQ(r->bytes[1][SM_TAP_PATH_SPLICE], size,
+				  "update: proxy -> app so far");
+		} else {
+			ASSERT_EQ(r->flags & SM_FLOW_F_SPLICED, 0, "update: not spliced");
+		}
+		ASSERT_TRUE(r->end_ns > r->open_ns + 1000000000ull, "update: open a second");
+		if (round == 0) {
+			close(cfd);
+			usleep(50 * 1000);
+			close(afd);
+		} else {
+			close(afd);
+			usleep(50 * 1000);
+			close(cfd);
+		}
+		ASSERT_TRUE(flow_wait(fl, &log, SM_FLOW_CLOSE, cport), "a close record");
+		ASSERT_EQ(flow_count(&log, SM_FLOW_OPEN, cport, &at), 1, "one open record");
+		ASSERT_EQ(flow_count(&log, SM_FLOW_CLOSE, cport, &at), 1, "one close record");
+		r = &log.rec[at];
+		printf("  round %d: %llu/%llu/%llu B to the server, %llu/%llu/%llu back "
+		       "(spliced/tcp/fast), %u us RTT, %s %s\n",
+		       round, (unsigned long long)r->bytes[0][0],
+		       (unsigned long long)r->bytes[0][1], (unsigned long long)r->bytes[0][2],
+		       (unsigned long long)r->bytes[1][0], (unsigned long long)r->bytes[1][1],
+		       (unsigned long long)r->bytes[1][2], r->srtt_us, log.comm[at], log.scope[at]);
+		ASSERT_EQ(flow_bytes(r, 0), size, "close: bytes to the server");
+		ASSERT_EQ(flow_bytes(r, 1), size, "close: bytes to the client");
+		ASSERT_EQ(r->bytes[0][splice ? SM_TAP_PATH_SPLICE : SM_TAP_PATH_STACK], size,
+			  "close: by the path they took");
+		ASSERT_EQ(r->dir, SM_FLOW_OUTBOUND, "outbound");
+		ASSERT_EQ(r->family, AF_INET, "IPv4");
+		ASSERT_EQ(r->server_port, 80, "the original destination's port");
+		ASSERT_EQ(memcmp(r->server, "\x0a\x58\x00\x02", 4), 0,
+			  "the original destination 10.88.0.2");
+		/* asked of the kernel, not of the library */
+		if (splice || libbpf_probe_bpf_helper(BPF_PROG_TYPE_SOCK_OPS,
+						      BPF_FUNC_get_current_pid_tgid, NULL) > 0) {
+			ASSERT_EQ(r->pid, (__u32)getpid(), "the app's pid");
+			ASSERT_STREQ(log.comm[at], "test_datapath", "its command");
+		} else {
+			/* 6.1: sockops programs cannot ask, and the app never
+			 * sent through an sk_msg program
+			 */
+			ASSERT_EQ(r->pid, 0, "no pid: this kernel's sockops cannot ask");
+		}
+		ASSERT_STREQ(log.scope[at], want_scope, "its scope");
+		ASSERT_TRUE(r->end_ns > r->open_ns + 1000000000ull, "its duration");
+	}
+	ASSERT_EQ(sockmesh_flows__stats(fl, &st), 0, "stats");
+	ASSERT_EQ(st.open, 0, "none open");
+	ASSERT_EQ(st.lost_records + st.lost_flows, 0, "nothing lost");
+	sockmesh_flows__free(fl);
+	ASSERT_EQ(sockmesh__flows_running(E.sm, NULL), 0, "no flow consumer after free");
+	close(lfd);
+}
+
+static void test_flows_spliced(void)
+{
+	flows_rounds(true);
+}
+
+static void test_flows_tcp(void)
+{
+	flows_rounds(false);
+}
+
 int main(int argc, char **argv)
 {
 	CU_pSuite s;
@@ -3676,6 +3852,9 @@ int main(int argc, char **argv)
 		    test_fastpath_p2p_slow_b);
 	CU_add_test(s, "fast path pod to pod: a 10x slower client app, TCP memory under the cap",
 		    test_fastpath_p2p_slow_a);
+	CU_add_test(s, "flow events: open, every interval, close; spliced bytes each way",
+		    test_flows_spliced);
+	CU_add_test(s, "flow events: a connection never spliced has TCP's counts", test_flows_tcp);
 	for (CU_pTest t = s->pTest; argc > 1 && t; t = t->pNext)
 		if (!strstr(t->pName, argv[1]))
 			CU_set_test_active(t, CU_FALSE);

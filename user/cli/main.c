@@ -32,6 +32,7 @@
 #include "text.h"
 #include "pcapng.h"
 #include "replay.h"
+#include "flows.h"
 #include "tap.h"
 
 #define EXIT_FAIL 1
@@ -140,6 +141,10 @@ enum {
 	O_RING_SIZE,
 	O_TO,
 	O_SPEED,
+	O_FOLLOW,
+	O_FLOW_JSON,
+	O_INTERVAL,
+	O_MAX_FLOWS,
 	O_HELP,
 	O_FIELD0,
 	O_COUNT = O_FIELD0 + SOCKMESH_F__COUNT
@@ -216,7 +221,7 @@ static struct smc_opt cli_opts[O_COUNT] = {
 			  .short_opt = 'c',
 			  .arg = "COUNT",
 			  .type = SMC_OPT_STRING,
-			  .help = "stop after COUNT payload segments" },
+			  .help = "stop after COUNT payload segments (tap) or records (flows)" },
 	[O_DURATION] = { .name = "duration",
 			 .arg = "SECONDS",
 			 .type = SMC_OPT_STRING,
@@ -229,8 +234,7 @@ static struct smc_opt cli_opts[O_COUNT] = {
 	[O_RING_SIZE] = { .name = "ring-size",
 			  .arg = "BYTES",
 			  .type = SMC_OPT_STRING,
-			  .help = "the tap's ring buffer: a power of two, 4K..1G",
-			  .def = "16M" },
+			  .help = "the ring buffer: a power of two, 4K..1G (tap: 16M, flows: 1M)" },
 	[O_TO] = { .name = "to",
 		   .arg = "ADDR:PORT",
 		   .type = SMC_OPT_STRING,
@@ -240,6 +244,23 @@ static struct smc_opt cli_opts[O_COUNT] = {
 		      .type = SMC_OPT_STRING,
 		      .help = "pace as captured, X times as fast (0: as fast as possible)",
 		      .def = "0" },
+	[O_FOLLOW] = { .name = "follow",
+		       .short_opt = 'f',
+		       .help = "keep following until interrupted (else stop after --duration, "
+			       "default 10 s)" },
+	[O_FLOW_JSON] = { .name = "json",
+			  .short_opt = 'j',
+			  .help = "one JSON object per line (else an aligned table)" },
+	[O_INTERVAL] = { .name = "interval",
+			 .arg = "SECONDS",
+			 .type = SMC_OPT_STRING,
+			 .help = "a record of each open connection every SECONDS",
+			 .def = "10" },
+	[O_MAX_FLOWS] = { .name = "max-flows",
+			  .arg = "N",
+			  .type = SMC_OPT_STRING,
+			  .help = "connections open at once it can follow (more are counted lost)",
+			  .def = "65536" },
 	[O_HELP] = { .name = "help",
 		     .short_opt = 'h',
 		     .flags = SMC_OPT_HELP | SMC_OPT_HIDE_SHORT,
@@ -834,6 +855,20 @@ static int list_scopes(struct cmd_args *a, bool with_stats)
 		} else {
 			printf("tap: none\n");
 		}
+		tap_pid = 0;
+		tap = sockmesh__flows_running(sm, &tap_pid);
+		if (json_mode) {
+			json_object *t = json_object_new_object();
+
+			json_object_object_add(t, "running", json_object_new_boolean(tap > 0));
+			if (tap > 0 && tap_pid)
+				json_object_object_add(t, "pid", json_object_new_int64(tap_pid));
+			json_object_object_add(root, "flows", t);
+		} else if (tap > 0) {
+			printf("flows: followed (pid %u)\n", tap_pid);
+		} else {
+			printf("flows: not followed\n");
+		}
 	}
 	if (have) {
 		err = sockmesh__scope_info(sm, &scope, &info);
@@ -1056,6 +1091,94 @@ static int cmd_tap(struct cmd_args *a)
 		(unsigned long long)res.records, (unsigned long long)res.frames,
 		(unsigned long long)res.connections, (unsigned long long)res.lost_records,
 		(unsigned long long)res.lost_bytes);
+	return 0;
+}
+
+static void flows_ready(void *ctx)
+{
+	const char *where = ctx;
+
+	if (verbose)
+		fprintf(stderr, "sockmesh flows: following %s\n", where);
+}
+
+static int cmd_flows(struct cmd_args *a)
+{
+	struct sockmesh_open_opts oo = { .sz = sizeof(oo), .pin_dir = pin_dir };
+	struct sockmesh_scope scope;
+	struct flows_args fa = { 0 };
+	struct flows_result res;
+	struct sockmesh *sm;
+	bool have;
+	__u32 v;
+	int err;
+
+	err = parse_scope(a, "flows", true, false, &scope, &have);
+	if (err)
+		return err;
+	if (opt_u32(a, O_INTERVAL, "flows", 86400, &fa.interval_s) ||
+	    opt_u32(a, O_MAX_FLOWS, "flows", 1u << 24, &fa.max_flows) ||
+	    opt_u32(a, O_DURATION, "flows", 31u * 24 * 3600, &fa.duration_s) ||
+	    opt_u32(a, O_TAP_COUNT, "flows", 0xffffffffu, &v))
+		return EXIT_USAGE;
+	if (a->set[O_INTERVAL] && !fa.interval_s)
+		return fail(EXIT_USAGE, "flows: --interval: '0' is out of range (1..86400)");
+	if (a->set[O_MAX_FLOWS] && !fa.max_flows)
+		return fail(EXIT_USAGE, "flows: --max-flows: '0' is out of range (1..16777216)");
+	if (a->set[O_DURATION] && !fa.duration_s)
+		return fail(EXIT_USAGE,
+			    "flows: --duration: '0' is out of range (1 second or more)");
+	if (a->set[O_TAP_COUNT] && !v)
+		return fail(EXIT_USAGE, "flows: -c: '0' is out of range (1 or more)");
+	if (a->set[O_FOLLOW] && a->set[O_DURATION])
+		return fail(EXIT_USAGE,
+			    "flows: --follow and --duration '%s' both say when to stop: give one",
+			    a->val[O_DURATION]);
+	fa.count = v;
+	if (!a->set[O_FOLLOW] && !a->set[O_DURATION])
+		fa.duration_s = 10;
+	if (a->set[O_RING_SIZE]) {
+		uint64_t rs;
+
+		if (smc_parse_size("--ring-size", a->val[O_RING_SIZE], 4096, 1ull << 30, &rs))
+			return fail(EXIT_USAGE, "flows: %s", smc_errmsg());
+		if (rs & (rs - 1))
+			return fail(EXIT_USAGE, "flows: --ring-size: '%s' is not a power of two",
+				    a->val[O_RING_SIZE]);
+		fa.ring_size = rs;
+	}
+	fa.json = json_mode || a->set[O_FLOW_JSON];
+	fa.scope = have ? &scope : NULL;
+	fa.ready = flows_ready;
+	fa.ready_ctx = have ? scope.name : "every scope";
+
+	sm = sockmesh__open(&oo);
+	if (!sm) {
+		if (errno == ENOENT)
+			return fail(EXIT_FAIL, "flows: nothing is loaded at pin dir %s", pin_dir);
+		return fail_lib(-errno, "flows");
+	}
+	if (have) {
+		struct sockmesh_scope_info info = { .sz = sizeof(info) };
+
+		err = sockmesh__scope_info(sm, &scope, &info);
+		if (err) {
+			sockmesh__close(sm);
+			return fail(EXIT_USAGE, "flows: '%s' is not enrolled", scope.name);
+		}
+	}
+	err = cli_flows_run(sm, &fa, stdout, &res);
+	sockmesh__close(sm);
+	if (err == -EBUSY || err == -EINVAL)
+		return fail(err == -EBUSY ? EXIT_FAIL : EXIT_USAGE, "flows: %s", sockmesh_errmsg());
+	if (err)
+		return fail(EXIT_FAIL, "flows: %s",
+			    err == -EIO || err == -ENOSPC ? strerror(-err) : sockmesh_errmsg());
+	if (verbose || res.lost_records || res.lost_flows)
+		fprintf(stderr,
+			"sockmesh flows: %llu records; lost %llu records, %llu connections\n",
+			(unsigned long long)res.records, (unsigned long long)res.lost_records,
+			(unsigned long long)res.lost_flows);
 	return 0;
 }
 
@@ -1411,6 +1534,9 @@ static const int uninstall_opts[] = { O_CNI_CONF_DIR, O_CNI_BIN_DIR, O_STATE_FIL
 static const int no_opts[] = { O_HELP, -1 };
 static const int tap_opts[] = { O_CGROUP,    O_NETNS,	 O_ALL,	  O_TAP_PORT,  O_TAP_PID, O_SNAPLEN,
 				O_TAP_COUNT, O_DURATION, O_WRITE, O_RING_SIZE, O_HELP,	  -1 };
+static const int flows_opts[] = { O_CGROUP,   O_NETNS,	   O_ALL,	O_FLOW_JSON,
+				  O_FOLLOW,   O_INTERVAL,  O_MAX_FLOWS, O_TAP_COUNT,
+				  O_DURATION, O_RING_SIZE, O_HELP,	-1 };
 static const int replay_opts[] = { O_TO, O_SPEED, O_HELP, -1 };
 static const int cni_install_opts[] = {
 	O_CNI_BIN_DIR, O_CNI_CONF_DIR, O_PLUGIN_BIN, O_PLUGIN_CONF, O_WAIT, O_HELP, -1
@@ -1428,6 +1554,9 @@ static const struct cmd cmds[] = {
 	{ "tap", cmd_tap,
 	  "write the captured connections' bytes (spliced or not) as pcapng for Wireshark",
 	  tap_opts, NULL },
+	{ "flows", cmd_flows,
+	  "follow the captured connections: open, every interval, close (bytes, path, RTT)",
+	  flows_opts, NULL },
 	{ "replay", cmd_replay,
 	  "send each connection's client bytes from a tap's pcapng to a shadow server", replay_opts,
 	  "FILE" },

@@ -24,6 +24,8 @@
 #include "sockmesh_abi.h"
 
 #include "pcapng.h"
+#include "flowfmt.h"
+#include "follow.h"
 #include "proc.h"
 #include "tap.h"
 
@@ -64,13 +66,6 @@ struct tap_state {
 	__u64 frames, data_records, conns_seen;
 	int err;
 };
-
-static volatile sig_atomic_t stop_signal;
-
-static void on_signal(int sig)
-{
-	stop_signal = sig;
-}
 
 static size_t conn_hash(const struct sm_tap_rec *r, size_t n)
 {
@@ -341,20 +336,11 @@ static int on_rec(const struct sm_tap_rec *r, const void *data, void *ctx)
 	return 0;
 }
 
-static __u64 now_ns(clockid_t id)
-{
-	struct timespec t;
-
-	clock_gettime(id, &t);
-	return (__u64)t.tv_sec * 1000000000ull + (__u64)t.tv_nsec;
-}
-
 int cli_tap_run(struct sockmesh *sm, const struct tap_args *a, FILE *out, struct tap_result *res)
 {
 	struct sockmesh_tap_opts o = { .sz = sizeof(o) };
 	struct sockmesh_tap_stats st = { .sz = sizeof(st) };
 	struct tap_state s = { .args = a, .sm = sm };
-	struct sigaction sa = { .sa_handler = on_signal };
 	struct sockmesh_tap *t = NULL;
 	__u64 deadline = 0;
 	int err;
@@ -364,10 +350,7 @@ int cli_tap_run(struct sockmesh *sm, const struct tap_args *a, FILE *out, struct
 	o.port = a->port;
 	o.snaplen = a->snaplen;
 	o.ring_size = a->ring_size;
-	signal(SIGPIPE, SIG_IGN);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	cli_follow_signals();
 	err = tab_grow(&s);
 	if (err)
 		return err;
@@ -383,12 +366,11 @@ int cli_tap_run(struct sockmesh *sm, const struct tap_args *a, FILE *out, struct
 		free(s.tab);
 		return err;
 	}
-	s.mono_to_real = now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC);
-	if (a->duration_s)
-		deadline = now_ns(CLOCK_MONOTONIC) + (__u64)a->duration_s * 1000000000ull;
+	s.mono_to_real = (__u64)smc_mono_to_real();
+	deadline = cli_deadline(a->duration_s);
 	if (a->ready)
 		a->ready(a->ready_ctx);
-	while (!stop_signal) {
+	while (!cli_stop_signal) {
 		int n = sockmesh_tap__poll(t, 100);
 
 		if (n < 0 && n != -EINTR) {
@@ -401,7 +383,7 @@ int cli_tap_run(struct sockmesh *sm, const struct tap_args *a, FILE *out, struct
 		}
 		if (a->count && s.data_records >= a->count)
 			break;
-		if (deadline && now_ns(CLOCK_MONOTONIC) >= deadline)
+		if (deadline && cli_mono_ns() >= deadline)
 			break;
 	}
 	/* what is still in the ring */
@@ -417,7 +399,7 @@ int cli_tap_run(struct sockmesh *sm, const struct tap_args *a, FILE *out, struct
 	res->lost_bytes = st.lost_bytes;
 	res->frames = s.frames;
 	res->connections = s.conns_seen;
-	res->signal = stop_signal;
+	res->signal = cli_stop_signal;
 	for (size_t i = 0; i < s.nbuckets; i++)
 		for (struct conn *c = s.tab[i], *nx; c; c = nx) {
 			nx = c->next;

@@ -10,6 +10,12 @@
  *   sockmesh_<counter>_total{kind,scope,id,pod_namespace,pod_name}
  *       one family per sockmesh__stats counter; one series per enrolled
  *       scope, plus kind="global" for the scope-less slot.
+ *   with --flows: sockmesh_flows_following, sockmesh_flows_opened_total
+ *   {...,direction}, sockmesh_flows_open, sockmesh_flow_duration_seconds
+ *   (histogram), sockmesh_flow_bytes_total{...,path,direction},
+ *   sockmesh_flow_records_lost_total, sockmesh_flows_lost_total: labels
+ *   kind, scope, pod_namespace, pod_name (a series per scope that had a
+ *   connection in the last hour).
  * The id label (cgroup id or netns cookie) keeps two scopes apart that share
  * a name for a moment (a netns deleted and made again under the same name,
  * before garbage collection withdrew the old one).
@@ -26,6 +32,7 @@
 #include <bpf/libbpf.h> /* attach type names */
 
 #include "sockmesh.h"
+#include "flowagg.h"
 #include "metrics.h"
 
 /* ---- growing text buffer ------------------------------------------------- */
@@ -256,6 +263,99 @@ static void attach_line(const char *type, unsigned int n, void *arg)
 
 /* ---- render -------------------------------------------------------------- */
 
+/* ---- flow events (--flows) ----------------------------------------------- */
+
+#define SD_FLOW_IDLE_MS (3600 * 1000LL)
+
+static void flow_labels(struct sbuf *b, const struct sd_flow_row *r, const char *extra)
+{
+	sb_printf(b, "{kind=\"");
+	sb_label_value(b, r->kind);
+	sb_printf(b, "\",scope=\"");
+	sb_label_value(b, r->scope);
+	sb_printf(b, "\",pod_namespace=\"");
+	sb_label_value(b, r->pod_namespace);
+	sb_printf(b, "\",pod_name=\"");
+	sb_label_value(b, r->pod_name);
+	sb_printf(b, "\"%s}", extra ? extra : "");
+}
+
+static void flows_render(struct sbuf *b, struct sd_flowagg *agg)
+{
+	static const char *const dirs[SD_FLOW_DIRS] = { "outbound", "inbound", "pod-to-pod" };
+	static const char *const paths[SM_TAP_PATHS] = {
+		[SM_TAP_PATH_SPLICE] = "spliced",
+		[SM_TAP_PATH_STACK] = "tcp",
+		[SM_TAP_PATH_FAST] = "fast-path",
+	};
+	struct sd_flowagg_totals t = { 0 };
+	struct sd_flow_row *rows;
+	char extra[96];
+	size_t n = 0;
+
+	rows = sd_flowagg_snapshot(agg, SD_FLOW_IDLE_MS, &n, &t);
+	family(b, "sockmesh_flows_following", "gauge",
+	       "1 when sockmeshd follows flow events (--flows), 0 while it cannot (another consumer, no data path).");
+	sb_printf(b, "sockmesh_flows_following %d\n", t.following ? 1 : 0);
+	family(b, "sockmesh_flow_records_lost_total", "counter",
+	       "Open or close records the flow ring could not hold (this consumer's).");
+	sb_printf(b, "sockmesh_flow_records_lost_total %llu\n", t.lost_records);
+	family(b, "sockmesh_flows_lost_total", "counter",
+	       "Connections not followed: the flow table was full.");
+	sb_printf(b, "sockmesh_flows_lost_total %llu\n", t.lost_flows);
+	family(b, "sockmesh_flows_opened_total", "counter",
+	       "Captured connections opened, by direction (outbound, inbound, pod-to-pod).");
+	for (size_t i = 0; i < n; i++)
+		for (int d = 0; d < SD_FLOW_DIRS; d++) {
+			snprintf(extra, sizeof(extra), ",direction=\"%s\"", dirs[d]);
+			sb_printf(b, "sockmesh_flows_opened_total");
+			flow_labels(b, &rows[i], extra);
+			sb_printf(b, " %llu\n", rows[i].opened[d]);
+		}
+	family(b, "sockmesh_flows_open", "gauge", "Captured connections open now.");
+	for (size_t i = 0; i < n; i++) {
+		unsigned long long o = rows[i].opened[0] + rows[i].opened[1] + rows[i].opened[2];
+
+		sb_printf(b, "sockmesh_flows_open");
+		flow_labels(b, &rows[i], NULL);
+		sb_printf(b, " %llu\n", o > rows[i].closed ? o - rows[i].closed : 0);
+	}
+	family(b, "sockmesh_flow_duration_seconds", "histogram",
+	       "Duration of the captured connections that ended.");
+	for (size_t i = 0; i < n; i++) {
+		unsigned long long cum = 0;
+
+		for (int k = 0; k <= SD_FLOW_BUCKETS; k++) {
+			cum += rows[i].bucket[k];
+			if (k < SD_FLOW_BUCKETS)
+				snprintf(extra, sizeof(extra), ",le=\"%g\"", sd_flow_bucket_le[k]);
+			else
+				snprintf(extra, sizeof(extra), ",le=\"+Inf\"");
+			sb_printf(b, "sockmesh_flow_duration_seconds_bucket");
+			flow_labels(b, &rows[i], extra);
+			sb_printf(b, " %llu\n", cum);
+		}
+		sb_printf(b, "sockmesh_flow_duration_seconds_sum");
+		flow_labels(b, &rows[i], NULL);
+		sb_printf(b, " %.6f\n", rows[i].duration_sum);
+		sb_printf(b, "sockmesh_flow_duration_seconds_count");
+		flow_labels(b, &rows[i], NULL);
+		sb_printf(b, " %llu\n", rows[i].closed);
+	}
+	family(b, "sockmesh_flow_bytes_total", "counter",
+	       "Bytes of captured connections by the path they took (spliced, tcp, fast-path) and direction (to_server, to_client); spliced connections count as they go, others at their close.");
+	for (size_t i = 0; i < n; i++)
+		for (int p = 0; p < SM_TAP_PATHS; p++)
+			for (int d = 0; d < 2; d++) {
+				snprintf(extra, sizeof(extra), ",path=\"%s\",direction=\"%s\"",
+					 paths[p], d ? "to_client" : "to_server");
+				sb_printf(b, "sockmesh_flow_bytes_total");
+				flow_labels(b, &rows[i], extra);
+				sb_printf(b, " %llu\n", rows[i].bytes[p][d]);
+			}
+	free(rows);
+}
+
 char *sd_metrics_render(const struct sd_metrics_ctx *ctx, size_t *len)
 {
 	struct sockmesh_open_opts oo = { .sz = sizeof(oo), .pin_dir = ctx->pin_dir };
@@ -370,6 +470,8 @@ char *sd_metrics_render(const struct sd_metrics_ctx *ctx, size_t *len)
 			sb_printf(&b, " %llu\n", (unsigned long long)rows[r].st.v[k]);
 		}
 	}
+	if (ctx->flows)
+		flows_render(&b, ctx->flows);
 	free(rows);
 	if (b.oom) {
 		free(b.p);

@@ -8,6 +8,8 @@
 
 #define SD_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
+struct sd_flowagg;
+
 struct sd_metrics_ctx {
 	const char *pin_dir;
 	const char *attach_cgroup; /* where netns scopes attach; NULL: skip that gauge */
@@ -19,6 +21,7 @@ struct sd_metrics_ctx {
 	unsigned long long gc_errors;
 	bool cni_watch; /* --cni-conf-dir given and watched */
 	unsigned long long cni_rechains;
+	struct sd_flowagg *flows; /* --flows: the flow series; NULL: off */
 };
 
 /* The whole exposition text (malloc'd, *len bytes), NULL when out of

@@ -54,6 +54,8 @@
 #include "conflist.h"
 #include "file.h"
 #include "log.h"
+#include "flowagg.h"
+#include "flowthread.h"
 #include "metrics.h"
 #include "opts.h"
 #include "parse.h"
@@ -90,6 +92,9 @@ enum {
 	O_LOG_FORMAT,
 	O_CNI_CONF_DIR,
 	O_CNI_PLUGIN_CONF,
+	O_FLOWS,
+	O_FLOW_LOG,
+	O_FLOW_INTERVAL,
 	O_VERSION,
 	O_HELP,
 	O_COUNT
@@ -169,6 +174,24 @@ static const struct smc_opt opt_defs[O_COUNT] = {
 	  .help = "the entry to chain; @FILE: a JSON object or a conflist holding one",
 	  .def = "as sockmesh cni-install: the image's example, else {\"type\": \"" SMC_CNI_PLUGIN
 		 "\"}" },
+	{ .id = O_FLOWS,
+	  .name = "flows",
+	  .help = "follow flow events: per-scope connection, duration and byte series on /metrics\n"
+		  "(the instance's one flow consumer: `sockmesh flows` is refused meanwhile)",
+	  .def = "off" },
+	{ .id = O_FLOW_LOG,
+	  .name = "flow-log",
+	  .arg = "FILE",
+	  .type = SMC_OPT_STRING,
+	  .help = "with --flows: append every flow record to FILE as a JSON line\n"
+		  "(as `sockmesh flows -j`; SIGHUP reopens it after a rotation)",
+	  .def = "off" },
+	{ .id = O_FLOW_INTERVAL,
+	  .name = "flow-interval",
+	  .arg = "SECONDS",
+	  .type = SMC_OPT_STRING,
+	  .help = "with --flows: a record of each open connection every SECONDS (1-86400)",
+	  .def = "10" },
 	/* plain flags, not SMC_OPT_HELP: a bad word anywhere still exits 2 */
 	{ .id = O_VERSION,
 	  .name = "version",
@@ -185,7 +208,8 @@ static void usage(FILE *f, const struct smc_opts *opts)
 		   "Options:\n");
 	smc_opts_help(f, opts, 2, 32);
 	fprintf(f, "Exit: 0 stopped by SIGTERM/SIGINT, 1 failed, 2 bad usage.\n"
-		   "SIGHUP runs garbage collection (and the CNI check) at once.\n");
+		   "SIGHUP runs garbage collection (and the CNI check) at once, and reopens\n"
+		   "the flow log.\n");
 }
 
 static int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -222,6 +246,11 @@ struct daemon {
 	const char *cni_conf_dir; /* NULL: no CNI watcher */
 	const char *cni_plugin_conf; /* NULL: the default entry */
 	struct sd_cniwatch cni; /* cni.fd < 0: off */
+	bool flows; /* --flows */
+	const char *flow_log; /* --flow-log, or NULL */
+	unsigned int flow_interval;
+	struct sd_flowagg *flowagg; /* --flows: read by the HTTP thread */
+	struct sd_flowthread *flowthread;
 	int state_fd;
 	double start_time;
 	char start_time_str[40];
@@ -828,6 +857,7 @@ static enum MHD_Result http_handler(void *cls, struct MHD_Connection *c, const c
 			.gc_errors = __atomic_load_n(&d->gc_errors, __ATOMIC_RELAXED),
 			.cni_watch = d->cni.fd >= 0,
 			.cni_rechains = sd_cniwatch_rechains(&d->cni),
+			.flows = d->flowagg,
 		};
 		size_t len = 0;
 		char *body = sd_metrics_render(&ctx, &len);
@@ -1050,6 +1080,25 @@ static int parse_args(int argc, char **argv, struct daemon *d)
 				SMC_CNI_PLUGIN);
 		d->cni.entry = e;
 	}
+	d->flows = set[O_FLOWS];
+	d->flow_interval = 10;
+	if (set[O_FLOW_LOG]) {
+		if (!d->flows)
+			return usage_err("--flow-log: '%s' needs --flows", val[O_FLOW_LOG]);
+		d->flow_log = val[O_FLOW_LOG];
+		if (d->flow_log[0] != '/' || strlen(d->flow_log) >= PATH_MAX)
+			return usage_err("--flow-log: '%s' must be an absolute path", d->flow_log);
+	}
+	if (set[O_FLOW_INTERVAL]) {
+		if (!d->flows)
+			return usage_err("--flow-interval: '%s' needs --flows",
+					 val[O_FLOW_INTERVAL]);
+		if (smc_parse_u32("--flow-interval", val[O_FLOW_INTERVAL], 86400, &v) || v == 0)
+			return usage_err(
+				"--flow-interval: '%s' is not a number of seconds (1-86400)",
+				val[O_FLOW_INTERVAL]);
+		d->flow_interval = v;
+	}
 	if (parse_listen(d, set[O_LISTEN] ? val[O_LISTEN] : NULL,
 			 set[O_LISTEN_HOST] ? val[O_LISTEN_HOST] : NULL,
 			 set[O_LISTEN_PORT] ? val[O_LISTEN_PORT] : NULL))
@@ -1162,6 +1211,18 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (d.flows) {
+		struct sd_flowthread_opts fo = { .pin_dir = d.pin_dir,
+						 .log_path = d.flow_log,
+						 .interval_s = d.flow_interval };
+
+		d.flowagg = sd_flowagg_new();
+		fo.agg = d.flowagg;
+		if (!d.flowagg || sd_flowthread_start(&fo, &d.flowthread)) {
+			rc = EXIT_FAIL;
+			goto out;
+		}
+	}
 	if (http_start(&d) || state_write(&d)) {
 		rc = EXIT_FAIL;
 		goto out;
@@ -1177,6 +1238,9 @@ int main(int argc, char **argv)
 		sd_f_bool(f, "cleanup_on_exit", d.cleanup_on_exit);
 		if (d.cni_conf_dir)
 			sd_f_str(f, "cni_conf_dir", d.cni_conf_dir);
+		sd_f_bool(f, "flows", d.flows);
+		if (d.flow_log)
+			sd_f_str(f, "flow_log", d.flow_log);
 		sd_f_str(f, "version", SOCKMESH_VERSION);
 		sd_log(SD_INFO, f, "sockmeshd started");
 	}
@@ -1212,6 +1276,7 @@ int main(int argc, char **argv)
 				continue;
 			if (si.ssi_signo == SIGHUP) {
 				sd_log(SD_INFO, NULL, "SIGHUP: garbage collection now");
+				sd_flowthread_reopen(d.flowthread);
 				gc_now = true;
 				continue;
 			}
@@ -1224,8 +1289,13 @@ int main(int argc, char **argv)
 	}
 
 out:
+	/* the flows thread first (its programs out of the data path), then
+	 * the HTTP thread, which reads its series
+	 */
+	sd_flowthread_stop(d.flowthread);
 	if (d.httpd)
 		MHD_stop_daemon(d.httpd);
+	sd_flowagg_free(d.flowagg);
 	/* after the HTTP thread (it reads d.cni); the configuration stays as
 	 * it is: `sockmesh uninstall` unchains once the daemon has stopped
 	 */

@@ -103,5 +103,60 @@ SM_HIDDEN int sm_rules_write(struct sockmesh *sm, __u32 rules_id, const struct s
 SM_HIDDEN void sm_lock_path(const char *pin_dir, char *path, size_t len);
 SM_HIDDEN int sm_lock(const char *pin_dir);
 SM_HIDDEN void sm_unlock(int fd);
+/* hook.c: a consumer's programs in the data path's tail-call hooks (the
+ * tap, flow events)
+ */
+struct sm_hook_kind {
+	const char *what; /* "tap", "flows": messages */
+	const char *since; /* the first release with these hooks */
+	const char *busy; /* "a tap is already running" */
+	const char *msg_array; /* the data path's program arrays' names */
+	const char *sockops_array;
+	int word_map; /* MAP_data_*: the word that turns the calls on */
+};
+
+struct sm_hook {
+	const struct sm_hook_kind *kind;
+	int msg_calls; /* fds of the data path's arrays (by id) */
+	int sockops_calls;
+	bool in; /* our programs are in them */
+};
+
+SM_HIDDEN extern const struct sm_hook_kind sm_tap_hook; /* tap.c */
+SM_HIDDEN int sm_ring_size(__u64 asked, __u64 dflt, __u64 *out);
+SM_HIDDEN int sm_prog_array_of(int prog_fd, const char *name, __u32 *map_id);
+SM_HIDDEN __u32 sm_map_holder(__u32 map_id);
+SM_HIDDEN int sm_hook_find(struct sockmesh *sm, struct sm_hook *h, const struct sm_hook_kind *k);
+/* Our programs in, unless another consumer's are there (-EBUSY naming its pid). */
+SM_HIDDEN int sm_hook_fill(struct sockmesh *sm, struct sm_hook *h,
+			   const int msg_progs[SM_TAP_PATHS], int sockops_prog);
+SM_HIDDEN void sm_hook_release(struct sockmesh *sm, struct sm_hook *h);
+SM_HIDDEN int sm_hook_running(struct sockmesh *sm, const struct sm_hook_kind *k, __u32 *pid);
+/* An extension's skeleton, opened and prepared (its maps reused). */
+struct sm_hook_progs {
+	struct bpf_object_skeleton *skel;
+	struct bpf_map *ring;
+	ring_buffer_sample_fn sample;
+	void *ctx;
+	struct bpf_program *msg[SM_TAP_PATHS]; /* by enum sm_tap_path */
+	struct bpf_program *sockops;
+};
+/* Find the hooks, load the skeleton, map its ring into *rb, put the
+ * programs in (sm_hook_fill).
+ */
+SM_HIDDEN int sm_hook_attach(struct sockmesh *sm, struct sm_hook *h, const struct sm_hook_kind *k,
+			     const struct sm_hook_progs *p, struct ring_buffer **rb);
+/* Wait up to timeout_ms and hand out what the ring holds: 0, *stop (the
+ * callback's non-zero return), or a negative errno.
+ */
+SM_HIDDEN int sm_ring_poll(struct ring_buffer *rb, int timeout_ms, const int *stop);
+/* An extension's options (o: sz bytes, copied from the caller's usz) and
+ * its scope's stats slot (SM_TAP_ANY_SCOPE without one).
+ */
+SM_HIDDEN int sm_ext_opts(const char *what, void *o, size_t sz, const void *uopts, size_t usz,
+			  struct sockmesh *sm, const struct sockmesh_scope *scope,
+			  __u32 *scope_idx);
+/* flows.c: SM_FLOW_H_* the running kernel allows */
+SM_HIDDEN __u32 sm_flow_helpers(void);
 
 #endif
