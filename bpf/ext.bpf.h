@@ -3,8 +3,8 @@
  * What the data path's extensions (the tap, bpf/tap.bpf.c, and flow
  * events, bpf/flows.bpf.c) share: the instance's maps they reuse by fd
  * (user space hands them the pinned ones; the sizes are those maps': its
- * per-socket state in hooks.bpf.h, its pair entries here), and a
- * connection's endpoints as they show them.
+ * per-socket state in hooks.bpf.h, its pair entries and fast-path
+ * directions here), and a connection's endpoints as they show them.
  */
 #ifndef SOCKMESH_EXT_BPF_H
 #define SOCKMESH_EXT_BPF_H
@@ -20,6 +20,40 @@ struct {
 	__type(key, struct sm_tuple);
 	__type(value, struct sm_pair);
 } pair_map SEC(".maps");
+
+/* The instance's fast-path directions: which fast-path sends were egress
+ * redirects.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1);
+	__type(key, __u64);
+	__type(value, struct sm_fwd);
+} fwd_map SEC(".maps");
+
+/* The pair entry of a spliced socket (NULL if gone). */
+static __always_inline struct sm_pair *sm_pair_of(const struct sm_sk_state *st)
+{
+	return bpf_map_lookup_elem(&pair_map, st->side & 1 ? &st->peer : &st->self);
+}
+
+/* Did this send of a fast-path socket go out of the sidecar's upstream
+ * socket (egress redirect), not into another spliced socket? A send that
+ * socket cannot take whole (a non-blocking app, its buffer full) is cut
+ * short and offered again: sk_msg sees those bytes twice and cannot tell
+ * how many went, so nothing here counts such sends.
+ */
+static __always_inline int sm_fast_egress(const struct sm_sk_state *st)
+{
+	struct sm_pair *pair = sm_pair_of(st);
+	struct sm_fwd *fwd;
+
+	if (!pair)
+		return 1; /* cannot tell: do not count it */
+	fwd = bpf_map_lookup_elem(&fwd_map, &pair->cookie[(st->side & 1) ^ 1]);
+	return !fwd || !(fwd->flags & SM_FWD_TO_SPLICE);
+}
 
 #ifndef AF_INET
 #define AF_INET 2

@@ -241,7 +241,7 @@ static __always_inline void flow_msg(struct sk_msg_md *msg, __u32 path)
 	st = bpf_sk_storage_get(&sk_state_map, sk, NULL, 0);
 	if (!st)
 		return;
-	pair = bpf_map_lookup_elem(&pair_map, (st->side & 1) ? &st->peer : &st->self);
+	pair = sm_pair_of(st);
 	/* a proxy's leg to an app in its own pod is not a connection of its own */
 	if (!pair || (pair->flags & SM_PAIR_LOCAL_LEG))
 		return;
@@ -251,6 +251,11 @@ static __always_inline void flow_msg(struct sk_msg_md *msg, __u32 path)
 	if (!f)
 		return;
 	dir = st->side & 1;
+	if (path == SM_TAP_PATH_FAST && sm_fast_egress(st)) {
+		/* out of the sidecar's upstream socket: not countable here */
+		f->flags |= dir ? SM_FLOW_F_UNCOUNTED1 : SM_FLOW_F_UNCOUNTED0;
+		return;
+	}
 	/* one writer per counter: each socket's sends hold its lock */
 	f->bytes[dir][path] += msg->size;
 	if (dir == fside && !(f->flags & SM_FLOW_F_PID_SET)) {

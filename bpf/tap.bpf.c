@@ -26,17 +26,6 @@ const volatile __u32 tap_snaplen; /* payload bytes kept of each send; 0: all */
 __u64 lost_recs; /* records the ring could not take */
 __u64 lost_bytes; /* payload bytes in them, and past SM_TAP_MSG_CHUNKS */
 
-/* The instance's fast-path directions (reused from its pin): which
- * fast-path sends were egress redirects.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 1);
-	__type(key, __u64);
-	__type(value, struct sm_fwd);
-} fwd_map SEC(".maps");
-
 /* Size set before load (--ring-size). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -106,20 +95,6 @@ static __always_inline void lost(__u64 bytes)
 {
 	__sync_fetch_and_add(&lost_recs, 1);
 	__sync_fetch_and_add(&lost_bytes, bytes);
-}
-
-/* Did this send of a fast-path socket go out of the sidecar's upstream
- * socket (egress redirect), not into another spliced socket?
- */
-static __always_inline int fast_egress(struct sm_sk_state *st)
-{
-	struct sm_pair *pair = bpf_map_lookup_elem(&pair_map, st->side & 1 ? &st->peer : &st->self);
-	struct sm_fwd *fwd;
-
-	if (!pair)
-		return 1; /* cannot tell: do not count it */
-	fwd = bpf_map_lookup_elem(&fwd_map, &pair->cookie[(st->side & 1) ^ 1]);
-	return !fwd || !(fwd->flags & SM_FWD_TO_SPLICE);
 }
 
 /* A send of a spliced socket that took path: copied in records of
@@ -197,7 +172,7 @@ static __always_inline void tap_msg(struct sk_msg_md *msg, __u32 path)
 	ts = bpf_sk_storage_get(&tap_sk_map, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!ts || (ts->flags & SM_TAP_F_UNCOUNTED))
 		return;
-	if (path == SM_TAP_PATH_FAST && fast_egress(st)) {
+	if (path == SM_TAP_PATH_FAST && sm_fast_egress(st)) {
 		/* how much of it went is not known here (SM_TAP_F_UNCOUNTED) */
 		ts->flags |= SM_TAP_F_UNCOUNTED;
 		hdr.ts_ns = bpf_ktime_get_ns();

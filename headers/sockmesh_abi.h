@@ -631,6 +631,12 @@ enum sm_flow_dir {
 
 #define SM_FLOW_F_SPLICED 1u /* in the splice at open: bytes counted per send */
 #define SM_FLOW_F_PID_SET 2u /* pid is the flow socket's first sender */
+/* Client -> server (0) or back (1) went out of a sidecar's upstream socket
+ * by the kernel fast path's egress redirect: a send that socket cannot take
+ * whole is offered again, so that direction's bytes since are not known.
+ */
+#define SM_FLOW_F_UNCOUNTED0 4u
+#define SM_FLOW_F_UNCOUNTED1 8u
 
 struct sm_flow {
 	__u64 cookie; /* the flow socket's */

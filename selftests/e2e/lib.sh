@@ -82,6 +82,21 @@ assert_ge() {
 	return 1
 }
 
+# e2e_fastpath_pod FILE: a second pod, enrolled (its cgroup in FP_CG, its
+# netns in FP_POD), whose reference sidecar hands every connection to the
+# kernel (--fast-path); its servers at 10.78.0.2 (netns FP_SRV): FILE sent
+# from port 9103, a hash server on 9000
+e2e_fastpath_pod() {
+	FP_CG=$(sm_cgroup app2)
+	FP_POD=$(e2e_pod_netns pod2)
+	FP_SRV=$(sm_netns srv2)
+	e2e_pod_pair "$FP_POD" "$FP_SRV" 78
+	e2e_pyserver bulk78 - "$FP_SRV" send-server 10.78.0.2 9103 "$1"
+	e2e_pyserver hash78 - "$FP_SRV" hash-server 10.78.0.2 9000
+	e2e_sidecar_start car2 "$FP_CG" "$FP_POD" 127.0.0.1:15001 --fast-path --pin-dir "$PIN"
+	sm_cli enable --cgroup "$FP_CG"
+}
+
 # e2e_cli_bg NAME OUT ERR READY ARGS...: `sockmesh -v ARGS` in the
 # background (stdout to OUT, stderr to ERR) until ERR says READY; its pid in
 # E2E_BG_PID and $TMP/NAME.pid (and recorded for the cleanup). One a failed

@@ -261,15 +261,9 @@ bad_input_and_leftovers() {
 # which sk_msg cannot count: the tap has the bytes before the switch, then
 # one empty frame saying the rest is not in the capture; never a wrong byte.
 fast_path_transfers_reassemble() {
-	local f="$TMP/t6.pcapng" cg2 pod2 srv2 s0 s1 reply
-	cg2=$(sm_cgroup app2)
-	pod2=$(e2e_pod_netns pod2)
-	srv2=$(sm_netns srv2)
-	e2e_pod_pair "$pod2" "$srv2" 78
-	e2e_pyserver bulk78 - "$srv2" send-server 10.78.0.2 9103 "$TMP/bulk.bin"
-	e2e_pyserver hash78 - "$srv2" hash-server 10.78.0.2 9000
-	e2e_sidecar_start car2 "$cg2" "$pod2" 127.0.0.1:15001 --fast-path --pin-dir "$PIN"
-	sm_cli enable --cgroup "$cg2"
+	local f="$TMP/t6.pcapng" cg2 pod2 s0 s1 reply
+	e2e_fastpath_pod "$TMP/bulk.bin"
+	cg2=$FP_CG pod2=$FP_POD
 	s0=$(e2e_stats --cgroup "$cg2")
 	# 16 MiB each way: both connections switch long before their end, also
 	# under emulation; a ring that holds the download whole

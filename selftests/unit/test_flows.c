@@ -123,6 +123,10 @@ static void test_paths_and_unknowns(void)
 
 		ASSERT_STREQ(smc_flow_addr(&f, true, buf, sizeof(buf)), "[fd00::1]:80", "IPv6");
 	}
+	f.flags |= SM_FLOW_F_UNCOUNTED0;
+	ASSERT_STREQ(smc_flow_path(&f), "fast-path", "out of the sidecar's upstream socket");
+	ASSERT_FALSE(smc_flow_bytes(&f, 0, &b), "that direction's bytes not known");
+	ASSERT_TRUE(smc_flow_bytes(&f, 1, &b) && b == 1, "the other direction's known");
 	f.dir = SM_FLOW_POD_TO_POD;
 	ASSERT_STREQ(smc_flow_dir(&f), "pod-to-pod", "pod-to-pod");
 	f.dir = 9;

@@ -43,7 +43,8 @@ const char *smc_flow_path(const struct sm_flow *f)
 {
 	if (!(f->flags & SM_FLOW_F_SPLICED))
 		return "tcp";
-	if (f->bytes[0][SM_TAP_PATH_FAST] || f->bytes[1][SM_TAP_PATH_FAST])
+	if (f->bytes[0][SM_TAP_PATH_FAST] || f->bytes[1][SM_TAP_PATH_FAST] ||
+	    (f->flags & (SM_FLOW_F_UNCOUNTED0 | SM_FLOW_F_UNCOUNTED1)))
 		return "fast-path";
 	if (!f->bytes[0][SM_TAP_PATH_STACK] && !f->bytes[1][SM_TAP_PATH_STACK])
 		return "spliced";
@@ -58,7 +59,8 @@ bool smc_flow_bytes(const struct sm_flow *f, int dir, unsigned long long *out)
 {
 	unsigned long long n = 0;
 
-	if (!(f->flags & SM_FLOW_F_SPLICED) && f->kind != SM_FLOW_CLOSE) {
+	if ((!(f->flags & SM_FLOW_F_SPLICED) && f->kind != SM_FLOW_CLOSE) ||
+	    (f->flags & (dir & 1 ? SM_FLOW_F_UNCOUNTED1 : SM_FLOW_F_UNCOUNTED0))) {
 		*out = 0;
 		return false;
 	}

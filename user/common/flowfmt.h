@@ -27,8 +27,9 @@ const char *smc_flow_dir(const struct sm_flow *f);
  * "fallback", "fast-path", "tcp" (never spliced).
  */
 const char *smc_flow_path(const struct sm_flow *f);
-/* Bytes each way (dir 0: client -> server); false when not known yet (a
- * connection that never entered the splice, before its close).
+/* Bytes each way (dir 0: client -> server); false when not known (a
+ * connection that never entered the splice, before its close; a direction
+ * that left through the kernel fast path's egress redirect).
  */
 bool smc_flow_bytes(const struct sm_flow *f, int dir, unsigned long long *out);
 /* Seconds since it opened (at its close: its duration). */

@@ -196,7 +196,8 @@ void sockmesh_flows__free(struct sockmesh_flows *f)
 }
 
 /* The data path's maps the programs use: its per-socket state, its pair
- * entries, and the tap's program arrays (a tap runs after us).
+ * entries, its fast-path directions, and the tap's program arrays (a tap
+ * runs after us).
  */
 static int reuse(struct sockmesh_flows *f, struct sockmesh *sm)
 {
@@ -209,6 +210,8 @@ static int reuse(struct sockmesh_flows *f, struct sockmesh *sm)
 	err = bpf_map__reuse_fd(f->skel->maps.sk_state_map, sm->map_fd[MAP_sk_state_map]);
 	if (!err)
 		err = bpf_map__reuse_fd(f->skel->maps.pair_map, sm->map_fd[MAP_pair_map]);
+	if (!err)
+		err = bpf_map__reuse_fd(f->skel->maps.fwd_map, sm->map_fd[MAP_fwd_map]);
 	/* reuse_fd takes its own copies */
 	if (!err)
 		err = bpf_map__reuse_fd(f->skel->maps.tap_msg_calls, tap.msg_calls);
