@@ -168,7 +168,7 @@ static __always_inline void flow_close(struct bpf_sock_ops *skops, struct bpf_so
 	if (!f)
 		return;
 	f->end_ns = bpf_ktime_get_ns();
-	f->sk_flags = st->flags;
+	f->sk_flags |= st->flags;
 	f->srtt_us = skops->srtt_us >> 3; /* TCP keeps it times 8 */
 	f->retrans = skops->total_retrans;
 	/* What TCP counted, without the SYN's and FIN's sequence numbers:
@@ -258,6 +258,14 @@ static __always_inline void flow_msg(struct sk_msg_md *msg, __u32 path)
 	}
 	/* one writer per counter: each socket's sends hold its lock */
 	f->bytes[dir][path] += msg->size;
+	/* Why this send took TCP, as it was at the send: a sender that left
+	 * for the budget comes back once its reader caught up and its flag
+	 * goes, so its state at the close would no longer say. Either end
+	 * may send: atomic.
+	 */
+	if (path == SM_TAP_PATH_STACK && (st->flags & (SM_SK_OVER_BUDGET | SM_SK_NO_SPLICE)))
+		__sync_fetch_and_or(&f->sk_flags,
+				    st->flags & (SM_SK_OVER_BUDGET | SM_SK_NO_SPLICE));
 	if (dir == fside && !(f->flags & SM_FLOW_F_PID_SET)) {
 		f->pid = (__u32)(bpf_get_current_pid_tgid() >> 32);
 		if (flow_helpers & SM_FLOW_H_MSG_COMM)

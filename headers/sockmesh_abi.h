@@ -645,7 +645,10 @@ struct sm_flow {
 	__u64 bytes[2][SM_TAP_PATHS]; /* [0] client -> server, [1] server -> client */
 	__u32 pid; /* the flow socket's process */
 	__u32 scope_idx;
-	__u32 sk_flags; /* its enum sm_sk_flags (at close: why it left the splice) */
+	/* enum sm_sk_flags: why sends of either end took TCP (as they were at
+	 * those sends), and at close the socket's own
+	 */
+	__u32 sk_flags;
 	__u32 srtt_us; /* TCP's smoothed RTT at close */
 	__u32 retrans; /* TCP's total retransmits at close */
 	__u8 kind; /* enum sm_flow_kind */

@@ -130,8 +130,8 @@ fallback_and_tcp_paths() {
 	assert_eq "$(sha_of "$TMP/got.bulk")" "$(sha_of "$TMP/bulk.bin")" "16 MiB download the app received"
 	rec=$(jq -c --arg c "$(awk '{print $2}' "$TMP/local3")" \
 		'select(.client == $c and .event == "close") | [.path, .bytes_to_client, .bytes_by_path.tcp[1] > 0, .bytes_by_path.spliced[1] > 0]' "$f")
-	assert_match "$rec" "^\\[\"fallback(:budget)?\",$((16 * MIB)),true,true\\]$" \
-		"the fallen-back download: path, bytes, both paths counted"
+	assert_match "$rec" "^\\[\"fallback:budget\",$((16 * MIB)),true,true\\]$" \
+		"the fallen-back download: path and why, bytes, both paths counted"
 	rec=$(jq -c --arg c "$(awk '{print $2}' "$TMP/local4")" \
 		'select(.client == $c) | [.event, .scope, .path, .bytes_to_server, .bytes_to_client]' "$f" | tr '\n' ' ')
 	assert_eq "$rec" "[\"open\",\"cgroup:$other\",\"tcp\",null,null] [\"close\",\"cgroup:$other\",\"tcp\",0,$MIB] " \
