@@ -548,7 +548,7 @@ enum sm_tap_kind {
 	SM_TAP_DATA = 0, /* payload of one send (a chunk of it) */
 	SM_TAP_FIN = 1, /* the sender shut its direction down */
 	SM_TAP_RST = 2, /* the connection ended without FINs (reset, abort) */
-	SM_TAP_OPEN = 3, /* a spliced connection established while tapping */
+	SM_TAP_OPEN = 3, /* a connection established while tapping */
 	SM_TAP_LOST = 4, /* from off on, the sender's bytes are not in the tap (see below) */
 };
 
@@ -593,13 +593,31 @@ struct sm_tap_rec {
 	/* followed by caplen payload bytes */
 };
 
-/* Per socket, created by the first tapped send (or at establishment while
- * a tap runs).
+/* Flags of struct sm_tap_sk only (the record carries the low byte). A
+ * socket the tap follows from its TCP segments (SM_TAP_F_SEGMENTS: a
+ * captured connection that never entered the splice, and the sidecar's
+ * upstream socket on the kernel fast path), by the cgroup_skb programs of
+ * bpf/tap.bpf.c: each direction's offset is its TCP sequence less a base
+ * fixed once (SM_TAP_F_OUT_BASE, SM_TAP_F_IN_BASE: at establishment while
+ * tapping, else at the first segment seen).
+ */
+#define SM_TAP_F_SEGMENTS (1u << 8)
+#define SM_TAP_F_OUT_BASE (1u << 9)
+#define SM_TAP_F_IN_BASE (1u << 10)
+#define SM_TAP_F_OUT_FIN (1u << 11)
+#define SM_TAP_F_IN_FIN (1u << 12)
+#define SM_TAP_F_RST (1u << 13)
+
+/* Per socket, created by the first tapped send or segment (or at
+ * establishment while a tap runs).
  */
 struct sm_tap_sk {
-	__u64 off; /* bytes sent since */
-	__u32 flags; /* SM_TAP_F_FROM_START */
+	__u64 off; /* bytes sent since; SEGMENTS: the end of the highest sent */
+	__u32 flags; /* SM_TAP_F_* */
 	__u32 pid; /* the last sender: a new one wakes the reader (it reads /proc/PID/comm) */
+	__u64 in_off; /* SEGMENTS: the end of the highest received */
+	__u32 out_base; /* SEGMENTS: the TCP sequence of sent offset 0 */
+	__u32 in_base; /* SEGMENTS: the TCP sequence of received offset 0 */
 };
 
 /* ---- flow events (sockmesh flows) ------------------------------------------
@@ -682,7 +700,7 @@ _Static_assert(sizeof(struct sm_dns_state) == 32, "sm_dns_state layout");
 _Static_assert(sizeof(struct sm_pod_addr_key) == 20, "sm_pod_addr_key layout");
 _Static_assert(sizeof(struct sm_listener_key) == 16, "sm_listener_key layout");
 _Static_assert(sizeof(struct sm_tap_rec) == 80, "sm_tap_rec layout");
-_Static_assert(sizeof(struct sm_tap_sk) == 16, "sm_tap_sk layout");
+_Static_assert(sizeof(struct sm_tap_sk) == 32, "sm_tap_sk layout");
 _Static_assert(sizeof(struct sm_flow) == 152, "sm_flow layout");
 
 /* ---- map keys: built here, by both sides -------------------------------

@@ -6,7 +6,8 @@
 #   A: outbound, the app's socket to B's address (spliced app<->proxy)
 #   B: pod-to-pod, A's sidecar to B's (spliced across the netns)
 #   B: inbound, the outside client (TCP: TCP's own counts)
-# with the bytes the client sent and received.
+# with the bytes the client sent and received. The tap of pod B has the
+# outside client's connection whole (followed by its segments).
 #
 #   poda 10.77.0.1  <-veth->  podb 10.77.0.2 / 10.79.0.1  <-veth->  ext 10.79.0.2
 set -euo pipefail
@@ -78,5 +79,48 @@ PY
 		"each connection once at open and close in each scope it crosses, with its bytes"
 }
 
+# The tap of pod B while the outside client sends 1 MiB: its inbound
+# connection (steered to the sidecar without NAT, never spliced) is in the
+# capture by its segments, with its real endpoints, the handshake, both
+# directions whole; the sidecar's leg to the app (spliced) beside it.
+tap_inbound_outside() {
+	local f="$TMP/in.pcapng" reply s
+	command -v tshark >/dev/null || sm_die "tshark not installed (scripts/bootstrap.sh installs it)"
+	head -c 1048576 /dev/urandom >"$TMP/up.bin"
+	e2e_cli_bg tap /dev/null "$f.err" tapping tap --netns "$PODB" -w "$f"
+	reply=$(e2e_tcptool - "$EXT" client 10.79.0.1 9000 --send "$TMP/up.bin" --shut-wr)
+	sleep 0.3
+	kill -INT "$E2E_BG_PID"
+	wait "$E2E_BG_PID"
+	sm_log "    $(grep 'sockmesh tap:' "$f.err" | tail -1)"
+	assert_eq "$reply" "$(sha256sum "$TMP/up.bin" | cut -d' ' -f1) 1048576" "upload the app received"
+	assert_eq "$(tshark -r "$f" -Y 'ip.src == 10.79.0.2 && tcp.dstport == 9000 && tcp.flags.syn == 1' 2>/dev/null | wc -l)" 1 \
+		"the outside client's SYN to 10.79.0.1:9000"
+	s=$(tshark -r "$f" -Y 'ip.addr == 10.79.0.2' -T fields -e tcp.stream 2>/dev/null | sort -u)
+	assert_match "$s" "^[0-9]+$" "one inbound connection in the capture"
+	tshark -r "$f" -q -z "follow,tcp,raw,$s" 2>/dev/null | "$E2E_PY" -c '
+import sys
+out = [bytearray(), bytearray()]
+body = False
+for line in sys.stdin:
+    if line.startswith("====="):
+        body = not body if (out[0] or out[1] or body) else True
+        continue
+    if not body or not line.strip() or line.startswith(("Follow:", "Filter:", "Node ")):
+        continue
+    out[line.startswith("\t")] += bytes.fromhex(line.strip())
+open(sys.argv[1], "wb").write(out[0])
+open(sys.argv[2], "wb").write(out[1])' "$TMP/in.c2s" "$TMP/in.s2c"
+	assert_eq "$(sha256sum <"$TMP/in.c2s" | cut -d' ' -f1)" "$(sha256sum <"$TMP/up.bin" | cut -d' ' -f1)" \
+		"tshark follow: client -> server"
+	assert_eq "$(cat "$TMP/in.s2c")" "$reply" "tshark follow: server -> client"
+	assert_eq "$(tshark -r "$f" -Y "tcp.stream == $s && tcp.flags.fin == 1" 2>/dev/null | wc -l)" 2 "its FINs"
+	assert_eq "$(tshark -r "$f" -Y "tcp.stream == $s && tcp.analysis.lost_segment" 2>/dev/null | wc -l)" 0 \
+		"segments tshark finds missing"
+	assert_ge "$(tshark -r "$f" -Y "tcp.stream == $s && frame.comment contains \"netns:$PODB; tcp stack\"" 2>/dev/null | wc -l)" 1 \
+		"frames marked with the pod's scope and the TCP stack"
+}
+
 e2e_subtest "pod to pod and from outside: outbound, pod-to-pod and inbound records" pods_and_outside
+e2e_subtest "tap: an outside client's inbound connection (steered, never spliced) is whole" tap_inbound_outside
 e2e_finish

@@ -7,9 +7,10 @@
 # every frame's payload sits at its sequence offset in the file that was
 # sent; comments name the sender's pid and command and the scope; a tiny
 # ring loses records without ever showing a wrong byte; bad input, two taps
-# and a tap killed -9 leave nothing behind; the kernel fast path's
-# upstream -> app direction is whole, its app -> upstream direction marked
-# as not captured. Replay: a tapped HTTP request sent again to a second
+# and a tap killed -9 leave nothing behind; a connection captured but never
+# spliced is whole with its original destination; the kernel fast path's
+# upstream -> app direction is whole, its app -> upstream direction in the
+# sidecar's upstream connection. Replay: a tapped HTTP request sent again to a second
 # nginx arrives there the same.
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -74,14 +75,14 @@ for line in sys.stdin:
 sys.stdout.buffer.write(out)' "$3" >"$4"
 }
 
-# frames_at_offsets FILE SENT DIR PORT: every payload tshark shows in
-# direction DIR (0: client -> server) of the connections to server port
-# PORT is the sent file's bytes at its relative sequence number; prints
-# "frames bytes" checked
+# frames_at_offsets FILE SENT DIR PORT [FILTER]: every payload tshark shows
+# in direction DIR (0: client -> server) of the connections to server port
+# PORT (and FILTER) is the sent file's bytes at its relative sequence
+# number; prints "frames bytes" checked
 frames_at_offsets() {
-	local file=$1 sent=$2 dir=$3 port=$4
+	local file=$1 sent=$2 dir=$3 port=$4 extra=${5:-frame}
 	tshark -r "$file" -o tcp.relative_sequence_numbers:TRUE -o tcp.analyze_sequence_numbers:TRUE \
-		-Y "tcp.len > 0 && tcp.port == $port" -T fields -e tcp.stream -e tcp.srcport -e tcp.dstport -e tcp.seq -e tcp.payload |
+		-Y "tcp.len > 0 && tcp.port == $port && ($extra)" -T fields -e tcp.stream -e tcp.srcport -e tcp.dstport -e tcp.seq -e tcp.payload |
 		"$E2E_PY" -c '
 import sys
 sent = open(sys.argv[1], "rb").read()
@@ -168,6 +169,50 @@ ipv6_download_reassembles() {
 	assert_eq "$(sha_of "$TMP/f.down6")" "$(sha_of "$TMP/down.bin")" "tshark follow: the IPv6 download"
 }
 
+# Captured but never spliced (the policy turned splice off): the app's
+# connection to its proxy is plain TCP on loopback, where tcpdump shows
+# 127.0.0.1:15001; the tap follows the app's socket by its segments and
+# shows the original destination, the handshake, the bytes and the FINs.
+plain_capture_reassembles() {
+	local f="$TMP/t7.pcapng" s0 s1 reply c
+	sm_cli enable --cgroup "$CG" --no-splice
+	s0=$(e2e_stats --cgroup "$CG")
+	tap_start "$f" --cgroup "$CG"
+	e2e_tcptool "$CG" "$POD" client "$E2E_SRV4A" 9101 --out "$TMP/got.pdown"
+	reply=$(e2e_tcptool "$CG" "$POD" client "$E2E_SRV4A" 9000 --send "$TMP/up.bin" --shut-wr)
+	e2e_tcptool "$CG" "$POD" client "$E2E_SRV6" 9102 --out "$TMP/got.pdown6"
+	tap_stop "$f"
+	s1=$(e2e_stats --cgroup "$CG")
+	sm_cli enable --cgroup "$CG"
+	assert_eq "$(sha_of "$TMP/got.pdown")" "$(sha_of "$TMP/down.bin")" "download the app received"
+	assert_eq "$reply" "$(sha_of "$TMP/up.bin") $MIB" "upload the server received"
+	assert_eq "$(sha_of "$TMP/got.pdown6")" "$(sha_of "$TMP/down.bin")" "IPv6 download the app received"
+	assert_eq "$(($(e2e_counter "$s1" captured) - $(e2e_counter "$s0" captured)))" 3 "connections captured"
+	assert_eq "$(($(e2e_counter "$s1" splice_sockets) - $(e2e_counter "$s0" splice_sockets)))" 0 "sockets spliced"
+	assert_eq "$(tshark -r "$f" -T fields -e tcp.stream | sort -u | wc -l)" 3 "TCP streams in the file"
+	assert_eq "$(tshark -r "$f" -Y 'tcp.port == 15001' | wc -l)" 0 "frames to or from the proxy's 15001"
+	assert_eq "$(tshark -r "$f" -Y "ip.dst == $E2E_SRV4A && tcp.dstport == 9101 && tcp.flags.syn == 1" | wc -l)" 1 \
+		"SYN to the original destination $E2E_SRV4A:9101"
+	follow "$f" 0 1 "$TMP/f.pdown"
+	follow "$f" 1 0 "$TMP/f.pup"
+	follow "$f" 2 1 "$TMP/f.pdown6"
+	assert_eq "$(sha_of "$TMP/f.pdown")" "$(sha_of "$TMP/down.bin")" "tshark follow: the download, server -> client"
+	assert_eq "$(sha_of "$TMP/f.pup")" "$(sha_of "$TMP/up.bin")" "tshark follow: the upload, client -> server"
+	assert_eq "$(sha_of "$TMP/f.pdown6")" "$(sha_of "$TMP/down.bin")" "tshark follow: the IPv6 download"
+	assert_match "$(frames_at_offsets "$f" "$TMP/down.bin" 1 9101)" "^[0-9]+ $MIB$" "download frames at their offsets"
+	assert_match "$(frames_at_offsets "$f" "$TMP/up.bin" 0 9000)" "^[0-9]+ $MIB$" "upload frames at their offsets"
+	assert_eq "$(tshark -r "$f" -Y 'tcp.analysis.lost_segment' | wc -l)" 0 "segments tshark finds missing"
+	assert_eq "$(tshark -r "$f" -Y 'tcp.flags.fin == 1' | wc -l)" 6 "FINs (two each connection)"
+	assert_eq "$(tshark -r "$f" -Y 'frame.comment contains "spliced"' | wc -l)" 0 "frames marked spliced"
+	c=$(tshark -r "$f" -Y "tcp.dstport == 9000 && tcp.len > 0" -T fields -e frame.comment | sed -n 1p)
+	if [ "$(printf '%s\n' 6.2 "$(uname -r)" | sort -V | head -1)" = 6.2 ]; then
+		# the app's connect names it where sockops may ask (6.2 and later)
+		assert_match "$c" "^pid [0-9]+ \\(python3\\) scope cgroup:$CG; tcp stack$" "an upload frame's comment"
+	else
+		assert_match "$c" "^pid \\? scope cgroup:$CG; tcp stack$" "an upload frame's comment (6.1: no pid)"
+	fi
+}
+
 tiny_ring_loses_but_never_lies() {
 	local f="$TMP/t4.pcapng" lost
 	tap_start "$f" --cgroup "$CG" --port 9103 --ring-size 16K
@@ -236,6 +281,7 @@ bad_input_and_leftovers() {
 	assert_match "$(sm_cli status)" "tap: running \\(pid $TAP_PID\\)" "status while tapping"
 	assert_eq "$(bpftool map dump pinned "$PIN/map_data_tap" -j | jq '.[0].formatted.value[".data.tap"][0].sm_tap_on')" 1 \
 		"the data path's tap word while tapping"
+	assert_eq "$(bpftool cgroup show "$CG" | grep -c 'tap_skb_')" 2 "the tap's segment programs on the attach cgroup"
 
 	# killed -9: its links go with it; the next send turns the hooks' check off
 	kill -9 "$TAP_PID"
@@ -243,6 +289,7 @@ bad_input_and_leftovers() {
 	e2e_tcptool "$CG" "$POD" client "$E2E_SRV4A" 9101 --out "$TMP/got.after"
 	assert_eq "$(sha_of "$TMP/got.after")" "$(sha_of "$TMP/down.bin")" "download after the tap was killed"
 	assert_match "$(sm_cli status)" "tap: none" "status after kill -9"
+	assert_eq "$(bpftool cgroup show "$CG" | grep -c 'tap_skb_' || true)" 0 "the tap's segment programs after kill -9"
 	assert_eq "$(bpftool map dump pinned "$PIN/map_data_tap" -j | jq '.[0].formatted.value[".data.tap"][0].sm_tap_on')" 0 \
 		"the data path's tap word (sm_tap_on) after one more send"
 	# and a new tap works again
@@ -258,8 +305,10 @@ bad_input_and_leftovers() {
 # sidecar's downstream socket's egress, whose sk_msg (run by a kernel
 # worker) puts it into the app's queue: whole in the tap. app -> upstream
 # goes out of the upstream socket from the app's sendmsg (egress redirect),
-# which sk_msg cannot count: the tap has the bytes before the switch, then
-# one empty frame saying the rest is not in the capture; never a wrong byte.
+# which sk_msg cannot count: the app's connection has the bytes before the
+# switch and one empty frame saying where the rest is: in the sidecar's
+# upstream connection, which the tap follows by its segments from the
+# switch on. Never a wrong byte.
 fast_path_transfers_reassemble() {
 	local f="$TMP/t6.pcapng" cg2 pod2 s0 s1 reply
 	e2e_fastpath_pod "$TMP/bulk.bin"
@@ -278,15 +327,32 @@ fast_path_transfers_reassemble() {
 	# under emulation one may end before it does (then it is all spliced)
 	assert_ge "$(($(e2e_counter "$s1" fastpath_conns) - $(e2e_counter "$s0" fastpath_conns)))" 1 \
 		"connections handed to the kernel"
-	follow "$f" 0 1 "$TMP/f.fpdown"
+	local app="ip.src != 10.78.0.1 && ip.dst != 10.78.0.1" leg="ip.addr == 10.78.0.1" s_app s_leg
+	s_app=$(tshark -r "$f" -Y "$app && tcp.port == 9103" -T fields -e tcp.stream | sed -n 1p)
+	follow "$f" "$s_app" 1 "$TMP/f.fpdown"
 	assert_eq "$(sha_of "$TMP/f.fpdown")" "$(sha_of "$TMP/bulk.bin")" "tshark follow: the fast-path download"
-	assert_match "$(frames_at_offsets "$f" "$TMP/bulk.bin" 0 9000)" "^[0-9]+ [0-9]+$" \
+	assert_match "$(frames_at_offsets "$f" "$TMP/bulk.bin" 0 9000 "$app")" "^[0-9]+ [0-9]+$" \
 		"every upload frame's bytes are the sent bytes at its offset"
-	if [ "$(tshark -r "$f" -Y 'frame.comment contains "not in this capture"' | wc -l)" -ge 1 ]; then
-		sm_log "    the upload went to the fast path's egress: one frame marks where it leaves the capture"
+	s_app=$(tshark -r "$f" -Y "$app && tcp.port == 9000" -T fields -e tcp.stream | sed -n 1p)
+	if [ "$(tshark -r "$f" -Y 'frame.comment contains "fast path: they are in this capture"' | wc -l)" -ge 1 ]; then
+		# the rest of the upload: in the sidecar's upstream connection, from
+		# the switch on (its first bytes are at its first captured offset)
+		s_leg=$(tshark -r "$f" -Y "$leg && tcp.port == 9000 && tcp.len > 0" -T fields -e tcp.stream | sed -n 1p)
+		assert_match "$s_leg" "^[0-9]+$" "the sidecar's upstream connection to :9000 is in the capture"
+		follow "$f" "$s_app" 0 "$TMP/f.fpup.app"
+		follow "$f" "$s_leg" 0 "$TMP/f.fpup.leg"
+		assert_eq "$("$E2E_PY" -c '
+import sys
+sent, app, leg = (open(p, "rb").read() for p in sys.argv[1:4])
+ok = sent.startswith(app) and sent.endswith(leg) and len(app) + len(leg) >= len(sent)
+print("whole" if ok else "app %d leg %d of %d" % (len(app), len(leg), len(sent)))' \
+			"$TMP/bulk.bin" "$TMP/f.fpup.app" "$TMP/f.fpup.leg")" whole \
+			"the upload: the app's connection up to the switch, the upstream connection from it"
+		assert_ge "$(tshark -r "$f" -Y "$leg && tcp.len > 0 && frame.comment contains \"fast path\"" | wc -l)" 1 \
+			"upstream connection frames marked fast path"
 	else
 		# not switched before its end: every byte of it spliced, all in the tap
-		follow "$f" 1 0 "$TMP/f.fpup"
+		follow "$f" "$s_app" 0 "$TMP/f.fpup"
 		assert_eq "$(sha_of "$TMP/f.fpup")" "$(sha_of "$TMP/bulk.bin")" \
 			"tshark follow: the upload (its connection was not switched)"
 	fi
@@ -313,9 +379,10 @@ replay_reaches_a_shadow_server() {
 e2e_subtest "spliced 1 MiB download and upload: tshark follow gives the bytes sent" spliced_download_and_upload_reassemble
 e2e_subtest "a download that fell back to the TCP stack (splice budget) is whole in the tap" fallen_back_download_reassembles
 e2e_subtest "IPv6: the tap shows the original [v6] destination and the bytes" ipv6_download_reassembles
+e2e_subtest "captured, never spliced (--no-splice): the original destination and the bytes, v4 and v6" plain_capture_reassembles
 e2e_subtest "a 16 KiB ring overflows: lost records counted, gaps flagged, no wrong byte" tiny_ring_loses_but_never_lies
 e2e_subtest "-w - streams to tshark while the tap runs" streams_live_to_tshark
 e2e_subtest "bad input, two taps, a tap killed -9: clear errors, nothing left" bad_input_and_leftovers
-e2e_subtest "kernel fast path: upstream -> app whole, app -> upstream marked as not captured, no wrong byte" fast_path_transfers_reassemble
+e2e_subtest "kernel fast path: upstream -> app whole, app -> upstream in the sidecar's upstream connection, no wrong byte" fast_path_transfers_reassemble
 e2e_subtest "replay: a tapped HTTP request reaches a shadow nginx the same" replay_reaches_a_shadow_server
 e2e_finish

@@ -35,8 +35,25 @@
 #define TCP_PSH 0x08
 #define TCP_ACK 0x10
 
+/* A record held back: it came before bytes of its direction that come
+ * before it (a socket's segments seen on two CPUs at once), or after a
+ * record the ring lost. Written in order once the gap fills, or with the
+ * gap after TAP_REORDER_NS.
+ */
+struct pend {
+	struct pend *next;
+	__u64 at_ns;
+	struct sm_tap_rec r;
+	__u8 data[];
+};
+
+#define TAP_REORDER_NS 250000000ULL
+#define TAP_REORDER_MAX (8u << 20) /* payload bytes held per direction */
+
 struct conn {
 	struct conn *next;
+	struct pend *pend[2]; /* by offset */
+	size_t pend_bytes[2];
 	__u32 family;
 	__u8 client[16], server[16];
 	__u16 client_port, server_port;
@@ -64,6 +81,7 @@ struct tap_state {
 	size_t nifs;
 	__u64 mono_to_real; /* add to CLOCK_MONOTONIC ns for the epoch */
 	__u64 frames, data_records, conns_seen;
+	size_t npend; /* records held, all connections */
 	int err;
 };
 
@@ -144,8 +162,21 @@ static struct conn *conn_get(struct tap_state *s, const struct sm_tap_rec *r, bo
 	return c;
 }
 
+static void pend_free(struct tap_state *s, struct conn *c)
+{
+	for (int d = 0; d < 2; d++)
+		while (c->pend[d]) {
+			struct pend *p = c->pend[d];
+
+			c->pend[d] = p->next;
+			free(p);
+			s->npend--;
+		}
+}
+
 static void conn_drop(struct tap_state *s, struct conn *c)
 {
+	pend_free(s, c);
 	struct sm_tap_rec k = { .family = c->family,
 				.client_port = c->client_port,
 				.server_port = c->server_port };
@@ -234,23 +265,16 @@ static const char *path_name(__u8 p)
 					 "tcp stack";
 }
 
-static int on_rec(const struct sm_tap_rec *r, const void *data, void *ctx)
+static int write_rec(struct tap_state *s, struct conn *c, const struct sm_tap_rec *r,
+		     const void *data)
 {
-	struct tap_state *s = ctx;
 	const struct tap_args *a = s->args;
 	__u64 ts = r->ts_ns + s->mono_to_real, gap = 0;
 	char comment[1024];
 	const char *label = "";
 	int dir = r->dir & 1, if_id, err = 0;
-	struct conn *c;
 	__u32 pid = (__u32)(r->pid_tgid >> 32);
 
-	if (r->kind > SM_TAP_LOST)
-		return 0;
-	/* a reset ends a connection once, whichever end reports it first */
-	c = conn_get(s, r, r->kind != SM_TAP_RST);
-	if (!c)
-		return r->kind == SM_TAP_RST ? 0 : -ENOMEM;
 	if (a->pid && r->kind == SM_TAP_DATA && pid == a->pid)
 		c->pid_match = true;
 	if (a->pid && !c->pid_match) {
@@ -283,14 +307,23 @@ static int on_rec(const struct sm_tap_rec *r, const void *data, void *ctx)
 		gap = r->off - c->next_off[dir];
 	switch (r->kind) {
 	case SM_TAP_OPEN:
+		/* a socket followed by its segments: the connecting process */
+		if (pid && pid != c->pid[dir]) {
+			c->pid[dir] = pid;
+			smc_proc_comm(pid, c->comm[dir], sizeof(c->comm[dir]));
+		}
 		return 0;
 	case SM_TAP_DATA:
 		if (pid != c->pid[dir]) {
 			c->pid[dir] = pid;
 			smc_proc_comm(pid, c->comm[dir], sizeof(c->comm[dir]));
 		}
-		snprintf(comment, sizeof(comment), "pid %u (%s) %s; %s", pid,
-			 c->comm[dir][0] ? c->comm[dir] : "?", label, path_name(r->path));
+		if (pid)
+			snprintf(comment, sizeof(comment), "pid %u (%s) %s; %s", pid,
+				 c->comm[dir][0] ? c->comm[dir] : "?", label, path_name(r->path));
+		else /* a segment's sender (not known in softirq) */
+			snprintf(comment, sizeof(comment), "pid ? %s; %s", label,
+				 path_name(r->path));
 		if (gap) {
 			size_t l = strlen(comment);
 
@@ -319,11 +352,11 @@ static int on_rec(const struct sm_tap_rec *r, const void *data, void *ctx)
 		return err;
 	case SM_TAP_LOST:
 		/* an empty segment at the point where this direction stops */
-		snprintf(
-			comment, sizeof(comment),
-			"%s; from here on the %s's bytes went out of the sidecar's upstream socket "
-			"on the kernel fast path and are not in this capture",
-			label, dir ? "server" : "client");
+		snprintf(comment, sizeof(comment),
+			 "%s; from here on the %s's bytes go out of the sidecar's upstream socket "
+			 "on the kernel fast path: they are in this capture as that socket's "
+			 "connection (fast path), not here",
+			 label, dir ? "server" : "client");
 		return frame(s, (unsigned)if_id, ts, c, dir, TCP_ACK, r->off, NULL, 0, 0, comment);
 	case SM_TAP_RST:
 		snprintf(comment, sizeof(comment), "%s; the connection was reset or aborted",
@@ -334,6 +367,112 @@ static int on_rec(const struct sm_tap_rec *r, const void *data, void *ctx)
 		return err;
 	}
 	return 0;
+}
+
+/* A payload record in its place: what was written already (a
+ * retransmission, or a segment another CPU overtook whose gap was written
+ * meanwhile) is cut off.
+ */
+static int write_data(struct tap_state *s, struct conn *c, const struct sm_tap_rec *r,
+		      const __u8 *data)
+{
+	int dir = r->dir & 1;
+	struct sm_tap_rec t;
+	__u64 k;
+
+	if (!c->seen[dir] || r->off >= c->next_off[dir])
+		return write_rec(s, c, r, data);
+	k = c->next_off[dir] - r->off;
+	if (k >= r->len)
+		return 0;
+	t = *r;
+	t.off += k;
+	t.len -= (__u32)k;
+	t.caplen = t.caplen > k ? t.caplen - (__u32)k : 0;
+	return write_rec(s, c, &t, data + (r->caplen - t.caplen));
+}
+
+/* Write what direction dir of c holds that is in order now (or all of
+ * it, force; or up to the first record younger than TAP_REORDER_NS, when
+ * now is set: the gap before it is then a loss).
+ */
+static int flush_dir(struct tap_state *s, struct conn *c, int dir, bool force, __u64 now)
+{
+	struct pend *p;
+	int err;
+
+	while ((p = c->pend[dir])) {
+		if (!force && p->r.off > c->next_off[dir] &&
+		    (!now || p->at_ns + TAP_REORDER_NS > now))
+			break;
+		c->pend[dir] = p->next;
+		c->pend_bytes[dir] -= p->r.caplen;
+		s->npend--;
+		err = write_data(s, c, &p->r, p->data);
+		free(p);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int hold(struct tap_state *s, struct conn *c, int dir, const struct sm_tap_rec *r,
+		const void *data)
+{
+	struct pend *p = malloc(sizeof(*p) + r->caplen), **pp;
+
+	if (!p)
+		return -ENOMEM;
+	p->at_ns = cli_mono_ns();
+	p->r = *r;
+	memcpy(p->data, data, r->caplen);
+	for (pp = &c->pend[dir]; *pp && (*pp)->r.off <= r->off; pp = &(*pp)->next)
+		;
+	p->next = *pp;
+	*pp = p;
+	c->pend_bytes[dir] += r->caplen;
+	s->npend++;
+	/* never hold without bound: a gap that lasts is a loss */
+	return c->pend_bytes[dir] > TAP_REORDER_MAX ? flush_dir(s, c, dir, true, 0) : 0;
+}
+
+static int on_rec(const struct sm_tap_rec *r, const void *data, void *ctx)
+{
+	struct tap_state *s = ctx;
+	int dir = r->dir & 1, err;
+	struct conn *c;
+
+	if (r->kind > SM_TAP_LOST)
+		return 0;
+	/* a reset ends a connection once, whichever end reports it first */
+	c = conn_get(s, r, r->kind != SM_TAP_RST);
+	if (!c)
+		return r->kind == SM_TAP_RST ? 0 : -ENOMEM;
+	if (r->kind == SM_TAP_DATA) {
+		if (c->seen[dir] && r->off > c->next_off[dir])
+			return hold(s, c, dir, r, data);
+		err = write_data(s, c, r, data);
+		return err ? err : flush_dir(s, c, dir, false, 0);
+	}
+	/* its end (or a mark): what is held first */
+	err = flush_dir(s, c, 0, true, 0);
+	if (!err)
+		err = flush_dir(s, c, 1, true, 0);
+	return err ? err : write_rec(s, c, r, data);
+}
+
+/* Records held past TAP_REORDER_NS (all: force). */
+static int flush_held(struct tap_state *s, bool force)
+{
+	__u64 now = cli_mono_ns();
+	int err = 0;
+
+	for (size_t i = 0; i < s->nbuckets && s->npend && !err; i++)
+		for (struct conn *c = s->tab[i]; c && !err; c = c->next)
+			for (int d = 0; d < 2 && !err; d++)
+				if (c->pend[d])
+					err = flush_dir(s, c, d, force, now);
+	return err;
 }
 
 int cli_tap_run(struct sockmesh *sm, const struct tap_args *a, FILE *out, struct tap_result *res)
@@ -377,6 +516,12 @@ int cli_tap_run(struct sockmesh *sm, const struct tap_args *a, FILE *out, struct
 			err = n;
 			break;
 		}
+		if (s.npend) {
+			err = flush_held(&s, false);
+			if (err)
+				break;
+			n = 1;
+		}
 		if (n > 0 && pcapng_writer_flush(&s.w)) {
 			err = s.w.err ? -abs(s.w.err) : -EIO;
 			break;
@@ -390,6 +535,8 @@ int cli_tap_run(struct sockmesh *sm, const struct tap_args *a, FILE *out, struct
 	if (!err && !(a->count && s.data_records >= a->count))
 		while (sockmesh_tap__poll(t, 0) > 0)
 			;
+	if (!err)
+		err = flush_held(&s, true);
 	sockmesh_tap__stats(t, &st);
 	sockmesh_tap__free(t);
 	if (pcapng_writer_flush(&s.w) && !err)
@@ -403,6 +550,7 @@ int cli_tap_run(struct sockmesh *sm, const struct tap_args *a, FILE *out, struct
 	for (size_t i = 0; i < s.nbuckets; i++)
 		for (struct conn *c = s.tab[i], *nx; c; c = nx) {
 			nx = c->next;
+			pend_free(&s, c);
 			free(c);
 		}
 	free(s.tab);

@@ -76,6 +76,8 @@ SM_HIDDEN int sm_resolv_conf_servers(const char *path, struct sm_list *out);
 SM_HIDDEN void sm_compiled_free(struct sm_compiled *c);
 /* The cgroup2 mount point, read from /proc/mounts. */
 SM_HIDDEN int sm_cgroup2_root(char *buf, size_t len);
+/* An fd of the cgroup2 directory whose id is id (open_by_handle_at), or -errno. */
+SM_HIDDEN int sm_cgroup_open_id(__u64 id);
 /* opts struct compatibility (libbpf's OPTS_VALID): unknown tail must be 0 */
 /* copy a caller's opts struct of size src_sz into a zeroed full-size one */
 SM_HIDDEN void sm_opts_copy(void *dst, size_t dst_sz, const void *src, size_t src_sz);

@@ -59,6 +59,31 @@ static int too_long(const char *what, const char *s, size_t max)
 	return -EINVAL;
 }
 
+/* The kernel's file handle of a cgroup2 directory is its id (kernfs). */
+#define SM_FILEID_KERNFS 0xfe
+
+int sm_cgroup_open_id(__u64 id)
+{
+	struct {
+		struct file_handle fh;
+		__u64 id;
+	} h = { .fh = { .handle_bytes = sizeof(__u64), .handle_type = SM_FILEID_KERNFS } };
+	char root[PATH_MAX];
+	int mnt, fd, err;
+
+	err = sm_cgroup2_root(root, sizeof(root));
+	if (err)
+		return err;
+	mnt = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (mnt < 0)
+		return -errno;
+	memcpy(h.fh.f_handle, &id, sizeof(id));
+	fd = open_by_handle_at(mnt, &h.fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	err = fd < 0 ? -errno : fd;
+	close(mnt);
+	return err;
+}
+
 /* A cgroup2 directory's id (the kernel's cgroup id is its inode number). */
 int sm_cgroup_id_of(const char *what, const char *path, __u64 *id, int *depth)
 {
