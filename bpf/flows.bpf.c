@@ -263,9 +263,21 @@ static __always_inline void flow_msg(struct sk_msg_md *msg, __u32 path)
 	 * goes, so its state at the close would no longer say. Either end
 	 * may send: atomic.
 	 */
-	if (path == SM_TAP_PATH_STACK && (st->flags & (SM_SK_OVER_BUDGET | SM_SK_NO_SPLICE)))
-		__sync_fetch_and_or(&f->sk_flags,
-				    st->flags & (SM_SK_OVER_BUDGET | SM_SK_NO_SPLICE));
+	if (path == SM_TAP_PATH_STACK) {
+		__u32 why = st->flags & (SM_SK_OVER_BUDGET | SM_SK_NO_SPLICE);
+		struct sm_fwd *fwd;
+
+		if (!why) {
+			/* the peer is a sidecar's socket on the kernel fast path
+			 * whose bytes are held for its relay, a budget behind
+			 */
+			fwd = bpf_map_lookup_elem(&fwd_map, &pair->cookie[(st->side & 1) ^ 1]);
+			if (fwd && (fwd->flags & SM_FWD_HELD_TCP))
+				why = SM_SK_OVER_BUDGET;
+		}
+		if (why)
+			__sync_fetch_and_or(&f->sk_flags, why);
+	}
 	if (dir == fside && !(f->flags & SM_FLOW_F_PID_SET)) {
 		f->pid = (__u32)(bpf_get_current_pid_tgid() >> 32);
 		if (flow_helpers & SM_FLOW_H_MSG_COMM)
