@@ -102,10 +102,23 @@ static __always_inline void lost(__u64 bytes)
 	__sync_fetch_and_add(&lost_bytes, bytes);
 }
 
-/* A send of a spliced socket that took path: copied in records of
- * SM_TAP_CHUNK bytes. The offset moves whatever happens to the copy, so a
- * lost record is a gap, never a shift.
+/* This CPU's scratch record (its header filled, cap bytes of payload
+ * copied) out to the ring: n bytes at stream offset off.
  */
+static __always_inline void tap_out(struct sm_tap_scratch *sc, __u64 off, __u32 n, __u32 cap)
+{
+	sc->rec.off = off;
+	sc->rec.len = n;
+	sc->rec.caplen = cap;
+	/* the bound checked on the register the helper gets */
+	barrier_var(cap);
+	if (cap > SM_TAP_CHUNK)
+		cap = 0;
+	if (bpf_ringbuf_output(&ring, &sc->rec, sizeof(sc->rec) + cap, wakeup_flag(sc->wake)))
+		lost(n);
+	sc->wake = 0;
+}
+
 /* Record i of a send of size bytes whose first byte is at stream offset
  * off, from this CPU's scratch record (its header filled). A global
  * function: the verifier checks it once, not once per record of the loop
@@ -142,15 +155,7 @@ __noinline int tap_chunk(struct sk_msg_md *msg, __u32 i, __u32 size, __u32 snap,
 		cap = 0;
 	if (cap && bpf_probe_read_kernel(sc->data, cap, d))
 		cap = 0;
-	sc->rec.off = off + start;
-	sc->rec.len = n;
-	sc->rec.caplen = cap;
-	barrier_var(cap);
-	if (cap > SM_TAP_CHUNK)
-		cap = 0;
-	if (bpf_ringbuf_output(&ring, &sc->rec, sizeof(sc->rec) + cap, wakeup_flag(sc->wake)))
-		lost(n);
-	sc->wake = 0;
+	tap_out(sc, off + start, n, cap);
 	return 0;
 }
 
@@ -401,15 +406,7 @@ __noinline int tap_skb_chunk(struct __sk_buff *skb, __u32 i, __u32 size, __u32 f
 		if (bpf_skb_load_bytes(skb, from + start, sc->data, len))
 			cap = 0;
 	}
-	sc->rec.off = off + start;
-	sc->rec.len = n;
-	sc->rec.caplen = cap;
-	barrier_var(cap);
-	if (cap > SM_TAP_CHUNK)
-		cap = 0;
-	if (bpf_ringbuf_output(&ring, &sc->rec, sizeof(sc->rec) + cap, wakeup_flag(sc->wake)))
-		lost(n);
-	sc->wake = 0;
+	tap_out(sc, off + start, n, cap);
 	return 0;
 }
 
