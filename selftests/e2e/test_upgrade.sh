@@ -37,9 +37,10 @@ sm_wait_port "$SRV" "$E2E_SRV4A" 7000 || sm_die "soak server: $(cat "$TMP/soak-s
 E2E_HAP_TIMEOUT=120s e2e_haproxy_start hap "$CG" "$POD"
 # On 6.18 the 64 MiB transfers stay spliced from end to end (the issue's
 # "spliced both ways"): a budget above their size, so none leaves the
-# splice when HAProxy falls behind; with the default budget one run in
-# eight still ended one transfer early there (docs/design.md, "Splice": the
-# FIN waits for the spliced bytes). Not in the 6.1 guest: its little memory
+# splice when HAProxy falls behind; with the default budget 4 runs of 57
+# still ended one upload early there (docs/design.md, "Splice": the FIN
+# waits for the spliced bytes; traced: every byte reached HAProxy, the end
+# came on its plain-TCP leg to the server). Not in the 6.1 guest: its little memory
 # puts 1 GiB budgets under TCP memory pressure, where a redirecting writer
 # waits for memory nobody wakes it for (the reason for the budget); the
 # default budget there (no resume on 6.1: the residual case did not show).

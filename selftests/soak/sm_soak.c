@@ -520,8 +520,17 @@ static void exchange(int ti, uint32_t seed, uint64_t up, uint64_t down, uint32_t
 		rc = recv_exact(c.fd, &t, sizeof(t));
 		rerr = errno;
 	}
-	if (!rc)
-		rc = recv_eof(c.fd) == 0 ? 0 : -2; /* then EOF */
+	if (!rc) {
+		rc = recv_eof(c.fd); /* then EOF */
+		rerr = errno;
+		rc = rc == 0 ? 0 : rc > 0 ? -2 : -3;
+		/* what the server said of the up bytes, whatever came after */
+		if (rc && (t.magic != TRAILER_OK || t.got != up))
+			fprintf(stderr,
+				"client: seed %u: the server got %" PRIu64 " of %" PRIu64
+				" up bytes%s\n",
+				seed, t.got, up, t.magic == TRAILER_BAD ? " (wrong or short)" : "");
+	}
 	pthread_join(w, NULL);
 	close(c.fd);
 	if (bad >= 0) {
@@ -537,9 +546,11 @@ static void exchange(int ti, uint32_t seed, uint64_t up, uint64_t down, uint32_t
 			rc == 1	 ? " (early EOF)" :
 			rc == -1 ? " (read error or no trailer)" :
 				   "",
-			rc == -2 ? " (bytes after the trailer)" : "",
+			rc == -2 ? " (bytes after the trailer)" :
+			rc == -3 ? " (an error instead of EOF after the trailer)" :
+				   "",
 			c.err ? " (write error)" : "");
-		if (rc == -1)
+		if (rc == -1 || rc == -3)
 			fprintf(stderr, "client: seed %u: %s\n", seed, strerror(rerr));
 		atomic_fetch_add(rc == -2 ? &st_corrupt : &st_fail, 1);
 		return;
