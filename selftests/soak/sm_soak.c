@@ -476,6 +476,7 @@ static void exchange(int ti, uint32_t seed, uint64_t up, uint64_t down, uint32_t
 	pthread_t w;
 	uint64_t got = 0;
 	int64_t bad = -1;
+	bool have_trailer = false;
 	int rc, rerr;
 
 	c.fd = connect_target(ti);
@@ -521,15 +522,10 @@ static void exchange(int ti, uint32_t seed, uint64_t up, uint64_t down, uint32_t
 		rerr = errno;
 	}
 	if (!rc) {
+		have_trailer = true;
 		rc = recv_eof(c.fd); /* then EOF */
 		rerr = errno;
 		rc = rc == 0 ? 0 : rc > 0 ? -2 : -3;
-		/* what the server said of the up bytes, whatever came after */
-		if (rc && (t.magic != TRAILER_OK || t.got != up))
-			fprintf(stderr,
-				"client: seed %u: the server got %" PRIu64 " of %" PRIu64
-				" up bytes%s\n",
-				seed, t.got, up, t.magic == TRAILER_BAD ? " (wrong or short)" : "");
 	}
 	pthread_join(w, NULL);
 	close(c.fd);
@@ -537,6 +533,19 @@ static void exchange(int ti, uint32_t seed, uint64_t up, uint64_t down, uint32_t
 		fprintf(stderr,
 			"client: seed %u: down %" PRIu64 " bytes, first wrong at %" PRId64 "\n",
 			seed, down, bad);
+		atomic_fetch_add(&st_corrupt, 1);
+		return;
+	}
+	/* what the server said of the up bytes comes first, whatever followed it */
+	if (have_trailer && !c.err && (t.magic != TRAILER_OK || t.got != up)) {
+		fprintf(stderr,
+			"client: seed %u: the server got %" PRIu64 " of %" PRIu64
+			" up bytes%s%s%s\n",
+			seed, t.got, up, t.magic == TRAILER_BAD ? " (wrong or short)" : "",
+			rc == -2 ? "; then bytes after the trailer" :
+			rc == -3 ? "; then an error instead of EOF: " :
+				   "",
+			rc == -3 ? strerror(rerr) : "");
 		atomic_fetch_add(&st_corrupt, 1);
 		return;
 	}
@@ -553,13 +562,6 @@ static void exchange(int ti, uint32_t seed, uint64_t up, uint64_t down, uint32_t
 		if (rc == -1 || rc == -3)
 			fprintf(stderr, "client: seed %u: %s\n", seed, strerror(rerr));
 		atomic_fetch_add(rc == -2 ? &st_corrupt : &st_fail, 1);
-		return;
-	}
-	if (t.magic != TRAILER_OK || t.got != up) {
-		fprintf(stderr,
-			"client: seed %u: the server got %" PRIu64 " of %" PRIu64 " up bytes%s\n",
-			seed, t.got, up, t.magic == TRAILER_BAD ? " (wrong or short)" : "");
-		atomic_fetch_add(&st_corrupt, 1);
 		return;
 	}
 	atomic_fetch_add(&st_bytes, up + down);
