@@ -297,11 +297,14 @@ e2e_curl() {
 # sidecar, as uid/gid 1337, inside CGROUP and NETNS, with the `listen`
 # sections in LISTEN_BLOCK after the common global/defaults part; waits for
 # each WAIT (ADDR:PORT, [V6]:PORT). E2E_HAP_MAXCONN (default 4000) and
-# E2E_HAP_TIMEOUT (default 30s) tune it. Files: $TMP/NAME.cfg, .sock
-# (stats), .log, .pid (our pid of it).
+# E2E_HAP_TIMEOUT (default 30s) tune it; E2E_HAP_LOGALL=1 logs every
+# session with its byte counts ("CLIENT UPSTREAM-END U=from the client
+# B=to it STATE TIME") instead of only the abnormal ones. Files:
+# $TMP/NAME.cfg, .sock (stats), .log, .pid (our pid of it).
 e2e_haproxy_run() {
-	local name=$1 cg=$2 ns=$3 listen=$4 pid l
+	local name=$1 cg=$2 ns=$3 listen=$4 pid l lf='option dontlog-normal'
 	shift 4
+	[ -z "${E2E_HAP_LOGALL:-}" ] || lf='log-format "%ci:%cp %bi:%bp U=%U B=%B %ts %Tt"'
 	{
 		cat <<-EOF
 			global
@@ -314,7 +317,7 @@ e2e_haproxy_run() {
 			    mode tcp
 			    log global
 			    option tcplog
-			    option dontlog-normal
+			    $lf
 			    timeout connect 5s
 			    timeout client ${E2E_HAP_TIMEOUT:-30s}
 			    timeout server ${E2E_HAP_TIMEOUT:-30s}

@@ -300,6 +300,34 @@ static void *server_writer(void *p)
 	return NULL;
 }
 
+/* "ADDR:PORT" of fd's peer (the proxy's upstream end, to find it in its
+ * log or a capture), in a per-thread buffer
+ */
+static const char *peer_name(int fd)
+{
+	static _Thread_local char buf[INET6_ADDRSTRLEN + 8];
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char a[INET6_ADDRSTRLEN] = "?";
+	unsigned int port = 0;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+			inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+			port = ntohs(s6->sin6_port);
+		} else if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+			inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+			port = ntohs(s4->sin_port);
+		}
+	}
+	snprintf(buf, sizeof(buf), "%s:%u", a, port);
+	return buf;
+}
+
 static void *server_conn(void *p)
 {
 	struct sconn *c = p;
@@ -334,9 +362,10 @@ static void *server_conn(void *p)
 	if (rc || bad >= 0 || got != c->h.up) {
 		c->t.magic = TRAILER_BAD;
 		if (!(c->h.flags & F_RESET_CLIENT))
-			printf("server: seed %u: up %" PRIu64 " bytes, got %" PRIu64
+			printf("server: seed %u from %s: up %" PRIu64 " bytes, got %" PRIu64
 			       ", first wrong at %" PRId64 " %s\n",
-			       c->h.seed, c->h.up, got, bad, rc ? strerror(rerr) : "");
+			       c->h.seed, peer_name(c->fd), c->h.up, got, bad,
+			       rc ? strerror(rerr) : "");
 	}
 	pthread_mutex_lock(&c->mu);
 	c->read_done = true;
