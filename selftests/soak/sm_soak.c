@@ -37,6 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "addr.h"
+
 #define MAGIC 0x534d534bu /* "SMSK" */
 #define TRAILER_OK 0x4f4b4f4bu
 #define TRAILER_BAD 0x42414421u
@@ -275,6 +277,7 @@ static int recv_exact(int fd, void *p, size_t n)
 
 struct sconn {
 	int fd;
+	struct sockaddr_storage peer; /* from accept: the proxy's upstream end */
 	struct hdr h;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -300,38 +303,11 @@ static void *server_writer(void *p)
 	return NULL;
 }
 
-/* "ADDR:PORT" of fd's peer (the proxy's upstream end, to find it in its
- * log or a capture), in a per-thread buffer
- */
-static const char *peer_name(int fd)
-{
-	static _Thread_local char buf[INET6_ADDRSTRLEN + 8];
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char a[INET6_ADDRSTRLEN] = "?";
-	unsigned int port = 0;
-
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
-		if (ss.ss_family == AF_INET6) {
-			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-			inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
-			port = ntohs(s6->sin6_port);
-		} else if (ss.ss_family == AF_INET) {
-			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-			inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
-			port = ntohs(s4->sin_port);
-		}
-	}
-	snprintf(buf, sizeof(buf), "%s:%u", a, port);
-	return buf;
-}
-
 static void *server_conn(void *p)
 {
 	struct sconn *c = p;
 	pthread_t w;
+	char peer[INET6_ADDRSTRLEN + 8];
 	uint64_t got = 0;
 	int64_t bad = -1;
 	int rc, rerr;
@@ -364,8 +340,8 @@ static void *server_conn(void *p)
 		if (!(c->h.flags & F_RESET_CLIENT))
 			printf("server: seed %u from %s: up %" PRIu64 " bytes, got %" PRIu64
 			       ", first wrong at %" PRId64 " %s\n",
-			       c->h.seed, peer_name(c->fd), c->h.up, got, bad,
-			       rc ? strerror(rerr) : "");
+			       c->h.seed, smc_addr_str(&c->peer, true, peer, sizeof(peer)), c->h.up,
+			       got, bad, rc ? strerror(rerr) : "");
 	}
 	pthread_mutex_lock(&c->mu);
 	c->read_done = true;
@@ -389,9 +365,11 @@ static void *server_accept(void *p)
 	int lfd = (int)(intptr_t)p;
 
 	for (;;) {
+		struct sockaddr_storage peer = { 0 };
+		socklen_t len = sizeof(peer);
 		struct sconn *c;
 		pthread_t t;
-		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		int fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
 
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE)
@@ -405,6 +383,7 @@ static void *server_accept(void *p)
 			continue;
 		}
 		c->fd = fd;
+		c->peer = peer;
 		if (pthread_create(&t, NULL, server_conn, c)) {
 			close(fd);
 			free(c);
