@@ -957,6 +957,39 @@ static void test_fallback_fin(void)
 	close(lfd);
 }
 
+/* A reader that has half-closed already (FIN_WAIT2) goes to TIME_WAIT, so
+ * TCP_CLOSE, at its peer's FIN while redirected bytes wait unread: they
+ * must still be read, then the end of the stream (the psock stays until
+ * close(); kernels that dropped it at unhash lost them).
+ */
+static void test_half_closed_reader_fin(void)
+{
+	struct xfer down = { .size = 1 << 20, .seed = 23 };
+	unsigned char b;
+	pthread_t t;
+	int lfd, cfd, afd;
+
+	ASSERT_TRUE(sm_open(), "open");
+	ASSERT_TRUE(ns_new() >= 0, "netns");
+	ASSERT_EQ(enroll_cgroup(NULL), 0, "enroll");
+	ASSERT_TRUE(captured_conn(&lfd, &cfd, &afd), "connection");
+	ASSERT_EQ(shutdown(cfd, SHUT_WR), 0, "the app half-closes first");
+	ASSERT_EQ(recv(afd, &b, 1, 0), 0, "the proxy sees its end");
+	/* 1 MiB spliced into the app's queue, unread, then the proxy's FIN */
+	down.fd = afd;
+	pthread_create(&t, NULL, writer, &down);
+	pthread_join(t, NULL);
+	ASSERT_EQ(down.err, 0, "writes");
+	ASSERT_EQ(shutdown(afd, SHUT_WR), 0, "the proxy half-closes");
+	usleep(100000); /* the FIN would be in by now */
+	ASSERT_EQ(read_check(cfd, down.size, down.seed), 0, "every byte, in order");
+	ASSERT_EQ(recv(cfd, &b, 1, 0), 0, "then the end of the stream");
+	ASSERT_EQ(scope_stat("splice_bytes"), down.size, "the bytes were spliced");
+	close(afd);
+	close(cfd);
+	close(lfd);
+}
+
 /* A reader ten times slower than its writer, either way round: the splice
  * stops at the budget, the rest is carried by TCP with its flow control;
  * kernel TCP memory stays under a per-connection cap and every byte
@@ -3790,6 +3823,8 @@ int main(int argc, char **argv)
 	CU_add_test(s,
 		    "after a fallback the FIN waits for the spliced bytes (HAProxy's short read)",
 		    test_fallback_fin);
+	CU_add_test(s, "a half-closed reader keeps its spliced bytes at its peer's FIN",
+		    test_half_closed_reader_fin);
 	CU_add_test(s, "a 10x slower proxy: TCP memory under the cap, nothing lost",
 		    test_slow_reader_proxy);
 	CU_add_test(s, "a 10x slower app: TCP memory under the cap, nothing lost",

@@ -481,6 +481,9 @@ static void exchange(int ti, uint32_t seed, uint64_t up, uint64_t down, uint32_t
 		.h = { .magic = MAGIC, .flags = flags, .seed = seed, .up = up, .down = down }
 	};
 	struct trailer t = { 0 };
+	struct sockaddr_storage local = { 0 };
+	socklen_t llen = sizeof(local);
+	char me[SMC_ADDR_STRLEN];
 	pthread_t w;
 	uint64_t got = 0;
 	int64_t bad = -1;
@@ -493,6 +496,10 @@ static void exchange(int ti, uint32_t seed, uint64_t up, uint64_t down, uint32_t
 		atomic_fetch_add(&st_fail, 1);
 		return;
 	}
+	/* a failure names this end, as the proxy's log and a capture do */
+	if (getsockname(c.fd, (struct sockaddr *)&local, &llen))
+		local.ss_family = AF_UNSPEC;
+	smc_addr_str(&local, true, me, sizeof(me));
 	if (write_all(c.fd, &c.h, sizeof(c.h))) {
 		fprintf(stderr, "client: header: %s\n", strerror(errno));
 		atomic_fetch_add(&st_fail, 1);
@@ -539,17 +546,18 @@ static void exchange(int ti, uint32_t seed, uint64_t up, uint64_t down, uint32_t
 	close(c.fd);
 	if (bad >= 0) {
 		fprintf(stderr,
-			"client: seed %u: down %" PRIu64 " bytes, first wrong at %" PRId64 "\n",
-			seed, down, bad);
+			"client: seed %u from %s: down %" PRIu64 " bytes, first wrong at %" PRId64
+			"\n",
+			seed, me, down, bad);
 		atomic_fetch_add(&st_corrupt, 1);
 		return;
 	}
 	/* what the server said of the up bytes comes first, whatever followed it */
 	if (have_trailer && !c.err && (t.magic != TRAILER_OK || t.got != up)) {
 		fprintf(stderr,
-			"client: seed %u: the server got %" PRIu64 " of %" PRIu64
+			"client: seed %u from %s: the server got %" PRIu64 " of %" PRIu64
 			" up bytes%s%s%s\n",
-			seed, t.got, up, t.magic == TRAILER_BAD ? " (wrong or short)" : "",
+			seed, me, t.got, up, t.magic == TRAILER_BAD ? " (wrong or short)" : "",
 			rc == -2 ? "; then bytes after the trailer" :
 			rc == -3 ? "; then an error instead of EOF: " :
 				   "",
@@ -558,8 +566,9 @@ static void exchange(int ti, uint32_t seed, uint64_t up, uint64_t down, uint32_t
 		return;
 	}
 	if (rc || c.err) {
-		fprintf(stderr, "client: seed %u: down %" PRIu64 " bytes, got %" PRIu64 "%s%s%s\n",
-			seed, down, got,
+		fprintf(stderr,
+			"client: seed %u from %s: down %" PRIu64 " bytes, got %" PRIu64 "%s%s%s\n",
+			seed, me, down, got,
 			rc == 1	 ? " (early EOF)" :
 			rc == -1 ? " (read error or no trailer)" :
 				   "",
