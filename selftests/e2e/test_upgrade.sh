@@ -165,7 +165,7 @@ cycles_under_load() {
 		grep -v '^\[' "$TMP/hap.log" | sed 's/^/    haproxy| /' >&2 || true
 	fi
 	sm_cli stats 2>&1 | sed 's/^/    stats| /' >&2 || true
-	ip netns exec "$POD" nstat -az 2>/dev/null | awk '$2 != 0 && /Abort|Reset|RST|Rst|Drop|Prune|Collapse/' | sed 's/^/    nstat| /' >&2 || true
+	ip netns exec "$POD" nstat -asz 2>/dev/null | awk '$2 != 0 && /Abort|Reset|RST|Rst|Drop|Prune|Collapse/' | sed 's/^/    nstat| /' >&2 || true
 	assert_eq "$(wc -l <"$TMP/steps")" 0 "steps that failed a check"
 	assert_eq "$lid1" "$lid0" "connect4's link (updated in place, never re-created)"
 	assert_eq "$(sort -u "$TMP/progs" | wc -l)" "$((2 * n + 1))" "distinct programs it ran"

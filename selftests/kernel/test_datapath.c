@@ -2820,7 +2820,7 @@ static void fp_sizes(bool inbound)
 					(unsigned long long)info.relayed_bytes[1]);
 			scope_stats_dump();
 			for (int i = 0; i < E.n_ns; i++)
-				xsystem("echo '  netns %d:'; nsenter --net=%s nstat -az | "
+				xsystem("echo '  netns %d:'; nsenter --net=%s nstat -asz | "
 					"awk '$2 > 0 && /Prune|Drop|Collapse|OFO|DSACK|Retrans|RcvQ|Partial|Coalesce|Backlog/' >&2",
 					i, ns_path(i));
 			p.stop = 1;
