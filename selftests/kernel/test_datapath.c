@@ -965,6 +965,7 @@ static void test_fallback_fin(void)
 static void test_half_closed_reader_fin(void)
 {
 	struct xfer down = { .size = 1 << 20, .seed = 23 };
+	bool closed = false;
 	unsigned char b;
 	pthread_t t;
 	int lfd, cfd, afd;
@@ -981,7 +982,21 @@ static void test_half_closed_reader_fin(void)
 	pthread_join(t, NULL);
 	ASSERT_EQ(down.err, 0, "writes");
 	ASSERT_EQ(shutdown(afd, SHUT_WR), 0, "the proxy half-closes");
-	usleep(100000); /* the FIN would be in by now */
+	/* the case itself: the FIN is in and the app's socket is closed in
+	 * TCP's eyes (TIME_WAIT took over), its queue still unread
+	 */
+	for (int i = 0; i < 200; i++) {
+		struct tcp_info ti = { 0 };
+		socklen_t len = sizeof(ti);
+
+		if (getsockopt(cfd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+		    ti.tcpi_state == 7 /* TCP_CLOSE */) {
+			closed = true;
+			break;
+		}
+		usleep(10000);
+	}
+	ASSERT_TRUE(closed, "the app's socket went to TCP_CLOSE at the proxy's FIN");
 	ASSERT_EQ(read_check(cfd, down.size, down.seed), 0, "every byte, in order");
 	ASSERT_EQ(recv(cfd, &b, 1, 0), 0, "then the end of the stream");
 	ASSERT_EQ(scope_stat("splice_bytes"), down.size, "the bytes were spliced");
