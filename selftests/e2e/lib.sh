@@ -359,6 +359,20 @@ e2e_haproxy_self_conns() {
 	ip netns exec "$1" ss -Htnp state established "( dport = :$2 )" | grep -c '"haproxy"' || true
 }
 
+# e2e_wait_accept_queue NETNS PORT N: wait (max 10 s) until the listeners
+# on PORT in NETNS hold N connections not yet accepted (the sum of their
+# Recv-Q: a listener's accept queue), so a test that holds its proxy with
+# SIGSTOP knows its connects were made, and captured, before it goes on.
+e2e_wait_accept_queue() {
+	local ns=$1 port=$2 n=$3 q=0
+	for _ in $(seq 100); do
+		q=$(ip netns exec "$ns" ss -Hltn "( sport = :$port )" | awk '{ q += $2 } END { print q + 0 }')
+		[ "$q" -ge "$n" ] && return 0
+		sleep 0.1
+	done
+	sm_die "$q of $n connections in the accept queue of port $port in netns $ns after 10 s"
+}
+
 # e2e_haproxy_sessions NAME [FRONTEND]: total sessions (stot) of HAProxy
 # NAME's FRONTEND (default out), from its stats socket.
 e2e_haproxy_sessions() {

@@ -77,7 +77,7 @@ disable_before_the_proxy_asked_no_self_connection() {
 	for i in 1 2 3 4; do
 		e2e_curl "$CG" "$POD" "http://$E2E_SRV4A/" >"$TMP/held.$i" 2>&1 &
 	done
-	sleep 1
+	e2e_wait_accept_queue "$POD" 15001 4
 	# --grace 0: remove at once, as the old disable did (a graceful one
 	# would wait for HAProxy; test_graceful.sh shows that)
 	sm_cli disable --all --grace 0 >/dev/null
